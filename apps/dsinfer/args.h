@@ -1,0 +1,42 @@
+// Flag parsing for subcommands: `--name value`, `--name=value` and bare `--switch`.
+// A command reads the flags it knows, then calls finish(), which rejects every flag it did not
+// read, so a typo is an error rather than silently ignored.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace dsinfer::app {
+
+class Args {
+ public:
+  Args(std::string command, const std::vector<std::string>& argv);
+
+  // Flag given as a bare switch or with a value? Marks it as read.
+  bool flag(const std::string& name);
+  std::optional<std::string> get(const std::string& name);
+  std::string require(const std::string& name);
+  std::string get_or(const std::string& name, const std::string& fallback);
+  int64_t get_int(const std::string& name, int64_t fallback);
+  double get_double(const std::string& name, double fallback);
+
+  // Throws Error naming the first unknown flag or stray positional argument.
+  void finish();
+
+  const std::string& command() const { return command_; }
+
+ private:
+  std::string command_;
+  std::map<std::string, std::optional<std::string>> values_;
+  std::set<std::string> used_;
+  std::vector<std::string> positional_;
+};
+
+// Parses "5,17,301" into ids; throws on anything that is not a comma-separated integer list.
+std::vector<int32_t> parse_id_list(const std::string& text, const std::string& flag_name);
+
+}  // namespace dsinfer::app

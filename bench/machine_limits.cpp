@@ -1,0 +1,169 @@
+#include "machine_limits.h"
+
+#include "base/simd.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "base/aligned_buffer.h"
+#include "base/simd.h"
+#include "base/thread_pool.h"
+#include "base/timer.h"
+
+namespace dsinfer::bench {
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+bool smoke_mode(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (!std::strcmp(argv[i], "--smoke")) return true;
+  return false;
+}
+
+static float sum_range(const float* p, size_t n) {
+#if defined(__AVX512F__)
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
+    a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
+    a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
+    a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
+  }
+  float s = hsum(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+#else
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
+    a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
+  }
+  alignas(32) float t[8];
+  _mm256_store_ps(t, _mm256_add_ps(a0, a1));
+  float s = t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+#endif
+  for (; i < n; ++i) s += p[i];
+  return s;
+}
+
+static double stream_read(size_t bytes, int reps) {
+  size_t n = bytes / sizeof(float) / 64 * 64;
+  AlignedBuffer<float> buf(n);
+  for (size_t i = 0; i < n; ++i) buf[i] = float(i & 7);
+  ThreadPool& pool = ThreadPool::global();
+  size_t chunks = size_t(pool.size());
+  size_t per = (n / chunks) / 64 * 64;
+  std::vector<double> rates;
+  std::atomic<float> sink{0};
+  for (int r = 0; r < reps; ++r) {
+    double t0 = now_seconds();
+    pool.run(chunks, [&](size_t c) {
+      size_t b = c * per, e = c + 1 == chunks ? n : b + per;
+      float s = sum_range(buf.data() + b, e - b);
+      sink.store(sink.load() + s);
+    });
+    rates.push_back(double(n) * sizeof(float) / (now_seconds() - t0) / 1e9);
+  }
+  return median(rates);
+}
+
+// Independent accumulator chains hide the FMA latency; 2 FLOPs per lane per FMA.
+static double fma_loop_seconds(long iters, float* out) {
+#if defined(__AVX512F__)
+  __m512 acc[12];
+  for (int j = 0; j < 12; ++j) acc[j] = _mm512_set1_ps(float(j));
+  __m512 m = _mm512_set1_ps(0.9999f), a = _mm512_set1_ps(1e-4f);
+  double t0 = now_seconds();
+  for (long i = 0; i < iters; ++i)
+    for (int j = 0; j < 12; ++j) acc[j] = _mm512_fmadd_ps(acc[j], m, a);
+  double dt = now_seconds() - t0;
+  for (int j = 1; j < 12; ++j) acc[0] = _mm512_add_ps(acc[0], acc[j]);
+  *out = hsum(acc[0]);
+#else
+  __m256 acc[12];
+  for (int j = 0; j < 12; ++j) acc[j] = _mm256_set1_ps(float(j));
+  __m256 m = _mm256_set1_ps(0.9999f), a = _mm256_set1_ps(1e-4f);
+  double t0 = now_seconds();
+  for (long i = 0; i < iters; ++i)
+    for (int j = 0; j < 12; ++j) acc[j] = _mm256_fmadd_ps(acc[j], m, a);
+  double dt = now_seconds() - t0;
+  alignas(32) float t[8];
+  _mm256_store_ps(t, acc[0]);
+  *out = t[0];
+#endif
+  return dt;
+}
+
+static constexpr int kLanes =
+#if defined(__AVX512F__)
+    16;
+#else
+    8;
+#endif
+
+#if defined(__AVX512BF16__)
+static double bf16_loop_seconds(long iters, float* out) {
+  __m512 acc[12];
+  for (int j = 0; j < 12; ++j) acc[j] = _mm512_setzero_ps();
+  __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3c00);
+  double t0 = now_seconds();
+  for (long i = 0; i < iters; ++i)
+    for (int j = 0; j < 12; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], x, y);
+  double dt = now_seconds() - t0;
+  for (int j = 1; j < 12; ++j) acc[0] = _mm512_add_ps(acc[0], acc[j]);
+  *out = hsum(acc[0]);
+  return dt;
+}
+#endif
+
+// Runs `loop` on every thread at once and returns the aggregate GFLOP/s (median of reps).
+template <typename Loop>
+static double all_threads_gflops(Loop loop, long iters, double flops_per_iter, int reps) {
+  ThreadPool& pool = ThreadPool::global();
+  size_t threads = size_t(pool.size());
+  std::vector<double> rates;
+  for (int r = 0; r < reps; ++r) {
+    std::vector<double> secs(threads);
+    std::vector<float> sink(threads);
+    pool.run(threads, [&](size_t t) { secs[t] = loop(iters, &sink[t]); });
+    double slowest = *std::max_element(secs.begin(), secs.end());
+    rates.push_back(double(threads) * double(iters) * flops_per_iter / slowest / 1e9);
+  }
+  return median(rates);
+}
+
+MachineLimits measure_machine_limits(size_t bytes, int repetitions) {
+  MachineLimits m;
+  m.threads = ThreadPool::global().size();
+  m.stream_read_gbps = stream_read(bytes, repetitions);
+  long iters = bytes >= (size_t(1) << 30) ? 20'000'000 : 2'000'000;
+  m.fma_fp32_gflops = all_threads_gflops(fma_loop_seconds, iters, 12.0 * kLanes * 2, repetitions);
+#if defined(__AVX512BF16__)
+  // vdpbf16ps: 32 bf16 products summed pairwise into 16 fp32 lanes = 64 FLOPs per instruction.
+  m.bf16_dot_gflops = all_threads_gflops(bf16_loop_seconds, iters, 12.0 * 64, repetitions);
+  m.isa = "avx512+bf16";
+#elif defined(__AVX512F__)
+  m.isa = "avx512";
+#else
+  m.isa = "avx2";
+#endif
+  return m;
+}
+
+std::string describe(const MachineLimits& m) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "machine: %d threads, %s; streaming read %.1f GB/s; fp32 FMA %.1f GFLOP/s; bf16 dot %.1f GFLOP/s",
+                m.threads, m.isa.c_str(), m.stream_read_gbps, m.fma_fp32_gflops, m.bf16_dot_gflops);
+  return buf;
+}
+
+}  // namespace dsinfer::bench

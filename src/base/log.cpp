@@ -1,0 +1,31 @@
+#include "base/log.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+namespace dsinfer {
+
+static LogLevel threshold() {
+  static const LogLevel level = [] {
+    const char* env = std::getenv("DSINFER_LOG");
+    if (!env) return LogLevel::kInfo;
+    if (!std::strcmp(env, "debug")) return LogLevel::kDebug;
+    if (!std::strcmp(env, "warn")) return LogLevel::kWarn;
+    if (!std::strcmp(env, "error")) return LogLevel::kError;
+    return LogLevel::kInfo;
+  }();
+  return level;
+}
+
+bool log_enabled(LogLevel level) { return level >= threshold(); }
+
+void log_line(LogLevel level, const std::string& msg) {
+  static std::mutex mu;
+  static const char* names[] = {"debug", "info", "warn", "error"};
+  std::lock_guard<std::mutex> lock(mu);
+  std::fprintf(stderr, "[%s] %s\n", names[int(level)], msg.c_str());
+}
+
+}  // namespace dsinfer

@@ -1,0 +1,28 @@
+// Minimal leveled logging to stderr. DSINFER_LOG=debug|info|warn|error sets the threshold.
+#pragma once
+
+#include <string>
+
+#include "base/error.h"
+
+namespace dsinfer {
+
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+
+bool log_enabled(LogLevel level);
+void log_line(LogLevel level, const std::string& msg);
+
+template <typename... Parts>
+void log_info(Parts&&... parts) {
+  if (log_enabled(LogLevel::kInfo)) log_line(LogLevel::kInfo, str(std::forward<Parts>(parts)...));
+}
+template <typename... Parts>
+void log_warn(Parts&&... parts) {
+  if (log_enabled(LogLevel::kWarn)) log_line(LogLevel::kWarn, str(std::forward<Parts>(parts)...));
+}
+template <typename... Parts>
+void log_debug(Parts&&... parts) {
+  if (log_enabled(LogLevel::kDebug)) log_line(LogLevel::kDebug, str(std::forward<Parts>(parts)...));
+}
+
+}  // namespace dsinfer

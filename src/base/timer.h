@@ -1,0 +1,13 @@
+// Wall-clock timing for benchmarks and per-request latency.
+#pragma once
+
+#include <chrono>
+
+namespace dsinfer {
+
+inline double now_seconds() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace dsinfer

@@ -1,0 +1,131 @@
+#include "model/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+
+namespace dsinfer::model {
+namespace {
+
+using nlohmann::json;
+
+json read_json(const std::string& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in) << path;
+  return json::parse(in);
+}
+
+const std::string kV3 = std::string(DSINFER_SHARED_DIR) + "/configs/deepseek-v3.json";
+const std::string kV2Lite = std::string(DSINFER_SHARED_DIR) + "/configs/deepseek-v2-lite.json";
+
+TEST(Config, ParsesRealDeepSeekV3) {
+  ModelConfig c = load_config(kV3);
+  EXPECT_EQ(c.architecture, "DeepseekV3ForCausalLM");
+  EXPECT_EQ(c.hidden_size, 7168);
+  EXPECT_EQ(c.num_hidden_layers, 61);
+  EXPECT_EQ(c.first_k_dense_replace, 3);
+  EXPECT_EQ(*c.q_lora_rank, 1536);
+  EXPECT_EQ(c.kv_lora_rank, 512);
+  EXPECT_EQ(c.latent_dim(), 576);
+  EXPECT_EQ(c.qk_head_dim(), 192);
+  EXPECT_EQ(c.n_routed_experts, 256);
+  EXPECT_EQ(c.num_experts_per_tok, 8);
+  EXPECT_EQ(c.n_group, 8);
+  EXPECT_EQ(c.topk_group, 4);
+  EXPECT_EQ(c.topk_method, TopkMethod::kNoauxTc);
+  EXPECT_EQ(c.scoring_func, ScoringFunc::kSigmoid);
+  EXPECT_TRUE(c.norm_topk_prob);
+  EXPECT_DOUBLE_EQ(c.routed_scaling_factor, 2.5);
+  ASSERT_TRUE(c.yarn.has_value());
+  EXPECT_DOUBLE_EQ(c.yarn->factor, 40);
+  EXPECT_EQ(c.yarn->original_max_position_embeddings, 4096);
+  ASSERT_TRUE(c.quant.has_value());
+  EXPECT_EQ(c.quant->block_n, 128);
+  EXPECT_EQ(c.num_nextn_predict_layers, 1);
+  EXPECT_EQ(c.eos_token_id, 1);
+  EXPECT_FALSE(c.is_moe_layer(2));
+  EXPECT_TRUE(c.is_moe_layer(3));
+  // 192^-0.5 * (0.1 * ln 40 + 1)^2
+  double m = 0.1 * std::log(40.0) + 1;
+  EXPECT_NEAR(c.softmax_scale(), m * m / std::sqrt(192.0), 1e-12);
+}
+
+TEST(Config, ParsesRealDeepSeekV2Lite) {
+  ModelConfig c = load_config(kV2Lite);
+  EXPECT_EQ(c.architecture, "DeepseekV2ForCausalLM");
+  EXPECT_FALSE(c.q_lora_rank.has_value());
+  EXPECT_EQ(c.topk_method, TopkMethod::kGreedy);
+  EXPECT_EQ(c.scoring_func, ScoringFunc::kSoftmax);
+  EXPECT_EQ(c.n_shared_experts, 2);
+  EXPECT_FALSE(c.norm_topk_prob);
+  EXPECT_FALSE(c.quant.has_value());
+  EXPECT_DOUBLE_EQ(c.yarn->mscale_all_dim, 0.707);
+  EXPECT_EQ(c.bos_token_id, 100000);
+}
+
+TEST(Config, RoundTripsThroughJson) {
+  ModelConfig a = load_config(kV3);
+  ModelConfig b = parse_config(to_json(a));
+  EXPECT_EQ(to_json(a), to_json(b));
+}
+
+void expect_rejected(json j, const std::string& needle) {
+  try {
+    parse_config(j);
+    FAIL() << "accepted a config that should name " << needle;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(Config, RejectsBadValuesNamingTheField) {
+  json v3 = read_json(kV3);
+  json j = v3;
+  j["architectures"] = {"LlamaForCausalLM"};
+  expect_rejected(j, "LlamaForCausalLM");
+  j = v3; j.erase("hidden_size");
+  expect_rejected(j, "hidden_size");
+  j = v3; j["hidden_size"] = "big";
+  expect_rejected(j, "hidden_size");
+  j = v3; j["n_group"] = 7;
+  expect_rejected(j, "n_group");
+  j = v3; j["topk_group"] = 9;
+  expect_rejected(j, "topk_group");
+  j = v3; j["num_experts_per_tok"] = 0;
+  expect_rejected(j, "num_experts_per_tok");
+  j = v3; j["topk_method"] = "magic";
+  expect_rejected(j, "topk_method");
+  j = v3; j["scoring_func"] = "relu";
+  expect_rejected(j, "scoring_func");
+  j = v3; j["qk_rope_head_dim"] = 63;
+  expect_rejected(j, "qk_rope_head_dim");
+  j = v3; j["rope_scaling"]["type"] = "linear";
+  expect_rejected(j, "rope_scaling");
+  j = v3; j["quantization_config"]["weight_block_size"] = {128};
+  expect_rejected(j, "weight_block_size");
+  j = v3; j["first_k_dense_replace"] = 99;
+  expect_rejected(j, "first_k_dense_replace");
+  j = v3; j["num_key_value_heads"] = 8;
+  expect_rejected(j, "num_key_value_heads");
+  expect_rejected(json::array(), "object");
+}
+
+TEST(Config, LoadReportsMissingAndMalformedFiles) {
+  EXPECT_THROW(load_config("/nonexistent/config.json"), Error);
+  std::string path = ::testing::TempDir() + "/bad_config.json";
+  std::ofstream(path) << "{ not json";
+  try {
+    load_config(path);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not valid JSON"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace dsinfer::model
