@@ -1,4 +1,13 @@
-# The layers above base, bottom to top. Each entry names the layers it may use.
+# The layers above base, bottom to top (../shared/DESIGN.md). Each names the layers it may use.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+
 dsinfer_layer(kernels DEPS dsinfer_base)
 dsinfer_layer(model DEPS dsinfer_kernels)
-set(DSINFER_APP_LIBS dsinfer_model)
+dsinfer_layer(tokenizer DEPS dsinfer_base PkgConfig::PCRE2)
+dsinfer_layer(cache DEPS dsinfer_base)
+dsinfer_layer(parallel DEPS dsinfer_model)
+dsinfer_layer(plan DEPS dsinfer_model)
+dsinfer_layer(engine DEPS dsinfer_model dsinfer_tokenizer dsinfer_cache dsinfer_parallel)
+dsinfer_layer(serve DEPS dsinfer_engine)
+set(DSINFER_APP_LIBS dsinfer_serve dsinfer_plan)

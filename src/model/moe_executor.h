@@ -1,0 +1,41 @@
+// The seam between the MoE layer and whoever runs the experts (DESIGN.md, "Model ⇄ MoE executor").
+// The layer computes the gate (scores, group-limited top-k, bias-corrected choice, weights) and
+// hands (x, topk_ids, topk_weights) to a MoeExecutor; it never loops over experts itself.
+// LocalMoe runs every expert in this process; an expert-parallel executor dispatches tokens to
+// the ranks that own their experts and combines the results. Both see logical expert ids only.
+#pragma once
+
+#include <cstdint>
+
+namespace dsinfer::model {
+
+// Told the routing decision of every MoE layer in every step: the load statistics that EPLB
+// rebalances by (parallel::ExpertLoadRecorder implements it). Called from the forward pass, so
+// implementations must be cheap and must not throw.
+class RoutingObserver {
+ public:
+  virtual ~RoutingObserver() = default;
+  // topk_ids: [num_tokens, top_k] logical expert ids of layer `layer` (the model's layer index).
+  virtual void on_routing(int layer, const int32_t* topk_ids, int64_t num_tokens, int top_k) = 0;
+  // One forward step has finished (all layers reported).
+  virtual void on_step_end() {}
+};
+
+struct MoeInput {
+  int layer = 0;                        // model layer index
+  const float* x = nullptr;             // [num_tokens, hidden]
+  const int32_t* topk_ids = nullptr;    // [num_tokens, top_k]
+  const float* topk_weights = nullptr;  // [num_tokens, top_k], routed scaling already applied
+  int64_t num_tokens = 0;
+  int top_k = 0;
+};
+
+class MoeExecutor {
+ public:
+  virtual ~MoeExecutor() = default;
+  // out [num_tokens, hidden] += sum_k topk_weights[t,k] * expert_{topk_ids[t,k]}(x[t]).
+  // Shared experts are not included: the layer runs them beside this call.
+  virtual void run(const MoeInput& in, float* out) = 0;
+};
+
+}  // namespace dsinfer::model
