@@ -1,0 +1,32 @@
+// MoE routing top-k with DeepSeek's three gate policies:
+//  - greedy: top-k of all expert scores (DeepSeek-V2-Lite);
+//  - group-limited greedy: keep the topk_group groups whose best expert scores highest, then
+//    top-k inside them (DeepSeek-V2);
+//  - noaux_tc: selection uses score + e_score_correction_bias, groups ranked by the sum of their
+//    two best biased scores; the chosen experts are weighted by their unbiased scores (V3).
+// Scores are softmax or sigmoid of the gate logits. Weights are optionally normalised to sum 1
+// and then multiplied by routed_scaling_factor.
+#pragma once
+
+#include <cstdint>
+
+namespace dsinfer::kernels {
+
+enum class GateScoring { kSoftmax, kSigmoid };
+enum class GateTopk { kGreedy, kGroupLimited, kNoauxTc };
+
+struct RoutingParams {
+  int64_t num_experts = 0;
+  int top_k = 0;
+  int64_t num_groups = 1, topk_groups = 1;
+  GateScoring scoring = GateScoring::kSoftmax;
+  GateTopk method = GateTopk::kGreedy;
+  bool normalize = false;
+  float scaling = 1.0f;
+  const float* bias = nullptr;  // [num_experts], noaux_tc only
+};
+
+// logits [m, num_experts] -> ids [m, top_k], weights [m, top_k]. Ties go to the lower expert id.
+void route_topk(const float* logits, int64_t m, const RoutingParams& p, int32_t* ids, float* weights);
+
+}  // namespace dsinfer::kernels

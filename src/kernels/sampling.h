@@ -1,0 +1,23 @@
+// Token selection from logits: greedy argmax and temperature sampling with a caller-owned RNG
+// state, so a request's samples depend only on its own seed.
+#pragma once
+
+#include <cstdint>
+
+namespace dsinfer::kernels {
+
+int32_t argmax(const float* logits, int64_t n);  // ties: the lowest id
+
+// Samples from softmax(logits / temperature) using a uniform draw u in [0, 1).
+int32_t sample_temperature(const float* logits, int64_t n, float temperature, double u);
+
+// splitmix64: a small, well-mixed generator for per-request sampling streams.
+inline uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+inline double uniform01(uint64_t& state) { return double(splitmix64(state) >> 11) * 0x1.0p-53; }
+
+}  // namespace dsinfer::kernels
