@@ -23,7 +23,7 @@ void top_indices(const float* v, int64_t n, int64_t k, std::vector<int32_t>& ord
 
 void route_topk(const float* logits, int64_t m, const RoutingParams& p, int32_t* ids, float* weights) {
   const int64_t e = p.num_experts, per_group = e / p.num_groups;
-  std::vector<float> scores(static_cast<size_t>(e)), choice(size_t(e)), group_score(size_t(p.num_groups));
+  std::vector<float> scores(static_cast<size_t>(e)), choice(static_cast<size_t>(e)), group_score(static_cast<size_t>(p.num_groups));
   std::vector<int32_t> order, groups;
   for (int64_t t = 0; t < m; ++t) {
     const float* l = logits + t * e;
