@@ -218,7 +218,7 @@ def rope_inv_freq(cfg):
     factor = float(rs["factor"])
     inter = extra / factor
     low, high = yarn_correction_range(rs.get("beta_fast", 32), rs.get("beta_slow", 1), dr, base,
-                                      rs["original_max_position_embeddings"])
+                                      rs.get("original_max_position_embeddings", 4096))
     keep = 1.0 - yarn_linear_ramp(low, high, dr // 2)  # 1 = keep the original frequency
     inv_freq = inter * (1.0 - keep) + extra * keep
     # The rotary part of q and k is scaled by mscale(mscale) / mscale(mscale_all_dim); with the

@@ -410,6 +410,24 @@ def rope_hand_value_and_relative_position():
     close(ref.apply_rope(qh, cs, sn)[:, 1], ref.apply_rope(qh[:, 1], cs, sn), 0, "rope per head")
 
 
+@check
+def rope_interleaved_equals_deinterleave_then_rotate_half():
+    # A second textbook formulation: gather the even elements then the odd ones, and rotate
+    # halves, y = x' cos(cat(f, f)) + rotate_half(x') sin(cat(f, f)) with rotate_half(a, b) =
+    # (-b, a). It is the complex-pair rotation up to that fixed permutation of the output, so
+    # every q.k product is the same.
+    c = cfg_with()
+    cs, sn = ref.rope_tables(c, torch.arange(9))                           # [T, dr/2]
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(9, 3, 8, generator=g, dtype=torch.float64)             # [T, H, dr]
+    perm = torch.cat((torch.arange(0, 8, 2), torch.arange(1, 8, 2)))
+    xp = x[..., perm]
+    cos2, sin2 = torch.cat((cs, cs), -1)[:, None, :], torch.cat((sn, sn), -1)[:, None, :]
+    rot = torch.cat((-xp[..., 4:], xp[..., :4]), -1)
+    other = xp * cos2 + rot * sin2
+    close(ref.apply_rope(x, cs, sn)[..., perm], other, 1e-14, "two rope formulations")
+
+
 # ============================================================================ attention
 
 @check
