@@ -83,8 +83,20 @@ class Config:
             kind = self.rope_scaling.get("type", self.rope_scaling.get("rope_type"))
             if kind != "yarn":
                 raise ValueError(f"rope_scaling.type: only yarn is supported, got {kind!r}")
-        if self.n_routed_experts and self.n_routed_experts % self.n_group:
-            raise ValueError("n_group: does not divide n_routed_experts")
+        if self.n_routed_experts:
+            if self.moe_intermediate_size is None or not self.num_experts_per_tok:
+                raise ValueError("moe_intermediate_size / num_experts_per_tok: missing for an MoE model")
+            if self.n_routed_experts % self.n_group:
+                raise ValueError("n_group: does not divide n_routed_experts")
+            if not 1 <= self.topk_group <= self.n_group:
+                raise ValueError(f"topk_group: {self.topk_group} not in [1, n_group={self.n_group}]")
+            reachable = (self.n_routed_experts if self.topk_method == "greedy"
+                         else self.topk_group * self.n_routed_experts // self.n_group)
+            if self.num_experts_per_tok > reachable:
+                raise ValueError(f"num_experts_per_tok: {self.num_experts_per_tok} > the {reachable} experts "
+                                 "the kept groups hold")
+        if self.qk_rope_head_dim % 2:
+            raise ValueError("qk_rope_head_dim: must be even (RoPE rotates pairs)")
 
     @property
     def qk_head_dim(self):
