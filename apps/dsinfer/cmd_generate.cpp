@@ -1,0 +1,81 @@
+// dsinfer generate: greedy (or temperature) generation for one prompt, with the throughput and
+// the weight bytes each decoded token reads.
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "base/timer.h"
+#include "command.h"
+#include "kernels/sampling.h"
+#include "model/deepseek.h"
+#include "model_flags.h"
+#include "single_sequence.h"
+
+namespace dsinfer::app {
+namespace {
+
+int run(Args& args) {
+  std::string dir = args.require("model");
+  auto prompt = args.get("prompt");
+  auto tokens = args.get("tokens");
+  int64_t max_new = args.get_int("max-new-tokens", 16);
+  double temperature = args.get_double("temperature", 0.0);
+  uint64_t seed = uint64_t(args.get_int("seed", 0));
+  bool json_out = args.flag("json");
+  model::ModelOptions opt;
+  opt.precision = parse_precision(args.get_or("precision", "default"));
+  args.finish();
+  check(prompt.has_value() != tokens.has_value(), "give exactly one of --prompt TEXT or --tokens IDS");
+  check(max_new >= 1, "--max-new-tokens must be at least 1");
+  check(temperature >= 0, "--temperature must not be negative");
+  check(!prompt, "--prompt needs the tokenizer, which is not built yet; pass --tokens IDS");
+  std::vector<int32_t> ids = parse_id_list(*tokens, "tokens");
+
+  auto m = model::DeepSeekModel::load(dir, opt);
+  const auto& cfg = m->config();
+  for (int32_t id : ids) check(id < cfg.vocab_size, "token id ", id, " is outside the vocabulary [0, ", cfg.vocab_size, ")");
+  check(int64_t(ids.size()) + max_new <= cfg.max_position_embeddings, "prompt plus --max-new-tokens exceeds the context (",
+        cfg.max_position_embeddings, ")");
+
+  SingleSequence seq(*m, int64_t(ids.size()) + max_new);
+  uint64_t rng = seed;
+  auto pick = [&](const std::vector<float>& logits) {
+    return kernels::sample_temperature(logits.data(), cfg.vocab_size, float(temperature), kernels::uniform01(rng));
+  };
+  double t0 = now_seconds();
+  std::vector<int32_t> out{pick(seq.feed(ids, false))};
+  double t1 = now_seconds();
+  while (int64_t(out.size()) < max_new && out.back() != cfg.eos_token_id) out.push_back(pick(seq.feed({out.back()}, false)));
+  double t2 = now_seconds();
+
+  const int64_t decoded = int64_t(out.size()) - 1;  // tokens produced by decode steps
+  const double prefill_tps = double(ids.size()) / (t1 - t0);
+  const double decode_tps = decoded > 0 ? double(decoded) / (t2 - t1) : 0.0;
+  const double bytes_per_token = m->weights().bytes_per_token(cfg);
+  if (json_out) {
+    nlohmann::json j = {{"token_ids", out},
+                        {"text", nullptr},
+                        {"prompt_tokens", ids.size()},
+                        {"generated_tokens", out.size()},
+                        {"prefill_tokens_per_s", prefill_tps},
+                        {"decode_tokens_per_s", decode_tps},
+                        {"weight_bytes_per_token", bytes_per_token},
+                        {"decode_weight_gbps", decode_tps * bytes_per_token / 1e9}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? "," : "", out[i]);
+    std::printf("\n");
+    std::fprintf(stderr, "prefill %.1f tok/s, decode %.2f tok/s (%.1f MB weights/token, %.2f GB/s)\n", prefill_tps,
+                 decode_tps, bytes_per_token / 1e6, decode_tps * bytes_per_token / 1e9);
+  }
+  return 0;
+}
+
+const Registration reg({"generate", "generate tokens for one prompt",
+                        "--model DIR (--prompt TEXT | --tokens IDS) [--max-new-tokens N] [--temperature T] [--seed S]\n"
+                        "       [--json] [--precision fp32|default]",
+                        run});
+
+}  // namespace
+}  // namespace dsinfer::app

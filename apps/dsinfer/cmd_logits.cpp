@@ -1,0 +1,54 @@
+// dsinfer logits: every position's logits for a token list, as a float32 .npy [n, vocab] — the
+// interface the PyTorch reference checks the model through.
+#include <cstdio>
+#include <fstream>
+
+#include "base/error.h"
+#include "base/npy.h"
+#include "command.h"
+#include "model/deepseek.h"
+#include "model_flags.h"
+#include "single_sequence.h"
+
+namespace dsinfer::app {
+namespace {
+
+int run(Args& args) {
+  std::string dir = args.require("model");
+  std::vector<int32_t> ids = parse_id_list(args.require("tokens"), "tokens");
+  std::string out = args.require("out");
+  model::ModelOptions opt;
+  opt.precision = parse_precision(args.get_or("precision", "default"));
+  opt.attention = parse_attention_mode(args.get_or("attention", "auto"));
+  int64_t step_from = args.get_int("step-from", -1);
+  args.finish();
+  check(step_from == -1 || (step_from >= 1 && step_from <= int64_t(ids.size())),
+        "--step-from must be between 1 and the number of tokens (", ids.size(), ")");
+  // Fail on an unwritable output before spending time on the model.
+  check(bool(std::ofstream(out, std::ios::binary | std::ios::app)), "cannot write --out ", out);
+
+  auto m = model::DeepSeekModel::load(dir, opt);
+  const int64_t vocab = m->config().vocab_size;
+  for (int32_t id : ids) check(id < vocab, "token id ", id, " is outside the vocabulary [0, ", vocab, ")");
+
+  SingleSequence seq(*m, int64_t(ids.size()));
+  std::vector<float> all;
+  all.reserve(ids.size() * size_t(vocab));
+  size_t prefill = step_from < 0 ? ids.size() : size_t(step_from);
+  std::vector<float> l = seq.feed(std::vector<int32_t>(ids.begin(), ids.begin() + long(prefill)), true);
+  all.insert(all.end(), l.begin(), l.end());
+  for (size_t i = prefill; i < ids.size(); ++i) {
+    l = seq.feed({ids[i]}, true);
+    all.insert(all.end(), l.begin(), l.end());
+  }
+  write_npy_f32(out, all.data(), {int64_t(ids.size()), vocab});
+  return 0;
+}
+
+const Registration reg({"logits", "write every position's logits for a token list to a .npy file",
+                        "--model DIR --tokens 5,17,301 --out FILE.npy [--precision fp32|default] [--step-from K]\n"
+                        "       [--attention auto|absorbed|non-absorbed]",
+                        run});
+
+}  // namespace
+}  // namespace dsinfer::app

@@ -1,0 +1,24 @@
+// Flags shared by the commands that run the model.
+#pragma once
+
+#include <string>
+
+#include "base/error.h"
+#include "model/forward_options.h"
+
+namespace dsinfer::app {
+
+inline model::Precision parse_precision(const std::string& s) {
+  if (s == "fp32") return model::Precision::kFp32;
+  if (s == "default") return model::Precision::kDefault;
+  fail("--precision must be fp32 or default, got '", s, "'");
+}
+
+inline model::AttentionMode parse_attention_mode(const std::string& s) {
+  if (s == "auto") return model::AttentionMode::kAuto;
+  if (s == "absorbed") return model::AttentionMode::kAbsorbed;
+  if (s == "non-absorbed") return model::AttentionMode::kNonAbsorbed;
+  fail("--attention must be auto, absorbed or non-absorbed, got '", s, "'");
+}
+
+}  // namespace dsinfer::app

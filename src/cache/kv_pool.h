@@ -1,0 +1,40 @@
+// The paged latent KV pool: one allocation holding every layer's [num_blocks, block_size, dim]
+// latent rows, and a free list of block ids. Sequences own block ids, never memory; the model
+// reaches the rows through model::KvCacheView and the sequence's block table.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "base/aligned_buffer.h"
+#include "base/dtype.h"
+#include "model/batch.h"
+
+namespace dsinfer::cache {
+
+class KvPool {
+ public:
+  KvPool(int64_t num_layers, int64_t dim, DType dtype, int64_t num_blocks, int64_t block_size = 64);
+
+  // Blocks needed for `tokens` tokens.
+  int64_t blocks_for(int64_t tokens) const { return (tokens + block_size_ - 1) / block_size_; }
+  // Appends `count` free block ids to `table`; false (and nothing taken) when too few are free.
+  bool allocate(int64_t count, std::vector<int32_t>& table);
+  void release(const std::vector<int32_t>& blocks);
+
+  int64_t free_blocks() const { return int64_t(free_.size()); }
+  int64_t num_blocks() const { return num_blocks_; }
+  int64_t block_size() const { return block_size_; }
+  model::KvCacheView view();
+
+  // Blocks that fit in `bytes` for a model's layer count and latent width.
+  static int64_t blocks_in_bytes(double bytes, int64_t num_layers, int64_t dim, DType dtype, int64_t block_size = 64);
+
+ private:
+  int64_t num_layers_, dim_, num_blocks_, block_size_;
+  DType dtype_;
+  AlignedBuffer<uint8_t> storage_;
+  std::vector<int32_t> free_;
+};
+
+}  // namespace dsinfer::cache

@@ -1,0 +1,50 @@
+// What the engine hands the model for one forward step (DESIGN.md, "Engine ⇄ model"): the
+// flattened new tokens of every sequence in the step — prefill chunks and single decode tokens
+// alike — with each sequence's span, how many of its tokens are already in the KV cache, and its
+// block table; plus which rows need logits.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/latent_cache.h"
+
+namespace dsinfer::model {
+
+struct SequenceChunk {
+  int64_t first_token = 0;     // index of this chunk's first token in Batch::tokens
+  int64_t num_tokens = 0;      // new tokens in this step
+  int64_t cached_tokens = 0;   // tokens of this sequence already in the cache (its position offset)
+  const int32_t* block_table = nullptr;  // ceil((cached + new) / block_size) block ids
+};
+
+struct Batch {
+  std::vector<int32_t> tokens;
+  std::vector<SequenceChunk> seqs;
+  std::vector<int64_t> logits_rows;  // token indices whose logits the caller wants, in output order
+
+  // Appends one sequence's chunk; positions run from cached_tokens.
+  void add(const int32_t* ids, int64_t n, int64_t cached_tokens, const int32_t* block_table, bool all_logits) {
+    int64_t first = int64_t(tokens.size());
+    tokens.insert(tokens.end(), ids, ids + n);
+    seqs.push_back({first, n, cached_tokens, block_table});
+    if (all_logits)
+      for (int64_t i = 0; i < n; ++i) logits_rows.push_back(first + i);
+    else if (n > 0)
+      logits_rows.push_back(first + n - 1);
+  }
+};
+
+// The whole latent cache: num_layers regions of [num_blocks, block_size, dim] each.
+struct KvCacheView {
+  void* base = nullptr;
+  DType dtype = DType::kBF16;
+  int64_t num_layers = 0, num_blocks = 0, block_size = 64, dim = 0;
+
+  kernels::LatentCacheView layer(int64_t l) const {
+    size_t layer_bytes = size_t(num_blocks * block_size * dim) * dtype_size(dtype);
+    return {static_cast<uint8_t*>(base) + size_t(l) * layer_bytes, dtype, block_size, dim};
+  }
+};
+
+}  // namespace dsinfer::model

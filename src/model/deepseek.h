@@ -1,0 +1,61 @@
+// DeepSeekModel: the DeepSeek-V2/V3 forward pass over a Batch, reading like the papers:
+//   x = embed(tokens)
+//   for each layer: x += MLA(norm(x)); x += (MoE or MLP)(norm(x))
+//   logits = lm_head(norm(x))   for the rows the batch asks for
+// The model owns no sequence memory: it reads and writes the latent cache through the batch's
+// block tables (DESIGN.md, "Model ⇄ KV cache").
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/rope.h"
+#include "model/attention.h"
+#include "model/batch.h"
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/forward_options.h"
+#include "model/local_moe.h"
+#include "model/moe.h"
+#include "model/weights.h"
+
+namespace dsinfer::model {
+
+struct ModelOptions {
+  Precision precision = Precision::kDefault;
+  AttentionMode attention = AttentionMode::kAuto;
+  MoeExecutor* executor = nullptr;      // nullptr: LocalMoe
+  RoutingObserver* observer = nullptr;  // told every layer's routing
+};
+
+class DeepSeekModel {
+ public:
+  // Loads config.json and the checkpoint in `dir`, validating every tensor.
+  static std::unique_ptr<DeepSeekModel> load(const std::string& dir, const ModelOptions& options = {});
+  DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOptions& options);
+
+  // Runs one step. logits: [batch.logits_rows.size(), vocab_size].
+  void forward(const Batch& batch, const KvCacheView& cache, float* logits);
+
+  const ModelConfig& config() const { return cfg_; }
+  const ModelWeights& weights() const { return weights_; }
+  // The latent cache dtype this precision uses.
+  DType cache_dtype() const { return options_.precision == Precision::kFp32 ? DType::kF32 : DType::kBF16; }
+  void set_attention_mode(AttentionMode m) { options_.attention = m; }
+  void set_observer(RoutingObserver* o) { options_.observer = o; }
+
+ private:
+  ModelConfig cfg_;
+  Checkpoint ckpt_;
+  ModelWeights weights_;
+  ModelOptions options_;
+  kernels::RopeParams rope_;
+  LocalMoe local_moe_;
+  std::vector<MlaAttention> attention_;
+  std::vector<std::unique_ptr<MoeLayer>> moe_;  // null for dense layers
+  std::vector<float> x_, h_, branch_, cos_, sin_, final_, scratch_;
+  std::vector<int32_t> positions_;
+};
+
+}  // namespace dsinfer::model

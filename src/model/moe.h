@@ -1,0 +1,29 @@
+// The MoE layer (DeepSeekMoE): the router picks top_k routed experts per token and weights them
+// (kernels/routing.h holds the three gate policies); a MoeExecutor runs the routed experts;
+// shared experts run on every token beside it. out = shared(x) + sum_k w_k expert_k(x).
+#pragma once
+
+#include <vector>
+
+#include "kernels/routing.h"
+#include "model/config.h"
+#include "model/moe_executor.h"
+#include "model/weights.h"
+
+namespace dsinfer::model {
+
+class MoeLayer {
+ public:
+  MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer);
+
+  void forward(const float* x, int64_t T, MoeExecutor& executor, RoutingObserver* observer, float* out);
+
+ private:
+  const MoeWeights& w_;
+  int layer_;
+  kernels::RoutingParams params_;
+  std::vector<float> logits_, weights_, scratch_;
+  std::vector<int32_t> ids_;
+};
+
+}  // namespace dsinfer::model

@@ -1,0 +1,25 @@
+// Writes a random checkpoint in exactly the Hugging Face layout and tensor names of DeepSeek's
+// checkpoints — BF16, or FP8 the way the official V3 checkpoint is (every linear weight inside
+// the layers except the router is e4m3 with a 128x128-block weight_scale_inv; embeddings, norms,
+// router, e_score_correction_bias and lm_head stay BF16/F32). Weights are scaled so activations
+// stay O(1) and routing and logits are not trivial. Deterministic for a given seed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "model/config.h"
+
+namespace dsinfer::model {
+
+struct RandomCheckpointOptions {
+  bool fp8 = false;
+  uint64_t seed = 0;
+  int64_t max_shard_bytes = int64_t(2) << 30;  // larger checkpoints are sharded with an index
+};
+
+// Writes config.json and the safetensors files into dir (created if needed). Returns the number
+// of weight bytes written.
+int64_t write_random_checkpoint(const ModelConfig& cfg, const std::string& dir, const RandomCheckpointOptions& opt);
+
+}  // namespace dsinfer::model
