@@ -2,17 +2,21 @@
 """Check `dsinfer logits` against the reference on a model `dsinfer make-model` writes.
 
     check_dsinfer.py --dsinfer build/dsinfer --preset tiny-v3 [--fp8] [--n-tokens 12]
-                     [--precision fp32] [--step-from K ...] --max-rel-l2 1e-4
-                     [--min-argmax-agree 0.9] [--workdir DIR]
+                     --check fp32:1e-4 [--check default:3e-2:0.9 ...] [--step-from K ...]
+                     [--attention MODE] [--workdir DIR] [--fresh]
 
-Makes the model (once per workdir), computes the reference logits in float64, then runs
-`dsinfer logits` once per path (prefill, and each --step-from K given) and compares every
-position. Exit status 1 when any comparison breaks a bound or a command fails.
+--check PRECISION:MAX_REL_L2[:MIN_ARGMAX_AGREE] runs `dsinfer logits --precision PRECISION`
+and bounds its per-position relative L2 error (and argmax agreement) against the reference.
+
+Makes the model (once per workdir unless --fresh), computes the reference logits in float64,
+then runs `dsinfer logits` for every check and every path (prefill, and each --step-from K) and
+compares every position. Exit status 1 when any comparison breaks a bound or a command fails.
 """
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,18 +44,26 @@ def main(argv=None):
     ap.add_argument("--fp8", action="store_true")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--n-tokens", type=int, default=12)
-    ap.add_argument("--precision", default=None, help="passed to dsinfer logits --precision")
+    ap.add_argument("--check", action="append", required=True, metavar="PRECISION:MAX_REL[:MIN_AGREE]")
+    ap.add_argument("--attention", default=None, help="passed to dsinfer logits --attention")
     ap.add_argument("--step-from", type=int, action="append", default=[],
                     help="also check the decode path with this many prefilled tokens (repeatable)")
     ap.add_argument("--no-prefill", action="store_true", help="only the --step-from paths")
-    ap.add_argument("--max-rel-l2", type=float, required=True)
-    ap.add_argument("--min-argmax-agree", type=float, default=None)
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--fresh", action="store_true", help="remake the model even if the workdir has it")
     args = ap.parse_args(argv)
+    checks = []
+    for c in args.check:
+        parts = c.split(":")
+        if len(parts) not in (2, 3):
+            ap.error(f"--check {c}: expected PRECISION:MAX_REL_L2[:MIN_ARGMAX_AGREE]")
+        checks.append((parts[0], parts[1], parts[2] if len(parts) == 3 else None))
 
     work = args.workdir or tempfile.mkdtemp(prefix="dsinfer-ref-")
     model = os.path.join(work, f"{args.preset}{'-fp8' if args.fp8 else ''}"
                          f"{'' if args.seed is None else f'-s{args.seed}'}")
+    if args.fresh and os.path.exists(model):
+        shutil.rmtree(model)
     if not os.path.exists(os.path.join(model, "config.json")):
         cmd = [args.dsinfer, "make-model", "--preset", args.preset, "--out", model]
         cmd += ["--fp8"] if args.fp8 else []
@@ -70,19 +82,19 @@ def main(argv=None):
 
     paths = ([] if args.no_prefill else [None]) + args.step_from
     failed = 0
-    for k in paths:
-        label = "prefill" if k is None else f"step-from {k}"
-        got = os.path.join(work, "got.npy")
-        cmd = [args.dsinfer, "logits", "--model", model, "--tokens", tok_arg, "--out", got]
-        cmd += ["--precision", args.precision] if args.precision else []
-        cmd += ["--step-from", str(k)] if k is not None else []
-        run(cmd)
-        print(f"[{args.preset}{' fp8' if args.fp8 else ''}, {label}]", flush=True)
-        bounds = ["--max-rel-l2", str(args.max_rel_l2)]
-        if args.min_argmax_agree is not None:
-            bounds += ["--min-argmax-agree", str(args.min_argmax_agree)]
-        if compare_logits.main(["--ref", ref_path, "--got", got, "--verbose"] + bounds) != 0:
-            failed += 1
+    for precision, max_rel, min_agree in checks:
+        for k in paths:
+            label = f"precision {precision}, " + ("prefill" if k is None else f"step-from {k}")
+            got = os.path.join(work, "got.npy")
+            cmd = [args.dsinfer, "logits", "--model", model, "--tokens", tok_arg, "--out", got,
+                   "--precision", precision]
+            cmd += ["--attention", args.attention] if args.attention else []
+            cmd += ["--step-from", str(k)] if k is not None else []
+            run(cmd)
+            print(f"[{args.preset}{' fp8' if args.fp8 else ''}, {label}]", flush=True)
+            bounds = ["--max-rel-l2", max_rel] + (["--min-argmax-agree", min_agree] if min_agree else [])
+            if compare_logits.main(["--ref", ref_path, "--got", got, "--verbose"] + bounds) != 0:
+                failed += 1
     return 1 if failed else 0
 
 
