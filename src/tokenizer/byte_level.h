@@ -1,0 +1,28 @@
+// The GPT-2 byte-level alphabet: every byte 0..255 is shown as one printable code point so that
+// byte-level BPE vocabularies can be stored as text (a space is "Ġ", a newline "Ċ"). dsinfer
+// converts vocabularies back to raw bytes once at load time, so encoding never maps text.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace dsinfer::tokenizer {
+
+// Code point that byte b is shown as.
+uint32_t byte_to_code_point(uint8_t b);
+
+// The raw bytes a byte-level token stands for, or nullopt when some character of it is not in
+// the alphabet (such a token never comes out of byte-level pre-tokenization).
+std::optional<std::string> byte_level_to_bytes(std::string_view token);
+
+// Raw bytes -> byte-level text (the form tokenizer.json stores).
+std::string bytes_to_byte_level(std::string_view bytes);
+
+// The regex the ByteLevel pre-tokenizer applies when use_regex is true (Oniguruma syntax).
+inline constexpr const char* kByteLevelPattern =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+}  // namespace dsinfer::tokenizer

@@ -1,0 +1,62 @@
+// The tokenizer the rest of dsinfer uses: loads a Hugging Face tokenizer.json (byte-level BPE
+// with added tokens, normalizer, pre-tokenizer, decoder) plus tokenizer_config.json (BOS/EOS and
+// the chat template) and encodes exactly as Hugging Face's Rust `tokenizers` does. Encoding adds
+// no BOS and recognises special-token strings inside the text. A Tokenizer is immutable after
+// loading, cheap to copy (the tables are shared) and safe to use from many threads at once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dsinfer::tokenizer {
+
+struct ChatMessage;
+
+class Tokenizer {
+ public:
+  // Reads model_dir/tokenizer.json and, when present, model_dir/tokenizer_config.json.
+  static Tokenizer from_dir(const std::string& model_dir);
+  // The same from the files' contents; config_json may be empty. `origin` names the source in
+  // error messages.
+  static Tokenizer from_json(std::string_view tokenizer_json, std::string_view config_json = {},
+                             const std::string& origin = "tokenizer.json");
+
+  // Invalid UTF-8 in text is first replaced by U+FFFD (what Hugging Face sees after the same
+  // lossy conversion), never an error.
+  std::vector<int32_t> encode(std::string_view text) const;
+  void encode(std::string_view text, std::vector<int32_t>& out) const;  // appends
+
+  // Throws Error for an id outside the vocabulary (Hugging Face silently drops it).
+  std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens = false) const;
+
+  int32_t bos_id() const;  // -1 when tokenizer_config.json names none
+  int32_t eos_id() const;
+  int32_t token_id(std::string_view token) const;  // -1 if absent; added tokens first
+  size_t vocab_size() const;                        // one more than the largest id
+  const std::string& id_to_token(int32_t id) const; // as written in tokenizer.json; throws when out of range
+  bool is_special(int32_t id) const;
+  bool is_valid_id(int32_t id) const;
+
+  // The bytes token `id` adds to decoded text when the decoder is ByteLevel (see
+  // StreamingDetokenizer).
+  bool byte_level_decoding() const;
+  const std::string& token_bytes(int32_t id) const;
+
+  const std::string& bos_token() const;
+  const std::string& eos_token() const;
+  const std::string& chat_template() const;  // "" when tokenizer_config.json has none
+
+  // Renders a conversation with this tokenizer's chat template. Only the DeepSeek-V3 template is
+  // implemented natively; any other template is rejected with an Error naming the problem.
+  std::string render_chat(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<const Impl> impl_;
+};
+
+}  // namespace dsinfer::tokenizer
