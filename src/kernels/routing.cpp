@@ -59,8 +59,10 @@ void route_topk(const float* logits, int64_t m, const RoutingParams& p, int32_t*
       sum += weights[t * p.top_k + k] = scores[order[k]];
     }
     // DeepSeek adds 1e-20 to the denominator so an all-zero softmax tail cannot divide by zero.
-    float norm = p.normalize && p.top_k > 1 ? 1.0f / (sum + 1e-20f) : 1.0f;
-    for (int k = 0; k < p.top_k; ++k) weights[t * p.top_k + k] *= norm * p.scaling;
+    bool normalized = p.normalize && p.top_k > 1;
+    float factor = normalized ? 1.0f / (sum + 1e-20f) : 1.0f;
+    if (!normalized || p.scale_normalized) factor *= p.scaling;
+    for (int k = 0; k < p.top_k; ++k) weights[t * p.top_k + k] *= factor;
   }
 }
 

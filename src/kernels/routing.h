@@ -23,6 +23,9 @@ struct RoutingParams {
   GateTopk method = GateTopk::kGreedy;
   bool normalize = false;
   float scaling = 1.0f;
+  // DeepSeek-V3 scales after normalising; DeepSeek-V2's gate scales only weights it did not
+  // normalise (the two agree for every published config, which never pairs V2 with both).
+  bool scale_normalized = true;
   const float* bias = nullptr;  // [num_experts], noaux_tc only
 };
 

@@ -19,6 +19,7 @@ MoeLayer::MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer) : w_(
                                                                         : kernels::GateTopk::kNoauxTc;
   params_.normalize = cfg.norm_topk_prob;
   params_.scaling = float(cfg.routed_scaling_factor);
+  params_.scale_normalized = cfg.architecture != "DeepseekV2ForCausalLM";
   params_.bias = w.bias.empty() ? nullptr : w.bias.data();
 }
 

@@ -1,0 +1,91 @@
+#include "kernels/attention.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "reference.h"
+
+namespace dsinfer::kernels {
+namespace {
+
+// A paged cache whose unused rows hold NaN: any read outside a sequence's blocks poisons the output.
+struct PagedCache {
+  std::vector<float> rows;
+  LatentCacheView view;
+  std::vector<int32_t> table;
+  PagedCache(int64_t blocks, int64_t dim, int64_t len, uint32_t seed) {
+    rows.assign(size_t(blocks * 64 * dim), std::nanf(""));
+    view = {rows.data(), DType::kF32, 64, dim};
+    // Scatter the sequence over non-contiguous blocks in reverse order.
+    for (int64_t b = 0; b < (len + 63) / 64; ++b) table.push_back(int32_t(blocks - 1 - 2 * b));
+    auto v = ref::randn(size_t(len * dim), seed);
+    for (int64_t t = 0; t < len; ++t) latent_cache_store(view, table.data(), t, v.data() + t * dim);
+  }
+  float at(int64_t t, int64_t c) const {
+    return rows[size_t((table[size_t(t / 64)] * 64 + t % 64) * view.dim + c)];
+  }
+};
+
+TEST(Attention, MlaDecodeMatchesNaiveSoftmaxWithBottomRightCausality) {
+  const int64_t dim = 40, dv = 32, heads = 3;
+  for (auto [len, s_q] : {std::pair{1L, 1L}, {63L, 1L}, {64L, 2L}, {200L, 5L}}) {
+    PagedCache c(12, dim, len, uint32_t(len));
+    auto q = ref::randn(size_t(s_q * heads * dim), 99);
+    std::vector<float> out(size_t(s_q * heads * dv)), lse(size_t(heads * s_q));
+    const float scale = 0.3f;
+    mla_decode(q.data(), s_q, heads, c.view, c.table.data(), len, dv, scale, out.data(), lse.data());
+    for (int64_t i = 0; i < s_q; ++i)
+      for (int64_t h = 0; h < heads; ++h) {
+        int64_t visible = len - s_q + i + 1;
+        const float* qh = q.data() + (i * heads + h) * dim;
+        auto score = [&](int64_t j) {
+          double s = 0;
+          for (int64_t d = 0; d < dim; ++d) s += double(qh[d]) * c.at(j, d);
+          return s * scale;
+        };
+        auto want = ref::attend(visible, dv, score, [&](int64_t j, int64_t d) { return double(c.at(j, d)); });
+        for (int64_t d = 0; d < dv; ++d)
+          ASSERT_NEAR(out[size_t((i * heads + h) * dv + d)], want[size_t(d)], 1e-5) << len << " " << i << " " << h;
+        double mx = -1e300, sum = 0;
+        for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, score(j));
+        for (int64_t j = 0; j < visible; ++j) sum += std::exp(score(j) - mx);
+        EXPECT_NEAR(lse[size_t(h * s_q + i)], mx + std::log(sum), 1e-4);
+      }
+  }
+}
+
+TEST(Attention, CausalAttentionMatchesNaiveSoftmax) {
+  const int64_t heads = 2, dqk = 24, dv = 16, ctx = 150, s_q = 70;
+  auto q = ref::randn(size_t(s_q * heads * dqk), 1), k = ref::randn(size_t(ctx * heads * dqk), 2),
+       v = ref::randn(size_t(ctx * heads * dv), 3);
+  std::vector<float> out(size_t(s_q * heads * dv));
+  causal_attention(q.data(), heads * dqk, k.data(), heads * dqk, v.data(), heads * dv, s_q, ctx, heads, dqk, dv, 0.2f,
+                   out.data(), heads * dv);
+  for (int64_t i = 0; i < s_q; ++i)
+    for (int64_t h = 0; h < heads; ++h) {
+      auto want = ref::attend(
+          ctx - s_q + i + 1, dv,
+          [&](int64_t j) {
+            double s = 0;
+            for (int64_t d = 0; d < dqk; ++d) s += double(q[size_t((i * heads + h) * dqk + d)]) * k[size_t((j * heads + h) * dqk + d)];
+            return 0.2 * s;
+          },
+          [&](int64_t j, int64_t d) { return double(v[size_t((j * heads + h) * dv + d)]); });
+      for (int64_t d = 0; d < dv; ++d) ASSERT_NEAR(out[size_t((i * heads + h) * dv + d)], want[size_t(d)], 1e-5);
+    }
+}
+
+TEST(Attention, Bf16CacheRoundsOnStore) {
+  std::vector<uint16_t> rows(64 * 4);
+  LatentCacheView v{rows.data(), DType::kBF16, 64, 4};
+  int32_t table[] = {0};
+  float row[4] = {1.0f, 1.00390625f, -3.14159f, 1e-3f};
+  latent_cache_store(v, table, 5, row);
+  float back[4];
+  latent_cache_gather(v, table, 5, 1, back);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(back[i], round_to_bf16(row[i]));
+}
+
+}  // namespace
+}  // namespace dsinfer::kernels

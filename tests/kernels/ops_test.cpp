@@ -1,0 +1,153 @@
+#include <gtest/gtest.h>
+
+#include <complex>
+
+#include "kernels/activation.h"
+#include "kernels/norm.h"
+#include "kernels/rope.h"
+#include "kernels/routing.h"
+#include "kernels/sampling.h"
+#include "reference.h"
+
+namespace dsinfer::kernels {
+namespace {
+
+TEST(Ops, RmsNormMatchesDefinition) {
+  auto x = ref::randn(3 * 130, 1), w = ref::randn(130, 2);
+  std::vector<float> y(x.size());
+  rmsnorm(x.data(), 3, 130, 130, w.data(), 1e-6f, y.data(), 130);
+  for (int i = 0; i < 3; ++i) {
+    double ss = 0;
+    for (int j = 0; j < 130; ++j) ss += double(x[size_t(i * 130 + j)]) * x[size_t(i * 130 + j)];
+    double inv = 1 / std::sqrt(ss / 130 + 1e-6);
+    for (int j = 0; j < 130; ++j) EXPECT_NEAR(y[size_t(i * 130 + j)], x[size_t(i * 130 + j)] * inv * w[size_t(j)], 1e-5);
+  }
+}
+
+TEST(Ops, SiluAndMul) {
+  std::vector<float> gu = {1, -2, 0.5f, 3, 4, -1};  // gate {1,-2,0.5}, up {3,4,-1}
+  std::vector<float> out(3);
+  silu_and_mul(gu.data(), 1, 3, out.data());
+  for (int j = 0; j < 3; ++j) EXPECT_NEAR(out[size_t(j)], gu[size_t(j)] / (1 + std::exp(-gu[size_t(j)])) * gu[size_t(j + 3)], 1e-6);
+}
+
+TEST(Ops, RopeRotatesInterleavedPairsAsComplexNumbers) {
+  RopeParams p;
+  p.dim = 8;
+  int32_t pos[] = {0, 5, 4000};
+  std::vector<float> cs(3 * 4), sn(3 * 4);
+  rope_tables(p, pos, 3, cs.data(), sn.data());
+  auto x = ref::randn(8, 3);
+  for (int t = 0; t < 3; ++t) {
+    auto y = x;
+    apply_rope(y.data(), 1, 0, 8, cs.data() + t * 4, sn.data() + t * 4);
+    for (int i = 0; i < 4; ++i) {
+      std::complex<double> z(x[size_t(2 * i)], x[size_t(2 * i + 1)]);
+      z *= std::polar(1.0, pos[t] * std::pow(10000.0, -2.0 * i / 8));
+      EXPECT_NEAR(y[size_t(2 * i)], z.real(), 1e-5);
+      EXPECT_NEAR(y[size_t(2 * i + 1)], z.imag(), 1e-5);
+    }
+  }
+}
+
+TEST(Ops, YarnFrequenciesFollowDeepSeekV3Ramp) {
+  // V3: dim 64, base 1e4, factor 40, original 4096, beta 32/1: correction range [10, 23] by
+  // dim*ln(4096/(2*pi*beta))/(2*ln(1e4)) floored/ceiled.
+  RopeParams p;
+  p.dim = 64;
+  p.factor = 40;
+  auto f = rope_inv_freq(p);
+  for (int i = 0; i < 32; ++i) {
+    double base = std::pow(10000.0, -2.0 * i / 64);
+    double ramp = std::clamp((i - 10.0) / 13.0, 0.0, 1.0);
+    EXPECT_NEAR(f[size_t(i)], base / 40 * ramp + base * (1 - ramp), 1e-12 * base) << i;
+  }
+  p.mscale = 1;
+  p.mscale_all_dim = 1;
+  EXPECT_DOUBLE_EQ(rope_magnitude(p), 1.0);
+  p.mscale = 0.8;
+  EXPECT_NEAR(rope_magnitude(p), (0.08 * std::log(40) + 1) / (0.1 * std::log(40) + 1), 1e-12);
+}
+
+TEST(Ops, NoauxTcRoutingByHand) {
+  // 8 experts in 4 groups of 2, top_k 2 within topk_group 2. Bias flips the choice inside group 3.
+  RoutingParams p;
+  p.num_experts = 8;
+  p.top_k = 2;
+  p.num_groups = 4;
+  p.topk_groups = 2;
+  p.scoring = GateScoring::kSigmoid;
+  p.method = GateTopk::kNoauxTc;
+  p.normalize = true;
+  p.scaling = 2.5f;
+  float bias[8] = {0, 0, 0, 0, 0, 0, 0.5f, 0};
+  p.bias = bias;
+  // sigmoid(logit): pick logits so scores are s.
+  auto logit = [](double s) { return float(std::log(s / (1 - s))); };
+  float logits[8] = {logit(0.9), logit(0.1), logit(0.5), logit(0.5), logit(0.2), logit(0.2), logit(0.3), logit(0.6)};
+  // Group sums (biased top-2): g0 1.0, g1 1.0, g2 0.4, g3 0.8+0.6=1.4 -> groups 3 and (0 or 1 tie -> 0).
+  // Candidates: e0 .9, e1 .1, e6 .8 (biased), e7 .6 -> top2: e0, e6. Weights use unbiased .9, .3.
+  int32_t ids[2];
+  float w[2];
+  route_topk(logits, 1, p, ids, w);
+  EXPECT_EQ(ids[0], 0);
+  EXPECT_EQ(ids[1], 6);
+  EXPECT_NEAR(w[0], 0.9 / 1.2 * 2.5, 1e-5);
+  EXPECT_NEAR(w[1], 0.3 / 1.2 * 2.5, 1e-5);
+}
+
+TEST(Ops, GreedySoftmaxAndGroupLimitedRouting) {
+  RoutingParams p;
+  p.num_experts = 4;
+  p.top_k = 2;
+  p.scoring = GateScoring::kSoftmax;
+  float logits[4] = {1, 3, 2, 0};
+  int32_t ids[2];
+  float w[2];
+  route_topk(logits, 1, p, ids, w);
+  double z = std::exp(1) + std::exp(3) + std::exp(2) + std::exp(0);
+  EXPECT_EQ(ids[0], 1);
+  EXPECT_EQ(ids[1], 2);
+  EXPECT_NEAR(w[0], std::exp(3) / z, 1e-6);
+  // Group-limited: groups {0,1} {2,3}; only one group kept -> the best group's experts.
+  p.method = GateTopk::kGroupLimited;
+  p.num_groups = 2;
+  p.topk_groups = 1;
+  float l2[4] = {2.5f, 0, 3, -5};  // max of g0 = 2.5 < g1 = 3 -> group 1: experts 2, 3
+  route_topk(l2, 1, p, ids, w);
+  EXPECT_EQ(ids[0], 2);
+  EXPECT_EQ(ids[1], 3);
+}
+
+TEST(Ops, V2GateDoesNotScaleNormalisedWeights) {
+  RoutingParams p;
+  p.num_experts = 3;
+  p.top_k = 2;
+  p.normalize = true;
+  p.scaling = 16;
+  p.scale_normalized = false;
+  float logits[3] = {0, 1, 2};
+  int32_t ids[2];
+  float w[2];
+  route_topk(logits, 1, p, ids, w);
+  EXPECT_NEAR(w[0] + w[1], 1.0, 1e-6);
+  p.scale_normalized = true;
+  route_topk(logits, 1, p, ids, w);
+  EXPECT_NEAR(w[0] + w[1], 16.0, 1e-5);
+}
+
+TEST(Ops, SamplingIsSeededAndGreedyAtZeroTemperature) {
+  float logits[5] = {0.1f, 2, 1.9f, -1, 0};
+  EXPECT_EQ(argmax(logits, 5), 1);
+  EXPECT_EQ(sample_temperature(logits, 5, 0, 0.99), 1);
+  // Empirical frequencies at T=1 follow softmax.
+  uint64_t state = 42;
+  std::vector<int> counts(5, 0);
+  for (int i = 0; i < 20000; ++i) counts[size_t(sample_temperature(logits, 5, 1.0f, uniform01(state)))]++;
+  double z = 0;
+  for (float l : logits) z += std::exp(l);
+  for (int i = 0; i < 5; ++i) EXPECT_NEAR(counts[size_t(i)] / 20000.0, std::exp(logits[i]) / z, 0.015) << i;
+}
+
+}  // namespace
+}  // namespace dsinfer::kernels

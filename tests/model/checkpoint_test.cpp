@@ -1,0 +1,146 @@
+#include "model/checkpoint.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <cstring>
+#include <fstream>
+#include <functional>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "model/weights.h"
+#include "test_models.h"
+
+namespace dsinfer::model {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string load_error(const std::string& dir) {
+  try {
+    ModelConfig cfg = load_config(dir + "/config.json");
+    Checkpoint c = Checkpoint::open(dir);
+    ModelWeights::load(c, cfg);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Copies a model dir and rewrites one tensor's header entry through `edit`.
+std::string with_edited_header(const std::string& src, const std::string& name,
+                               const std::function<void(nlohmann::json&)>& edit) {
+  std::string dst = src + "-edited-" + std::to_string(std::hash<std::string>()(name + std::to_string(rand())));
+  fs::create_directories(dst);
+  fs::copy_file(src + "/config.json", dst + "/config.json", fs::copy_options::overwrite_existing);
+  std::ifstream in(src + "/model.safetensors", std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), {});
+  uint64_t n;
+  std::memcpy(&n, bytes.data(), 8);
+  nlohmann::json h = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + long(n));
+  edit(h);
+  std::string hs = h.dump();
+  hs.append((8 - hs.size() % 8) % 8, ' ');
+  uint64_t m = hs.size();
+  std::ofstream out(dst + "/model.safetensors", std::ios::binary);
+  out.write(reinterpret_cast<const char*>(&m), 8);
+  out.write(hs.data(), long(hs.size()));
+  out.write(bytes.data() + 8 + n, long(bytes.size() - 8 - n));
+  return dst;
+}
+
+TEST(Checkpoint, LoadsSingleFileAndShardedAlike) {
+  std::string one = testing::tiny_model("tiny-v3", true);
+  std::string sharded = testing::tiny_model("tiny-v3", true, 4 << 20);
+  ASSERT_TRUE(fs::exists(sharded + "/model.safetensors.index.json"));
+  Checkpoint a = Checkpoint::open(one), b = Checkpoint::open(sharded);
+  ASSERT_EQ(a.tensors().size(), b.tensors().size());
+  for (auto& [name, t] : a.tensors()) {
+    const TensorInfo& u = b.get(name);
+    ASSERT_EQ(t->nbytes, u.nbytes) << name;
+    ASSERT_EQ(std::memcmp(t->data, u.data, t->nbytes), 0) << name;
+  }
+}
+
+TEST(Checkpoint, Fp8LayoutMatchesDeepSeekV3) {
+  Checkpoint c = Checkpoint::open(testing::tiny_model("tiny-v3", true));
+  EXPECT_EQ(c.get("model.layers.1.mlp.experts.3.down_proj.weight").dtype, DType::kF8E4M3);
+  // kv_a is 176 x 64: one partial block each way.
+  EXPECT_EQ(c.get("model.layers.0.self_attn.kv_a_proj_with_mqa.weight_scale_inv").shape, (std::vector<int64_t>{2, 1}));
+  EXPECT_EQ(c.get("model.layers.0.mlp.down_proj.weight_scale_inv").shape, (std::vector<int64_t>{1, 3}));
+  for (const char* kept : {"model.embed_tokens.weight", "lm_head.weight", "model.layers.1.mlp.gate.weight",
+                           "model.norm.weight", "model.layers.0.input_layernorm.weight"})
+    EXPECT_EQ(c.get(kept).dtype, DType::kBF16) << kept;
+  EXPECT_EQ(c.get("model.layers.1.mlp.gate.e_score_correction_bias").dtype, DType::kF32);
+  EXPECT_EQ(c.find("model.layers.1.mlp.gate.weight_scale_inv"), nullptr);
+}
+
+TEST(Checkpoint, RecognisesAndSkipsMtpLayers) {
+  std::string dir = testing::tiny_model("tiny-v3", false);
+  Checkpoint c = Checkpoint::open(dir);
+  ASSERT_NE(c.find("model.layers.3.eh_proj.weight"), nullptr);
+  ModelWeights w = ModelWeights::load(c, load_config(dir + "/config.json"));
+  EXPECT_EQ(w.layers.size(), 3u);
+  EXPECT_EQ(w.skipped_mtp_tensors, 4);
+}
+
+TEST(Checkpoint, BadTensorsAreNamed) {
+  std::string dir = testing::tiny_model("tiny-v3", true);
+  auto drop = [](const std::string& name) { return [name](nlohmann::json& h) { h.erase(name); }; };
+  std::string missing = with_edited_header(dir, "drop", drop("model.layers.2.mlp.experts.5.up_proj.weight"));
+  EXPECT_NE(load_error(missing).find("model.layers.2.mlp.experts.5.up_proj.weight"), std::string::npos);
+
+  std::string no_scale = with_edited_header(dir, "noscale", drop("model.layers.0.self_attn.o_proj.weight_scale_inv"));
+  EXPECT_NE(load_error(no_scale).find("o_proj.weight_scale_inv"), std::string::npos);
+
+  std::string reshaped = with_edited_header(dir, "shape", [](nlohmann::json& h) {
+    auto& t = h["model.layers.0.self_attn.kv_b_proj.weight"];
+    auto s = t["shape"];
+    t["shape"] = {s[1], s[0]};
+  });
+  std::string msg = load_error(reshaped);
+  EXPECT_NE(msg.find("kv_b_proj.weight"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("config.json implies"), std::string::npos) << msg;
+
+  std::string fp8_norm = with_edited_header(dir, "dtype", [](nlohmann::json& h) {
+    auto& t = h["model.norm.weight"];
+    auto off = t["data_offsets"];
+    t["dtype"] = "F8_E4M3";
+    t["shape"] = {off[1].get<int64_t>() - off[0].get<int64_t>()};
+  });
+  msg = load_error(fp8_norm);
+  EXPECT_NE(msg.find("model.norm.weight"), std::string::npos) << msg;
+}
+
+TEST(Checkpoint, TruncatedShardIsReportedWithItsPath) {
+  std::string dir = testing::tiny_model("tiny-v3", false);
+  std::string dst = dir + "-truncated";
+  fs::create_directories(dst);
+  fs::copy_file(dir + "/config.json", dst + "/config.json", fs::copy_options::overwrite_existing);
+  fs::copy_file(dir + "/model.safetensors", dst + "/model.safetensors", fs::copy_options::overwrite_existing);
+  fs::resize_file(dst + "/model.safetensors", fs::file_size(dst + "/model.safetensors") / 2);
+  std::string msg = load_error(dst);
+  EXPECT_NE(msg.find("model.safetensors"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
+}
+
+TEST(Checkpoint, MissingDirectoryAndShard) {
+  EXPECT_NE(load_error("/nonexistent-model").find("/nonexistent-model"), std::string::npos);
+  std::string sharded = testing::tiny_model("tiny-v3", false, 4 << 20);
+  std::string dst = sharded + "-lost-shard";
+  fs::create_directories(dst);
+  for (auto& e : fs::directory_iterator(sharded)) fs::copy_file(e.path(), dst / e.path().filename(), fs::copy_options::overwrite_existing);
+  fs::remove(dst + "/model-00002-of-" + [&] {
+    for (auto& e : fs::directory_iterator(dst)) {
+      std::string n = e.path().filename().string();
+      if (n.rfind("model-00001-of-", 0) == 0) return n.substr(15);
+    }
+    return std::string("?");
+  }());
+  EXPECT_NE(load_error(dst).find("model-00002-of-"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dsinfer::model

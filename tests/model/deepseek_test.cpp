@@ -1,0 +1,145 @@
+#include "model/deepseek.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "base/error.h"
+#include "cache/kv_pool.h"
+#include "test_models.h"
+
+namespace dsinfer::model {
+namespace {
+
+std::vector<int32_t> some_tokens(int n, int salt) {
+  std::vector<int32_t> t;
+  for (int i = 0; i < n; ++i) t.push_back(int32_t((i * 7919 + salt * 104729 + 13) % 129280));
+  return t;
+}
+
+// Runs one sequence: prefill of `prefill` tokens then single-token steps; all positions' logits.
+std::vector<float> run_alone(DeepSeekModel& m, const std::vector<int32_t>& ids, size_t prefill) {
+  const int64_t vocab = m.config().vocab_size;
+  cache::KvPool pool(m.config().num_hidden_layers, m.config().latent_dim(), m.cache_dtype(), 8);
+  std::vector<int32_t> table;
+  EXPECT_TRUE(pool.allocate(pool.blocks_for(int64_t(ids.size())), table));
+  std::vector<float> all;
+  size_t done = 0;
+  while (done < ids.size()) {
+    size_t n = done == 0 ? prefill : 1;
+    Batch b;
+    b.add(ids.data() + done, int64_t(n), int64_t(done), table.data(), true);
+    std::vector<float> l(n * size_t(vocab));
+    m.forward(b, pool.view(), l.data());
+    all.insert(all.end(), l.begin(), l.end());
+    done += n;
+  }
+  return all;
+}
+
+double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  return std::sqrt(num / den);
+}
+
+class ModelTest : public ::testing::TestWithParam<std::tuple<const char*, bool>> {};
+
+TEST_P(ModelTest, AbsorbedAndNonAbsorbedFormsAgree) {
+  auto [preset, fp8] = GetParam();
+  ModelOptions opt;
+  opt.precision = Precision::kFp32;
+  auto m = DeepSeekModel::load(testing::tiny_model(preset, fp8), opt);
+  auto ids = some_tokens(9, 1);
+  m->set_attention_mode(AttentionMode::kNonAbsorbed);
+  auto a = run_alone(*m, ids, ids.size());
+  m->set_attention_mode(AttentionMode::kAbsorbed);
+  auto b = run_alone(*m, ids, ids.size());
+  auto c = run_alone(*m, ids, 1);  // absorbed decode step by step
+  EXPECT_LT(rel_l2(b, a), 1e-5);
+  EXPECT_LT(rel_l2(c, a), 1e-5);
+  // And the logits are not degenerate: positions differ and argmaxes vary.
+  const int64_t vocab = m->config().vocab_size;
+  std::set<int64_t> argmaxes;
+  for (size_t p = 0; p < ids.size(); ++p)
+    argmaxes.insert(std::max_element(a.begin() + long(p * vocab), a.begin() + long((p + 1) * vocab)) - a.begin() - long(p * vocab));
+  EXPECT_GT(argmaxes.size(), 3u);
+}
+
+// Several sequences of different lengths and phases (prefill chunks with and without cached
+// context, single decode tokens) in one forward give each exactly the logits it gets alone.
+TEST_P(ModelTest, BatchedSequencesMatchRunningAlone) {
+  auto [preset, fp8] = GetParam();
+  auto m = DeepSeekModel::load(testing::tiny_model(preset, fp8));
+  const int64_t vocab = m->config().vocab_size;
+  struct Seq {
+    std::vector<int32_t> ids;
+    size_t first_chunk;
+  };
+  std::vector<Seq> seqs = {{some_tokens(5, 2), 5}, {some_tokens(70, 3), 66}, {some_tokens(3, 4), 2}, {some_tokens(1, 5), 1}};
+  std::vector<std::vector<float>> alone;
+  for (auto& s : seqs) alone.push_back(run_alone(*m, s.ids, s.first_chunk));
+
+  cache::KvPool pool(m->config().num_hidden_layers, m->config().latent_dim(), m->cache_dtype(), 16);
+  std::vector<std::vector<int32_t>> tables(seqs.size());
+  for (size_t i = 0; i < seqs.size(); ++i) ASSERT_TRUE(pool.allocate(pool.blocks_for(int64_t(seqs[i].ids.size())), tables[i]));
+  // Step 1: every first chunk together. Step 2+: whatever each has left, one token at a time.
+  std::vector<size_t> done(seqs.size(), 0);
+  std::vector<std::vector<float>> got(seqs.size());
+  for (int step = 0;; ++step) {
+    Batch b;
+    std::vector<size_t> members;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      if (done[i] == seqs[i].ids.size()) continue;
+      size_t n = done[i] == 0 ? seqs[i].first_chunk : 1;
+      b.add(seqs[i].ids.data() + done[i], int64_t(n), int64_t(done[i]), tables[i].data(), true);
+      members.push_back(i);
+    }
+    if (members.empty()) break;
+    std::vector<float> l(b.logits_rows.size() * size_t(vocab));
+    m->forward(b, pool.view(), l.data());
+    size_t row = 0;
+    for (size_t i : members) {
+      size_t n = done[i] == 0 ? seqs[i].first_chunk : 1;
+      got[i].insert(got[i].end(), l.begin() + long(row * vocab), l.begin() + long((row + n) * vocab));
+      row += n;
+      done[i] += n;
+    }
+  }
+  for (size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(got[i], alone[i]) << "sequence " << i << " (batch invariance is exact)";
+}
+
+INSTANTIATE_TEST_SUITE_P(Presets, ModelTest,
+                         ::testing::Values(std::make_tuple("tiny-v3", false), std::make_tuple("tiny-v3", true),
+                                           std::make_tuple("tiny-v2lite", false), std::make_tuple("tiny-mla576", true)));
+
+TEST(Model, RejectsOutOfVocabularyTokens) {
+  auto m = DeepSeekModel::load(testing::tiny_model("tiny-v3", false));
+  cache::KvPool pool(m->config().num_hidden_layers, m->config().latent_dim(), m->cache_dtype(), 1);
+  std::vector<int32_t> table;
+  ASSERT_TRUE(pool.allocate(1, table));
+  Batch b;
+  std::vector<int32_t> bad{int32_t(m->config().vocab_size)};
+  b.add(bad.data(), 1, 0, table.data(), false);
+  std::vector<float> l(size_t(m->config().vocab_size));
+  EXPECT_THROW(m->forward(b, pool.view(), l.data()), Error);
+}
+
+TEST(Model, BytesPerTokenCountsOnlyActiveExperts) {
+  auto m = DeepSeekModel::load(testing::tiny_model("tiny-v3", false));
+  const ModelConfig& c = m->config();
+  // Hand count for tiny-v3 (BF16): lm_head + 3 attention blocks + 1 dense MLP + 2 x (router fp32
+  // + shared expert + 4 routed experts).
+  double h = 64, attn = 96 * h + 4 * 48 * 96 + 176 * h + 4 * 64 * 160 + h * 4 * 32;
+  double expert = 3 * 96 * h;
+  double expect = 2 * (c.vocab_size * h + 3 * attn + 3 * 320 * h + 2 * (expert + 4 * expert)) + 2 * 16 * h * 4;
+  EXPECT_DOUBLE_EQ(m->weights().bytes_per_token(c), expect);
+}
+
+}  // namespace
+}  // namespace dsinfer::model
