@@ -70,19 +70,19 @@ const float* const kE4M3ToF32 = kTable.data();
 
 uint8_t f32_to_e4m3(float f) {
   if (std::isnan(f)) return 0x7f;
-  uint8_t sign = std::signbit(f) ? 0x80 : 0;
-  float a = std::fabs(f);
+  const uint8_t sign = std::signbit(f) ? 0x80 : 0;
+  const float a = std::fabs(f);
   if (a >= kE4M3Max) return sign | 0x7e;
-  // Search the 127 finite magnitudes for the nearest, ties to even mantissa. The table is
-  // monotonic in the byte value for non-negative codes, so a binary search suffices.
-  int lo = 0, hi = 0x7e;
-  while (hi - lo > 1) {
-    int mid = (lo + hi) / 2;
-    if (kTable[mid] <= a) lo = mid; else hi = mid;
+  if (a < 0x1.0p-6f) {
+    // Subnormal range: multiples of 2^-9, and code m is exactly m * 2^-9 (code 8 = 2^-6 too).
+    return sign | uint8_t(std::nearbyint(a * 512.0f));  // default rounding: to nearest even
   }
-  float dlo = a - kTable[lo], dhi = kTable[hi] - a;
-  int pick = dlo < dhi ? lo : dhi < dlo ? hi : ((lo & 1) ? hi : lo);
-  return sign | uint8_t(pick);
+  // Normal: round the fp32 mantissa to 3 bits, ties to even; a carry bumps the exponent.
+  uint32_t u = std::bit_cast<uint32_t>(a);
+  u += 0x7ffffu + ((u >> 20) & 1u);
+  uint32_t exp = ((u >> 23) & 0xff) - 127 + 7, man = (u >> 20) & 7;
+  uint32_t code = (exp << 3) | man;
+  return sign | uint8_t(code > 0x7e ? 0x7e : code);
 }
 
 }  // namespace dsinfer

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 
 namespace dsinfer {
 namespace {
@@ -43,6 +44,26 @@ TEST(Dtype, E4M3RoundsToNearestEvenAndSaturates) {
   EXPECT_EQ(f32_to_e4m3(-1000.f), 0xfe);
   EXPECT_EQ(f32_to_e4m3(1e-9f), 0x00);
   EXPECT_EQ(f32_to_e4m3(NAN), 0x7f);
+}
+
+// Every float must map to the nearest finite e4m3 value (ties to the even code), found here by
+// brute force over the 127 magnitudes.
+TEST(Dtype, E4M3MatchesBruteForceNearest) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> mag(-12.0f, 9.5f);
+  for (int i = 0; i < 200000; ++i) {
+    float f = std::ldexp(1.0f + float(rng() % 4096) / 4096.0f, int(mag(rng))) * ((rng() & 1) ? -1.0f : 1.0f);
+    if (i % 3 == 0) f = float(i % 7) * std::ldexp(1.0f, -10) * ((i & 1) ? 1.0f : -1.0f);  // subnormal midpoints
+    float a = std::fabs(f);
+    int best = 0;
+    for (int c = 1; c <= 0x7e; ++c) {
+      float dc = std::fabs(e4m3_to_f32(uint8_t(c)) - a), db = std::fabs(e4m3_to_f32(uint8_t(best)) - a);
+      if (dc < db || (dc == db && (c & 1) == 0)) best = c;
+    }
+    if (a >= 448.0f) best = 0x7e;
+    uint8_t want = uint8_t(best | (std::signbit(f) ? 0x80 : 0));
+    ASSERT_EQ(int(f32_to_e4m3(f)), int(want)) << f;
+  }
 }
 
 TEST(Dtype, Bf16RoundsToNearestEven) {

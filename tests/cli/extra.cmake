@@ -1,0 +1,3 @@
+# Command-line behaviour of the real binary on bad input.
+add_test(NAME cli_errors COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/cli_errors.sh ${DSINFER_BIN})
+set_tests_properties(cli_errors PROPERTIES LABELS cli TIMEOUT 120)
