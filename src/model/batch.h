@@ -4,6 +4,7 @@
 // block table; plus which rows need logits.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -26,7 +27,10 @@ struct Batch {
   // Appends one sequence's chunk; positions run from cached_tokens.
   void add(const int32_t* ids, int64_t n, int64_t cached_tokens, const int32_t* block_table, bool all_logits) {
     int64_t first = int64_t(tokens.size());
-    tokens.insert(tokens.end(), ids, ids + n);
+    // resize + copy rather than a range insert: GCC 12 raises a false -Wstringop-overflow on
+    // inserting from a single-element pointer into an empty vector.
+    tokens.resize(size_t(first + n));
+    std::copy_n(ids, n, tokens.begin() + first);
     seqs.push_back({first, n, cached_tokens, block_table});
     if (all_logits)
       for (int64_t i = 0; i < n; ++i) logits_rows.push_back(first + i);
