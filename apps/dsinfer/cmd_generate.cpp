@@ -10,7 +10,10 @@
 #include "kernels/sampling.h"
 #include "model/deepseek.h"
 #include "model_flags.h"
+#include "parallel/expert_load_recorder.h"
 #include "single_sequence.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 
 namespace dsinfer::app {
 namespace {
@@ -23,17 +26,48 @@ int run(Args& args) {
   double temperature = args.get_double("temperature", 0.0);
   uint64_t seed = uint64_t(args.get_int("seed", 0));
   bool json_out = args.flag("json");
+  bool chat = args.flag("chat");
+  std::string dump_load = args.get_or("dump-expert-load", "");
   model::ModelOptions opt;
   opt.precision = parse_precision(args.get_or("precision", "default"));
   args.finish();
   check(prompt.has_value() != tokens.has_value(), "give exactly one of --prompt TEXT or --tokens IDS");
   check(max_new >= 1, "--max-new-tokens must be at least 1");
   check(temperature >= 0, "--temperature must not be negative");
-  check(!prompt, "--prompt needs the tokenizer, which is not built yet; pass --tokens IDS");
-  std::vector<int32_t> ids = parse_id_list(*tokens, "tokens");
+  check(!chat || prompt, "--chat needs --prompt");
 
   auto m = model::DeepSeekModel::load(dir, opt);
   const auto& cfg = m->config();
+  auto tok = tokenizer::Tokenizer::from_dir(dir);
+  std::vector<int32_t> ids;
+  if (prompt) {
+    // As Hugging Face prepares a DeepSeek prompt: BOS, then the text (or the chat template,
+    // which writes its own BOS, around a single user turn).
+    if (chat) {
+      tokenizer::ChatMessage user;
+      user.role = "user";
+      user.content = *prompt;
+      ids = tok.encode(tok.render_chat({user}, true));
+    }
+    else {
+      if (tok.bos_id() >= 0) ids.push_back(tok.bos_id());
+      tok.encode(*prompt, ids);
+    }
+  } else {
+    ids = parse_id_list(*tokens, "tokens");
+  }
+  check(!ids.empty(), "the prompt is empty");
+  std::unique_ptr<parallel::ExpertLoadRecorder> recorder;
+  if (!dump_load.empty()) {
+    check(cfg.n_routed_experts > 0 && cfg.first_k_dense_replace < cfg.num_hidden_layers,
+          "--dump-expert-load: this model has no MoE layers");
+    parallel::ExpertLoadRecorderOptions ro;
+    ro.first_layer = int(cfg.first_k_dense_replace);
+    ro.num_layers = int(cfg.num_hidden_layers - cfg.first_k_dense_replace);
+    ro.num_experts = int(cfg.n_routed_experts);
+    recorder = std::make_unique<parallel::ExpertLoadRecorder>(ro);
+    m->set_observer(recorder.get());
+  }
   for (int32_t id : ids) check(id < cfg.vocab_size, "token id ", id, " is outside the vocabulary [0, ", cfg.vocab_size, ")");
   check(int64_t(ids.size()) + max_new <= cfg.max_position_embeddings, "prompt plus --max-new-tokens exceeds the context (",
         cfg.max_position_embeddings, ")");
@@ -53,9 +87,11 @@ int run(Args& args) {
   const double prefill_tps = double(ids.size()) / (t1 - t0);
   const double decode_tps = decoded > 0 ? double(decoded) / (t2 - t1) : 0.0;
   const double bytes_per_token = m->weights().bytes_per_token(cfg);
+  if (recorder) recorder->write_json(dump_load);
+  const std::string text = tok.decode(out, true);
   if (json_out) {
     nlohmann::json j = {{"token_ids", out},
-                        {"text", nullptr},
+                        {"text", text},
                         {"prompt_tokens", ids.size()},
                         {"generated_tokens", out.size()},
                         {"prefill_tokens_per_s", prefill_tps},
@@ -64,8 +100,7 @@ int run(Args& args) {
                         {"decode_weight_gbps", decode_tps * bytes_per_token / 1e9}};
     std::printf("%s\n", j.dump().c_str());
   } else {
-    for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? "," : "", out[i]);
-    std::printf("\n");
+    std::printf("%s\n", text.c_str());
     std::fprintf(stderr, "prefill %.1f tok/s, decode %.2f tok/s (%.1f MB weights/token, %.2f GB/s)\n", prefill_tps,
                  decode_tps, bytes_per_token / 1e6, decode_tps * bytes_per_token / 1e9);
   }
@@ -74,7 +109,7 @@ int run(Args& args) {
 
 const Registration reg({"generate", "generate tokens for one prompt",
                         "--model DIR (--prompt TEXT | --tokens IDS) [--max-new-tokens N] [--temperature T] [--seed S]\n"
-                        "       [--json] [--precision fp32|default]",
+                        "       [--chat] [--json] [--precision fp32|default] [--dump-expert-load FILE.json]",
                         run});
 
 }  // namespace
