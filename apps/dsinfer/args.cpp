@@ -31,7 +31,7 @@ bool Args::flag(const std::string& name) {
   auto it = values_.find(name);
   if (it == values_.end()) return false;
   // A switch may still be followed by a positional word (`--json extra`); treat that as an error.
-  if (it->second) fail("--, name, " takes no value (got '", *it->second, "')");
+  if (it->second) fail("--", name, " takes no value (got '", *it->second, "')");
   return true;
 }
 
@@ -39,13 +39,13 @@ std::optional<std::string> Args::get(const std::string& name) {
   used_.insert(name);
   auto it = values_.find(name);
   if (it == values_.end()) return std::nullopt;
-  if (!it->second) fail("--, name, " needs a value");
+  if (!it->second) fail("--", name, " needs a value");
   return it->second;
 }
 
 std::string Args::require(const std::string& name) {
   auto v = get(name);
-  if (!v) fail("--, name, " is required (see dsinfer ", command_, " --help)");
+  if (!v) fail("--", name, " is required (see dsinfer ", command_, " --help)");
   return *v;
 }
 
@@ -60,7 +60,7 @@ int64_t Args::get_int(const std::string& name, int64_t fallback) {
   errno = 0;
   char* end = nullptr;
   long long x = std::strtoll(v->c_str(), &end, 10);
-  if (errno || end == v->c_str() || *end) fail("--, name, " must be an integer, got '", *v, "'");
+  if (errno || end == v->c_str() || *end) fail("--", name, " must be an integer, got '", *v, "'");
   return x;
 }
 
@@ -70,7 +70,7 @@ double Args::get_double(const std::string& name, double fallback) {
   errno = 0;
   char* end = nullptr;
   double x = std::strtod(v->c_str(), &end);
-  if (errno || end == v->c_str() || *end) fail("--, name, " must be a number, got '", *v, "'");
+  if (errno || end == v->c_str() || *end) fail("--", name, " must be a number, got '", *v, "'");
   return x;
 }
 
