@@ -1,0 +1,111 @@
+#include "plan/comm_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "base/error.h"
+
+namespace dsinfer::plan {
+
+namespace {
+
+double uniform_distinct(double bins, double draws) {
+  if (bins <= 1) return 1;
+  return bins * (1 - std::pow(1 - 1 / bins, draws));
+}
+
+double choose(int n, int k) {
+  if (k < 0 || k > n) return 0;
+  double r = 1;
+  for (int i = 1; i <= k; ++i) r = r * double(n - k + i) / double(i);
+  return r;
+}
+
+bool group_limited(const model::ModelConfig& c) {
+  return c.topk_method != model::TopkMethod::kGreedy && c.n_group > 1 && c.topk_group < c.n_group;
+}
+
+}  // namespace
+
+double expected_nodes_per_token(const model::ModelConfig& c, int nodes) {
+  if (nodes <= 1) return 1;
+  double k = double(c.num_experts_per_tok);
+  if (group_limited(c)) {
+    int groups = int(c.n_group), chosen = int(c.topk_group);
+    if (groups % nodes == 0) {
+      // g groups per node; a node is missed when none of its groups is among the chosen ones.
+      int g = groups / nodes;
+      double missed = choose(groups - g, chosen) / choose(groups, chosen);
+      return nodes * (1 - missed);
+    }
+    if (nodes % groups == 0) {
+      // Each group spans s nodes; its share of the k experts spreads uniformly over them.
+      double s = double(nodes / groups);
+      return chosen * uniform_distinct(s, k / chosen);
+    }
+  }
+  return uniform_distinct(nodes, k);
+}
+
+double expected_ranks_per_token(const model::ModelConfig& c, int ranks) {
+  return uniform_distinct(ranks, double(c.num_experts_per_tok));
+}
+
+double interpolate_bandwidth(const std::vector<EpBandwidth>& table, int ep, bool dispatch) {
+  check(!table.empty(), "DeepEP table is empty");
+  auto pick = [&](const EpBandwidth& b) { return dispatch ? b.dispatch : b.combine; };
+  if (ep <= table.front().ep) return pick(table.front());
+  if (ep >= table.back().ep) return pick(table.back());
+  for (size_t i = 1; i < table.size(); ++i) {
+    if (ep > table[i].ep) continue;
+    double f = std::log(double(ep) / table[i - 1].ep) / std::log(double(table[i].ep) / table[i - 1].ep);
+    return pick(table[i - 1]) + f * (pick(table[i]) - pick(table[i - 1]));
+  }
+  return pick(table.back());
+}
+
+double dispatch_bytes_per_token(const model::ModelConfig& c) {
+  double h = double(c.hidden_size);
+  // FP8 values plus one float scale per 128 (DeepEP's FP8 dispatch); BF16 models send BF16.
+  return c.quant ? h + h / 128 * 4 : 2 * h;
+}
+
+double combine_bytes_per_token(const model::ModelConfig& c) { return 2 * double(c.hidden_size); }
+
+CommCost normal_mode_cost(const model::ModelConfig& c, const HardwareProfile& hw, const DeepEpReference& ref,
+                          int ep_gpus, double tokens) {
+  CommCost o;
+  if (ep_gpus <= 1 || tokens <= 0) return o;
+  if (ep_gpus <= hw.gpus_per_node) {
+    double fanout = expected_ranks_per_token(c, ep_gpus);
+    double scale = hw.nvlink_bandwidth / ref.reference_nvlink;
+    o.dispatch_bytes = tokens * fanout * dispatch_bytes_per_token(c);
+    o.combine_bytes = tokens * fanout * combine_bytes_per_token(c);
+    o.dispatch_seconds = o.dispatch_bytes / (ref.normal_intranode.dispatch * scale);
+    o.combine_seconds = o.combine_bytes / (ref.normal_intranode.combine * scale);
+    return o;
+  }
+  int nodes = (ep_gpus + hw.gpus_per_node - 1) / hw.gpus_per_node;
+  double fanout = expected_nodes_per_token(c, nodes);
+  double scale = hw.nic_bandwidth / ref.reference_nic;
+  o.dispatch_bytes = tokens * fanout * dispatch_bytes_per_token(c);
+  o.combine_bytes = tokens * fanout * combine_bytes_per_token(c);
+  o.dispatch_seconds = o.dispatch_bytes / (interpolate_bandwidth(ref.normal_internode, ep_gpus, true) * scale);
+  o.combine_seconds = o.combine_bytes / (interpolate_bandwidth(ref.normal_internode, ep_gpus, false) * scale);
+  return o;
+}
+
+CommCost low_latency_cost(const model::ModelConfig& c, const HardwareProfile& hw, const DeepEpReference& ref,
+                          int ep_gpus, double tokens) {
+  CommCost o;
+  if (ep_gpus <= 1 || tokens <= 0) return o;
+  double scale = hw.nic_bandwidth / ref.reference_nic;
+  double pairs = tokens * double(c.num_experts_per_tok);
+  o.dispatch_bytes = pairs * dispatch_bytes_per_token(c);
+  o.combine_bytes = pairs * combine_bytes_per_token(c);
+  o.dispatch_seconds = o.dispatch_bytes / (interpolate_bandwidth(ref.low_latency, ep_gpus, true) * scale);
+  o.combine_seconds = o.combine_bytes / (interpolate_bandwidth(ref.low_latency, ep_gpus, false) * scale);
+  return o;
+}
+
+}  // namespace dsinfer::plan

@@ -1,0 +1,213 @@
+#include "plan/hardware.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "plan/json_fields.h"
+
+namespace dsinfer::plan {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr double kTera = 1e12;
+constexpr double kGiga = 1e9;
+
+std::string lower(std::string s) {
+  for (char& c : s) c = char(std::tolower((unsigned char)c));
+  return s;
+}
+
+std::vector<std::string> read_sources(FieldReader& r) {
+  std::vector<std::string> out;
+  if (const json* list = r.optional_array("sources"))
+    for (const json& s : *list) {
+      if (!s.is_string()) fail(r.where("sources"), " must be a list of strings");
+      out.push_back(s.get<std::string>());
+    }
+  return out;
+}
+
+HardwareProfile parse_profile(const json& j, const std::string& origin, const std::string& path) {
+  FieldReader r(j, origin, path);
+  HardwareProfile p;
+  p.name = r.string("name");
+  if (p.name.empty()) fail(r.where("name"), " must not be empty");
+  p.description = r.optional_string("description").value_or("");
+  p.fp8_flops = r.positive("fp8_dense_tflops") * kTera;
+  p.bf16_flops = r.positive("bf16_dense_tflops") * kTera;
+  p.hbm_bandwidth = r.positive("hbm_tb_per_s") * kTera;
+  p.hbm_bytes = r.positive("hbm_gb") * kGiga;
+  p.nvlink_bandwidth = r.positive("nvlink_gb_per_s") * kGiga;
+  p.nic_bandwidth = r.positive("nic_gb_per_s") * kGiga;
+  p.sms = int(r.positive_integer("sms"));
+  p.gpus_per_node = int(r.positive_integer("gpus_per_node"));
+  p.sources = read_sources(r);
+  r.finish();
+  return p;
+}
+
+EpBandwidth parse_ep_row(const json& j, const std::string& origin, const std::string& path, bool latency_columns) {
+  FieldReader r(j, origin, path);
+  EpBandwidth b;
+  b.ep = int(r.positive_integer("ep"));
+  b.dispatch = r.positive("dispatch_gb_per_s") * kGiga;
+  b.combine = r.positive("combine_gb_per_s") * kGiga;
+  if (latency_columns) {
+    // Published beside the bandwidths; kept for reference, the model uses the bandwidths.
+    r.positive("dispatch_us");
+    r.positive("combine_us");
+  }
+  r.finish();
+  return b;
+}
+
+std::vector<EpBandwidth> parse_ep_table(FieldReader& parent, const std::string& key, bool latency_columns) {
+  const json& rows = parent.array(key);
+  std::vector<EpBandwidth> out;
+  for (size_t i = 0; i < rows.size(); ++i)
+    out.push_back(parse_ep_row(rows[i], parent.origin(), str(parent.child_path(key), "[", i, "]"), latency_columns));
+  for (size_t i = 1; i < out.size(); ++i)
+    if (out[i].ep <= out[i - 1].ep)
+      fail(parent.where(key), " must list rows in increasing 'ep' order");
+  return out;
+}
+
+DeepEpReference parse_deepep(const json& j, const std::string& origin) {
+  FieldReader r(j, origin, "deepep");
+  DeepEpReference d;
+  d.reference_nic = r.positive("reference_nic_gb_per_s") * kGiga;
+  d.reference_nvlink = r.positive("reference_nvlink_gb_per_s") * kGiga;
+  d.normal_intranode = parse_ep_row(r.object("normal_intranode"), origin, "deepep.normal_intranode", false);
+  d.normal_internode = parse_ep_table(r, "normal_internode", false);
+  d.low_latency_tokens = int(r.positive_integer("low_latency_tokens"));
+  d.low_latency = parse_ep_table(r, "low_latency", true);
+  d.normal_kernel_sms = int(r.positive_integer("normal_kernel_sms"));
+  r.allow("note");
+  read_sources(r);
+  r.finish();
+  return d;
+}
+
+KernelEfficiency parse_kernels(const json& j, const std::string& origin) {
+  FieldReader r(j, origin, "kernels");
+  KernelEfficiency k;
+  k.gemm_compute = r.fraction("gemm_compute");
+  k.gemm_memory = r.fraction("gemm_memory");
+  k.attention_decode_compute = r.fraction("attention_decode_compute");
+  k.attention_decode_memory = r.fraction("attention_decode_memory");
+  k.elementwise_memory = r.fraction("elementwise_memory");
+  k.end_to_end = r.fraction("end_to_end");
+  const json& rows = r.array("attention_prefill_by_length");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    FieldReader row(rows[i], origin, str("kernels.attention_prefill_by_length[", i, "]"));
+    double tokens = row.positive("tokens");
+    double fraction = row.fraction("fraction");
+    row.finish();
+    if (!k.attention_prefill_by_length.empty() && tokens <= k.attention_prefill_by_length.back().first)
+      fail(r.where("attention_prefill_by_length"), " must list rows in increasing 'tokens' order");
+    k.attention_prefill_by_length.emplace_back(tokens, fraction);
+  }
+  r.allow("note");
+  read_sources(r);
+  r.finish();
+  return k;
+}
+
+}  // namespace
+
+double KernelEfficiency::attention_prefill(double tokens) const {
+  const auto& t = attention_prefill_by_length;
+  if (tokens <= t.front().first) return t.front().second;
+  if (tokens >= t.back().first) return t.back().second;
+  for (size_t i = 1; i < t.size(); ++i) {
+    if (tokens > t[i].first) continue;
+    double f = std::log(tokens / t[i - 1].first) / std::log(t[i].first / t[i - 1].first);
+    return t[i - 1].second + f * (t[i].second - t[i - 1].second);
+  }
+  return t.back().second;
+}
+
+const HardwareProfile& HardwareCatalog::profile(const std::string& name) const {
+  for (const auto& p : profiles)
+    if (lower(p.name) == lower(name)) return p;
+  std::string known;
+  for (const auto& n : names()) known += (known.empty() ? "" : ", ") + n;
+  fail("unknown hardware '", name, "' (", origin, " has: ", known, ")");
+}
+
+std::vector<std::string> HardwareCatalog::names() const {
+  std::vector<std::string> out;
+  for (const auto& p : profiles) out.push_back(p.name);
+  return out;
+}
+
+HardwareCatalog parse_hardware(const json& j, const std::string& origin) {
+  FieldReader r(j, origin);
+  HardwareCatalog c;
+  c.origin = origin;
+  std::string format = r.string("format");
+  if (format != "dsinfer-hardware-1")
+    fail(r.where("format"), " is '", format, "'; this dsinfer reads 'dsinfer-hardware-1'");
+  const json& profiles = r.array("profiles");
+  for (size_t i = 0; i < profiles.size(); ++i) {
+    c.profiles.push_back(parse_profile(profiles[i], origin, str("profiles[", i, "]")));
+    for (size_t k = 0; k + 1 < c.profiles.size(); ++k)
+      if (lower(c.profiles[k].name) == lower(c.profiles.back().name))
+        fail(origin, ": key 'profiles[", i, "].name' repeats '", c.profiles.back().name, "'");
+  }
+  c.deepep = parse_deepep(r.object("deepep"), origin);
+  c.kernels = parse_kernels(r.object("kernels"), origin);
+  r.allow("note");
+  r.finish();
+  return c;
+}
+
+HardwareCatalog load_hardware(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("cannot open hardware file '", path, "'");
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::parse_error& e) {
+    fail(path, ": not valid JSON (", e.what(), ")");
+  }
+  return parse_hardware(j, path);
+}
+
+std::vector<std::string> hardware_search_paths(const std::string& exe_path) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> out;
+  if (const char* env = std::getenv("DSINFER_HARDWARE_FILE"); env && *env) out.push_back(env);
+  std::error_code ec;
+  fs::path exe = fs::weakly_canonical(fs::path(exe_path), ec);
+  if (!ec && !exe_path.empty()) {
+    // The binary lives in a build folder: inside the source tree (build/dsinfer) or installed
+    // beside its data.
+    fs::path dir = exe.parent_path();
+    out.push_back((dir / "data" / "hardware.json").string());
+    out.push_back((dir.parent_path() / "data" / "hardware.json").string());
+  }
+  out.push_back("data/hardware.json");
+  return out;
+}
+
+std::string find_hardware_file(const std::string& exe_path) {
+  std::string tried;
+  for (const auto& p : hardware_search_paths(exe_path)) {
+    if (std::filesystem::exists(p)) return p;
+    tried += (tried.empty() ? "" : ", ") + p;
+  }
+  fail("no hardware profile file found (looked at ", tried,
+       "); pass --hardware-file PATH or set DSINFER_HARDWARE_FILE to the repository's data/hardware.json");
+}
+
+}  // namespace dsinfer::plan
