@@ -1,0 +1,215 @@
+#include "kernels/gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "base/aligned_buffer.h"
+#include "base/thread_pool.h"
+#include "kernels/cpu_features.h"
+#include "kernels/gemm_internal.h"
+
+namespace dsinfer::kernels {
+
+namespace {
+
+using detail::GemmProblem;
+
+constexpr int64_t kRowsPerTask = 96;  // multiple of 6 (the register block)
+
+float* thread_scratch() {
+  thread_local AlignedBuffer<float> buf(size_t(detail::kChunkK * kPanelCols));
+  return buf.data();
+}
+
+struct Task {
+  int32_t problem;
+  int32_t panel;
+  int64_t m0, m1;
+};
+
+// Runs every (problem, panel, row range) task on the pool; tasks are listed problem by problem,
+// panel by panel, so a contiguous chunk of tasks streams neighbouring weights.
+void run_tasks(const std::vector<GemmProblem>& problems, const std::vector<int64_t>& rows) {
+  std::vector<Task> tasks;
+  double work = 0;
+  for (size_t q = 0; q < problems.size(); ++q) {
+    const int64_t m = rows[q];
+    if (m <= 0) continue;
+    const int64_t per = m <= detail::kOnTheFlyRows ? m : kRowsPerTask;
+    for (int64_t p = 0; p < problems[q].b->panels; ++p)
+      for (int64_t i = 0; i < m; i += per) tasks.push_back({int32_t(q), int32_t(p), i, std::min(m, i + per)});
+    work += double(problems[q].b->panels) * double(problems[q].b->k) * double(kPanelCols) * double(std::max<int64_t>(m, 8));
+  }
+  if (tasks.empty()) return;
+  auto panel_fn = active_isa() == Isa::kAvx512 ? detail::gemm_panel_avx512 : detail::gemm_panel_avx2;
+  // About 256K weight elements (or multiply-adds) per chunk keeps the pool's overhead small.
+  const double per_task = work / double(tasks.size());
+  const size_t grain = size_t(std::max(1.0, 262144.0 / std::max(per_task, 1.0)));
+  parallel_for(tasks.size(), grain, [&](size_t b, size_t e) {
+    float* scratch = thread_scratch();
+    for (size_t t = b; t < e; ++t) {
+      const Task& task = tasks[t];
+      panel_fn(problems[size_t(task.problem)], task.panel, task.m0, task.m1, scratch);
+    }
+  });
+}
+
+thread_local std::vector<float> tl_a, tl_sa, tl_c;
+
+void grow(std::vector<float>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+void to_bf16(const float* c, int64_t m, int64_t n, int64_t ldc, uint16_t* d, int64_t ldd) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) d[i * ldd + j] = f32_to_bf16(c[i * ldc + j]);
+}
+
+void e4m3_rows_to_f32(const uint8_t* a, int64_t lda, int64_t m, int64_t k, float* out) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < k; ++j) out[i * k + j] = e4m3_to_f32(a[i * lda + j]);
+}
+
+}  // namespace
+
+void quantize_fp8_1x128(const float* x, int64_t m, int64_t k, int64_t ldx, bool ue8m0, uint8_t* q, float* scales) {
+  const int64_t kb = k_blocks(k);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t b = 0; b < kb; ++b) {
+      const int64_t c0 = b * kScaleBlock, c1 = std::min(k, c0 + kScaleBlock);
+      const float* xi = x + i * ldx;
+      float amax = 0;
+      for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(xi[c]));
+      float s = std::max(amax, 1e-4f) / kE4M3Max;
+      if (ue8m0) s = std::exp2(std::ceil(std::log2(s)));
+      scales[i * kb + b] = s;
+      const float inv = 1.0f / s;
+      for (int64_t c = c0; c < c1; ++c) q[i * k + c] = f32_to_e4m3(xi[c] * inv);
+    }
+}
+
+bool prepare_activations(const float* x, int64_t m, int64_t k, int64_t ldx, ActQuant act, float* a, float* scales) {
+  switch (act) {
+    case ActQuant::kF32:
+      for (int64_t i = 0; i < m; ++i) std::copy(x + i * ldx, x + i * ldx + k, a + i * k);
+      return false;
+    case ActQuant::kBf16:
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < k; ++j) a[i * k + j] = round_to_bf16(x[i * ldx + j]);
+      return false;
+    case ActQuant::kFp8:
+    case ActQuant::kFp8Ue8m0: {
+      const int64_t kb = k_blocks(k);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t b = 0; b < kb; ++b) {
+          const int64_t c0 = b * kScaleBlock, c1 = std::min(k, c0 + kScaleBlock);
+          const float* xi = x + i * ldx;
+          float amax = 0;
+          for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(xi[c]));
+          float s = std::max(amax, 1e-4f) / kE4M3Max;
+          if (act == ActQuant::kFp8Ue8m0) s = std::exp2(std::ceil(std::log2(s)));
+          scales[i * kb + b] = s;
+          const float inv = 1.0f / s;
+          for (int64_t c = c0; c < c1; ++c) a[i * k + c] = e4m3_to_f32(f32_to_e4m3(xi[c] * inv));
+        }
+      return true;
+    }
+  }
+  return false;
+}
+
+void gemm_f32_nt(const float* a, int64_t lda, const float* a_scales, int64_t ldsa, int64_t m, const PackedMatrix& b,
+                 float* d, int64_t ldd) {
+  GemmProblem g{a, lda, a_scales, ldsa, &b, d, ldd};
+  run_tasks({g}, {m});
+}
+
+void gemm_fp8_nt(const uint8_t* a, int64_t lda, const float* a_scales, int64_t m, const PackedMatrix& b, float* d,
+                 int64_t ldd) {
+  grow(tl_a, size_t(m * b.k));
+  e4m3_rows_to_f32(a, lda, m, b.k, tl_a.data());
+  gemm_f32_nt(tl_a.data(), b.k, a_scales, k_blocks(b.k), m, b, d, ldd);
+}
+
+void gemm_fp8_nt(const uint8_t* a, int64_t lda, const float* a_scales, int64_t m, const PackedMatrix& b,
+                 uint16_t* d_bf16, int64_t ldd) {
+  grow(tl_c, size_t(m * b.n));
+  gemm_fp8_nt(a, lda, a_scales, m, b, tl_c.data(), b.n);
+  to_bf16(tl_c.data(), m, b.n, b.n, d_bf16, ldd);
+}
+
+void gemm_bf16_nt(const uint16_t* a, int64_t lda, int64_t m, const PackedMatrix& b, float* d, int64_t ldd) {
+  grow(tl_a, size_t(m * b.k));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < b.k; ++j) tl_a[size_t(i * b.k + j)] = bf16_to_f32(a[i * lda + j]);
+  gemm_f32_nt(tl_a.data(), b.k, nullptr, 0, m, b, d, ldd);
+}
+
+void gemm_bf16_nt(const uint16_t* a, int64_t lda, int64_t m, const PackedMatrix& b, uint16_t* d_bf16, int64_t ldd) {
+  grow(tl_c, size_t(m * b.n));
+  gemm_bf16_nt(a, lda, m, b, tl_c.data(), b.n);
+  to_bf16(tl_c.data(), m, b.n, b.n, d_bf16, ldd);
+}
+
+void linear(const float* x, int64_t m, int64_t ldx, const PackedMatrix& w, float* y, int64_t ldy, ActQuant act) {
+  if (act == ActQuant::kF32) {
+    gemm_f32_nt(x, ldx, nullptr, 0, m, w, y, ldy);
+    return;
+  }
+  if (w.dtype != DType::kF8E4M3 && act != ActQuant::kBf16) act = ActQuant::kBf16;
+  grow(tl_a, size_t(m * w.k));
+  grow(tl_sa, size_t(m * w.k_blocks));
+  bool scaled = prepare_activations(x, m, w.k, ldx, act, tl_a.data(), tl_sa.data());
+  gemm_f32_nt(tl_a.data(), w.k, scaled ? tl_sa.data() : nullptr, w.k_blocks, m, w, y, ldy);
+}
+
+void gemm_grouped_contiguous(const float* a, int64_t lda, const float* a_scales, int64_t m, const int32_t* group_idx,
+                             const PackedMatrix* const* b, float* d, int64_t ldd) {
+  std::vector<GemmProblem> problems;
+  std::vector<int64_t> rows;
+  for (int64_t i = 0; i < m;) {
+    const int32_t g = group_idx[i];
+    int64_t j = i + 1;
+    while (j < m && group_idx[j] == g) ++j;
+    if (g >= 0) {
+      const PackedMatrix& bg = *b[g];
+      problems.push_back({a + i * lda, lda, a_scales ? a_scales + i * bg.k_blocks : nullptr, bg.k_blocks, &bg,
+                          d + i * ldd, ldd});
+      rows.push_back(j - i);
+    }
+    i = j;
+  }
+  run_tasks(problems, rows);
+}
+
+void gemm_grouped_contiguous_fp8(const uint8_t* a, const float* a_scales, int64_t m, int64_t k,
+                                 const int32_t* group_idx, const PackedMatrix* const* b, float* d, int64_t ldd) {
+  grow(tl_a, size_t(m * k));
+  e4m3_rows_to_f32(a, k, m, k, tl_a.data());
+  gemm_grouped_contiguous(tl_a.data(), k, a_scales, m, group_idx, b, d, ldd);
+}
+
+void gemm_grouped_masked(const float* a, const float* a_scales, int64_t groups, int64_t m_max, int64_t k,
+                         const int32_t* counts, const PackedMatrix* const* b, float* d) {
+  std::vector<GemmProblem> problems;
+  std::vector<int64_t> rows;
+  const int64_t kb = k_blocks(k);
+  for (int64_t g = 0; g < groups; ++g) {
+    const PackedMatrix& bg = *b[g];
+    problems.push_back({a + g * m_max * k, k, a_scales ? a_scales + g * m_max * kb : nullptr, kb, &bg,
+                        d + g * m_max * bg.n, bg.n});
+    rows.push_back(std::min<int64_t>(counts[g], m_max));
+  }
+  run_tasks(problems, rows);
+}
+
+void gemm_grouped_masked_fp8(const uint8_t* a, const float* a_scales, int64_t groups, int64_t m_max, int64_t k,
+                             const int32_t* counts, const PackedMatrix* const* b, float* d) {
+  grow(tl_a, size_t(groups * m_max * k));
+  for (int64_t g = 0; g < groups; ++g)
+    e4m3_rows_to_f32(a + g * m_max * k, k, std::min<int64_t>(counts[g], m_max), k, tl_a.data() + g * m_max * k);
+  gemm_grouped_masked(tl_a.data(), a_scales, groups, m_max, k, counts, b, d);
+}
+
+}  // namespace dsinfer::kernels

@@ -1,0 +1,35 @@
+// Internal contract between gemm.cpp (argument handling, threading) and the per-ISA panel
+// kernels (gemm_avx512.cpp, gemm_avx2.cpp). Not part of the kernel API.
+//
+// Every output element C[i, j] is reduced in one fixed order that depends on k alone:
+//   for each 128-wide k block kb:  acc = 0;  acc = fma(A[i, kk], B[j, kk], acc) for kk in order
+//                                  C = kb == 0 ? acc * s : fma(acc, s, C),  s = sa[i, kb] * sb[j, kb]
+// (sa, sb default to 1). Both ISAs and every path (decode on the fly, chunked and buffered) run
+// exactly these fp32 operations, so a row's result never depends on m, on the other rows, on the
+// thread count or on the ISA.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/packed_matrix.h"
+
+namespace dsinfer::kernels::detail {
+
+inline constexpr int64_t kChunkK = 512;        // k rows of a panel converted to fp32 at a time
+inline constexpr int64_t kOnTheFlyRows = 4;    // up to this many rows decode B straight from memory
+
+struct GemmProblem {
+  const float* a = nullptr;  // [m, k] fp32 values of A (already quantised or rounded as asked)
+  int64_t lda = 0;
+  const float* sa = nullptr;  // [m, k_blocks] per-row block scales, or null
+  int64_t ldsa = 0;
+  const PackedMatrix* b = nullptr;
+  float* c = nullptr;  // [m, n] fp32
+  int64_t ldc = 0;
+};
+
+// Computes rows [m0, m1) of C for panel p. scratch: kChunkK * 64 floats, 64-byte aligned.
+void gemm_panel_avx512(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* scratch);
+void gemm_panel_avx2(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* scratch);
+
+}  // namespace dsinfer::kernels::detail
