@@ -1,6 +1,7 @@
 #include "cache/kv_pool.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "base/error.h"
 
@@ -30,6 +31,16 @@ void KvPool::release(const std::vector<int32_t>& blocks) {
 
 model::KvCacheView KvPool::view() {
   return {storage_.data(), dtype_, num_layers_, num_blocks_, block_size_, dim_};
+}
+
+void KvPool::copy_block(int32_t src, int32_t dst, int64_t rows) {
+  const size_t row_bytes = size_t(dim_) * dtype_size(dtype_);
+  const size_t block_bytes = size_t(block_size_) * row_bytes;
+  const size_t layer_bytes = size_t(num_blocks_) * block_bytes;
+  for (int64_t l = 0; l < num_layers_; ++l) {
+    uint8_t* base = storage_.data() + size_t(l) * layer_bytes;
+    std::memcpy(base + size_t(dst) * block_bytes, base + size_t(src) * block_bytes, size_t(rows) * row_bytes);
+  }
 }
 
 int64_t KvPool::blocks_in_bytes(double bytes, int64_t num_layers, int64_t dim, DType dtype, int64_t block_size) {

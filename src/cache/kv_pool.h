@@ -26,6 +26,8 @@ class KvPool {
   int64_t num_blocks() const { return num_blocks_; }
   int64_t block_size() const { return block_size_; }
   model::KvCacheView view();
+  // Copies the first `rows` token rows of block src into block dst, in every layer.
+  void copy_block(int32_t src, int32_t dst, int64_t rows);
 
   // Blocks that fit in `bytes` for a model's layer count and latent width.
   static int64_t blocks_in_bytes(double bytes, int64_t num_layers, int64_t dim, DType dtype, int64_t block_size = 64);

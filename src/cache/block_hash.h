@@ -1,0 +1,36 @@
+// Chained block hashes for the prefix index. A full block's key is
+//   hash(parent block's key, the block's token ids, the model fingerprint)
+// so a key names the whole prefix up to and including that block, and two models (or two cache
+// dtypes) never share an entry. 64 bits make collisions rare, not impossible: every hit is
+// re-checked against the block's stored token ids before its KV is reused.
+#pragma once
+
+#include <cstdint>
+
+namespace dsinfer::cache {
+
+inline uint64_t mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// The key of a block whose parent has key `parent` (0 for the first block).
+inline uint64_t block_hash(uint64_t parent, const int32_t* tokens, int64_t n, uint64_t fingerprint) {
+  uint64_t h = mix64(parent ^ 0x6a09e667f3bcc909ull) ^ mix64(fingerprint + 0x3c6ef372fe94f82bull);
+  for (int64_t i = 0; i < n; ++i) h = mix64(h + 0x9e3779b97f4a7c15ull + uint64_t(uint32_t(tokens[i])));
+  h = mix64(h ^ uint64_t(n));
+  return h == 0 ? 1 : h;  // 0 is reserved for "no parent"
+}
+
+// Folds arbitrary bytes into a fingerprint (config text, dtype, precision...).
+inline uint64_t fingerprint_bytes(uint64_t seed, const void* data, size_t n) {
+  const unsigned char* p = static_cast<const unsigned char*>(data);
+  uint64_t h = mix64(seed ^ 0xa0761d6478bd642full);
+  for (size_t i = 0; i < n; ++i) h = mix64(h ^ (uint64_t(p[i]) + 0x9e3779b97f4a7c15ull * (i + 1)));
+  return h;
+}
+
+}  // namespace dsinfer::cache

@@ -1,0 +1,94 @@
+// The block manager: ref-counted 64-token blocks of the paged latent KV pool plus the prefix
+// index (nano-vllm's block_manager, with 3FS-style explicit states; docs/serving.md has the
+// table). A block is in exactly one state:
+//   free     — on the free list, holds nothing useful
+//   used     — ref count > 0: in one or more sequences' block tables
+//   cached   — ref count 0 but its 64 tokens are indexed by chained hash: reusable by a later
+//              prefix hit, evicted least-recently-released first when fresh blocks run out
+// Only full blocks whose KV has been written are indexed (commit()). A lookup walks the prompt
+// block by block, re-checks the stored token ids on every hash hit, and stops at the first miss.
+// Not thread-safe: the engine's step thread is its only user.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/kv_pool.h"
+
+namespace dsinfer::cache {
+
+struct BlockStats {
+  int64_t total = 0, used = 0, cached = 0, free = 0;
+  int64_t evictions = 0;
+};
+
+class BlockManager {
+ public:
+  // fingerprint: identifies the model and cache dtype (keys of different models never meet).
+  BlockManager(KvPool& pool, uint64_t fingerprint, bool prefix_caching = true);
+
+  int64_t block_size() const { return pool_.block_size(); }
+  int64_t blocks_for(int64_t tokens) const { return pool_.blocks_for(tokens); }
+
+  // Blocks that allocate() can hand out now: free plus evictable cached blocks.
+  int64_t available() const { return int64_t(free_.size() + lru_.size()); }
+
+  // Longest cached prefix of tokens[0, n) in whole blocks, leaving at least `keep` tokens
+  // uncached. Appends the blocks to `table` (taking a reference on each) and their keys to
+  // `hashes`; returns the number of tokens covered.
+  int64_t match_prefix(const int32_t* tokens, int64_t n, int64_t keep, std::vector<int32_t>& table,
+                       std::vector<uint64_t>& hashes);
+
+  // Appends `count` fresh blocks (ref 1) to table, evicting cached blocks if needed. False and
+  // nothing taken when fewer than `count` are available.
+  bool allocate(int64_t count, std::vector<int32_t>& table);
+
+  // Drops one reference on each block; the table is left empty. Indexed blocks become cached
+  // (most recently used last), the rest free.
+  void release(std::vector<int32_t>& table);
+
+  // A copy-on-fork of a sequence with `tokens` tokens in the cache (n > 1 choices): the full
+  // blocks are shared (one more reference each), a partial last block is copied into a fresh
+  // one. Appends to `table`; false and nothing taken when no block is available for the copy.
+  bool fork(const std::vector<int32_t>& src, int64_t tokens, std::vector<int32_t>& table);
+
+  // Indexes the full blocks of a sequence whose first `computed` tokens are in the KV cache.
+  // hashes holds the keys of the blocks indexed so far and grows as blocks fill.
+  void commit(const int32_t* tokens, int64_t computed, const std::vector<int32_t>& table,
+              std::vector<uint64_t>& hashes);
+
+  BlockStats stats() const;
+  int64_t ref_count(int32_t block) const { return blocks_[size_t(block)].ref; }
+  model::KvCacheView view() { return pool_.view(); }
+  // Drops every cached (unreferenced) block from the index, e.g. for tests.
+  void clear_cache();
+
+  // Prefix-cache lookups over the manager's life, in tokens.
+  int64_t lookup_tokens() const { return lookup_tokens_; }
+  int64_t hit_tokens() const { return hit_tokens_; }
+
+ private:
+  struct Block {
+    int32_t ref = 0;
+    uint64_t hash = 0;  // 0: not indexed
+    std::vector<int32_t> tokens;  // indexed blocks: their token ids, for the re-check
+    std::list<int32_t>::iterator lru;
+    bool in_lru = false;
+  };
+
+  KvPool& pool_;
+  uint64_t fingerprint_;
+  bool prefix_caching_;
+  std::vector<Block> blocks_;
+  std::vector<int32_t> free_;
+  std::list<int32_t> lru_;  // cached blocks, least recently released first
+  std::unordered_map<uint64_t, int32_t> index_;
+  int64_t evictions_ = 0, lookup_tokens_ = 0, hit_tokens_ = 0;
+
+  int32_t take_one();
+  void unindex(int32_t id);
+};
+
+}  // namespace dsinfer::cache

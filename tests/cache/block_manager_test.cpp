@@ -1,0 +1,180 @@
+#include "cache/block_manager.h"
+
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+#include "base/error.h"
+#include "cache/block_hash.h"
+
+namespace dsinfer::cache {
+namespace {
+
+constexpr int64_t kBs = 64;
+
+std::vector<int32_t> seq_tokens(int64_t n, int32_t start = 0) {
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  std::iota(t.begin(), t.end(), start);
+  return t;
+}
+
+struct Fixture : ::testing::Test {
+  KvPool pool{2, 8, DType::kF32, 8};
+  BlockManager bm{pool, 42};
+};
+
+TEST_F(Fixture, AllocateReleaseCountsEveryBlock) {
+  std::vector<int32_t> a, b;
+  ASSERT_TRUE(bm.allocate(5, a));
+  EXPECT_EQ(bm.stats().used, 5);
+  EXPECT_FALSE(bm.allocate(4, b));  // all or nothing
+  EXPECT_TRUE(b.empty());
+  ASSERT_TRUE(bm.allocate(3, b));
+  EXPECT_EQ(bm.available(), 0);
+  bm.release(a);
+  bm.release(b);
+  EXPECT_TRUE(a.empty());
+  auto s = bm.stats();
+  EXPECT_EQ(s.used, 0);
+  EXPECT_EQ(s.free, 8);
+  EXPECT_EQ(s.cached, 0);
+}
+
+TEST_F(Fixture, DoubleReleaseIsCaught) {
+  std::vector<int32_t> a;
+  ASSERT_TRUE(bm.allocate(1, a));
+  std::vector<int32_t> copy = a;
+  bm.release(a);
+  EXPECT_THROW(bm.release(copy), Error);
+}
+
+TEST_F(Fixture, CommittedPrefixIsSharedAndRefCounted) {
+  auto toks = seq_tokens(3 * kBs + 10);
+  std::vector<int32_t> t1;
+  std::vector<uint64_t> h1;
+  ASSERT_TRUE(bm.allocate(4, t1));
+  bm.commit(toks.data(), int64_t(toks.size()), t1, h1);
+  EXPECT_EQ(h1.size(), 3u);  // the partial fourth block is not indexed
+
+  std::vector<int32_t> t2;
+  std::vector<uint64_t> h2;
+  EXPECT_EQ(bm.match_prefix(toks.data(), int64_t(toks.size()), 1, t2, h2), 3 * kBs);
+  ASSERT_EQ(t2.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(t2[size_t(i)], t1[size_t(i)]);
+    EXPECT_EQ(bm.ref_count(t1[size_t(i)]), 2);
+  }
+  EXPECT_EQ(h2, h1);
+  bm.release(t1);
+  EXPECT_EQ(bm.stats().used, 3);
+  bm.release(t2);
+  auto s = bm.stats();
+  EXPECT_EQ(s.used, 0);
+  EXPECT_EQ(s.cached, 3);
+  // Cached blocks come back on a later hit.
+  std::vector<int32_t> t3;
+  std::vector<uint64_t> h3;
+  EXPECT_EQ(bm.match_prefix(toks.data(), int64_t(toks.size()), 1, t3, h3), 3 * kBs);
+  bm.release(t3);
+}
+
+TEST_F(Fixture, MatchLeavesTokensToCompute) {
+  auto toks = seq_tokens(2 * kBs);
+  std::vector<int32_t> t;
+  std::vector<uint64_t> h;
+  ASSERT_TRUE(bm.allocate(2, t));
+  bm.commit(toks.data(), 2 * kBs, t, h);
+  bm.release(t);
+  std::vector<uint64_t> h2;
+  // Exactly two cached blocks, but the last token must be computed to get its logits.
+  EXPECT_EQ(bm.match_prefix(toks.data(), 2 * kBs, 1, t, h2), kBs);
+  bm.release(t);
+}
+
+TEST_F(Fixture, DifferentTokensOrParentsMiss) {
+  auto a = seq_tokens(2 * kBs);
+  std::vector<int32_t> t;
+  std::vector<uint64_t> h;
+  ASSERT_TRUE(bm.allocate(2, t));
+  bm.commit(a.data(), 2 * kBs, t, h);
+  bm.release(t);
+  auto b = a;
+  b[5] = 999;  // the first block differs, so the second (same tokens) must miss too: chained keys
+  std::vector<uint64_t> h2;
+  EXPECT_EQ(bm.match_prefix(b.data(), 2 * kBs + 1, 1, t, h2), 0);
+  auto c = a;
+  c[kBs + 3] = 999;  // only the second block differs
+  EXPECT_EQ(bm.match_prefix(c.data(), 2 * kBs + 1, 1, t, h2), kBs);
+  bm.release(t);
+}
+
+TEST(BlockHash, ModelFingerprintSeparatesKeys) {
+  auto t = seq_tokens(kBs);
+  EXPECT_NE(block_hash(0, t.data(), kBs, 1), block_hash(0, t.data(), kBs, 2));
+  EXPECT_NE(block_hash(0, t.data(), kBs, 1), block_hash(7, t.data(), kBs, 1));
+  EXPECT_EQ(block_hash(7, t.data(), kBs, 1), block_hash(7, t.data(), kBs, 1));
+}
+
+TEST_F(Fixture, EvictsLeastRecentlyReleasedCachedBlocks) {
+  std::vector<std::vector<int32_t>> toks;
+  std::vector<std::vector<int32_t>> tables(4);
+  for (int i = 0; i < 4; ++i) {
+    toks.push_back(seq_tokens(kBs, 1000 * (i + 1)));
+    std::vector<uint64_t> h;
+    ASSERT_TRUE(bm.allocate(1, tables[size_t(i)]));
+    bm.commit(toks.back().data(), kBs, tables[size_t(i)], h);
+  }
+  for (int i = 0; i < 4; ++i) bm.release(tables[size_t(i)]);  // released in order 0,1,2,3
+  EXPECT_EQ(bm.stats().cached, 4);
+  std::vector<int32_t> big;
+  ASSERT_TRUE(bm.allocate(6, big));  // 4 free + evict two: prefixes 0 and 1
+  EXPECT_EQ(bm.stats().evictions, 2);
+  for (int i = 0; i < 4; ++i) {
+    std::vector<int32_t> t;
+    std::vector<uint64_t> h;
+    int64_t hit = bm.match_prefix(toks[size_t(i)].data(), kBs + 1, 1, t, h);
+    EXPECT_EQ(hit, i < 2 ? 0 : kBs) << "prefix " << i;
+    bm.release(t);
+  }
+  bm.release(big);
+}
+
+TEST_F(Fixture, ForkSharesFullBlocksAndCopiesThePartialOne) {
+  std::vector<int32_t> t;
+  ASSERT_TRUE(bm.allocate(2, t));
+  auto view = bm.view();
+  // Fill the parent's partial block with a pattern in both layers.
+  for (int64_t l = 0; l < 2; ++l) {
+    float* base = static_cast<float*>(view.layer(l).base) + size_t(t[1]) * kBs * 8;
+    for (int64_t i = 0; i < 10 * 8; ++i) base[i] = float(l * 1000 + i);
+  }
+  std::vector<int32_t> child;
+  ASSERT_TRUE(bm.fork(t, kBs + 10, child));
+  ASSERT_EQ(child.size(), 2u);
+  EXPECT_EQ(child[0], t[0]);
+  EXPECT_NE(child[1], t[1]);
+  EXPECT_EQ(bm.ref_count(t[0]), 2);
+  for (int64_t l = 0; l < 2; ++l) {
+    const float* base = static_cast<const float*>(view.layer(l).base) + size_t(child[1]) * kBs * 8;
+    for (int64_t i = 0; i < 10 * 8; ++i) ASSERT_EQ(base[i], float(l * 1000 + i));
+  }
+  bm.release(t);
+  bm.release(child);
+  EXPECT_EQ(bm.stats().used, 0);
+}
+
+TEST(BlockManagerNoCache, PrefixCachingOffNeverHits) {
+  KvPool pool(1, 4, DType::kF32, 4);
+  BlockManager bm(pool, 1, /*prefix_caching=*/false);
+  auto toks = seq_tokens(2 * kBs);
+  std::vector<int32_t> t;
+  std::vector<uint64_t> h;
+  ASSERT_TRUE(bm.allocate(2, t));
+  bm.commit(toks.data(), 2 * kBs, t, h);
+  bm.release(t);
+  EXPECT_EQ(bm.stats().free, 4);
+  EXPECT_EQ(bm.match_prefix(toks.data(), 2 * kBs, 1, t, h), 0);
+}
+
+}  // namespace
+}  // namespace dsinfer::cache
