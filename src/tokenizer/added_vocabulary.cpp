@@ -38,7 +38,7 @@ void AddedTokenMatcher::add(const std::string& pattern, const AddedToken& token)
   nodes_[node].token = int32_t(tokens_.size());
   tokens_.push_back(token);
   first_byte_[uint8_t(pattern[0])] = true;
-  if (token.single_word && !alnum_) alnum_ = std::make_unique<Regex>("[\\p{Alphabetic}\\p{N}]", "added token");
+  if (token.single_word && !alnum_) alnum_ = std::make_unique<Regex>(translate_onig_pattern("[\\p{Alphabetic}\\p{N}]"), "added token");
 }
 
 int32_t AddedTokenMatcher::longest_at(std::string_view text, size_t i, size_t& end) const {

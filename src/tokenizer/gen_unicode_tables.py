@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Writes unicode_tables_data.inc: the Unicode data the normalizers need (canonical combining
-classes, full canonical and compatibility decompositions, primary compositions, lowercase
-mappings), taken from Python's unicodedata so the tables are reproducible:
+"""Writes unicode_tables_data.inc: the Unicode data the normalization forms need (canonical
+combining classes, full canonical and compatibility decompositions, primary compositions), taken
+from Python's unicodedata so the tables are reproducible:
 
-    python3 src/tokenizer/gen_unicode_tables.py > src/tokenizer/unicode_tables_data.inc
+    python3.7 src/tokenizer/gen_unicode_tables.py > src/tokenizer/unicode_tables_data.inc
 
+It must run on Python 3.7, whose unicodedata is Unicode 11.0: Hugging Face's tokenizers normalize
+with the unicode-normalization-alignments crate, whose data predates Unicode 12 (it leaves U+1F16C
+and U+32FF, added in 12.0 and 12.1, alone), and 9.0 through 11.0 decompose the same characters.
 Hangul syllables are left out: they are decomposed and composed arithmetically."""
 import sys
 import unicodedata as ud
@@ -26,7 +29,9 @@ def emit(name, rows, width):
 
 
 def main():
-    ccc, canon, compat, lower, compose, values = [], [], [], [], [], []
+    if ud.unidata_version != "11.0.0":
+        sys.exit(f"needs Unicode 11.0 data (Python 3.7); this Python has {ud.unidata_version}")
+    ccc, canon, compat, compose, values = [], [], [], [], []
 
     def store(seq):
         off = len(values)
@@ -48,9 +53,6 @@ def main():
             canon.append((cp, store(nfd), len(nfd)))
         if nfkd != nfd:
             compat.append((cp, store(nfkd), len(nfkd)))
-        low = [ord(x) for x in ch.lower()]
-        if low != [cp]:
-            lower.append((cp, store(low), len(low)))
         d = ud.decomposition(ch)
         if d and not d.startswith("<"):
             parts = [int(x, 16) for x in d.split()]
@@ -62,7 +64,6 @@ def main():
     print(emit("kCombiningClass", ccc, 2))
     print(emit("kCanonicalDecomposition", canon, 3))
     print(emit("kCompatibilityDecomposition", compat, 3))
-    print(emit("kLowercase", lower, 3))
     print(emit("kComposition", compose, 3))
     print(emit("kMappingValues", [(v,) for v in values], 1))
 

@@ -4,6 +4,7 @@
 #include <pcre2.h>
 
 #include "base/error.h"
+#include "tokenizer/unicode_tables.h"
 #include "tokenizer/utf8.h"
 
 namespace dsinfer::tokenizer {
@@ -92,43 +93,78 @@ void Regex::find_all(std::string_view subject, std::vector<Span>& out) const {
   }
 }
 
+namespace {
+
+// Long Oniguruma/Unicode names of the general categories that tokenizer regexes use.
+std::string_view short_property(std::string_view name) {
+  static const std::pair<std::string_view, std::string_view> kNames[] = {
+      {"Letter", "L"}, {"Mark", "M"}, {"Number", "N"}, {"Punctuation", "P"}, {"Symbol", "S"},
+      {"Separator", "Z"}, {"Uppercase_Letter", "Lu"}, {"Lowercase_Letter", "Ll"}, {"Decimal_Number", "Nd"},
+      {"Alpha", "Alphabetic"}, {"Space", "White_Space"}};
+  for (auto& [long_name, short_name] : kNames)
+    if (name == long_name) return short_name;
+  return name;
+}
+
+// The body of a character class for \p{name}, extended to Unicode 16.0.
+std::string property_body(std::string_view name) {
+  std::string_view shortname = short_property(name);
+  return str("\\p{", shortname, "}", unicode_property_additions(shortname));
+}
+
+}  // namespace
+
 std::string translate_onig_pattern(std::string_view p) {
-  // Class bodies for the Oniguruma meanings, usable both inside and outside brackets.
-  static const char* kSpace = "\\t\\n\\x0B\\f\\r\\x{85}\\p{Z}";
-  static const char* kWord = "\\p{L}\\p{M}\\p{Nd}\\p{Pc}";
+  // Class bodies with the Oniguruma meanings, usable both inside and outside brackets.
+  const std::string space = "\\t\\n\\x0B\\f\\r\\x{85}" + property_body("Z");
+  const std::string word = property_body("L") + property_body("M") + property_body("Nd") + property_body("Pc");
+  const std::string digit = property_body("Nd");
   std::string out;
   out.reserve(p.size() + 16);
   bool in_class = false;
+  // A class body: inside brackets as it is, outside wrapped in (possibly negated) brackets. A
+  // negated body cannot join an enclosing class; PCRE2's own escape is kept there (it differs
+  // only on characters new since Unicode 14 and at U+0085).
+  auto body = [&](const std::string& b, bool negated, std::string_view pcre_escape) {
+    if (!in_class) out += (negated ? "[^" : "[") + b + "]";
+    else if (!negated) out += b;
+    else out += pcre_escape;
+  };
   for (size_t i = 0; i < p.size(); ++i) {
     char c = p[i];
     if (c == '\\' && i + 1 < p.size()) {
       char e = p[i + 1];
       ++i;
       switch (e) {
-        case 's':
-          out += in_class ? std::string(kSpace) : str("[", kSpace, "]");
+        case 's': body(space, false, ""); break;
+        case 'S': body(space, true, "\\S"); break;
+        case 'w': body(word, false, ""); break;
+        case 'W': body(word, true, "\\W"); break;
+        case 'd': body(digit, false, ""); break;
+        case 'D': body(digit, true, "\\D"); break;
+        case 'h': body("0-9a-fA-F", false, ""); break;  // Oniguruma's \h is a hex digit
+        case 'H': body("0-9a-fA-F", true, "\\H"); break;
+        case 'p':
+        case 'P': {
+          size_t close = i + 1 < p.size() && p[i + 1] == '{' ? p.find('}', i + 1) : std::string_view::npos;
+          if (close == std::string_view::npos) {
+            out += '\\';
+            out += e;
+            break;
+          }
+          std::string_view name = p.substr(i + 2, close - i - 2);
+          bool negated = e == 'P';
+          if (!name.empty() && name[0] == '^') negated = !negated, name.remove_prefix(1);
+          std::string b = property_body(name);
+          body(b, negated, str("\\", e, "{", p.substr(i + 2, close - i - 2), "}"));
+          i = close;
           break;
-        case 'S':
-          // Inside a class a negated set cannot be unioned; PCRE2's \S differs only at U+0085.
-          out += in_class ? std::string("\\S") : str("[^", kSpace, "]");
-          break;
-        case 'w':
-          out += in_class ? std::string(kWord) : str("[", kWord, "]");
-          break;
-        case 'W':
-          out += in_class ? std::string("\\W") : str("[^", kWord, "]");
-          break;
-        case 'h':
-          out += in_class ? "0-9a-fA-F" : "[0-9a-fA-F]";
-          break;
-        case 'H':
-          out += in_class ? "\\H" : "[^0-9a-fA-F]";
-          break;
+        }
         default:
           out += '\\';
           out += e;
-          // Copy \p{...}, \x{...} and similar braces whole so their contents are not rewritten.
-          if ((e == 'p' || e == 'P' || e == 'x') && i + 1 < p.size() && p[i + 1] == '{') {
+          // Copy \x{...} whole so its contents are not rewritten.
+          if (e == 'x' && i + 1 < p.size() && p[i + 1] == '{') {
             size_t close = p.find('}', i + 1);
             if (close != std::string_view::npos) {
               out.append(p.substr(i + 1, close - i));

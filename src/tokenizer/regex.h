@@ -40,7 +40,8 @@ class Regex {
   void* code_ = nullptr;  // pcre2_code_8*
 };
 
-// Oniguruma (Ruby syntax) pattern -> PCRE2 pattern with the same meaning.
+// Oniguruma (Ruby syntax) pattern -> PCRE2 pattern with the same meaning, Unicode properties
+// included (extended from PCRE2's Unicode 14.0 to the 16.0 Hugging Face uses).
 std::string translate_onig_pattern(std::string_view onig);
 
 }  // namespace dsinfer::tokenizer

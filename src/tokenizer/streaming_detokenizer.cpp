@@ -11,7 +11,7 @@ StreamingDetokenizer::StreamingDetokenizer(const Tokenizer& tokenizer, bool skip
 std::string StreamingDetokenizer::push(int32_t id) {
   if (!tok_.is_valid_id(id))
     fail("token id ", id, " is out of range (the vocabulary has ids 0..", tok_.vocab_size() - 1, ")");
-  if (skip_special_ && tok_.is_special(id)) return {};
+  if (skip_special_ && tok_.skipped_as_special(id)) return {};
   if (tok_.byte_level_decoding()) {
     pending_ += tok_.token_bytes(id);
     size_t n = utf8_emittable_prefix(pending_);

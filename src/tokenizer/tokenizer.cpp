@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -27,7 +28,9 @@ struct Tokenizer::Impl {
   AddedTokenMatcher normalized_matcher;  // added tokens with normalized=true
   std::unordered_map<std::string, int32_t> added_by_content;
   std::vector<std::string> added_content;  // by id; empty when the id is not an added token
-  std::vector<uint8_t> special;            // by id
+  std::vector<uint8_t> special;            // by id: an added token flagged special
+  std::vector<uint8_t> skip;               // by id: left out by decode(skip_special_tokens)
+  std::unordered_set<std::string> special_contents;
   std::vector<std::string> bytes;          // by id: what the ByteLevel decoder makes of it
   size_t vocab_size = 0;
   std::string bos_token, eos_token, chat_template;
@@ -106,18 +109,13 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
     // The post-processor only adds special tokens around a sequence; encode() adds none, so it is
     // not consulted.
 
-    impl->vocab_size = impl->model->size();
     std::vector<AddedToken> added;
     if (auto it = j.find("added_tokens"); it != j.end() && !it->is_null()) {
       if (!it->is_array()) fail("tokenizer.json: added_tokens must be an array");
       for (const auto& t : *it) {
-        if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() || !t.contains("content") ||
-            !t["content"].is_string())
-          fail("tokenizer.json: every added token needs an integer \"id\" and a string \"content\"");
+        if (!t.is_object() || !t.contains("content") || !t["content"].is_string())
+          fail("tokenizer.json: every added token needs a string \"content\"");
         AddedToken a;
-        int64_t id = t["id"].get<int64_t>();
-        if (id < 0 || id > INT32_MAX) fail("tokenizer.json: added token id ", id, " is out of range");
-        a.id = int32_t(id);
         a.content = t["content"].get<std::string>();
         a.single_word = flag(t, "single_word", false);
         a.lstrip = flag(t, "lstrip", false);
@@ -125,22 +123,50 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
         a.normalized = flag(t, "normalized", true);
         a.special = flag(t, "special", false);
         added.push_back(a);
-        impl->vocab_size = std::max(impl->vocab_size, size_t(a.id) + 1);
       }
     }
+    // Ids are assigned the way Hugging Face assigns them while loading (the "id" fields are only
+    // checked there, with a warning): a content already known (model vocabulary or an earlier
+    // added token) keeps that id, anything new takes the next id after the vocabulary.
+    const int32_t model_size = int32_t(impl->model->size());
+    int32_t max_added = -1;
+    std::vector<std::pair<AddedToken, int32_t>> assigned;
+    for (AddedToken& a : added) {
+      if (a.content.empty()) continue;
+      int32_t id = -1;
+      if (auto f = impl->added_by_content.find(a.content); f != impl->added_by_content.end()) id = f->second;
+      else id = impl->model->token_to_id(a.content);
+      if (id < 0) {
+        id = max_added < 0 ? model_size : (max_added >= model_size || model_size == 0 ? max_added + 1 : model_size);
+        impl->added_by_content.emplace(a.content, id);
+      } else {
+        impl->added_by_content.emplace(a.content, id);
+      }
+      max_added = std::max(max_added, id);
+      a.id = id;
+      assigned.emplace_back(a, id);
+    }
+    impl->vocab_size = std::max<size_t>(size_t(model_size), size_t(max_added + 1));
     impl->added_content.assign(impl->vocab_size, "");
     impl->special.assign(impl->vocab_size, 0);
-    for (const AddedToken& a : added) {
-      impl->added_content[a.id] = a.content;
-      impl->special[a.id] = a.special;
-      impl->added_by_content.emplace(a.content, a.id);
-      if (!a.normalized) {
-        impl->raw_matcher.add(a.content, a);
-      } else {
-        std::string pattern = a.content;
-        if (impl->normalizer.active() && is_valid_utf8(pattern)) impl->normalizer.normalize(pattern);
-        impl->normalized_matcher.add(pattern, a);
-      }
+    for (auto& [a, id] : assigned) {
+      // A normalized token is known by its normalized form once added: that is what decoding
+      // shows for its id.
+      std::string pattern = a.content;
+      if (a.normalized && impl->normalizer.active() && is_valid_utf8(pattern)) impl->normalizer.normalize(pattern);
+      impl->added_content[id] = pattern;
+      impl->special[id] = a.special;
+      if (a.special) impl->special_contents.insert(a.content);
+      if (!a.normalized) impl->raw_matcher.add(a.content, a);
+      else impl->normalized_matcher.add(pattern, a);
+    }
+    // Decoding with skip_special_tokens drops a token when its text is a special token's
+    // content, which is how Hugging Face decides it.
+    impl->skip.assign(impl->vocab_size, 0);
+    for (size_t id = 0; id < impl->vocab_size; ++id) {
+      const std::string& t = impl->added_content[id].empty() ? impl->model->id_to_token(int32_t(id))
+                                                             : impl->added_content[id];
+      impl->skip[id] = !t.empty() && impl->special_contents.count(t) > 0;
     }
     if (impl->decoder.is_byte_level()) {
       impl->bytes.resize(impl->vocab_size);
@@ -246,12 +272,12 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
   if (im.decoder.is_byte_level()) {
     std::string bytes;
     for (int32_t id : ids)
-      if (!skip_special_tokens || !im.special[id]) bytes += im.bytes[id];
+      if (!skip_special_tokens || !im.skip[id]) bytes += im.bytes[id];
     return utf8_lossy(bytes);
   }
   std::vector<std::string> tokens;
   for (int32_t id : ids)
-    if (!skip_special_tokens || !im.special[id]) tokens.push_back(id_to_token(id));
+    if (!skip_special_tokens || !im.skip[id]) tokens.push_back(id_to_token(id));
   return im.decoder.decode(std::move(tokens));
 }
 
@@ -274,6 +300,10 @@ const std::string& Tokenizer::id_to_token(int32_t id) const {
 
 bool Tokenizer::is_special(int32_t id) const {
   return id >= 0 && size_t(id) < impl_->vocab_size && impl_->special[id];
+}
+
+bool Tokenizer::skipped_as_special(int32_t id) const {
+  return id >= 0 && size_t(id) < impl_->vocab_size && impl_->skip[id];
 }
 
 bool Tokenizer::byte_level_decoding() const { return impl_->decoder.is_byte_level(); }

@@ -37,7 +37,10 @@ class Tokenizer {
   int32_t token_id(std::string_view token) const;  // -1 if absent; added tokens first
   size_t vocab_size() const;                        // one more than the largest id
   const std::string& id_to_token(int32_t id) const; // as written in tokenizer.json; throws when out of range
-  bool is_special(int32_t id) const;
+  bool is_special(int32_t id) const;  // an added token flagged "special"
+  // Whether decode(..., skip_special_tokens=true) leaves this id out: Hugging Face drops a token
+  // whose text is the content of a special token.
+  bool skipped_as_special(int32_t id) const;
   bool is_valid_id(int32_t id) const;
 
   // The bytes token `id` adds to decoded text when the decoder is ByteLevel (see

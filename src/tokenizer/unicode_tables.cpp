@@ -1,6 +1,8 @@
 #include "tokenizer/unicode_tables.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <iterator>
 #include <cstdint>
 #include <vector>
 
@@ -11,6 +13,14 @@ namespace dsinfer::tokenizer {
 namespace {
 
 #include "tokenizer/unicode_tables_data.inc"
+
+struct PropertyDelta {
+  const char* property;
+  uint32_t first, last;
+  bool added;
+};
+
+#include "tokenizer/unicode_delta_data.inc"
 
 constexpr uint32_t kSBase = 0xAC00, kLBase = 0x1100, kVBase = 0x1161, kTBase = 0x11A7;
 constexpr uint32_t kLCount = 19, kVCount = 21, kTCount = 28, kNCount = kVCount * kTCount,
@@ -140,12 +150,30 @@ std::string unicode_lowercase(std::string_view s) {
       continue;
     }
     uint32_t cp = next_code_point(s, i);
-    const uint32_t* row = find_row(kLowercase, 3, cp);
-    if (!row) {
+    const uint32_t(*row)[4] = std::lower_bound(std::begin(kLowercase16), std::end(kLowercase16), cp,
+                                                 [](const uint32_t(&r)[4], uint32_t v) { return r[0] < v; });
+    if (row == std::end(kLowercase16) || (*row)[0] != cp) {
       append_code_point(cp, out);
       continue;
     }
-    for (uint32_t k = 0; k < row[2]; ++k) append_code_point(kMappingValues[row[1] + k], out);
+    for (int k = 1; k < 4 && (*row)[k]; ++k) append_code_point((*row)[k], out);
+  }
+  return out;
+}
+
+std::string unicode_property_additions(std::string_view property) {
+  // One-letter categories stand for all their two-letter ones.
+  std::string out;
+  for (const PropertyDelta& d : kPropertyDelta) {
+    std::string_view p = d.property;
+    bool match = p == property || (property.size() == 1 && p.size() == 2 && p[0] == property[0]);
+    // Characters that left a category since Unicode 14 (one Ahom mark moved from Mn to Mc) are
+    // too rare to be worth a lookaround; they are not removed.
+    if (!match || !d.added) continue;
+    char buf[48];
+    if (d.first == d.last) std::snprintf(buf, sizeof(buf), "\\x{%X}", d.first);
+    else std::snprintf(buf, sizeof(buf), "\\x{%X}-\\x{%X}", d.first, d.last);
+    out += buf;
   }
   return out;
 }
