@@ -1,3 +1,6 @@
 # Command-line behaviour of the real binary on bad input.
 add_test(NAME cli_errors COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/cli_errors.sh ${DSINFER_BIN})
 set_tests_properties(cli_errors PROPERTIES LABELS cli TIMEOUT 120)
+add_test(NAME cli_generate_consistency
+         COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/generate_consistency.py ${DSINFER_BIN})
+set_tests_properties(cli_generate_consistency PROPERTIES LABELS cli TIMEOUT 120)
