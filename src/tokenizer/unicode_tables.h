@@ -1,8 +1,9 @@
 // Unicode data for the tokenizer without ICU: normalization forms (NFC, NFD, NFKC, NFKD) from
 // Unicode 11.0 tables (gen_unicode_tables.py; Hugging Face's normalizer data is that old),
-// per-character lowercasing, and property additions for the regexes. Lowercasing maps each character on its own, like Rust's char::to_lowercase
-// (Hugging Face's Lowercase): 'Σ' always becomes 'σ', 'İ' becomes "i̇". Lowercase mappings and
-// property additions are Unicode 16.0 (gen_unicode_delta.mjs), like the Rust code they mirror.
+// per-character lowercasing, and property additions for the regexes. Lowercasing maps each
+// character on its own, like Rust's char::to_lowercase (Hugging Face's Lowercase): 'Σ' always
+// becomes 'σ', 'İ' becomes "i̇". Lowercase mappings and property additions are Unicode 16.0
+// (gen_unicode_delta.mjs), like the Rust code they mirror.
 #pragma once
 
 #include <string>
