@@ -5,18 +5,23 @@
 // after each policy.
 //
 // Loads: `--load FILE.json` (the `dsinfer eplb --load` format, e.g. from `dsinfer generate
-// --dump-expert-load`) or, without it, synthetic skewed loads: per layer, 8 routed experts for each
-// of --tokens tokens drawn from a Zipf-like popularity (exponent --zipf) over a random ordering of
-// the experts. Flags: --smoke (CI), --reps N, --zipf S, --tokens T, --seed N, --json.
+// --dump-expert-load`) or, without it, synthetic skewed loads: per layer, 8 distinct routed experts
+// for each of --tokens tokens drawn from a Zipf-like popularity 1/rank^s over a random ordering of
+// the experts, for each exponent s of --zipf (a comma list). Flags: --smoke (CI), --reps N,
+// --zipf S[,S...], --tokens T, --seed N, --json.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
+#include <queue>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "base/error.h"
 #include "base/timer.h"
@@ -31,7 +36,7 @@ using namespace dsinfer::parallel;
 struct Options {
   bool smoke = false, json = false;
   int reps = 21;
-  double zipf = 0.8;
+  std::vector<double> zipf = {0.3, 0.6, 0.9};
   long tokens = 16384;
   unsigned seed = 1;
   std::string load_file;
@@ -48,7 +53,15 @@ Options parse(int argc, char** argv) {
     if (a == "--smoke") o.smoke = true;
     else if (a == "--json") o.json = true;
     else if (a == "--reps") o.reps = std::max(1, std::atoi(value().c_str()));
-    else if (a == "--zipf") o.zipf = std::atof(value().c_str());
+    else if (a == "--zipf") {
+      o.zipf.clear();
+      std::string list = value();
+      for (size_t pos = 0; pos <= list.size();) {
+        size_t comma = std::min(list.find(',', pos), list.size());
+        o.zipf.push_back(std::atof(list.substr(pos, comma - pos).c_str()));
+        pos = comma + 1;
+      }
+    }
     else if (a == "--tokens") o.tokens = std::max(1L, std::atol(value().c_str()));
     else if (a == "--seed") o.seed = unsigned(std::atol(value().c_str()));
     else if (a == "--load") o.load_file = value();
@@ -82,6 +95,27 @@ ExpertLoad synthetic_load(int layers, int experts, int top_k, long tokens, doubl
   return load;
 }
 
+// A lower bound on max/mean for any placement: no GPU can carry less than the mean, and the GPU
+// holding the heaviest replica carries at least that replica, which is heaviest at best when
+// redundant slots go, one at a time, to the highest load per replica (water-filling is optimal).
+std::vector<double> lower_bound_max_over_mean(const ExpertLoad& load, const EplbShape& shape) {
+  std::vector<double> out(load.num_layers);
+  for (int l = 0; l < load.num_layers; ++l) {
+    std::priority_queue<std::pair<double, int>> heaviest;  // (load per replica, expert)
+    std::vector<int> count(load.num_experts, 1);
+    double total = 0;
+    for (int e = 0; e < load.num_experts; ++e) heaviest.push({load.at(l, e), e}), total += load.at(l, e);
+    for (int r = load.num_experts; r < shape.num_replicas; ++r) {
+      int e = heaviest.top().second;
+      heaviest.pop();
+      heaviest.push({load.at(l, e) / ++count[e], e});
+    }
+    double mean = total / shape.num_gpus;
+    out[l] = mean > 0 ? std::max(1.0, heaviest.top().first / mean) : 1.0;
+  }
+  return out;
+}
+
 struct Stats {
   double mean = 0, worst = 0;
 };
@@ -103,55 +137,66 @@ struct Deployment {
 int main(int argc, char** argv) {
   try {
     Options o = parse(argc, argv);
-    ExpertLoad load;
-    std::string source;
+    std::vector<std::pair<std::string, ExpertLoad>> loads;
     if (!o.load_file.empty()) {
-      load = read_expert_load_file(o.load_file);
-      source = "recorded loads from " + o.load_file;
+      loads.push_back({"recorded loads from " + o.load_file, read_expert_load_file(o.load_file)});
     } else {
       const int layers = o.smoke ? 8 : 61;
-      load = synthetic_load(layers, 256, 8, o.smoke ? 2048 : o.tokens, o.zipf, o.seed);
-      source = str("synthetic Zipf-like loads (s=", o.zipf, ", ", o.smoke ? 2048 : o.tokens,
-                   " tokens x top-8 per layer, seed ", o.seed, ")");
+      const long tokens = o.smoke ? 2048 : o.tokens;
+      for (double s : o.zipf)
+        loads.push_back({str("synthetic Zipf-like loads, s=", s, " (", tokens, " tokens x top-8 per layer, seed ", o.seed,
+                             ")"),
+                         synthetic_load(layers, 256, 8, tokens, s, o.seed)});
     }
-    const int experts = load.num_experts;
-    const int groups = experts % 8 == 0 ? 8 : 1;
     const Deployment deployments[] = {{"prefill EP32", 32, 4}, {"decode EP144", 144, 18}};
-
-    if (!o.json)
-      std::printf("EPLB: %d layers x %d experts, %d groups; %s; median of %d reps\n", load.num_layers, experts, groups,
-                  source.c_str(), o.reps);
-    std::string json_rows;
-    for (const Deployment& d : deployments) {
-      // DeepSeek's 32 redundant slots on 256 experts, i.e. one eighth more, rounded to whole GPUs.
-      int replicas = (experts + experts / 8 + d.gpus - 1) / d.gpus * d.gpus;
-      EplbShape shape{replicas, groups, d.nodes, d.gpus};
-      Stats before = summarize(unbalanced_max_over_mean(load, shape));
+    nlohmann::json json_rows = nlohmann::json::array();
+    for (const auto& [source, load] : loads) {
+      const int experts = load.num_experts;
+      const int groups = experts % 8 == 0 ? 8 : 1;
       if (!o.json)
-        std::printf("\n%s: %d slots on %d GPUs (%d nodes, %d slots/GPU), %s policy\n"
-                    "  before (no EPLB)  max/mean %.3f (worst layer %.3f)\n",
-                    d.name, replicas, d.gpus, d.nodes, shape.slots_per_gpu(),
-                    shape.hierarchical() ? "hierarchical" : "global", before.mean, before.worst);
-      for (EplbPolicy policy : {EplbPolicy::kDeepSeek, EplbPolicy::kRefined}) {
-        std::vector<double> times;
-        EplbPlan plan;
-        for (int r = 0; r < o.reps; ++r) {
-          double t0 = now_seconds();
-          plan = rebalance(load, shape, policy);
-          times.push_back(now_seconds() - t0);
-        }
-        double ms = bench::median(times) * 1e3;
-        Stats after = summarize(plan_max_over_mean(load, plan));
+        std::printf("\nEPLB: %d layers x %d experts, %d groups; %s; median of %d reps\n", load.num_layers, experts,
+                    groups, source.c_str(), o.reps);
+      for (const Deployment& d : deployments) {
+        // DeepSeek's 32 redundant slots on 256 experts, i.e. one eighth more, rounded to whole GPUs.
+        int replicas = (experts + experts / 8 + d.gpus - 1) / d.gpus * d.gpus;
+        EplbShape shape{replicas, groups, d.nodes, d.gpus};
+        Stats before = summarize(unbalanced_max_over_mean(load, shape));
+        Stats bound = summarize(lower_bound_max_over_mean(load, shape));
         if (!o.json)
-          std::printf("  %-9s rebalance %8.2f ms   max/mean %.3f (worst layer %.3f)\n", to_string(policy), ms,
-                      after.mean, after.worst);
-        json_rows += str(json_rows.empty() ? "" : ",\n  ", "{\"deployment\": \"", d.name, "\", \"gpus\": ", d.gpus,
-                         ", \"nodes\": ", d.nodes, ", \"replicas\": ", replicas, ", \"policy\": \"", to_string(policy),
-                         "\", \"rebalance_ms\": ", ms, ", \"max_over_mean_before\": ", before.mean,
-                         ", \"max_over_mean_after\": ", after.mean, ", \"worst_layer_after\": ", after.worst, "}");
+          std::printf("  %s: %d slots on %d GPUs (%d nodes, %d slots/GPU), %s policy\n"
+                      "    before (no EPLB)                      max/mean %.3f (worst layer %.3f)\n"
+                      "    lower bound (mean, heaviest replica)  max/mean %.3f (worst layer %.3f)\n",
+                      d.name, replicas, d.gpus, d.nodes, shape.slots_per_gpu(),
+                      shape.hierarchical() ? "hierarchical" : "global", before.mean, before.worst, bound.mean,
+                      bound.worst);
+        for (EplbPolicy policy : {EplbPolicy::kDeepSeek, EplbPolicy::kRefined}) {
+          std::vector<double> times;
+          EplbPlan plan;
+          for (int r = 0; r < o.reps; ++r) {
+            double t0 = now_seconds();
+            plan = rebalance(load, shape, policy);
+            times.push_back(now_seconds() - t0);
+          }
+          double ms = bench::median(times) * 1e3;
+          Stats after = summarize(plan_max_over_mean(load, plan));
+          if (!o.json)
+            std::printf("    %-9s rebalance %7.2f ms            max/mean %.3f (worst layer %.3f)\n", to_string(policy), ms,
+                        after.mean, after.worst);
+          json_rows.push_back({{"load", source},
+                               {"deployment", d.name},
+                               {"gpus", d.gpus},
+                               {"nodes", d.nodes},
+                               {"replicas", replicas},
+                               {"policy", to_string(policy)},
+                               {"rebalance_ms", ms},
+                               {"max_over_mean_before", before.mean},
+                               {"max_over_mean_lower_bound", bound.mean},
+                               {"max_over_mean_after", after.mean},
+                               {"worst_layer_after", after.worst}});
+        }
       }
     }
-    if (o.json) std::printf("[\n  %s\n]\n", json_rows.c_str());
+    if (o.json) std::printf("%s\n", json_rows.dump(2).c_str());
     return 0;
   } catch (const dsinfer::Error& e) {
     std::fprintf(stderr, "eplb_bench: error: %s\n", e.what());

@@ -1,7 +1,9 @@
 #include "parallel/eplb.h"
 
 #include <algorithm>
+#include <functional>
 #include <numeric>
+#include <utility>
 
 #include "base/error.h"
 #include "parallel/eplb_refined.h"
@@ -50,15 +52,23 @@ void balanced_packing(const float* w, int n, int num_packs, int32_t* pack, int32
     for (int i = 0; i < n; ++i) pack[i] = i, rank[i] = 0;
     return;
   }
-  std::vector<float> pack_weight(num_packs, 0.0f);
+  // The lightest pack with room, lowest index among equals: a min-heap on (weight, index) from
+  // which full packs are dropped picks exactly what a scan over the packs would.
+  using Pack = std::pair<float, int32_t>;
+  std::vector<Pack> heap;
+  heap.reserve(num_packs);
+  for (int p = 0; p < num_packs; ++p) heap.push_back({0.0f, p});  // already a min-heap
   std::vector<int> pack_items(num_packs, 0);
   for (int32_t item : sort_descending_like_torch(w, n)) {
-    int best = -1;
-    for (int p = 0; p < num_packs; ++p)
-      if (pack_items[p] < per_pack && (best < 0 || pack_weight[p] < pack_weight[best])) best = p;
+    std::pop_heap(heap.begin(), heap.end(), std::greater<>());
+    auto& [weight, best] = heap.back();
     pack[item] = best;
     rank[item] = pack_items[best]++;
-    pack_weight[best] += w[item];
+    weight += w[item];
+    if (pack_items[best] < per_pack)
+      std::push_heap(heap.begin(), heap.end(), std::greater<>());
+    else
+      heap.pop_back();
   }
 }
 
@@ -66,15 +76,20 @@ void balanced_packing(const float* w, int n, int num_packs, int32_t* pack, int32
 // the expert with the highest load per replica. phy2log, phyrank: [num_phy]; count: [n].
 void replicate_experts(const float* w, int n, int num_phy, int32_t* phy2log, int32_t* phyrank, int32_t* count) {
   for (int i = 0; i < n; ++i) phy2log[i] = i, phyrank[i] = 0, count[i] = 1;
+  // The highest load per replica, lowest index among equals: a max-heap on (load, -index) pops
+  // exactly what torch.max's first maximum picks.
+  using Expert = std::pair<float, int32_t>;  // (load per replica, -index)
+  std::vector<Expert> heap;
+  heap.reserve(n);
+  for (int e = 0; e < n; ++e) heap.push_back({w[e], -e});
+  std::make_heap(heap.begin(), heap.end());
   for (int i = n; i < num_phy; ++i) {
-    int best = 0;
-    float best_value = w[0] / float(count[0]);
-    for (int e = 1; e < n; ++e) {
-      float v = w[e] / float(count[e]);
-      if (v > best_value) best = e, best_value = v;
-    }
+    std::pop_heap(heap.begin(), heap.end());
+    const int best = -heap.back().second;
     phy2log[i] = best;
     phyrank[i] = count[best]++;
+    heap.back().first = w[best] / float(count[best]);
+    std::push_heap(heap.begin(), heap.end());
   }
 }
 

@@ -18,12 +18,16 @@ class NodeSearch {
       slots_of_[slot_expert_[s]].push_back(s);
     }
     for (int s = 0; s < slots(); ++s) gpu_load_[gpu(s)] += replica_load(slot_expert_[s]);
+    for (double x : w_) mean_ += x / gpus;  // moves shift load between GPUs; the total stays
   }
 
   // Improves until no move lowers the most loaded GPU without raising another to its level.
   void run() {
-    // Each accepted move takes one GPU off the top; the cap only guards against rounding cycles.
-    const int max_moves = 16 * slots() + 64;
+    // Each accepted move takes one GPU off the top, so few are needed; the cap guards against
+    // rounding cycles and keeps huge shapes (an iteration costs ~ per_gpu x (slots + experts) x
+    // replicas per expert) to about 1e8 steps.
+    const double per_move = double(per_gpu_) * (2.0 * slots() + double(w_.size())) * slots() / double(w_.size());
+    const int max_moves = int(std::min(16.0 * slots() + 64, 1e8 / per_move));
     for (int it = 0; it < max_moves; ++it)
       if (!improve_once()) break;
   }
@@ -42,7 +46,7 @@ class NodeSearch {
   bool improve_once() {
     int g = int(std::max_element(gpu_load_.begin(), gpu_load_.end()) - gpu_load_.begin());
     const double top = gpu_load_[g];
-    if (top <= 0) return false;
+    if (top <= mean_ * (1 + 1e-12)) return false;  // nothing is below the mean: already perfect
     // Strictly below the current top, with a margin against rounding in the running sums.
     const double limit = top * (1 - 1e-12);
     Move best;
@@ -147,6 +151,7 @@ class NodeSearch {
   std::vector<int> count_;
   std::vector<std::vector<int>> slots_of_;
   std::vector<double> gpu_load_;
+  double mean_ = 0;
   std::vector<double> delta_;  // scratch of consider_reassign, all zero between calls
   std::vector<int> touched_;
 };

@@ -13,21 +13,21 @@ namespace dsinfer::parallel::detail {
 // The most loaded GPU of a placement, each replica carrying load / replica count.
 double placement_max_load(const std::vector<double>& load, int gpus, const std::vector<int32_t>& slot_expert);
 
-// Replica counts chosen for the packing that follows, not for the replicas alone: one redundant
-// slot at a time, to the expert whose extra replica gives the lowest most-loaded GPU after
-// longest-first packing (DeepSeek's pick, the highest load per replica, wins ties). DeepSeek
-// minimises the heaviest replica instead, which is not the same: with two slots per GPU a hot
-// replica is only as good as the light partner it can be paired with. Returns the placement from
-// that packing.
-std::vector<int32_t> packing_aware_placement(const std::vector<double>& load, int slots, int gpus);
+// For two slots per GPU (DeepSeek's decode deployment): replica counts chosen for the packing that
+// follows, not for the replicas alone. One redundant slot at a time goes to the expert whose extra
+// replica gives the lowest most-loaded GPU after longest-first packing (DeepSeek's pick, the
+// highest load per replica, wins ties). DeepSeek minimises the heaviest replica instead, which is
+// not the same: a hot replica is only as good as the light partner it can share a GPU with.
+// Returns the placement of that packing on 2 * gpus slots.
+std::vector<int32_t> packing_aware_placement(const std::vector<double>& load, int gpus);
 
 // Local search from a placement, rewritten in place; its most loaded GPU never gets heavier.
 // Moves: swapping two slots' experts between the most loaded GPU and another, and moving a
 // redundant replica from one expert to another (which changes both experts' replica counts).
 void local_search_placement(const std::vector<double>& load, int gpus, std::vector<int32_t>& slot_expert);
 
-// The refined policy on one node: the better of (the given DeepSeek placement, the packing-aware
-// placement), each after local search; the given placement is kept unless strictly beaten.
+// The refined policy on one node: the given DeepSeek placement after local search or, at two slots
+// per GPU, the packing-aware placement after local search if that is strictly better.
 void refine_node_placement(const std::vector<double>& load, int gpus, std::vector<int32_t>& slot_expert);
 
 }  // namespace dsinfer::parallel::detail
