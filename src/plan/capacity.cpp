@@ -92,7 +92,7 @@ std::string format_plan(const Workload& w, const CapacityPlan& p) {
   add("%-34s %16.0f  ($%g per M)\n", "  input, cache hit", p.revenue.input_cache_hit_usd, w.prices.input_cache_hit);
   add("%-34s %16.0f  ($%g per M)\n", "  input, cache miss", p.revenue.input_cache_miss_usd, w.prices.input_cache_miss);
   add("%-34s %16.0f  ($%g per M)\n", "  output", p.revenue.output_usd, w.prices.output);
-  add("%-34s %15.0f%%\n", "cost-profit margin", 100 * p.cost_profit_margin);
+  add("%-34s %15.1f%%\n", "cost-profit margin", 100 * p.cost_profit_margin);
   return out;
 }
 

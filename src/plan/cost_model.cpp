@@ -15,6 +15,16 @@ double soft_roofline(double flops, double flop_rate, double bytes, double byte_r
   return std::sqrt(tc * tc + tm * tm);
 }
 
+namespace {
+
+// A GEMM tile's main loop overlaps its tensor-core work with operand loads; its BF16 output is
+// stored after the loop, so that traffic adds on top.
+double gemm_seconds(double flops, double flop_rate, double in_bytes, double out_bytes, double byte_rate) {
+  return soft_roofline(flops, flop_rate, in_bytes, byte_rate) + out_bytes / byte_rate;
+}
+
+}  // namespace
+
 CostModel::CostModel(const model::ModelConfig& config, const HardwareProfile& hw, const KernelEfficiency& eff)
     : c_(config), hw_(hw), eff_(eff), wbytes_(config.quant ? 1.0 : 2.0) {}
 
@@ -27,8 +37,9 @@ OpCost CostModel::gemm(double m, double n, double k) const {
   double act = c_.quant ? 1 + kFloat / kScaleBlock : kBf16;
   OpCost o;
   o.flops = 2 * m * n * k;
-  o.bytes = n * k * wbytes_ + m * k * act + m * n * kBf16;
-  o.seconds = soft_roofline(o.flops, gemm_flop_rate(), o.bytes, hw_.hbm_bandwidth * eff_.gemm_memory);
+  double in = n * k * wbytes_ + m * k * act, out = m * n * kBf16;
+  o.bytes = in + out;
+  o.seconds = gemm_seconds(o.flops, gemm_flop_rate(), in, out, hw_.hbm_bandwidth * eff_.gemm_memory);
   return o;
 }
 
@@ -37,8 +48,9 @@ OpCost CostModel::grouped_gemm(double groups, double rows, double n, double k) c
   double act = c_.quant ? 1 + kFloat / kScaleBlock : kBf16;
   OpCost o;
   o.flops = 2 * rows * n * k;
-  o.bytes = groups * n * k * wbytes_ + rows * k * act + rows * n * kBf16;
-  o.seconds = soft_roofline(o.flops, gemm_flop_rate(), o.bytes, hw_.hbm_bandwidth * eff_.gemm_memory);
+  double in = groups * n * k * wbytes_ + rows * k * act, out = rows * n * kBf16;
+  o.bytes = in + out;
+  o.seconds = gemm_seconds(o.flops, gemm_flop_rate(), in, out, hw_.hbm_bandwidth * eff_.gemm_memory);
   return o;
 }
 
@@ -46,8 +58,9 @@ OpCost CostModel::bf16_gemm(double m, double n, double k) const {
   if (m <= 0) return {};
   OpCost o;
   o.flops = 2 * m * n * k;
-  o.bytes = (n * k + m * k + m * n) * kBf16;
-  o.seconds = soft_roofline(o.flops, hw_.bf16_flops * eff_.gemm_compute, o.bytes, hw_.hbm_bandwidth * eff_.gemm_memory);
+  double in = (n * k + m * k) * kBf16, out = m * n * kBf16;
+  o.bytes = in + out;
+  o.seconds = gemm_seconds(o.flops, hw_.bf16_flops * eff_.gemm_compute, in, out, hw_.hbm_bandwidth * eff_.gemm_memory);
   return o;
 }
 

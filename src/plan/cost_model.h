@@ -1,8 +1,9 @@
 // CostModel: the time one GPU spends on each block of a DeepSeek-V2/V3 layer, from FLOPs and
-// bytes moved. A block's time is a soft roofline, sqrt(t_compute^2 + t_memory^2), where
+// bytes moved. A kernel's time is a soft roofline, sqrt(t_compute^2 + t_memory^2), where
 // t_compute = FLOPs / (peak * compute fraction) and t_memory = bytes / (HBM * memory fraction);
 // the fractions are what published kernels reach (data/hardware.json, "kernels"). The soft
-// form matters near the ridge, where real kernels are neither purely compute- nor memory-bound.
+// form matters near the ridge, where real kernels are neither purely compute- nor memory-bound;
+// a GEMM's output store comes after its main loop and is added on top.
 // Weights are in checkpoint precision: FP8 (1 byte, FP8 tensor cores) when the config has a
 // quantization_config, else BF16. The attention core, the gate, the LM head and MLA's absorbed
 // per-head matrices run in BF16, as in DeepSeek-V3's recipe.
