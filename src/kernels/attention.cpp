@@ -5,88 +5,159 @@
 #include <limits>
 #include <vector>
 
+#include "base/aligned_buffer.h"
 #include "base/thread_pool.h"
-#include "kernels/vec.h"
+#include "kernels/attention_tile.h"
 
 namespace dsinfer::kernels {
 
 namespace {
 
-// Running softmax state of one (query, head): max m, sum l of exp(s - m), acc = sum exp(s - m) v.
-struct OnlineSoftmax {
-  float m = -std::numeric_limits<float>::infinity();
-  float l = 0;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr int64_t kOverheadBlocks = 1;  // fixed cost of a split (setup, combine), in KV-block units
 
-  // Folds in a tile of scores; returns the factor by which the old acc must be rescaled and
-  // overwrites scores with their exp weights.
-  float update(float* scores, int64_t n) {
-    float tile_max = *std::max_element(scores, scores + n);
-    float new_m = std::max(m, tile_max);
-    float rescale = std::exp(m - new_m);  // exp(-inf) = 0 on the first tile
-    l *= rescale;
-    for (int64_t j = 0; j < n; ++j) l += scores[j] = std::exp(scores[j] - new_m);
-    m = new_m;
-    return rescale;
-  }
+template <typename T>
+void grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+// Converts `count` cache rows starting at `pos` into fp32 rows [count, dim].
+void load_rows(const LatentCacheView& c, const int32_t* table, int64_t pos, int64_t count, float* out) {
+  latent_cache_gather(c, table, pos, count, out);
+}
+
+struct Split {
+  int64_t seq, t0, t1;  // KV token range
+  int64_t cost;
 };
 
 }  // namespace
 
-void mla_decode(const float* q, int64_t s_q, int64_t heads, const LatentCacheView& cache,
-                const int32_t* block_table, int64_t context_len, int64_t dv, float softmax_scale, float* out,
-                float* lse) {
-  const int64_t d = cache.dim, bs = cache.block_size;
-  parallel_for(size_t(s_q), 1, [&](size_t qb, size_t qe) {
-    std::vector<float> rows(size_t(bs * d)), scores(size_t(heads * bs)), acc(size_t(heads * dv));
-    std::vector<OnlineSoftmax> state(static_cast<size_t>(heads));
-    for (size_t i = qb; i < qe; ++i) {
-      const int64_t visible = context_len - s_q + int64_t(i) + 1;
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      std::fill(state.begin(), state.end(), OnlineSoftmax{});
-      for (int64_t start = 0; start < visible; start += bs) {
-        int64_t n = std::min(bs, visible - start);
-        latent_cache_gather(cache, block_table, start, n, rows.data());
-        for (int64_t h = 0; h < heads; ++h) {
-          const float* qh = q + (int64_t(i) * heads + h) * d;
-          float* s = scores.data() + h * bs;
-          for (int64_t j = 0; j < n; ++j) s[j] = dot(qh, rows.data() + j * d, d) * softmax_scale;
-          float rescale = state[h].update(s, n);
-          float* a = acc.data() + h * dv;
-          if (rescale != 1.0f) scale_inplace(a, rescale, dv);
-          for (int64_t j = 0; j < n; ++j) axpy(s[j], rows.data() + j * d, a, dv);
-        }
+void mla_decode(const float* q, int64_t batch, int64_t s_q, int64_t h_q, const LatentCacheView& cache,
+                const int32_t* block_table, int64_t max_blocks, const int32_t* cache_seqlens, int64_t dv,
+                float softmax_scale, bool causal, float* out, float* lse, int64_t blocks_per_split) {
+  const int64_t d = cache.dim, bs = cache.block_size, R = s_q * h_q;
+  blocks_per_split = std::max<int64_t>(1, blocks_per_split);
+  // The split plan: a function of each sequence's own length only.
+  std::vector<Split> splits;
+  std::vector<int64_t> first_split(size_t(batch) + 1, 0);
+  for (int64_t b = 0; b < batch; ++b) {
+    const int64_t L = cache_seqlens[b], tokens_per_split = blocks_per_split * bs;
+    first_split[size_t(b)] = int64_t(splits.size());
+    for (int64_t t0 = 0; t0 < L; t0 += tokens_per_split) {
+      const int64_t t1 = std::min(L, t0 + tokens_per_split);
+      splits.push_back({b, t0, t1, (t1 - t0 + bs - 1) / bs + kOverheadBlocks});
+    }
+  }
+  first_split[size_t(batch)] = int64_t(splits.size());
+  const size_t S = splits.size();
+  // Partials per split: acc [R, dv], m [R], l [R].
+  static thread_local AlignedBuffer<float> partial_buf;
+  const size_t per = size_t(R * (dv + 2));
+  if (partial_buf.size() < S * per) partial_buf.resize(S * per);
+  float* partial = partial_buf.data();
+  // Longest first: the pool hands out tasks in order, one at a time.
+  std::vector<size_t> order(S);
+  for (size_t i = 0; i < S; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return splits[a].cost > splits[b].cost; });
+
+  ThreadPool::global().run(S, [&](size_t task) {
+    const Split& sp = splits[order[task]];
+    thread_local std::vector<float> rows, scores;
+    thread_local std::vector<int64_t> visible;
+    grow(rows, size_t(bs * d));
+    grow(scores, size_t(R * bs));
+    grow(visible, size_t(R));
+    float* acc = partial + order[task] * per;
+    detail::TileState st{acc + R * dv, acc + R * dv + R, acc};
+    std::fill(acc, acc + R * dv, 0.0f);
+    std::fill(st.m, st.m + R, kNegInf);
+    std::fill(st.l, st.l + R, 0.0f);
+    const int64_t L = cache_seqlens[sp.seq];
+    const int32_t* table = block_table + sp.seq * max_blocks;
+    const float* qs = q + sp.seq * R * d;
+    for (int64_t t0 = sp.t0; t0 < sp.t1; t0 += bs) {
+      const int64_t n = std::min(bs, sp.t1 - t0);
+      // Query i (rows i*h_q .. i*h_q + h_q - 1) sees keys [0, L - s_q + i].
+      for (int64_t i = 0; i < s_q; ++i)
+        for (int64_t h = 0; h < h_q; ++h) visible[size_t(i * h_q + h)] = (causal ? L - s_q + i + 1 : L) - t0;
+      if (visible[0] <= 0 && visible[size_t(R - 1)] <= 0) continue;
+      const int64_t needed = std::min(n, std::max<int64_t>(visible[size_t(R - 1)], 0));
+      load_rows(cache, table, t0, needed, rows.data());
+      detail::TileArgs a{qs, d, R, d, dv, rows.data(), d, rows.data(), d, needed, visible.data(), softmax_scale, scores.data()};
+      detail::attend_tile(a, st);
+    }
+  });
+
+  // Combine, in split order.
+  parallel_for(size_t(batch * R), 16, [&](size_t rb, size_t re) {
+    for (size_t idx = rb; idx < re; ++idx) {
+      const int64_t b = int64_t(idx) / R, r = int64_t(idx) % R;
+      float M = kNegInf;
+      for (int64_t s = first_split[size_t(b)]; s < first_split[size_t(b) + 1]; ++s)
+        M = std::max(M, partial[size_t(s) * per + size_t(R * dv + r)]);
+      float Lsum = 0;
+      float* o = out + (b * R + r) * dv;
+      std::fill(o, o + dv, 0.0f);
+      for (int64_t s = first_split[size_t(b)]; s < first_split[size_t(b) + 1]; ++s) {
+        const float* p = partial + size_t(s) * per;
+        const float m = p[R * dv + r], l = p[R * dv + R + r];
+        if (m == kNegInf) continue;
+        const float w = std::exp(m - M);
+        Lsum += w * l;
+        const float* acc = p + r * dv;
+        for (int64_t c = 0; c < dv; ++c) o[c] += w * acc[c];
       }
-      for (int64_t h = 0; h < heads; ++h) {
-        float inv = 1.0f / state[h].l;
-        float* o = out + (int64_t(i) * heads + h) * dv;
-        for (int64_t c = 0; c < dv; ++c) o[c] = acc[h * dv + c] * inv;
-        if (lse) lse[h * s_q + int64_t(i)] = state[h].m + std::log(state[h].l);
+      const float inv = Lsum > 0 ? 1.0f / Lsum : 0.0f;
+      for (int64_t c = 0; c < dv; ++c) o[c] *= inv;
+      if (lse) {
+        const int64_t i = r / h_q, h = r % h_q;
+        lse[(b * h_q + h) * s_q + i] = Lsum > 0 ? M + std::log(Lsum) : kNegInf;
       }
     }
   });
 }
 
-void causal_attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv,
-                      int64_t s_q, int64_t context_len, int64_t heads, int64_t d_qk, int64_t dv,
-                      float softmax_scale, float* out, int64_t ldo) {
-  constexpr int64_t kTile = 64;
-  parallel_for(size_t(s_q * heads), 1, [&](size_t wb, size_t we) {
-    std::vector<float> scores(kTile), acc(static_cast<size_t>(dv));
+void mla_decode(const float* q, int64_t s_q, int64_t heads, const LatentCacheView& cache,
+                const int32_t* block_table, int64_t context_len, int64_t dv, float softmax_scale, float* out,
+                float* lse) {
+  const int32_t len = int32_t(context_len);
+  mla_decode(q, 1, s_q, heads, cache, block_table, (context_len + cache.block_size - 1) / cache.block_size, &len, dv,
+             softmax_scale, true, out, lse);
+}
+
+void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t s_q,
+                 int64_t context_len, int64_t heads, int64_t d_qk, int64_t dv, float softmax_scale, float* out,
+                 int64_t ldo) {
+  constexpr int64_t kQTile = 16, kKTile = 64;
+  const int64_t q_tiles = (s_q + kQTile - 1) / kQTile;
+  parallel_for(size_t(heads * q_tiles), 1, [&](size_t wb, size_t we) {
+    thread_local std::vector<float> acc, ml, scores;
+    thread_local std::vector<int64_t> visible;
+    grow(acc, size_t(kQTile * dv));
+    grow(ml, size_t(2 * kQTile));
+    grow(scores, size_t(kQTile * kKTile));
+    grow(visible, size_t(kQTile));
     for (size_t w = wb; w < we; ++w) {
-      const int64_t i = int64_t(w) / heads, h = int64_t(w) % heads;
-      const int64_t visible = context_len - s_q + i + 1;
-      const float* qh = q + i * ldq + h * d_qk;
-      OnlineSoftmax st;
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t start = 0; start < visible; start += kTile) {
-        int64_t n = std::min(kTile, visible - start);
-        for (int64_t j = 0; j < n; ++j) scores[j] = dot(qh, k + (start + j) * ldk + h * d_qk, d_qk) * softmax_scale;
-        float rescale = st.update(scores.data(), n);
-        if (rescale != 1.0f) scale_inplace(acc.data(), rescale, dv);
-        for (int64_t j = 0; j < n; ++j) axpy(scores[j], v + (start + j) * ldv + h * dv, acc.data(), dv);
+      const int64_t h = int64_t(w) % heads, i0 = (int64_t(w) / heads) * kQTile;
+      const int64_t R = std::min(kQTile, s_q - i0);
+      detail::TileState st{ml.data(), ml.data() + kQTile, acc.data()};
+      std::fill(acc.begin(), acc.begin() + R * dv, 0.0f);
+      std::fill(st.m, st.m + R, kNegInf);
+      std::fill(st.l, st.l + R, 0.0f);
+      const int64_t last_visible = context_len - s_q + i0 + R;  // keys the tile's last query sees
+      for (int64_t t0 = 0; t0 < last_visible; t0 += kKTile) {
+        const int64_t n = std::min(kKTile, last_visible - t0);
+        for (int64_t r = 0; r < R; ++r) visible[size_t(r)] = context_len - s_q + i0 + r + 1 - t0;
+        detail::TileArgs a{q + i0 * ldq + h * d_qk, ldq, R, d_qk, dv, k + t0 * ldk + h * d_qk, ldk,
+                           v + t0 * ldv + h * dv, ldv, n, visible.data(), softmax_scale, scores.data()};
+        detail::attend_tile(a, st);
       }
-      float* o = out + i * ldo + h * dv;
-      for (int64_t c = 0; c < dv; ++c) o[c] = acc[c] / st.l;
+      for (int64_t r = 0; r < R; ++r) {
+        float* o = out + (i0 + r) * ldo + h * dv;
+        const float inv = 1.0f / st.l[r];
+        for (int64_t c = 0; c < dv; ++c) o[c] = acc[size_t(r * dv + c)] * inv;
+      }
     }
   });
 }

@@ -1,5 +1,7 @@
 #include "kernels/latent_cache.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 namespace dsinfer::kernels {
@@ -8,9 +10,23 @@ void latent_cache_store(const LatentCacheView& c, const int32_t* block_table, in
   void* dst = c.row(block_table, pos);
   if (c.dtype == DType::kF32) {
     std::memcpy(dst, row, size_t(c.dim) * sizeof(float));
-  } else {
+  } else if (c.dtype == DType::kBF16) {
     uint16_t* d = static_cast<uint16_t*>(dst);
     for (int64_t i = 0; i < c.dim; ++i) d[i] = f32_to_bf16(row[i]);
+  } else {
+    const int64_t lat = c.latent_dim();
+    uint8_t* q = static_cast<uint8_t*>(dst);
+    float* scales = reinterpret_cast<float*>(q + lat);
+    uint16_t* rope = reinterpret_cast<uint16_t*>(q + lat + 4 * c.fp8_scales());
+    for (int64_t b = 0; b < c.fp8_scales(); ++b) {
+      const int64_t c0 = b * 128, c1 = std::min(lat, c0 + 128);
+      float amax = 0;
+      for (int64_t i = c0; i < c1; ++i) amax = std::max(amax, std::fabs(row[i]));
+      const float s = std::max(amax, 1e-4f) / kE4M3Max;
+      std::memcpy(scales + b, &s, sizeof s);
+      for (int64_t i = c0; i < c1; ++i) q[i] = f32_to_e4m3(row[i] / s);
+    }
+    for (int64_t i = 0; i < c.rope_dim; ++i) rope[i] = f32_to_bf16(row[lat + i]);
   }
 }
 
@@ -21,9 +37,20 @@ void latent_cache_gather(const LatentCacheView& c, const int32_t* block_table, i
     float* o = out + t * c.dim;
     if (c.dtype == DType::kF32) {
       std::memcpy(o, src, size_t(c.dim) * sizeof(float));
-    } else {
+    } else if (c.dtype == DType::kBF16) {
       const uint16_t* s = static_cast<const uint16_t*>(src);
       for (int64_t i = 0; i < c.dim; ++i) o[i] = bf16_to_f32(s[i]);
+    } else {
+      const int64_t lat = c.latent_dim();
+      const uint8_t* q = static_cast<const uint8_t*>(src);
+      const uint16_t* rope = reinterpret_cast<const uint16_t*>(q + lat + 4 * c.fp8_scales());
+      for (int64_t b = 0; b < c.fp8_scales(); ++b) {
+        float s;
+        std::memcpy(&s, q + lat + 4 * b, sizeof s);
+        const int64_t c0 = b * 128, c1 = std::min(lat, c0 + 128);
+        for (int64_t i = c0; i < c1; ++i) o[i] = e4m3_to_f32(q[i]) * s;
+      }
+      for (int64_t i = 0; i < c.rope_dim; ++i) o[lat + i] = bf16_to_f32(rope[i]);
     }
   }
 }

@@ -1,7 +1,10 @@
-// A view of one layer's paged latent KV cache, FlashMLA's layout: [num_blocks, block_size, dim]
+// A view of one layer's paged latent KV cache, FlashMLA's layout: [num_blocks, block_size, 1, dim]
 // where each token row holds the kv_lora latent followed by the shared rope key (576 values for
-// DeepSeek-V3). Rows are fp32 (verification precision) or bf16 (serving precision, as FlashMLA).
-// A sequence's tokens live in the blocks its block table names, in order.
+// DeepSeek-V3). A sequence's tokens live in the blocks its block table names, in order. Rows are
+//   kF32:    dim fp32 (verification precision);
+//   kBF16:   dim bf16 (serving precision, as FlashMLA);
+//   kF8E4M3: FlashMLA's FP8 row — (dim - rope_dim) e4m3 latent values, one fp32 scale per 128
+//            latent channels, then the rope_dim rope values kept in bf16 (656 bytes for V3).
 #pragma once
 
 #include <cstdint>
@@ -15,14 +18,27 @@ struct LatentCacheView {
   DType dtype = DType::kBF16;
   int64_t block_size = 64;
   int64_t dim = 576;
+  int64_t rope_dim = 64;  // kF8E4M3 only: the trailing values kept in bf16
 
+  int64_t latent_dim() const { return dim - rope_dim; }
+  int64_t fp8_scales() const { return (latent_dim() + 127) / 128; }
+  int64_t row_bytes() const {
+    if (dtype == DType::kF8E4M3) return latent_dim() + 4 * fp8_scales() + 2 * rope_dim;
+    return dim * int64_t(dtype_size(dtype));
+  }
   void* row(const int32_t* block_table, int64_t pos) const {
     int64_t block = block_table[pos / block_size];
-    return static_cast<uint8_t*>(base) +
-           ((block * block_size + pos % block_size) * dim) * int64_t(dtype_size(dtype));
+    return static_cast<uint8_t*>(base) + (block * block_size + pos % block_size) * row_bytes();
   }
 };
 
+// Bytes of one row of `dim` values (rope_dim of them bf16 when FP8).
+inline int64_t latent_row_bytes(DType dtype, int64_t dim, int64_t rope_dim = 64) {
+  return LatentCacheView{nullptr, dtype, 64, dim, rope_dim}.row_bytes();
+}
+
+// Stores one token row (dim fp32 values); FP8 quantises the latent per 128 channels with
+// scale = max(amax, 1e-4) / 448.
 void latent_cache_store(const LatentCacheView& c, const int32_t* block_table, int64_t pos, const float* row);
 // Copies rows [begin, begin + count) of a sequence into out [count, dim] as fp32.
 void latent_cache_gather(const LatentCacheView& c, const int32_t* block_table, int64_t begin, int64_t count,

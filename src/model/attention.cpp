@@ -4,21 +4,40 @@
 #include <cstring>
 
 #include "kernels/attention.h"
-#include "kernels/linear.h"
+#include "kernels/gemm.h"
 #include "kernels/norm.h"
 #include "kernels/rope.h"
 
 namespace dsinfer::model {
 
 namespace {
-void grow(std::vector<float>& v, int64_t n) {
+template <typename T>
+void grow(std::vector<T>& v, int64_t n) {
   if (v.size() < size_t(n)) v.resize(size_t(n));
 }
 }  // namespace
 
+MlaAttention::MlaAttention(const ModelConfig& cfg, const AttentionWeights& w, Precision precision)
+    : cfg_(cfg), w_(w), precision_(precision) {
+  const int64_t H = cfg.num_attention_heads, nope = cfg.qk_nope_head_dim, vd = cfg.v_head_dim;
+  if (w.q_a) q_a_ = kernels::pack_matrix(*w.q_a);
+  q_proj_ = kernels::pack_matrix(w.q);
+  kv_a_ = kernels::pack_matrix(w.kv_a);
+  kv_b_ = kernels::pack_matrix(w.kv_b);
+  o_ = kernels::pack_matrix(w.o);
+  for (int64_t h = 0; h < H; ++h) {
+    uk_t_.push_back(kernels::pack_matrix_transposed(w.kv_b.slice_rows(h * (nope + vd), nope)));
+    uv_.push_back(kernels::pack_matrix(w.kv_b.slice_rows(h * (nope + vd) + nope, vd)));
+  }
+  for (int64_t h = 0; h < H; ++h) {
+    uk_t_ptr_.push_back(&uk_t_[size_t(h)]);
+    uv_ptr_.push_back(&uv_[size_t(h)]);
+  }
+}
+
 void MlaAttention::forward(const float* x, const Batch& batch, const kernels::LatentCacheView& cache,
                            const float* cos, const float* sin, AttentionMode mode, float* out) {
-  const int64_t T = int64_t(batch.tokens.size()), H = cfg_.num_attention_heads;
+  const int64_t T = int64_t(batch.tokens.size()), H = cfg_.num_attention_heads, hidden = cfg_.hidden_size;
   const int64_t nope = cfg_.qk_nope_head_dim, rope = cfg_.qk_rope_head_dim, qk = nope + rope;
   const int64_t lora = cfg_.kv_lora_rank, half = rope / 2;
   const float eps = float(cfg_.rms_norm_eps);
@@ -26,16 +45,17 @@ void MlaAttention::forward(const float* x, const Batch& batch, const kernels::La
   // Queries {T, H, qk}.
   grow(q_, T * H * qk);
   if (w_.q_a) {
-    grow(qa_, T * w_.q_a->rows);
-    kernels::linear(x, T, *w_.q_a, qa_.data());
-    kernels::rmsnorm(qa_.data(), T, w_.q_a->rows, w_.q_a->rows, w_.q_a_norm.data(), eps, qa_.data(), w_.q_a->rows);
-    kernels::linear(qa_.data(), T, w_.q, q_.data());
+    const int64_t r = q_a_.n;
+    grow(qa_, T * r);
+    kernels::linear(x, T, hidden, q_a_, qa_.data(), r, act(q_a_));
+    kernels::rmsnorm(qa_.data(), T, r, r, w_.q_a_norm.data(), eps, qa_.data(), r);
+    kernels::linear(qa_.data(), T, r, q_proj_, q_.data(), H * qk, act(q_proj_));
   } else {
-    kernels::linear(x, T, w_.q, q_.data());
+    kernels::linear(x, T, hidden, q_proj_, q_.data(), H * qk, act(q_proj_));
   }
   // Latent and rope key {T, lora + rope}: normalise the latent, rotate the key, cache both.
   grow(kv_, T * (lora + rope));
-  kernels::linear(x, T, w_.kv_a, kv_.data());
+  kernels::linear(x, T, hidden, kv_a_, kv_.data(), lora + rope, act(kv_a_));
   kernels::rmsnorm(kv_.data(), T, lora, lora + rope, w_.kv_a_norm.data(), eps, kv_.data(), lora + rope);
   for (int64_t t = 0; t < T; ++t) {
     kernels::apply_rope(kv_.data() + t * (lora + rope) + lora, 1, 0, rope, cos + t * half, sin + t * half);
@@ -45,14 +65,18 @@ void MlaAttention::forward(const float* x, const Batch& batch, const kernels::La
     for (int64_t i = 0; i < s.num_tokens; ++i)
       kernels::latent_cache_store(cache, s.block_table, s.cached_tokens + i, kv_.data() + (s.first_token + i) * (lora + rope));
 
-  // Attention per sequence {T, H, v}.
+  // Attention {T, H, v}: absorbed sequences together, non-absorbed one by one.
   grow(attn_, T * H * cfg_.v_head_dim);
-  for (const SequenceChunk& s : batch.seqs) {
-    bool absorbed = mode == AttentionMode::kAbsorbed || (mode == AttentionMode::kAuto && s.num_tokens == 1);
-    if (absorbed) attend_absorbed(s, cache, attn_.data());
+  std::vector<size_t> absorbed;
+  for (size_t i = 0; i < batch.seqs.size(); ++i) {
+    const SequenceChunk& s = batch.seqs[i];
+    if (s.num_tokens == 0) continue;
+    bool abs = mode == AttentionMode::kAbsorbed || (mode == AttentionMode::kAuto && s.num_tokens == 1);
+    if (abs) absorbed.push_back(i);
     else attend_non_absorbed(s, cache, attn_.data());
   }
-  kernels::linear(attn_.data(), T, w_.o, out);
+  if (!absorbed.empty()) attend_absorbed(batch, absorbed, cache, attn_.data());
+  kernels::linear(attn_.data(), T, H * cfg_.v_head_dim, o_, out, hidden, act(o_));
 }
 
 void MlaAttention::attend_non_absorbed(const SequenceChunk& s, const kernels::LatentCacheView& cache, float* attn_out) {
@@ -63,7 +87,7 @@ void MlaAttention::attend_non_absorbed(const SequenceChunk& s, const kernels::La
   grow(ctx_, L * d);
   kernels::latent_cache_gather(cache, s.block_table, 0, L, ctx_.data());
   grow(kvb_, L * H * (nope + vd));
-  kernels::linear(ctx_.data(), L, d, w_.kv_b, kvb_.data(), H * (nope + vd));
+  kernels::linear(ctx_.data(), L, d, kv_b_, kvb_.data(), H * (nope + vd), act(kv_b_));
   grow(k_, L * H * qk);
   grow(v_, L * H * vd);
   for (int64_t t = 0; t < L; ++t)
@@ -74,33 +98,126 @@ void MlaAttention::attend_non_absorbed(const SequenceChunk& s, const kernels::La
       std::memcpy(k + nope, ctx_.data() + t * d + lora, size_t(rope) * sizeof(float));
       std::memcpy(v_.data() + (t * H + h) * vd, src + nope, size_t(vd) * sizeof(float));
     }
-  kernels::causal_attention(q_.data() + s.first_token * H * qk, H * qk, k_.data(), H * qk, v_.data(), H * vd,
-                            s.num_tokens, L, H, qk, vd, float(cfg_.softmax_scale()),
-                            attn_out + s.first_token * H * vd, H * vd);
+  kernels::mla_prefill(q_.data() + s.first_token * H * qk, H * qk, k_.data(), H * qk, v_.data(), H * vd, s.num_tokens, L,
+                       H, qk, vd, float(cfg_.softmax_scale()), attn_out + s.first_token * H * vd, H * vd);
 }
 
-void MlaAttention::attend_absorbed(const SequenceChunk& s, const kernels::LatentCacheView& cache, float* attn_out) {
+void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>& seqs,
+                                   const kernels::LatentCacheView& cache, float* attn_out) {
   const int64_t H = cfg_.num_attention_heads, nope = cfg_.qk_nope_head_dim, rope = cfg_.qk_rope_head_dim;
   const int64_t qk = nope + rope, vd = cfg_.v_head_dim, lora = cfg_.kv_lora_rank, d = lora + rope;
-  const int64_t n = s.num_tokens;
-  // Fold W_UK into the queries: q_latent[h] = W_UK[h]ᵀ q_nope[h]; append the rotated q_rope.
+  // The absorbed rows, in batch order.
+  rows_.clear();
+  for (size_t i : seqs)
+    for (int64_t t = 0; t < batch.seqs[i].num_tokens; ++t) rows_.push_back(batch.seqs[i].first_token + t);
+  const int64_t n = int64_t(rows_.size());
+  // Fold W_UK into the queries, all heads in one masked grouped GEMM: [H, n, nope] -> [H, n, lora].
+  grow(heads_in_, H * n * std::max(nope, lora));
+  grow(heads_out_, H * n * std::max(lora, vd));
+  grow(counts_, H);
+  std::fill(counts_.begin(), counts_.begin() + H, int32_t(n));
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t r = 0; r < n; ++r)
+      std::memcpy(heads_in_.data() + (h * n + r) * nope, q_.data() + (rows_[size_t(r)] * H + h) * qk,
+                  size_t(nope) * sizeof(float));
+  const kernels::ActQuant a_uk = act(uk_t_[0]);
+  if (a_uk == kernels::ActQuant::kF32) {
+    kernels::gemm_grouped_masked(heads_in_.data(), nullptr, H, n, nope, counts_.data(), uk_t_ptr_.data(), heads_out_.data());
+  } else {
+    // Present the rows as the precision asks (one activation format for all heads).
+    std::vector<float>& a = kvb_;
+    std::vector<float>& sa = k_;
+    grow(a, H * n * nope);
+    grow(sa, H * n * kernels::k_blocks(nope));
+    bool scaled = kernels::prepare_activations(heads_in_.data(), H * n, nope, nope,
+                                               uk_t_[0].dtype == DType::kF8E4M3 ? a_uk : kernels::ActQuant::kBf16,
+                                               a.data(), sa.data());
+    kernels::gemm_grouped_masked(a.data(), scaled ? sa.data() : nullptr, H, n, nope, counts_.data(), uk_t_ptr_.data(),
+                                 heads_out_.data());
+  }
+  // q for the latent cache: [n, H, lora | rope].
   grow(qabs_, n * H * d);
-  for (int64_t h = 0; h < H; ++h) {
-    kernels::WeightView uk = w_.kv_b.slice_rows(h * (nope + vd), nope);
-    kernels::linear_transposed(q_.data() + s.first_token * H * qk + h * qk, n, H * qk, uk, qabs_.data() + h * d, H * d);
-  }
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t h = 0; h < H; ++h)
-      std::memcpy(qabs_.data() + (i * H + h) * d + lora, q_.data() + ((s.first_token + i) * H + h) * qk + nope,
-                  size_t(rope) * sizeof(float));
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t h = 0; h < H; ++h) {
+      float* dst = qabs_.data() + (r * H + h) * d;
+      std::memcpy(dst, heads_out_.data() + (h * n + r) * lora, size_t(lora) * sizeof(float));
+      std::memcpy(dst + lora, q_.data() + (rows_[size_t(r)] * H + h) * qk + nope, size_t(rope) * sizeof(float));
+    }
+  // Attention over the latent cache: single-token sequences in one batched call, longer ones alone.
   grow(olat_, n * H * lora);
-  kernels::mla_decode(qabs_.data(), n, H, cache, s.block_table, s.cached_tokens + n, lora,
-                      float(cfg_.softmax_scale()), olat_.data(), nullptr);
-  // Unabsorb: v[h] = W_UV[h] · o_latent[h].
-  for (int64_t h = 0; h < H; ++h) {
-    kernels::WeightView uv = w_.kv_b.slice_rows(h * (nope + vd) + nope, vd);
-    kernels::linear(olat_.data() + h * lora, n, H * lora, uv, attn_out + s.first_token * H * vd + h * vd, H * vd);
+  const int64_t max_blocks = [&] {
+    int64_t mb = 1;
+    for (size_t i : seqs)
+      mb = std::max(mb, (batch.seqs[i].cached_tokens + batch.seqs[i].num_tokens + cache.block_size - 1) / cache.block_size);
+    return mb;
+  }();
+  grow(tables_, int64_t(seqs.size()) * max_blocks);
+  grow(seqlens_, int64_t(seqs.size()));
+  int64_t row = 0, batched = 0;
+  for (size_t i : seqs) {
+    const SequenceChunk& s = batch.seqs[i];
+    const int64_t L = s.cached_tokens + s.num_tokens;
+    if (s.num_tokens == 1) {
+      std::copy(s.block_table, s.block_table + (L + cache.block_size - 1) / cache.block_size,
+                tables_.begin() + batched * max_blocks);
+      seqlens_[size_t(batched++)] = int32_t(L);
+    }
   }
+  // Single-token rows come first in rows_ order only if they are contiguous; gather them.
+  {
+    std::vector<float>& q1 = kvb_;
+    std::vector<float>& o1 = ctx_;
+    grow(q1, batched * H * d);
+    grow(o1, batched * H * lora);
+    int64_t b = 0;
+    row = 0;
+    for (size_t i : seqs) {
+      const int64_t nt = batch.seqs[i].num_tokens;
+      if (nt == 1) std::memcpy(q1.data() + (b++) * H * d, qabs_.data() + row * H * d, size_t(H * d) * sizeof(float));
+      row += nt;
+    }
+    if (batched > 0)
+      kernels::mla_decode(q1.data(), batched, 1, H, cache, tables_.data(), max_blocks, seqlens_.data(), lora,
+                          float(cfg_.softmax_scale()), true, o1.data(), nullptr);
+    b = 0;
+    row = 0;
+    for (size_t i : seqs) {
+      const SequenceChunk& s = batch.seqs[i];
+      const int64_t nt = s.num_tokens;
+      if (nt == 1) {
+        std::memcpy(olat_.data() + row * H * lora, o1.data() + (b++) * H * lora, size_t(H * lora) * sizeof(float));
+      } else {
+        int32_t len = int32_t(s.cached_tokens + nt);
+        kernels::mla_decode(qabs_.data() + row * H * d, 1, nt, H, cache, s.block_table,
+                            (len + cache.block_size - 1) / cache.block_size, &len, lora, float(cfg_.softmax_scale()),
+                            true, olat_.data() + row * H * lora, nullptr);
+      }
+      row += nt;
+    }
+  }
+  // Unabsorb, all heads in one masked grouped GEMM: [H, n, lora] -> [H, n, v].
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t r = 0; r < n; ++r)
+      std::memcpy(heads_out_.data() + (h * n + r) * lora, olat_.data() + (r * H + h) * lora, size_t(lora) * sizeof(float));
+  const kernels::ActQuant a_uv = act(uv_[0]);
+  float* vout = heads_in_.data();
+  grow(heads_in_, H * n * vd);
+  vout = heads_in_.data();
+  if (a_uv == kernels::ActQuant::kF32) {
+    kernels::gemm_grouped_masked(heads_out_.data(), nullptr, H, n, lora, counts_.data(), uv_ptr_.data(), vout);
+  } else {
+    std::vector<float>& a = kvb_;
+    std::vector<float>& sa = k_;
+    grow(a, H * n * lora);
+    grow(sa, H * n * kernels::k_blocks(lora));
+    bool scaled = kernels::prepare_activations(heads_out_.data(), H * n, lora, lora,
+                                               uv_[0].dtype == DType::kF8E4M3 ? a_uv : kernels::ActQuant::kBf16,
+                                               a.data(), sa.data());
+    kernels::gemm_grouped_masked(a.data(), scaled ? sa.data() : nullptr, H, n, lora, counts_.data(), uv_ptr_.data(), vout);
+  }
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t h = 0; h < H; ++h)
+      std::memcpy(attn_out + (rows_[size_t(r)] * H + h) * vd, vout + (h * n + r) * vd, size_t(vd) * sizeof(float));
 }
 
 }  // namespace dsinfer::model

@@ -3,13 +3,16 @@
 //   c   = norm(W_DKV · h)[:kv_lora]         the latent, cached          {T, kv_lora}
 //   k_r = rope(W_DKV · h)[kv_lora:]         the shared rope key, cached {T, rope}
 // Non-absorbed (prefill): k_nope, v = W_UK · c, W_UV · c for every context token, then causal
-// MHA. Absorbed (decode): q_latent = W_UKᵀ q_nope per head, attention over [c | k_r] directly,
-// then W_UV on the attended latent. Both compute the same function of the cached latents.
+// MHA (kernels::mla_prefill). Absorbed (decode): q_latent = W_UKᵀ q_nope per head, attention over
+// [c | k_r] directly (kernels::mla_decode, every single-token sequence of the batch in one call),
+// then W_UV on the attended latent. Both compute the same function of the cached latents. The
+// per-head absorption GEMMs run as one masked grouped GEMM over all heads.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "kernels/packed_matrix.h"
 #include "model/batch.h"
 #include "model/config.h"
 #include "model/forward_options.h"
@@ -19,20 +22,28 @@ namespace dsinfer::model {
 
 class MlaAttention {
  public:
-  MlaAttention(const ModelConfig& cfg, const AttentionWeights& w) : cfg_(cfg), w_(w) {}
+  MlaAttention(const ModelConfig& cfg, const AttentionWeights& w, Precision precision = Precision::kDefault);
 
   // x: normed hidden states [T, hidden]; cos/sin: rope tables [T, rope/2]; out [T, hidden].
   void forward(const float* x, const Batch& batch, const kernels::LatentCacheView& cache, const float* cos,
                const float* sin, AttentionMode mode, float* out);
 
  private:
-  void attend_absorbed(const SequenceChunk& s, const kernels::LatentCacheView& cache, float* attn_out);
+  void attend_absorbed(const Batch& batch, const std::vector<size_t>& seqs, const kernels::LatentCacheView& cache,
+                       float* attn_out);
   void attend_non_absorbed(const SequenceChunk& s, const kernels::LatentCacheView& cache, float* attn_out);
+  kernels::ActQuant act(const kernels::PackedMatrix& w) const { return activation_quant(precision_, w.dtype); }
 
   const ModelConfig& cfg_;
   const AttentionWeights& w_;
+  Precision precision_;
+  kernels::PackedMatrix q_a_, q_proj_, kv_a_, kv_b_, o_;
+  std::vector<kernels::PackedMatrix> uk_t_, uv_;  // per head: W_UKᵀ [kv_lora, nope], W_UV [v, kv_lora]
+  std::vector<const kernels::PackedMatrix*> uk_t_ptr_, uv_ptr_;
   // Scratch, grown on demand and reused across steps.
-  std::vector<float> q_, qa_, kv_, attn_, ctx_, kvb_, k_, v_, qabs_, olat_;
+  std::vector<float> q_, qa_, kv_, attn_, ctx_, kvb_, k_, v_, qabs_, olat_, heads_in_, heads_out_;
+  std::vector<int32_t> tables_, seqlens_, counts_;
+  std::vector<int64_t> rows_;
 };
 
 }  // namespace dsinfer::model

@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "kernels/norm.h"
 #include "model/mlp.h"
@@ -20,7 +21,7 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
       ckpt_(std::move(ckpt)),
       weights_(ModelWeights::load(ckpt_, cfg_)),
       options_(options),
-      local_moe_(weights_) {
+      local_moe_(weights_, options.precision) {
   rope_.dim = cfg_.qk_rope_head_dim;
   rope_.theta = cfg_.rope_theta;
   if (cfg_.yarn) {
@@ -34,9 +35,12 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
   attention_.reserve(size_t(cfg_.num_hidden_layers));
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
     const LayerWeights& lw = weights_.layers[size_t(l)];
-    attention_.emplace_back(cfg_, lw.attn);
-    moe_.push_back(lw.is_moe ? std::make_unique<MoeLayer>(cfg_, lw.moe, int(l)) : nullptr);
+    attention_.emplace_back(cfg_, lw.attn, options_.precision);
+    moe_.push_back(lw.is_moe ? std::make_unique<MoeLayer>(cfg_, lw.moe, int(l), options_.precision) : nullptr);
+    dense_.push_back(lw.is_moe ? PackedMlp{} : PackedMlp::pack(lw.mlp));
   }
+  lm_head_ = kernels::pack_matrix(weights_.lm_head);
+  if (!options_.executor) local_moe_.prepare();
   if (weights_.skipped_mtp_tensors)
     log_debug("skipping ", weights_.skipped_mtp_tensors, " multi-token-prediction tensors (MTP not used)");
 }
@@ -74,7 +78,8 @@ void DeepSeekModel::forward(const Batch& batch, const KvCacheView& cache, float*
 
     kernels::rmsnorm(x_.data(), T, hidden, hidden, lw.post_attention_norm.data(), eps, h_.data(), hidden);
     if (moe_[size_t(l)]) moe_[size_t(l)]->forward(h_.data(), T, executor, options_.observer, branch_.data());
-    else mlp_forward(lw.mlp, h_.data(), T, hidden, branch_.data(), hidden, scratch_);
+    else mlp_forward(dense_[size_t(l)], h_.data(), T, hidden, branch_.data(), hidden, scratch_,
+                     activation_quant(options_.precision, dense_[size_t(l)].dtype));
     for (int64_t i = 0; i < T * hidden; ++i) x_[size_t(i)] += branch_[size_t(i)];
   }
   if (options_.observer) options_.observer->on_step_end();
@@ -84,7 +89,7 @@ void DeepSeekModel::forward(const Batch& batch, const KvCacheView& cache, float*
   for (int64_t r = 0; r < R; ++r)
     kernels::rmsnorm(x_.data() + batch.logits_rows[size_t(r)] * hidden, 1, hidden, hidden, weights_.final_norm.data(),
                      eps, final_.data() + r * hidden, hidden);
-  kernels::linear(final_.data(), R, weights_.lm_head, logits);
+  kernels::linear(final_.data(), R, hidden, lm_head_, logits, cfg_.vocab_size, activation_quant(options_.precision, lm_head_.dtype));
 }
 
 }  // namespace dsinfer::model

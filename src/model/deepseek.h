@@ -17,6 +17,7 @@
 #include "model/config.h"
 #include "model/forward_options.h"
 #include "model/local_moe.h"
+#include "model/mlp.h"
 #include "model/moe.h"
 #include "model/weights.h"
 
@@ -54,6 +55,8 @@ class DeepSeekModel {
   LocalMoe local_moe_;
   std::vector<MlaAttention> attention_;
   std::vector<std::unique_ptr<MoeLayer>> moe_;  // null for dense layers
+  std::vector<PackedMlp> dense_;               // per layer; empty for MoE layers
+  kernels::PackedMatrix lm_head_;
   std::vector<float> x_, h_, branch_, cos_, sin_, final_, scratch_;
   std::vector<int32_t> positions_;
 };

@@ -1,36 +1,100 @@
 #include "model/local_moe.h"
 
+#include <algorithm>
 #include <cstring>
 
-#include "model/mlp.h"
+#include "base/thread_pool.h"
+#include "kernels/activation.h"
 
 namespace dsinfer::model {
 
-void LocalMoe::run(const MoeInput& in, float* out) {
-  const MoeWeights& moe = weights_.layers[size_t(in.layer)].moe;
-  const int64_t hidden = moe.experts[0].down.rows, K = in.top_k, T = in.num_tokens;
-  const int64_t num_experts = int64_t(moe.experts.size());
-  // Bucket the (token, slot) pairs by expert.
-  std::vector<std::vector<int64_t>> buckets(static_cast<size_t>(num_experts));
-  for (int64_t s = 0; s < T * K; ++s) buckets[size_t(in.topk_ids[s])].push_back(s);
-  slot_out_.resize(size_t(T * K * hidden));
-  for (int64_t e = 0; e < num_experts; ++e) {
-    const auto& slots = buckets[size_t(e)];
-    if (slots.empty()) continue;
-    const int64_t m = int64_t(slots.size());
-    gathered_.resize(size_t(m * hidden));
-    expert_out_.resize(size_t(m * hidden));
-    for (int64_t r = 0; r < m; ++r)
-      std::memcpy(gathered_.data() + r * hidden, in.x + (slots[size_t(r)] / K) * hidden, size_t(hidden) * sizeof(float));
-    mlp_forward(moe.experts[size_t(e)], gathered_.data(), m, hidden, expert_out_.data(), hidden, scratch_);
-    for (int64_t r = 0; r < m; ++r)
-      std::memcpy(slot_out_.data() + slots[size_t(r)] * hidden, expert_out_.data() + r * hidden,
-                  size_t(hidden) * sizeof(float));
+namespace {
+template <typename T>
+void grow(std::vector<T>& v, int64_t n) {
+  if (v.size() < size_t(n)) v.resize(size_t(n));
+}
+}  // namespace
+
+void LocalMoe::prepare() {
+  for (size_t l = 0; l < weights_.layers.size(); ++l)
+    if (weights_.layers[l].is_moe) layer(int(l));
+}
+
+LocalMoe::Layer& LocalMoe::layer(int l) {
+  if (layers_.size() < weights_.layers.size()) layers_.resize(weights_.layers.size());
+  Layer& L = layers_[size_t(l)];
+  if (!L.experts.empty()) return L;
+  const MoeWeights& moe = weights_.layers[size_t(l)].moe;
+  L.experts.reserve(moe.experts.size());
+  for (const MlpWeights& e : moe.experts) L.experts.push_back(PackedMlp::pack(e));
+  for (const PackedMlp& e : L.experts) {
+    L.gate_up.push_back(&e.gate_up);
+    L.gate.push_back(&e.gate);
+    L.up.push_back(&e.up);
+    L.down.push_back(&e.down);
   }
+  return L;
+}
+
+void LocalMoe::run(const MoeInput& in, float* out) {
+  Layer& L = layer(in.layer);
+  const PackedMlp& e0 = L.experts[0];
+  const int64_t hidden = e0.down.n, inter = e0.inter, K = in.top_k, T = in.num_tokens, S = T * K;
+  const int64_t num_experts = int64_t(L.experts.size());
+  const kernels::ActQuant act = activation_quant(precision_, e0.dtype);
+  const int64_t kb1 = kernels::k_blocks(hidden), kb2 = kernels::k_blocks(inter);
+
+  // Contiguous layout: slots sorted by expert (stable, so by token within an expert).
+  grow(offset_, num_experts + 1);
+  std::fill(offset_.begin(), offset_.begin() + num_experts + 1, 0);
+  for (int64_t s = 0; s < S; ++s) offset_[size_t(in.topk_ids[s]) + 1]++;
+  for (int64_t e = 0; e < num_experts; ++e) offset_[size_t(e + 1)] += offset_[size_t(e)];
+  grow(row_of_slot_, S);
+  grow(group_, S);
+  grow(order_, S);
+  {
+    std::vector<int64_t>& next = row_of_slot_;  // reuse as cursor storage below
+    std::vector<int64_t> cursor(offset_.begin(), offset_.begin() + num_experts);
+    for (int64_t s = 0; s < S; ++s) {
+      int64_t r = cursor[size_t(in.topk_ids[s])]++;
+      next[size_t(s)] = r;
+      order_[size_t(r)] = int32_t(s);
+      group_[size_t(r)] = in.topk_ids[s];
+    }
+  }
+  // Present each token once (fp32, bf16 or FP8 1x128), then gather its rows.
+  grow(xq_, T * hidden);
+  grow(xsq_, T * kb1);
+  const bool scaled = kernels::prepare_activations(in.x, T, hidden, hidden, act, xq_.data(), xsq_.data());
+  grow(a_, S * hidden);
+  grow(sa_, S * kb1);
+  for (int64_t r = 0; r < S; ++r) {
+    const int64_t t = order_[size_t(r)] / K;
+    std::memcpy(a_.data() + r * hidden, xq_.data() + t * hidden, size_t(hidden) * sizeof(float));
+    if (scaled) std::memcpy(sa_.data() + r * kb1, xsq_.data() + t * kb1, size_t(kb1) * sizeof(float));
+  }
+  // gate|up -> silu*up -> down.
+  grow(h_, S * 2 * inter);
+  const float* sa = scaled ? sa_.data() : nullptr;
+  if (e0.fused()) {
+    kernels::gemm_grouped_contiguous(a_.data(), hidden, sa, S, group_.data(), L.gate_up.data(), h_.data(), 2 * inter);
+  } else {
+    kernels::gemm_grouped_contiguous(a_.data(), hidden, sa, S, group_.data(), L.gate.data(), h_.data(), 2 * inter);
+    kernels::gemm_grouped_contiguous(a_.data(), hidden, sa, S, group_.data(), L.up.data(), h_.data() + inter, 2 * inter);
+  }
+  grow(act_, S * inter);
+  kernels::silu_and_mul(h_.data(), S, inter, act_.data());
+  grow(a2_, S * inter);
+  grow(sa2_, S * kb2);
+  const bool scaled2 = kernels::prepare_activations(act_.data(), S, inter, inter, act, a2_.data(), sa2_.data());
+  grow(y_, S * hidden);
+  kernels::gemm_grouped_contiguous(a2_.data(), inter, scaled2 ? sa2_.data() : nullptr, S, group_.data(), L.down.data(),
+                                   y_.data(), hidden);
+  // Combine in top-k slot order.
   for (int64_t t = 0; t < T; ++t)
     for (int64_t k = 0; k < K; ++k) {
       const float w = in.topk_weights[t * K + k];
-      const float* src = slot_out_.data() + (t * K + k) * hidden;
+      const float* src = y_.data() + row_of_slot_[size_t(t * K + k)] * hidden;
       float* dst = out + t * hidden;
       for (int64_t c = 0; c < hidden; ++c) dst[c] += w * src[c];
     }

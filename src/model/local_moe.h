@@ -1,11 +1,16 @@
-// LocalMoe: the MoeExecutor that runs every routed expert in this process. Tokens are grouped by
-// expert (the contiguous layout a grouped GEMM consumes), each expert runs once over its rows,
-// and each token's expert outputs are summed in top-k slot order — the same order whatever else
-// is in the batch, so results are batch invariant.
+// LocalMoe: the MoeExecutor that runs every routed expert in this process with the contiguous
+// grouped GEMM (DeepGEMM's layout, as DeepEP's normal dispatch produces it): the (token, slot)
+// pairs are sorted by expert into one [rows, hidden] matrix with a per-row expert index, gate and
+// up run as one grouped GEMM over all experts, then silu-and-mul, then down as a second grouped
+// GEMM. Each token's expert outputs are summed in top-k slot order — the same order whatever else
+// is in the batch, and every GEMM row is computed independently of its neighbours, so results
+// are batch invariant. Expert weights are repacked once (prepare(), or on first use).
 #pragma once
 
 #include <vector>
 
+#include "model/forward_options.h"
+#include "model/mlp.h"
 #include "model/moe_executor.h"
 #include "model/weights.h"
 
@@ -13,13 +18,25 @@ namespace dsinfer::model {
 
 class LocalMoe : public MoeExecutor {
  public:
-  explicit LocalMoe(const ModelWeights& weights) : weights_(weights) {}
+  explicit LocalMoe(const ModelWeights& weights, Precision precision = Precision::kDefault)
+      : weights_(weights), precision_(precision) {}
   void run(const MoeInput& in, float* out) override;
+  // Repacks every MoE layer's experts now (DeepSeekModel does this at load when LocalMoe runs).
+  void prepare();
 
  private:
+  struct Layer {
+    std::vector<PackedMlp> experts;
+    std::vector<const kernels::PackedMatrix*> gate_up, gate, up, down;
+  };
+  Layer& layer(int l);
+
   const ModelWeights& weights_;
-  std::vector<float> gathered_, expert_out_, slot_out_, scratch_;
-  std::vector<int64_t> rows_;
+  Precision precision_;
+  std::vector<Layer> layers_;
+  std::vector<float> a_, sa_, h_, act_, a2_, sa2_, y_, xq_, xsq_;
+  std::vector<int32_t> group_, order_;
+  std::vector<int64_t> row_of_slot_, offset_;
 };
 
 }  // namespace dsinfer::model

@@ -5,11 +5,32 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/gemm.h"
+#include "kernels/packed_matrix.h"
 #include "model/weights.h"
 
 namespace dsinfer::model {
 
+// An MLP's weights repacked for the GEMM kernels at load time; gate and up are fused into one
+// [2*inter, hidden] matrix (one pass over x, output already in silu_and_mul's layout) when the
+// intermediate size is a whole number of 64-column panels.
+struct PackedMlp {
+  kernels::PackedMatrix gate_up;  // fused, or empty
+  kernels::PackedMatrix gate, up;  // when not fused
+  kernels::PackedMatrix down;
+  int64_t inter = 0;
+  DType dtype = DType::kBF16;  // the checkpoint dtype (chooses the activation format)
+
+  static PackedMlp pack(const MlpWeights& w);
+  bool fused() const { return !gate_up.empty(); }
+};
+
 // x [m, hidden] (row stride ldx) -> out [m, hidden] (row stride ldo). `scratch` is grown as needed.
+void mlp_forward(const PackedMlp& w, const float* x, int64_t m, int64_t ldx, float* out, int64_t ldo,
+                 std::vector<float>& scratch, kernels::ActQuant act);
+
+// The same over the checkpoint views with fp32 activations (slow path, kept for callers that
+// have not packed their weights).
 void mlp_forward(const MlpWeights& w, const float* x, int64_t m, int64_t ldx, float* out, int64_t ldo,
                  std::vector<float>& scratch);
 

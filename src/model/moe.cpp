@@ -7,7 +7,9 @@
 
 namespace dsinfer::model {
 
-MoeLayer::MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer) : w_(w), layer_(layer) {
+MoeLayer::MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer, Precision precision)
+    : w_(w), layer_(layer), precision_(precision) {
+  if (w.shared) shared_ = PackedMlp::pack(*w.shared);
   params_.num_experts = cfg.n_routed_experts;
   params_.top_k = int(cfg.num_experts_per_tok);
   params_.num_groups = cfg.n_group;
@@ -33,7 +35,7 @@ void MoeLayer::forward(const float* x, int64_t T, MoeExecutor& executor, Routing
   kernels::route_topk(logits_.data(), T, params_, ids_.data(), weights_.data());
   if (observer) observer->on_routing(layer_, ids_.data(), T, int(K));
 
-  if (w_.shared) mlp_forward(*w_.shared, x, T, hidden, out, hidden, scratch_);
+  if (shared_) mlp_forward(*shared_, x, T, hidden, out, hidden, scratch_, activation_quant(precision_, shared_->dtype));
   else std::memset(out, 0, size_t(T * hidden) * sizeof(float));
   executor.run({layer_, x, ids_.data(), weights_.data(), T, int(K)}, out);
 }

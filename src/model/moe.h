@@ -3,10 +3,13 @@
 // shared experts run on every token beside it. out = shared(x) + sum_k w_k expert_k(x).
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "kernels/routing.h"
 #include "model/config.h"
+#include "model/forward_options.h"
+#include "model/mlp.h"
 #include "model/moe_executor.h"
 #include "model/weights.h"
 
@@ -14,13 +17,15 @@ namespace dsinfer::model {
 
 class MoeLayer {
  public:
-  MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer);
+  MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer, Precision precision = Precision::kDefault);
 
   void forward(const float* x, int64_t T, MoeExecutor& executor, RoutingObserver* observer, float* out);
 
  private:
   const MoeWeights& w_;
   int layer_;
+  Precision precision_;
+  std::optional<PackedMlp> shared_;
   kernels::RoutingParams params_;
   std::vector<float> logits_, weights_, scratch_;
   std::vector<int32_t> ids_;

@@ -1,0 +1,166 @@
+// GEMM benchmarks for the target table, each beside this machine's limits measured in the
+// same run: the decode GEMV (m = 1, FP8 and BF16 weights) as GB/s of weights streamed against
+// the streaming-read bandwidth, the FP8/BF16 GEMMs at m >= 256 and the contiguous grouped GEMM
+// (64 experts, 8 per token, 512 tokens, bench-v3-small's expert shapes) as GFLOP/s against the
+// fp32 FMA peak (the kernels run fp32 FMAs: on this CPU they out-run vdpbf16ps 2:1).
+// GEMV weights rotate over enough copies to exceed the last-level cache, so they come from DRAM.
+#include <algorithm>
+#include <cstdio>
+#include <random>
+#include <tuple>
+#include <vector>
+
+#include "base/timer.h"
+#include "kernels/gemm.h"
+#include "machine_limits.h"
+
+using namespace dsinfer;
+using namespace dsinfer::kernels;
+
+namespace {
+
+struct Source {
+  std::vector<uint8_t> bytes;
+  std::vector<float> scales;
+  WeightView view;
+};
+
+Source make_weight(int64_t n, int64_t k, DType dtype, uint32_t seed) {
+  Source s;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0, 1);
+  s.bytes.resize(size_t(n * k) * dtype_size(dtype));
+  if (dtype == DType::kF8E4M3) {
+    for (auto& b : s.bytes) b = f32_to_e4m3(d(rng) * 100);
+    s.scales.assign(size_t(((n + 127) / 128) * ((k + 127) / 128)), 0.01f);
+  } else {
+    uint16_t* p = reinterpret_cast<uint16_t*>(s.bytes.data());
+    for (int64_t i = 0; i < n * k; ++i) p[i] = f32_to_bf16(d(rng));
+  }
+  s.view = {dtype, s.bytes.data(), n, k, s.scales.empty() ? nullptr : s.scales.data(), 128, 128, (k + 127) / 128, 0};
+  return s;
+}
+
+std::vector<float> randn(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0, 1);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+template <typename F>
+double median_seconds(int reps, F f) {
+  f();  // warm up
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    double t0 = now_seconds();
+    f();
+    t.push_back(now_seconds() - t0);
+  }
+  return bench::median(t);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool smoke = bench::smoke_mode(argc, argv);
+  bench::MachineLimits lim = bench::measure_machine_limits(smoke ? (size_t(64) << 20) : (size_t(1) << 30), smoke ? 3 : 7);
+  std::printf("%s\n", bench::describe(lim).c_str());
+  const int reps = smoke ? 2 : 9;
+
+  // Decode GEMV: m = 1.
+  std::printf("\n== decode GEMV, m = 1 (target >= 80%% of streaming read %.1f GB/s)\n", lim.stream_read_gbps);
+  std::vector<std::pair<int64_t, int64_t>> shapes = {{1024, 1024}, {2048, 1024}, {4096, 1024}, {7168, 2048}};
+  if (smoke) shapes = {{1024, 1024}};
+  for (DType dt : {DType::kF8E4M3, DType::kBF16}) {
+    for (auto [n, k] : shapes) {
+      Source src = make_weight(n, k, dt, 1);
+      const double bytes = double(n * k) * double(dtype_size(dt));
+      const size_t copies = smoke ? 2 : size_t(std::max(2.0, 768e6 / bytes));  // > LLC (260 MB here)
+      std::vector<PackedMatrix> w;
+      for (size_t c = 0; c < copies; ++c) w.push_back(pack_matrix(src.view));
+      auto x = randn(size_t(k), 2);
+      std::vector<float> y(static_cast<size_t>(n));
+      ActQuant act = dt == DType::kF8E4M3 ? ActQuant::kFp8 : ActQuant::kBf16;
+      size_t next = 0;
+      double s = median_seconds(reps * int(copies), [&] { linear(x.data(), 1, k, w[next++ % copies], y.data(), n, act); });
+      double gbps = w[0].bytes() / s / 1e9;
+      std::printf("gemv %-5s n=%-5ld k=%-5ld  %7.1f us  %6.1f GB/s  = %5.1f%% of streaming read\n", dtype_name(dt), long(n),
+                  long(k), s * 1e6, gbps, 100 * gbps / lim.stream_read_gbps);
+    }
+  }
+
+  // GEMMs, m >= 256.
+  std::printf("\n== GEMM, m >= 256 (target >= 60%% of fp32 FMA peak %.1f GFLOP/s)\n", lim.fma_fp32_gflops);
+  std::vector<std::tuple<int64_t, int64_t, int64_t>> gshapes = {std::tuple<int64_t, int64_t, int64_t>{256, 1024, 1024}, {512, 2048, 1024}, {512, 1024, 4096}};
+  if (smoke) gshapes = {std::tuple<int64_t, int64_t, int64_t>{256, 256, 256}};
+  for (DType dt : {DType::kF8E4M3, DType::kBF16}) {
+    for (auto [m, n, k] : gshapes) {
+      Source src = make_weight(n, k, dt, 3);
+      PackedMatrix w = pack_matrix(src.view);
+      auto x = randn(size_t(m * k), 4);
+      std::vector<float> y(size_t(m * n));
+      const int64_t kb = k_blocks(k);
+      std::vector<uint8_t> qa(size_t(m * k));
+      std::vector<float> sa(size_t(m * kb));
+      std::vector<uint16_t> xb(size_t(m * k));
+      for (size_t i = 0; i < xb.size(); ++i) xb[i] = f32_to_bf16(x[i]);
+      quantize_fp8_1x128(x.data(), m, k, k, false, qa.data(), sa.data());
+      double s = median_seconds(reps, [&] {
+        if (dt == DType::kF8E4M3) gemm_fp8_nt(qa.data(), k, sa.data(), m, w, y.data(), n);
+        else gemm_bf16_nt(xb.data(), k, m, w, y.data(), n);
+      });
+      double gf = 2.0 * double(m * n * k) / s / 1e9;
+      std::printf("gemm %-5s m=%-4ld n=%-5ld k=%-5ld %8.2f ms  %6.1f GFLOP/s = %5.1f%% of FMA peak\n", dtype_name(dt), long(m),
+                  long(n), long(k), s * 1e3, gf, 100 * gf / lim.fma_fp32_gflops);
+    }
+  }
+
+  // Grouped contiguous: 512 tokens x 8 experts of 64, bench-v3-small experts (hidden 1024,
+  // moe_intermediate 512): gate+up fused [1024 -> 1024] then down [512 -> 1024].
+  std::printf("\n== grouped GEMM, contiguous layout (target >= 50%% of FMA peak)\n");
+  {
+    const int64_t E = smoke ? 8 : 64, topk = 8, tokens = smoke ? 64 : 512, hidden = 1024, inter = 512;
+    std::vector<Source> gu_src, dn_src;
+    std::vector<PackedMatrix> gu, dn;
+    for (int64_t e = 0; e < E; ++e) {
+      gu_src.push_back(make_weight(2 * inter, hidden, DType::kF8E4M3, uint32_t(10 + e)));
+      dn_src.push_back(make_weight(hidden, inter, DType::kF8E4M3, uint32_t(100 + e)));
+      gu.push_back(pack_matrix(gu_src.back().view));
+      dn.push_back(pack_matrix(dn_src.back().view));
+    }
+    std::vector<const PackedMatrix*> gup, dnp;
+    for (int64_t e = 0; e < E; ++e) gup.push_back(&gu[size_t(e)]), dnp.push_back(&dn[size_t(e)]);
+    // Random routing, rows sorted by expert, each group padded to 128 rows (DeepGEMM's alignment).
+    std::mt19937 rng(5);
+    std::vector<int64_t> count(size_t(E), 0);
+    for (int64_t t = 0; t < tokens; ++t) {
+      std::vector<int64_t> ids(static_cast<size_t>(E));
+      for (int64_t e = 0; e < E; ++e) ids[size_t(e)] = e;
+      std::shuffle(ids.begin(), ids.end(), rng);
+      for (int64_t j = 0; j < topk; ++j) count[size_t(ids[size_t(j)])]++;
+    }
+    std::vector<int32_t> idx;
+    for (int64_t e = 0; e < E; ++e) {
+      for (int64_t r = 0; r < count[size_t(e)]; ++r) idx.push_back(int32_t(e));
+      while (idx.size() % 128) idx.push_back(-1);
+    }
+    const int64_t m = int64_t(idx.size()), valid = tokens * topk;
+    auto x = randn(size_t(m * hidden), 6);
+    std::vector<float> a(size_t(m * hidden)), sa(size_t(m * k_blocks(hidden))), h(size_t(m * 2 * inter)),
+        a2(size_t(m * inter)), sa2(size_t(m * k_blocks(inter))), out(size_t(m * hidden));
+    prepare_activations(x.data(), m, hidden, hidden, ActQuant::kFp8, a.data(), sa.data());
+    prepare_activations(h.data(), m, inter, 2 * inter, ActQuant::kFp8, a2.data(), sa2.data());
+    double s1 = median_seconds(reps, [&] { gemm_grouped_contiguous(a.data(), hidden, sa.data(), m, idx.data(), gup.data(), h.data(), 2 * inter); });
+    double s2 = median_seconds(reps, [&] { gemm_grouped_contiguous(a2.data(), inter, sa2.data(), m, idx.data(), dnp.data(), out.data(), hidden); });
+    double f1 = 2.0 * double(valid) * double(2 * inter) * double(hidden), f2 = 2.0 * double(valid) * double(inter) * double(hidden);
+    std::printf("grouped fp8 gate+up  %ld rows (%ld valid) n=%ld k=%ld  %7.2f ms  %6.1f GFLOP/s = %5.1f%% of FMA peak\n",
+                long(m), long(valid), long(2 * inter), long(hidden), s1 * 1e3, f1 / s1 / 1e9, 100 * f1 / s1 / 1e9 / lim.fma_fp32_gflops);
+    std::printf("grouped fp8 down     %ld rows (%ld valid) n=%ld k=%ld   %7.2f ms  %6.1f GFLOP/s = %5.1f%% of FMA peak\n",
+                long(m), long(valid), long(hidden), long(inter), s2 * 1e3, f2 / s2 / 1e9, 100 * f2 / s2 / 1e9 / lim.fma_fp32_gflops);
+    std::printf("grouped fp8 total    %6.1f GFLOP/s = %5.1f%% of FMA peak\n", (f1 + f2) / (s1 + s2) / 1e9,
+                100 * (f1 + f2) / (s1 + s2) / 1e9 / lim.fma_fp32_gflops);
+  }
+  return 0;
+}

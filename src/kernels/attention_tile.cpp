@@ -1,0 +1,199 @@
+#include "kernels/attention_tile.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "base/simd.h"
+#include "kernels/cpu_features.h"
+
+namespace dsinfer::kernels::detail {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+void softmax_update(const TileArgs& a, TileState& st, int64_t r, float* p, float (*expf_fn)(float)) {
+  const int64_t vis = std::clamp<int64_t>(a.visible[r], 0, a.n);
+  float mx = kNegInf;
+  for (int64_t t = 0; t < vis; ++t) mx = std::max(mx, p[t]);
+  const float new_m = std::max(st.m[r], mx);
+  float sum = 0;
+  for (int64_t t = 0; t < a.n; ++t) {
+    p[t] = t < vis && new_m != kNegInf ? expf_fn(p[t] - new_m) : 0.0f;
+    sum += p[t];
+  }
+  const float rescale = st.m[r] == kNegInf ? 0.0f : expf_fn(st.m[r] - new_m);
+  st.l[r] = st.l[r] * rescale + sum;
+  st.m[r] = new_m;
+  float* acc = st.acc + r * a.dv;
+  if (rescale != 1.0f)
+    for (int64_t c = 0; c < a.dv; ++c) acc[c] *= rescale;
+}
+
+float std_exp(float x) { return std::exp(x); }
+
+void attend_tile_generic(const TileArgs& a, TileState& st) {
+  for (int64_t r = 0; r < a.R; ++r) {
+    float* p = a.scores + r * a.n;
+    const float* q = a.q + r * a.ldq;
+    for (int64_t t = 0; t < a.n; ++t) {
+      const float* k = a.k + t * a.ldk;
+      float s = 0;
+      for (int64_t c = 0; c < a.d; ++c) s += q[c] * k[c];
+      p[t] = s * a.scale;
+    }
+    softmax_update(a, st, r, p, std_exp);
+    float* acc = st.acc + r * a.dv;
+    for (int64_t t = 0; t < a.n; ++t)
+      if (p[t] != 0.0f) {
+        const float* v = a.v + t * a.ldv;
+        for (int64_t c = 0; c < a.dv; ++c) acc[c] += p[t] * v[c];
+      }
+  }
+}
+
+}  // namespace
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
+
+namespace {
+
+// exp for x <= 0 (scores minus their max), ~1 ulp: 2^n * p(r) with a degree-6 polynomial.
+inline __m512 exp512(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+float exp_avx512(float x) {
+  __m512 v = exp512(_mm512_set1_ps(x));
+  return _mm512_cvtss_f32(v);
+}
+
+inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1); }
+
+// Scores of 4 rows x 4 keys (fewer at the edges) with 16 accumulators over d.
+template <int MR, int NK>
+inline void dots(const float* const* q, const float* const* k, int64_t d, float* out, int64_t ldo) {
+  __m512 acc[MR][NK];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NK; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < d; c += 16) {
+    const __mmask16 m = tail_mask(d - c);
+    __m512 kv[NK];
+    for (int j = 0; j < NK; ++j) kv[j] = _mm512_maskz_loadu_ps(m, k[j] + c);
+    for (int i = 0; i < MR; ++i) {
+      __m512 qv = _mm512_maskz_loadu_ps(m, q[i] + c);
+      for (int j = 0; j < NK; ++j) acc[i][j] = _mm512_fmadd_ps(qv, kv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NK; ++j) out[i * ldo + j] = hsum(acc[i][j]);
+}
+
+template <int MR>
+inline void dots_rows(const TileArgs& a, int64_t r0, float* scores) {
+  const float* q[MR];
+  for (int i = 0; i < MR; ++i) q[i] = a.q + (r0 + i) * a.ldq;
+  int64_t t = 0;
+  for (; t + 4 <= a.n; t += 4) {
+    const float* k[4] = {a.k + t * a.ldk, a.k + (t + 1) * a.ldk, a.k + (t + 2) * a.ldk, a.k + (t + 3) * a.ldk};
+    dots<MR, 4>(q, k, a.d, scores + r0 * a.n + t, a.n);
+  }
+  for (; t < a.n; ++t) {
+    const float* k[1] = {a.k + t * a.ldk};
+    dots<MR, 1>(q, k, a.d, scores + r0 * a.n + t, a.n);
+  }
+}
+
+// acc[r0 + i, :] += sum_t p[r0 + i, t] * v[t, :], 4 rows x 64 columns per register block.
+template <int MR>
+inline void pv_rows(const TileArgs& a, TileState& st, int64_t r0) {
+  for (int64_t c = 0; c < a.dv; c += 64) {
+    __mmask16 m[4];
+    for (int j = 0; j < 4; ++j) m[j] = c + 16 * j < a.dv ? tail_mask(a.dv - c - 16 * j) : __mmask16(0);
+    __m512 acc[MR][4];
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_maskz_loadu_ps(m[j], st.acc + (r0 + i) * a.dv + c + 16 * j);
+    for (int64_t t = 0; t < a.n; ++t) {
+      const float* v = a.v + t * a.ldv + c;
+      __m512 vv[4];
+      for (int j = 0; j < 4; ++j) vv[j] = _mm512_maskz_loadu_ps(m[j], v + 16 * j);
+      for (int i = 0; i < MR; ++i) {
+        __m512 p = _mm512_set1_ps(a.scores[(r0 + i) * a.n + t]);
+        for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(p, vv[j], acc[i][j]);
+      }
+    }
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < 4; ++j) _mm512_mask_storeu_ps(st.acc + (r0 + i) * a.dv + c + 16 * j, m[j], acc[i][j]);
+  }
+}
+
+void softmax_rows_avx512(const TileArgs& a, TileState& st) {
+  for (int64_t r = 0; r < a.R; ++r) {
+    float* p = a.scores + r * a.n;
+    const int64_t vis = std::clamp<int64_t>(a.visible[r], 0, a.n);
+    const __m512 sc = _mm512_set1_ps(a.scale);
+    __m512 mx = _mm512_set1_ps(kNegInf);
+    for (int64_t t = 0; t < a.n; t += 16) {
+      const __mmask16 m = tail_mask(vis - t > 0 ? vis - t : 0);
+      __m512 s = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail_mask(a.n - t), p + t), sc);
+      mx = _mm512_mask_max_ps(mx, m, mx, s);
+    }
+    const float new_m = std::max(st.m[r], _mm512_reduce_max_ps(mx));
+    const __m512 nm = _mm512_set1_ps(new_m);
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t t = 0; t < a.n; t += 16) {
+      const __mmask16 m = tail_mask(vis - t > 0 ? vis - t : 0);
+      const __mmask16 in = tail_mask(a.n - t);
+      __m512 s = _mm512_mul_ps(_mm512_maskz_loadu_ps(in, p + t), sc);
+      __m512 e = _mm512_maskz_mov_ps(m, exp512(_mm512_sub_ps(s, nm)));
+      _mm512_mask_storeu_ps(p + t, in, e);
+      sum = _mm512_add_ps(sum, e);
+    }
+    const float rescale = st.m[r] == kNegInf ? 0.0f : exp_avx512(st.m[r] - new_m);
+    st.l[r] = st.l[r] * rescale + _mm512_reduce_add_ps(sum);
+    st.m[r] = new_m;
+    if (rescale != 1.0f) {
+      float* acc = st.acc + r * a.dv;
+      const __m512 rs = _mm512_set1_ps(rescale);
+      for (int64_t c = 0; c < a.dv; c += 16) {
+        const __mmask16 m = tail_mask(a.dv - c);
+        _mm512_mask_storeu_ps(acc + c, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, acc + c), rs));
+      }
+    }
+  }
+}
+
+void attend_tile_avx512(const TileArgs& a, TileState& st) {
+  int64_t r = 0;
+  for (; r + 4 <= a.R; r += 4) dots_rows<4>(a, r, a.scores);
+  for (; r < a.R; ++r) dots_rows<1>(a, r, a.scores);
+  softmax_rows_avx512(a, st);
+  r = 0;
+  for (; r + 4 <= a.R; r += 4) pv_rows<4>(a, st, r);
+  for (; r + 2 <= a.R; r += 2) pv_rows<2>(a, st, r);
+  for (; r < a.R; ++r) pv_rows<1>(a, st, r);
+}
+
+}  // namespace
+
+#pragma GCC pop_options
+
+void attend_tile(const TileArgs& a, TileState& st) {
+  if (active_isa() == Isa::kAvx512) attend_tile_avx512(a, st);
+  else attend_tile_generic(a, st);
+}
+
+}  // namespace dsinfer::kernels::detail

@@ -1,0 +1,31 @@
+// Internal: the inner step shared by mla_decode and mla_prefill — R query rows against n key rows
+// with an online softmax (flash attention's recurrence), so no score matrix larger than R x n
+// ever exists. AVX-512 and portable versions; chosen by kernels/cpu_features.h.
+#pragma once
+
+#include <cstdint>
+
+namespace dsinfer::kernels::detail {
+
+struct TileState {
+  float* m;    // [R] running max of scaled scores (-inf before any key)
+  float* l;    // [R] running sum of exp(score - m)
+  float* acc;  // [R, dv] running sum of exp(score - m) * v
+};
+
+struct TileArgs {
+  const float* q;  // row r at q + r * ldq, d values
+  int64_t ldq, R, d, dv;
+  const float* k;  // key t (tile-relative) at k + t * ldk, d values
+  int64_t ldk;
+  const float* v;  // value t at v + t * ldv, dv values
+  int64_t ldv;
+  int64_t n;               // keys in this tile
+  const int64_t* visible;  // [R]: keys with tile-relative index < visible[r] are visible (clamped to n)
+  float scale;
+  float* scores;  // scratch [R, n]
+};
+
+void attend_tile(const TileArgs& a, TileState& st);
+
+}  // namespace dsinfer::kernels::detail
