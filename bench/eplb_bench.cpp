@@ -128,9 +128,19 @@ Stats summarize(const std::vector<double>& v) {
 }
 
 struct Deployment {
-  const char* name;
-  int gpus, nodes;
+  std::string name;
+  int gpus, nodes, replicas;
 };
+
+// DeepSeek's two deployments for 256 experts — prefill on 32 GPUs (4 nodes, 9 slots each) and
+// decode on 144 GPUs (18 nodes, 2 slots each), 288 slots — scaled to other expert counts keeping
+// the slots per GPU and one eighth of redundant slots: 64 experts get 72 slots on 8 and 36 GPUs.
+std::vector<Deployment> deployments_for(int experts) {
+  const int prefill_gpus = std::max(1, (experts + 7) / 8), decode_gpus = std::max(1, (experts * 9 + 15) / 16);
+  const int prefill_nodes = prefill_gpus % 4 == 0 ? 4 : 1, decode_nodes = decode_gpus % 18 == 0 ? 18 : 1;
+  return {{str("prefill EP", prefill_gpus), prefill_gpus, prefill_nodes, 9 * prefill_gpus},
+          {str("decode EP", decode_gpus), decode_gpus, decode_nodes, 2 * decode_gpus}};
+}
 
 }  // namespace
 
@@ -148,7 +158,6 @@ int main(int argc, char** argv) {
                              ")"),
                          synthetic_load(layers, 256, 8, tokens, s, o.seed)});
     }
-    const Deployment deployments[] = {{"prefill EP32", 32, 4}, {"decode EP144", 144, 18}};
     nlohmann::json json_rows = nlohmann::json::array();
     for (const auto& [source, load] : loads) {
       const int experts = load.num_experts;
@@ -156,9 +165,8 @@ int main(int argc, char** argv) {
       if (!o.json)
         std::printf("\nEPLB: %d layers x %d experts, %d groups; %s; median of %d reps\n", load.num_layers, experts,
                     groups, source.c_str(), o.reps);
-      for (const Deployment& d : deployments) {
-        // DeepSeek's 32 redundant slots on 256 experts, i.e. one eighth more, rounded to whole GPUs.
-        int replicas = (experts + experts / 8 + d.gpus - 1) / d.gpus * d.gpus;
+      for (const Deployment& d : deployments_for(experts)) {
+        const int replicas = d.replicas;
         EplbShape shape{replicas, groups, d.nodes, d.gpus};
         Stats before = summarize(unbalanced_max_over_mean(load, shape));
         Stats bound = summarize(lower_bound_max_over_mean(load, shape));
@@ -166,7 +174,7 @@ int main(int argc, char** argv) {
           std::printf("  %s: %d slots on %d GPUs (%d nodes, %d slots/GPU), %s policy\n"
                       "    before (no EPLB)                      max/mean %.3f (worst layer %.3f)\n"
                       "    lower bound (mean, heaviest replica)  max/mean %.3f (worst layer %.3f)\n",
-                      d.name, replicas, d.gpus, d.nodes, shape.slots_per_gpu(),
+                      d.name.c_str(), replicas, d.gpus, d.nodes, shape.slots_per_gpu(),
                       shape.hierarchical() ? "hierarchical" : "global", before.mean, before.worst, bound.mean,
                       bound.worst);
         for (EplbPolicy policy : {EplbPolicy::kDeepSeek, EplbPolicy::kRefined}) {
