@@ -1,0 +1,109 @@
+// dsinfer serve: the OpenAI/DeepSeek-compatible HTTP server over the continuous-batching engine.
+// SIGTERM or SIGINT drains: new requests get 503, in-flight ones finish (or end cleanly after
+// --drain-timeout), then the process exits 0.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "command.h"
+#include "engine/engine.h"
+#include "model/deepseek.h"
+#include "model_flags.h"
+#include "serve/server.h"
+#include "tokenizer/tokenizer.h"
+
+namespace dsinfer::app {
+namespace {
+
+std::vector<std::string> split_names(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+int run(Args& args) {
+  std::string dir = args.require("model");
+  serve::ServerOptions so;
+  engine::EngineOptions eo;
+  so.host = args.get_or("host", so.host);
+  so.port = int(args.get_int("port", so.port));
+  std::string names = args.get_or("served-model-name", "");
+  eo.kv_cache_gb = args.get_double("kv-cache-gb", eo.kv_cache_gb);
+  eo.max_batch_tokens = args.get_int("max-batch-tokens", eo.max_batch_tokens);
+  eo.max_running = args.get_int("max-running-requests", eo.max_running);
+  eo.max_queued = args.get_int("max-queued-requests", eo.max_queued);
+  eo.max_model_len = args.get_int("max-model-len", eo.max_model_len);
+  eo.prefix_caching = !args.flag("no-prefix-cache");
+  so.max_body_bytes = size_t(args.get_double("max-body-mb", double(so.max_body_bytes) / (1 << 20)) * (1 << 20));
+  so.http_threads = int(args.get_int("http-threads", so.http_threads));
+  so.drain_timeout_s = args.get_double("drain-timeout", so.drain_timeout_s);
+  model::ModelOptions mo;
+  mo.precision = parse_precision(args.get_or("precision", "default"));
+  args.finish();
+  check(so.port >= 0 && so.port <= 65535, "--port must be in [0, 65535]");
+  check(eo.kv_cache_gb > 0, "--kv-cache-gb must be positive");
+  check(so.max_body_bytes >= 1024, "--max-body-mb is too small");
+  check(so.drain_timeout_s >= 0, "--drain-timeout must not be negative");
+  so.model_names = split_names(names);
+  if (so.model_names.empty())
+    so.model_names.push_back(std::filesystem::weakly_canonical(std::filesystem::path(dir)).filename().string());
+
+  // Signals go to one watcher thread: block them before any other thread exists.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a vanished client is an error return, not a dead server
+
+  auto tok = tokenizer::Tokenizer::from_dir(dir);
+  auto m = model::DeepSeekModel::load(dir, mo);
+  uint64_t fp = engine::Engine::fingerprint(dir, *m);
+  engine::Engine eng(std::move(m), std::move(tok), eo, fp);
+  serve::Server server(eng, so);
+  int port = server.bind();
+  std::printf("dsinfer serve: model '%s' (context %lld tokens, KV cache %lld tokens) listening on http://%s:%d\n",
+              so.model_names[0].c_str(), (long long)eng.max_model_len(), (long long)eng.kv_capacity_tokens(),
+              so.host.c_str(), port);
+  std::fflush(stdout);
+
+  std::atomic<bool> finished{false};
+  std::thread watcher([&] {
+    timespec tick{0, 200 * 1000 * 1000};
+    while (!finished) {
+      int sig = sigtimedwait(&sigs, nullptr, &tick);
+      if (sig == SIGTERM || sig == SIGINT) {
+        log_info("signal ", sig, ": draining");
+        server.drain();
+        return;
+      }
+    }
+  });
+  server.serve();
+  finished = true;
+  watcher.join();
+  eng.shutdown();
+  std::printf("dsinfer serve: stopped\n");
+  std::fflush(stdout);
+  return 0;
+}
+
+const Registration reg({"serve", "OpenAI/DeepSeek-compatible HTTP server with continuous batching",
+                        "--model DIR [--host 127.0.0.1] [--port 8000 (0: any free port)] [--served-model-name NAME[,NAME]]\n"
+                        "       [--kv-cache-gb 2] [--max-batch-tokens 2048] [--max-running-requests 64]\n"
+                        "       [--max-queued-requests 256] [--max-model-len N] [--no-prefix-cache]\n"
+                        "       [--max-body-mb 8] [--http-threads N] [--drain-timeout 30] [--precision default|fp32]",
+                        run});
+
+}  // namespace
+}  // namespace dsinfer::app

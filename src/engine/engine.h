@@ -1,0 +1,129 @@
+// The engine (nano-vllm's llm_engine): owns the model, the KV block manager, the scheduler, the
+// runner and the sampler, and runs the step loop on its own thread. Other threads only submit,
+// cancel and read metrics; everything else happens on the step thread, so the scheduler and the
+// block manager need no locks. Each step: take new and cancelled requests, schedule, run one
+// forward over every scheduled chunk, sample, detokenize, match stop strings, report.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "base/error.h"
+#include "cache/block_manager.h"
+#include "cache/kv_pool.h"
+#include "engine/metrics.h"
+#include "engine/request.h"
+#include "engine/runner.h"
+#include "engine/sampler.h"
+#include "engine/scheduler.h"
+#include "model/deepseek.h"
+#include "tokenizer/tokenizer.h"
+
+namespace dsinfer::engine {
+
+// Defaults for `dsinfer serve`, in one place.
+struct EngineOptions {
+  double kv_cache_gb = 2.0;        // size of the latent KV pool
+  int64_t kv_blocks = 0;           // > 0: exact block count instead (tests)
+  int64_t max_batch_tokens = 2048; // tokens per forward step (prefill chunks + decodes)
+  int64_t max_running = 64;        // sequences in the running batch
+  int64_t max_queued = 256;        // requests waiting beyond this are refused (HTTP 429)
+  int64_t max_model_len = 0;       // 0: the model's max_position_embeddings
+  bool prefix_caching = true;
+};
+
+// Thrown by submit() when the queue is full; the server answers 429 with Retry-After.
+class QueueFull : public Error {
+ public:
+  using Error::Error;
+};
+
+class Engine {
+ public:
+  Engine(std::unique_ptr<model::DeepSeekModel> model, tokenizer::Tokenizer tokenizer, const EngineOptions& options,
+         uint64_t model_fingerprint);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // A fingerprint of the model in `dir` (config, checkpoint files, cache dtype) for prefix keys.
+  static uint64_t fingerprint(const std::string& dir, const model::DeepSeekModel& model);
+
+  // Validates (throws Error for a bad request, QueueFull when full) and queues the request.
+  std::shared_ptr<RequestStream> submit(std::vector<int32_t> prompt, const SamplingParams& params);
+  // Frees the request's sequences and blocks at the next step boundary; the stream finishes.
+  void cancel(const std::shared_ptr<RequestStream>& stream);
+
+  // Refuse new requests from now on (drain); in-flight ones continue.
+  void stop_accepting() { accepting_ = false; }
+  bool accepting() const { return accepting_; }
+  // No request in flight.
+  bool idle() const { return in_flight_.load() == 0; }
+  void abort_all();
+  // Stops the step thread (aborting whatever is left). Called by the destructor too.
+  void shutdown();
+
+  EngineMetrics metrics() const;
+  const tokenizer::Tokenizer& tokenizer() const { return tokenizer_; }
+  const model::ModelConfig& config() const { return model_->config(); }
+  int64_t max_model_len() const { return max_model_len_; }
+  int64_t kv_capacity_tokens() const { return kv_capacity_tokens_; }
+  const EngineOptions& options() const { return options_; }
+
+ private:
+  struct Incoming {
+    std::vector<int32_t> prompt;
+    SamplingParams params;
+    std::shared_ptr<RequestStream> stream;
+    double arrival;
+  };
+
+  std::unique_ptr<model::DeepSeekModel> model_;
+  tokenizer::Tokenizer tokenizer_;
+  EngineOptions options_;
+  int64_t max_model_len_ = 0, kv_capacity_tokens_ = 0;
+  int32_t eos_id_ = -1;
+  std::unique_ptr<cache::KvPool> pool_;
+  std::unique_ptr<cache::BlockManager> blocks_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<Runner> runner_;
+  std::unique_ptr<Sampler> sampler_;
+
+  // Shared with other threads.
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  std::vector<Incoming> incoming_;
+  bool stop_ = false, abort_all_ = false;
+  std::atomic<bool> accepting_{true};
+  std::atomic<int64_t> in_flight_{0}, waiting_{0};
+  std::atomic<uint64_t> next_id_{1};
+  mutable std::mutex metrics_mu_;
+  EngineMetrics metrics_;
+
+  // Step thread only.
+  std::unordered_map<uint64_t, std::unique_ptr<Request>> requests_;
+  uint64_t next_seq_id_ = 1;
+  SchedulerOutput step_;
+  std::thread thread_;
+
+  void loop();
+  void step();
+  void accept(Incoming in);
+  void abort(Request& r);
+  void process_token(Sequence& seq, const float* logits, double now);
+  void fork_choices(Request& r, const float* logits, double now);
+  std::string decode_piece(Sequence& seq, int32_t id);
+  void finish_sequence(Sequence& seq, FinishReason reason);
+  void finish_request_if_done(Request& r);
+  std::unique_ptr<Sequence> make_sequence(Request& r, int index);
+  void publish_gauges();
+};
+
+}  // namespace dsinfer::engine

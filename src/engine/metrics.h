@@ -1,0 +1,47 @@
+// What the engine counts for /metrics: cumulative counters, latency histograms and gauges,
+// copied out as one consistent snapshot. Rendering (Prometheus text) belongs to the serve layer.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace dsinfer::engine {
+
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
+  void observe(double v) {
+    size_t i = 0;
+    while (i < bounds_.size() && v > bounds_[i]) ++i;
+    ++counts_[i];
+    sum_ += v;
+    ++count_;
+  }
+  const std::vector<double>& bounds() const { return bounds_; }
+  const std::vector<uint64_t>& counts() const { return counts_; }  // per bucket, last is +Inf
+  double sum() const { return sum_; }
+  uint64_t count() const { return count_; }
+
+ private:
+  std::vector<double> bounds_;
+  std::vector<uint64_t> counts_;
+  double sum_ = 0;
+  uint64_t count_ = 0;
+};
+
+struct EngineMetrics {
+  // Counters.
+  uint64_t requests_finished_stop = 0, requests_finished_length = 0, requests_aborted = 0;
+  uint64_t prompt_tokens = 0, cached_prompt_tokens = 0, generation_tokens = 0;
+  uint64_t steps = 0, step_tokens = 0, preemptions = 0, prefix_evictions = 0;
+  // Gauges.
+  int64_t running = 0, waiting = 0;
+  int64_t kv_blocks_total = 0, kv_blocks_used = 0, kv_blocks_cached = 0, kv_blocks_free = 0;
+  // Histograms (seconds, tokens).
+  Histogram ttft{{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};
+  Histogram itl{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}};
+  Histogram e2e{{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}};
+  Histogram step_tokens_hist{{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192}};
+};
+
+}  // namespace dsinfer::engine

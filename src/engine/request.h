@@ -1,0 +1,72 @@
+// A request as the engine sees it, and the stream through which the engine reports back to
+// whoever submitted it (an HTTP handler thread). The engine's step thread pushes ChoiceUpdates;
+// the owner waits for them. docs/serving.md has the request state table.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/sampling_params.h"
+
+namespace dsinfer::engine {
+
+enum class FinishReason { kNone, kStop, kLength, kAbort };
+const char* finish_reason_name(FinishReason r);  // "stop", "length", "abort"; "" for kNone
+
+struct TokenLogprob {
+  int32_t id = 0;
+  float logprob = 0;
+  std::vector<std::pair<int32_t, float>> top;  // most likely first
+};
+
+// New output of one choice since its last update.
+struct ChoiceUpdate {
+  int index = 0;
+  std::string text;                 // newly complete text (stop strings never included)
+  std::vector<int32_t> token_ids;   // tokens sampled in this update
+  std::vector<TokenLogprob> logprobs;  // one per token when logprobs were asked for
+  FinishReason finish = FinishReason::kNone;
+};
+
+struct Usage {
+  int64_t prompt_tokens = 0;
+  int64_t cached_tokens = 0;       // prompt tokens whose KV came from the prefix cache
+  int64_t completion_tokens = 0;   // over all choices
+};
+
+class RequestStream {
+ public:
+  // Owner side. Waits up to timeout_s for news, then moves every pending update into `out`.
+  // Returns true when the request is finished (all updates delivered or failed).
+  bool wait(std::vector<ChoiceUpdate>& out, double timeout_s);
+  bool done() const;
+  Usage usage() const;
+  std::string error() const;  // non-empty when the engine failed the request
+  double first_token_time() const;  // seconds since submit; < 0 before the first token
+
+  // Engine side.
+  void push(ChoiceUpdate u);
+  void set_usage(const Usage& u);
+  void mark_first_token(double t);
+  void finish(const std::string& error = {});
+
+  uint64_t id = 0;
+  std::atomic<bool> cancelled{false};
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<ChoiceUpdate> pending_;
+  Usage usage_;
+  std::string error_;
+  double first_token_ = -1;
+  bool done_ = false;
+};
+
+}  // namespace dsinfer::engine

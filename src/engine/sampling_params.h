@@ -1,0 +1,35 @@
+// Per-request sampling settings, with OpenAI/DeepSeek API semantics and defaults in one place.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dsinfer::engine {
+
+struct SamplingParams {
+  double temperature = 1.0;        // 0: greedy
+  double top_p = 1.0;              // nucleus mass kept, (0, 1]
+  int64_t top_k = 0;               // 0: off
+  double min_p = 0.0;              // drop tokens below min_p * p(most likely)
+  std::optional<uint64_t> seed;    // same seed, same prompt, same params -> same samples
+  double frequency_penalty = 0.0;  // OpenAI: logit -= count * f   (generated tokens)
+  double presence_penalty = 0.0;   // OpenAI: logit -= (count > 0) * p
+  double repetition_penalty = 1.0; // CTRL/HF: prompt and generated tokens, divide positive logits
+  std::vector<std::string> stop;   // stop strings: matched on the text, never returned
+  std::vector<int32_t> stop_token_ids;
+  int64_t max_tokens = 16;
+  bool ignore_eos = false;
+  int64_t logprobs = -1;  // -1: none; k >= 0: the chosen token's logprob plus the top k
+  int64_t n = 1;
+
+  // Throws Error naming the first field out of range.
+  void validate() const;
+};
+
+inline constexpr int64_t kMaxTopLogprobs = 20;
+inline constexpr int64_t kMaxChoices = 16;
+inline constexpr size_t kMaxStopStrings = 16;
+
+}  // namespace dsinfer::engine

@@ -1,0 +1,122 @@
+#include "engine/scheduler.h"
+
+#include <algorithm>
+
+#include "base/error.h"
+
+namespace dsinfer::engine {
+
+Scheduler::Scheduler(cache::BlockManager& blocks, SchedulerOptions options) : blocks_(blocks), options_(options) {
+  check(options_.max_batch_tokens >= 1, "max batch tokens must be positive");
+  check(options_.max_running >= 1, "max running requests must be positive");
+}
+
+void Scheduler::add(Sequence* seq) {
+  seq->state = SeqState::kWaiting;
+  waiting_.push_back(seq);
+}
+
+void Scheduler::add_front(Sequence* seq) {
+  seq->state = SeqState::kWaiting;
+  waiting_.push_front(seq);
+}
+
+void Scheduler::add_running(Sequence* seq) {
+  seq->state = SeqState::kRunning;
+  seq->admitted_order = next_order_++;
+  running_.push_back(seq);
+}
+
+void Scheduler::preempt(Sequence* seq) {
+  blocks_.release(seq->blocks);
+  seq->hashes.clear();
+  seq->computed = 0;
+  ++seq->preemptions;
+  ++preemptions_;
+  running_.erase(std::find(running_.begin(), running_.end(), seq));
+  add_front(seq);
+}
+
+void Scheduler::schedule(SchedulerOutput& out) {
+  out.chunks.clear();
+  out.num_tokens = 0;
+  out.preempted = 0;
+  int64_t budget = options_.max_batch_tokens;
+
+  // 1. Running sequences, oldest first. Iterate over a snapshot: preemption edits running_.
+  std::vector<Sequence*> order = running_;
+  for (Sequence* seq : order) {
+    if (budget == 0) break;
+    if (seq->state != SeqState::kRunning) continue;  // preempted below as someone's victim
+    int64_t n = std::min(seq->uncomputed(), budget);
+    int64_t need = blocks_.blocks_for(seq->computed + n) - int64_t(seq->blocks.size());
+    bool self_preempted = false;
+    while (need > blocks_.available()) {
+      Sequence* victim = running_.back();  // the newest
+      preempt(victim);
+      ++out.preempted;
+      // A victim already scheduled this step must not run: drop its chunk.
+      for (size_t i = 0; i < out.chunks.size(); ++i) {
+        if (out.chunks[i].seq == victim) {
+          budget += out.chunks[i].num_tokens;
+          out.num_tokens -= out.chunks[i].num_tokens;
+          out.chunks.erase(out.chunks.begin() + long(i));
+          break;
+        }
+      }
+      if (victim == seq) {
+        self_preempted = true;
+        break;
+      }
+    }
+    if (self_preempted) continue;
+    if (need > 0) blocks_.allocate(need, seq->blocks);
+    out.chunks.push_back({seq, n, seq->computed + n == int64_t(seq->tokens.size())});
+    out.num_tokens += n;
+    budget -= n;
+  }
+  if (out.preempted > 0) return;  // short of blocks: admit nobody this step
+
+  // 2. Admit from the queue, first come first served.
+  while (!waiting_.empty() && budget > 0 && int64_t(running_.size()) < options_.max_running) {
+    Sequence* seq = waiting_.front();
+    if (seq->blocks.empty()) {
+      seq->hashes.clear();
+      seq->computed = blocks_.match_prefix(seq->tokens.data(), int64_t(seq->tokens.size()), 1, seq->blocks, seq->hashes);
+    }
+    int64_t n = std::min(seq->uncomputed(), budget);
+    int64_t need = blocks_.blocks_for(seq->computed + n) - int64_t(seq->blocks.size());
+    if (need > blocks_.available()) {
+      // Give the matched prefix back (it stays cached) and wait for blocks.
+      blocks_.release(seq->blocks);
+      seq->hashes.clear();
+      seq->computed = 0;
+      break;
+    }
+    blocks_.allocate(need, seq->blocks);
+    waiting_.pop_front();
+    add_running(seq);
+    out.chunks.push_back({seq, n, seq->computed + n == int64_t(seq->tokens.size())});
+    out.num_tokens += n;
+    budget -= n;
+  }
+}
+
+void Scheduler::advance(const SchedulerOutput& out) {
+  for (const auto& c : out.chunks) {
+    c.seq->computed += c.num_tokens;
+    blocks_.commit(c.seq->tokens.data(), c.seq->computed, c.seq->blocks, c.seq->hashes);
+  }
+}
+
+void Scheduler::remove(Sequence* seq) {
+  blocks_.release(seq->blocks);
+  seq->hashes.clear();
+  auto r = std::find(running_.begin(), running_.end(), seq);
+  if (r != running_.end()) running_.erase(r);
+  auto w = std::find(waiting_.begin(), waiting_.end(), seq);
+  if (w != waiting_.end()) waiting_.erase(w);
+  seq->state = SeqState::kFinished;
+}
+
+}  // namespace dsinfer::engine

@@ -1,0 +1,69 @@
+// The scheduler (nano-vllm's split): continuous batching with chunked prefill. Every step it
+//  1. continues the running sequences oldest first — a decode token each, or the next chunk of an
+//     unfinished prefill — and when KV blocks run out preempts the newest running sequence (its
+//     blocks are released, it goes back to the front of the queue and is recomputed later, mostly
+//     from the prefix cache);
+//  2. then admits waiting sequences first come, first served while the step's token budget
+//     (max_batch_tokens), max_running and free blocks allow, reusing their cached prefix.
+// A waiting sequence that does not fit stops admission, so nobody overtakes the head of the queue.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "cache/block_manager.h"
+#include "engine/sequence.h"
+
+namespace dsinfer::engine {
+
+struct SchedulerOptions {
+  int64_t max_batch_tokens = 2048;
+  int64_t max_running = 64;
+};
+
+struct ScheduledChunk {
+  Sequence* seq = nullptr;
+  int64_t num_tokens = 0;  // tokens fed this step, from seq->computed
+  bool wants_logits = false;  // the chunk ends at the sequence's last token: sample after it
+};
+
+struct SchedulerOutput {
+  std::vector<ScheduledChunk> chunks;
+  int64_t num_tokens = 0;
+  int64_t preempted = 0;
+};
+
+class Scheduler {
+ public:
+  Scheduler(cache::BlockManager& blocks, SchedulerOptions options);
+
+  void add(Sequence* seq);        // to the back of the queue
+  void add_front(Sequence* seq);  // to the front (a preempted or forked sequence)
+  // Fills `out` for the next step (cleared first).
+  void schedule(SchedulerOutput& out);
+  // After the step: the scheduled chunks are in the cache now.
+  void advance(const SchedulerOutput& out);
+  // Takes a sequence out (finished or cancelled) and releases its blocks.
+  void remove(Sequence* seq);
+  // Running now with `seq` sharing its blocks (n > 1): see Engine.
+  void add_running(Sequence* seq);
+
+  size_t num_waiting() const { return waiting_.size(); }
+  size_t num_running() const { return running_.size(); }
+  bool idle() const { return waiting_.empty() && running_.empty(); }
+  int64_t total_preemptions() const { return preemptions_; }
+  const SchedulerOptions& options() const { return options_; }
+
+ private:
+  cache::BlockManager& blocks_;
+  SchedulerOptions options_;
+  std::deque<Sequence*> waiting_;
+  std::vector<Sequence*> running_;  // in admission order: oldest first
+  uint64_t next_order_ = 0;
+  int64_t preemptions_ = 0;
+
+  void preempt(Sequence* seq);
+};
+
+}  // namespace dsinfer::engine

@@ -1,0 +1,60 @@
+// One generated continuation (one choice of a request) as it moves through the scheduler: its
+// tokens (prompt, then generated), how many of them are in the KV cache, its block table and the
+// keys of its indexed blocks. docs/serving.md has the state table.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/request.h"
+#include "engine/stop_matcher.h"
+#include "tokenizer/streaming_detokenizer.h"
+
+namespace dsinfer::engine {
+
+struct Request;
+
+enum class SeqState { kWaiting, kRunning, kFinished };
+
+struct Sequence {
+  uint64_t id = 0;
+  Request* request = nullptr;
+  int index = 0;  // choice index within the request
+  SeqState state = SeqState::kWaiting;
+
+  std::vector<int32_t> tokens;  // prompt followed by generated tokens
+  int64_t num_prompt = 0;
+  int64_t computed = 0;         // leading tokens whose KV is in the cache
+  std::vector<int32_t> blocks;  // block table
+  std::vector<uint64_t> hashes; // keys of the leading full blocks, as indexed
+  int64_t preemptions = 0;
+  uint64_t admitted_order = 0;  // FCFS key: lower was admitted first
+
+  uint64_t rng = 0;
+  std::unique_ptr<tokenizer::StreamingDetokenizer> detok;
+  StopMatcher stop;
+  FinishReason finish = FinishReason::kNone;
+  double last_token_time = 0;
+
+  int64_t num_generated() const { return int64_t(tokens.size()) - num_prompt; }
+  int64_t uncomputed() const { return int64_t(tokens.size()) - computed; }
+};
+
+// The engine's record of a submitted request.
+struct Request {
+  uint64_t id = 0;
+  std::vector<int32_t> prompt;
+  SamplingParams params;
+  std::shared_ptr<RequestStream> stream;
+  double arrival = 0;
+  uint64_t base_seed = 0;
+  std::vector<std::unique_ptr<Sequence>> seqs;  // choice 0 first; the others join after its prefill
+  int64_t cached_tokens = -1;  // prefix-cache hit of the first admission
+  int finished = 0;
+  bool forked = false;
+  bool first_token_seen = false;
+};
+
+}  // namespace dsinfer::engine

@@ -1,0 +1,25 @@
+// Errors in OpenAI's JSON shape: {"error": {"message", "type", "param", "code"}} with the HTTP
+// status that goes with them. Request parsing throws ApiError; the server turns it into a reply.
+#pragma once
+
+#include <string>
+
+#include "base/error.h"
+
+namespace dsinfer::serve {
+
+class ApiError : public Error {
+ public:
+  ApiError(int status, std::string message, std::string type = "invalid_request_error", std::string param = {},
+           std::string code = {})
+      : Error(message), status(status), type(std::move(type)), param(std::move(param)), code(std::move(code)) {}
+  int status;
+  std::string type, param, code;
+};
+
+// The JSON body for an error reply.
+std::string error_body(int status, const std::string& message, const std::string& type, const std::string& param = {},
+                       const std::string& code = {});
+inline std::string error_body(const ApiError& e) { return error_body(e.status, e.what(), e.type, e.param, e.code); }
+
+}  // namespace dsinfer::serve

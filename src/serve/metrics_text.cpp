@@ -1,0 +1,99 @@
+#include "serve/metrics_text.h"
+
+#include <cstdio>
+#include <sstream>
+
+namespace dsinfer::serve {
+namespace {
+
+std::string num(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+struct Writer {
+  std::ostringstream os;
+  std::string labels;  // model="..."
+
+  void head(const std::string& name, const char* type, const char* help) {
+    os << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+  }
+  void sample(const std::string& name, double v, const std::string& extra = {}) {
+    os << name << '{' << labels << (extra.empty() ? "" : ",") << extra << "} " << num(v) << '\n';
+  }
+  void counter(const std::string& name, const char* help, double v) {
+    head(name, "counter", help);
+    sample(name, v);
+  }
+  void gauge(const std::string& name, const char* help, double v) {
+    head(name, "gauge", help);
+    sample(name, v);
+  }
+  void histogram(const std::string& name, const char* help, const engine::Histogram& h) {
+    head(name, "histogram", help);
+    uint64_t cum = 0;
+    for (size_t i = 0; i < h.bounds().size(); ++i) {
+      cum += h.counts()[i];
+      sample(name + "_bucket", double(cum), "le=\"" + num(h.bounds()[i]) + "\"");
+    }
+    cum += h.counts().back();
+    sample(name + "_bucket", double(cum), "le=\"+Inf\"");
+    sample(name + "_sum", h.sum());
+    sample(name + "_count", double(h.count()));
+  }
+};
+
+std::string escape_label(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string render_metrics(const engine::EngineMetrics& m, const HttpCounters& http, const std::string& model_name) {
+  Writer w;
+  w.labels = "model=\"" + escape_label(model_name) + "\"";
+  w.head("dsinfer_http_requests_total", "counter", "HTTP requests answered, by endpoint and status code.");
+  for (const auto& [key, count] : http.requests)
+    w.sample("dsinfer_http_requests_total", double(count),
+             "endpoint=\"" + escape_label(key.first) + "\",status=\"" + std::to_string(key.second) + "\"");
+  w.head("dsinfer_requests_finished_total", "counter", "Engine requests finished, by reason.");
+  w.sample("dsinfer_requests_finished_total", double(m.requests_finished_stop), "reason=\"stop\"");
+  w.sample("dsinfer_requests_finished_total", double(m.requests_finished_length), "reason=\"length\"");
+  w.sample("dsinfer_requests_finished_total", double(m.requests_aborted), "reason=\"abort\"");
+  w.counter("dsinfer_prompt_tokens_total", "Prompt tokens of finished requests.", double(m.prompt_tokens));
+  w.counter("dsinfer_cached_prompt_tokens_total", "Prompt tokens served from the prefix cache.",
+            double(m.cached_prompt_tokens));
+  w.counter("dsinfer_generation_tokens_total", "Generated tokens of finished requests.", double(m.generation_tokens));
+  w.gauge("dsinfer_prefix_cache_hit_rate", "Cached prompt tokens / prompt tokens since start.",
+          m.prompt_tokens ? double(m.cached_prompt_tokens) / double(m.prompt_tokens) : 0.0);
+  w.counter("dsinfer_steps_total", "Forward steps run.", double(m.steps));
+  w.counter("dsinfer_step_tokens_total", "Tokens fed to the model over all steps.", double(m.step_tokens));
+  w.counter("dsinfer_preemptions_total", "Sequences preempted for lack of KV blocks (recomputed later).",
+            double(m.preemptions));
+  w.counter("dsinfer_prefix_cache_evictions_total", "Cached KV blocks evicted to make room.",
+            double(m.prefix_evictions));
+  w.gauge("dsinfer_requests_running", "Sequences in the running batch.", double(m.running));
+  w.gauge("dsinfer_requests_waiting", "Sequences waiting for admission.", double(m.waiting));
+  w.gauge("dsinfer_kv_blocks_total", "KV blocks in the pool (64 tokens each).", double(m.kv_blocks_total));
+  w.gauge("dsinfer_kv_blocks_used", "KV blocks referenced by live sequences.", double(m.kv_blocks_used));
+  w.gauge("dsinfer_kv_blocks_cached", "Unreferenced KV blocks kept for prefix reuse (evictable).",
+          double(m.kv_blocks_cached));
+  w.gauge("dsinfer_kv_blocks_free", "Empty KV blocks.", double(m.kv_blocks_free));
+  w.histogram("dsinfer_time_to_first_token_seconds", "Time from arrival to the first generated token.", m.ttft);
+  w.histogram("dsinfer_inter_token_latency_seconds", "Time between successive tokens of a sequence.", m.itl);
+  w.histogram("dsinfer_request_latency_seconds", "Time from arrival to the last token.", m.e2e);
+  w.histogram("dsinfer_step_tokens", "Tokens per forward step.", m.step_tokens_hist);
+  return w.os.str();
+}
+
+}  // namespace dsinfer::serve

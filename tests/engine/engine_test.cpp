@@ -1,0 +1,219 @@
+// The engine on a real (tiny, random) DeepSeek-V3 checkpoint with the real tokenizer.
+#include "engine/engine.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "base/timer.h"
+#include "model/presets.h"
+#include "model/random_checkpoint.h"
+
+namespace dsinfer::engine {
+namespace {
+
+std::string tiny_model() {
+  std::string dir = ::testing::TempDir() + "/dsinfer-engine-tiny-v3";
+  if (!std::filesystem::exists(dir + "/config.json")) {
+    std::string tmp = dir + ".tmp." + std::to_string(::getpid());
+    model::RandomCheckpointOptions opt;
+    opt.seed = 3;
+    model::write_random_checkpoint(model::preset_config("tiny-v3"), tmp, opt);
+    std::error_code ec;
+    std::filesystem::rename(tmp, dir, ec);
+    if (ec) std::filesystem::remove_all(tmp);
+  }
+  return dir;
+}
+
+std::unique_ptr<Engine> make_engine(EngineOptions opt) {
+  std::string dir = tiny_model();
+  auto m = model::DeepSeekModel::load(dir);
+  uint64_t fp = Engine::fingerprint(dir, *m);
+  auto tok = tokenizer::Tokenizer::from_dir(std::string(DSINFER_SHARED_DIR) + "/tokenizers/deepseek-v3");
+  return std::make_unique<Engine>(std::move(m), std::move(tok), opt, fp);
+}
+
+struct Result {
+  std::map<int, std::vector<int32_t>> tokens;
+  std::map<int, std::string> text;
+  std::map<int, FinishReason> finish;
+  Usage usage;
+};
+
+Result collect(RequestStream& s, double timeout_s = 60) {
+  Result r;
+  double end = now_seconds() + timeout_s;
+  std::vector<ChoiceUpdate> ups;
+  bool done = false;
+  while (!done && now_seconds() < end) {
+    ups.clear();
+    done = s.wait(ups, 0.5);
+    for (auto& u : ups) {
+      auto& t = r.tokens[u.index];
+      t.insert(t.end(), u.token_ids.begin(), u.token_ids.end());
+      r.text[u.index] += u.text;
+      if (u.finish != FinishReason::kNone) r.finish[u.index] = u.finish;
+    }
+  }
+  EXPECT_TRUE(done) << "request did not finish in time";
+  r.usage = s.usage();
+  return r;
+}
+
+std::vector<int32_t> prompt_of(int64_t n, int32_t salt) {
+  std::vector<int32_t> p;
+  for (int64_t i = 0; i < n; ++i) p.push_back(int32_t(100 + (i * 7919 + salt * 104729) % 120000));
+  return p;
+}
+
+SamplingParams greedy(int64_t max_tokens) {
+  SamplingParams p;
+  p.temperature = 0;
+  p.max_tokens = max_tokens;
+  p.ignore_eos = true;
+  return p;
+}
+
+bool wait_until(const std::function<bool()>& f, double timeout_s = 10) {
+  double end = now_seconds() + timeout_s;
+  while (now_seconds() < end) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return f();
+}
+
+TEST(Engine, BatchedGreedyEqualsSoloAndBlocksAreReturned) {
+  EngineOptions opt;
+  opt.kv_blocks = 64;
+  opt.max_batch_tokens = 96;  // forces chunked prefill of the longer prompts
+  opt.prefix_caching = false;  // compare pure computation
+  auto e = make_engine(opt);
+  const int kN = 6;
+  std::vector<std::vector<int32_t>> solo(kN);
+  for (int i = 0; i < kN; ++i) {
+    auto s = e->submit(prompt_of(20 + 37 * i, i), greedy(8));
+    solo[size_t(i)] = collect(*s).tokens[0];
+    ASSERT_EQ(solo[size_t(i)].size(), 8u);
+  }
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int i = 0; i < kN; ++i) streams.push_back(e->submit(prompt_of(20 + 37 * i, i), greedy(8)));
+  for (int i = 0; i < kN; ++i) {
+    auto r = collect(*streams[size_t(i)]);
+    EXPECT_EQ(r.tokens[0], solo[size_t(i)]) << "request " << i;
+    EXPECT_EQ(r.finish[0], FinishReason::kLength);
+    EXPECT_EQ(r.usage.completion_tokens, 8);
+  }
+  ASSERT_TRUE(wait_until([&] { return e->idle(); }));
+  ASSERT_TRUE(wait_until([&] { return e->metrics().kv_blocks_used == 0; }));
+}
+
+TEST(Engine, RepeatedPromptHitsThePrefixCache) {
+  EngineOptions opt;
+  opt.kv_blocks = 32;
+  auto e = make_engine(opt);
+  auto p = prompt_of(200, 1);
+  auto first = collect(*e->submit(p, greedy(4)));
+  EXPECT_EQ(first.usage.cached_tokens, 0);
+  auto second = collect(*e->submit(p, greedy(4)));
+  EXPECT_EQ(second.usage.cached_tokens, 192);  // three full blocks
+  EXPECT_EQ(second.usage.prompt_tokens, 200);
+  EXPECT_EQ(second.tokens[0], first.tokens[0]);
+  auto m = e->metrics();
+  EXPECT_EQ(m.cached_prompt_tokens, 192u);
+}
+
+TEST(Engine, PreemptionUnderATinyPoolStillFinishesEveryRequest) {
+  EngineOptions opt;
+  opt.kv_blocks = 6;  // 384 tokens for four requests that need 4 x 130
+  opt.max_batch_tokens = 256;
+  auto e = make_engine(opt);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int i = 0; i < 4; ++i) streams.push_back(e->submit(prompt_of(100, 10 + i), greedy(30)));
+  for (auto& s : streams) {
+    auto r = collect(*s);
+    EXPECT_EQ(r.tokens[0].size(), 30u);
+    EXPECT_EQ(r.finish[0], FinishReason::kLength);
+  }
+  auto m = e->metrics();
+  EXPECT_GT(m.preemptions, 0u);
+  ASSERT_TRUE(wait_until([&] { return e->metrics().kv_blocks_used == 0; }));
+}
+
+TEST(Engine, SeveralChoicesShareThePromptAndSeedsReproduce) {
+  EngineOptions opt;
+  opt.kv_blocks = 32;
+  opt.prefix_caching = false;  // sharing must come from the fork, not the cache
+  auto e = make_engine(opt);
+  SamplingParams p;
+  p.temperature = 1.0;
+  p.n = 3;
+  p.seed = 1234;
+  p.max_tokens = 6;
+  p.ignore_eos = true;
+  p.logprobs = 2;
+  auto a = collect(*e->submit(prompt_of(100, 3), p));
+  auto b = collect(*e->submit(prompt_of(100, 3), p));
+  ASSERT_EQ(a.tokens.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(a.tokens[i].size(), 6u);
+    EXPECT_EQ(a.tokens[i], b.tokens[i]);
+  }
+  EXPECT_NE(a.tokens[0], a.tokens[1]);
+  EXPECT_EQ(a.usage.completion_tokens, 18);
+}
+
+TEST(Engine, CancelFreesBlocksAtOnce) {
+  EngineOptions opt;
+  opt.kv_blocks = 32;
+  auto e = make_engine(opt);
+  auto s = e->submit(prompt_of(100, 5), greedy(1000));
+  std::vector<ChoiceUpdate> ups;
+  s->wait(ups, 10);  // first token
+  EXPECT_GT(e->metrics().kv_blocks_used, 0);
+  e->cancel(s);
+  ASSERT_TRUE(wait_until([&] { return s->done(); }, 5));
+  ASSERT_TRUE(wait_until([&] { return e->metrics().kv_blocks_used == 0; }, 5));
+  EXPECT_EQ(e->metrics().requests_aborted, 1u);
+}
+
+TEST(Engine, StopTokenIdsAndEosFinishWithStop) {
+  EngineOptions opt;
+  opt.kv_blocks = 32;
+  auto e = make_engine(opt);
+  auto solo = collect(*e->submit(prompt_of(30, 9), greedy(5)));
+  SamplingParams p = greedy(5);
+  p.stop_token_ids = {solo.tokens[0][2]};
+  auto r = collect(*e->submit(prompt_of(30, 9), p));
+  EXPECT_EQ(r.finish[0], FinishReason::kStop);
+  auto first = std::find(solo.tokens[0].begin(), solo.tokens[0].end(), solo.tokens[0][2]);
+  EXPECT_EQ(r.tokens[0].size(), size_t(first - solo.tokens[0].begin() + 1));
+}
+
+TEST(Engine, RejectsBadRequestsAndAFullQueue) {
+  EngineOptions opt;
+  opt.kv_blocks = 8;
+  opt.max_queued = 1;
+  opt.max_running = 1;
+  opt.max_batch_tokens = 64;
+  auto e = make_engine(opt);
+  EXPECT_THROW(e->submit({}, greedy(1)), Error);
+  EXPECT_THROW(e->submit({-1}, greedy(1)), Error);
+  EXPECT_THROW(e->submit({200000}, greedy(1)), Error);
+  EXPECT_THROW(e->submit(prompt_of(10, 1), greedy(e->max_model_len())), Error);
+  EXPECT_THROW(e->submit(prompt_of(600, 1), greedy(1)), Error);  // larger than the KV pool
+  // One runs, one waits, the third is refused.
+  auto a = e->submit(prompt_of(10, 1), greedy(200));
+  ASSERT_TRUE(wait_until([&] { return e->metrics().running == 1; }));
+  auto b = e->submit(prompt_of(10, 2), greedy(2));
+  EXPECT_THROW(e->submit(prompt_of(10, 3), greedy(2)), QueueFull);
+  e->cancel(a);
+  collect(*b);
+}
+
+}  // namespace
+}  // namespace dsinfer::engine

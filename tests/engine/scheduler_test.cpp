@@ -1,0 +1,124 @@
+#include "engine/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+namespace dsinfer::engine {
+namespace {
+
+struct SchedulerFixture : ::testing::Test {
+  cache::KvPool pool{1, 4, DType::kF32, 8};  // 8 blocks of 64 tokens
+  cache::BlockManager bm{pool, 1};
+  std::vector<std::unique_ptr<Sequence>> seqs;
+
+  Sequence* make(int64_t prompt, int32_t start = 0) {
+    auto s = std::make_unique<Sequence>();
+    s->id = seqs.size();
+    s->tokens.resize(size_t(prompt));
+    std::iota(s->tokens.begin(), s->tokens.end(), start);
+    s->num_prompt = prompt;
+    seqs.push_back(std::move(s));
+    return seqs.back().get();
+  }
+  // What the engine does after a step: the chunk is computed; a finished chunk samples a token.
+  void finish_step(Scheduler& sch, const SchedulerOutput& out) {
+    sch.advance(out);
+    for (auto& c : out.chunks)
+      if (c.wants_logits) c.seq->tokens.push_back(1);
+  }
+};
+
+TEST_F(SchedulerFixture, ChunksPrefillUnderTheTokenBudgetAndDecodesFirst) {
+  Scheduler sch(bm, {100, 8});
+  Sequence* a = make(150);
+  sch.add(a);
+  SchedulerOutput out;
+  sch.schedule(out);
+  ASSERT_EQ(out.chunks.size(), 1u);
+  EXPECT_EQ(out.chunks[0].num_tokens, 100);
+  EXPECT_FALSE(out.chunks[0].wants_logits);
+  finish_step(sch, out);
+  Sequence* b = make(80, 5000);
+  sch.add(b);
+  sch.schedule(out);
+  ASSERT_EQ(out.chunks.size(), 2u);
+  EXPECT_EQ(out.chunks[0].seq, a);
+  EXPECT_EQ(out.chunks[0].num_tokens, 50);
+  EXPECT_TRUE(out.chunks[0].wants_logits);
+  EXPECT_EQ(out.chunks[1].seq, b);
+  EXPECT_EQ(out.chunks[1].num_tokens, 50);  // what is left of the budget
+  finish_step(sch, out);
+  sch.schedule(out);
+  ASSERT_EQ(out.chunks.size(), 2u);
+  EXPECT_EQ(out.chunks[0].seq, a);  // a decode
+  EXPECT_EQ(out.chunks[0].num_tokens, 1);
+  EXPECT_EQ(out.chunks[1].num_tokens, 30);
+  EXPECT_TRUE(out.chunks[1].wants_logits);
+}
+
+TEST_F(SchedulerFixture, MaxRunningLimitsAdmissionFcfs) {
+  Scheduler sch(bm, {1000, 2});
+  Sequence* s[3] = {make(10), make(10, 100), make(10, 200)};
+  for (auto* x : s) sch.add(x);
+  SchedulerOutput out;
+  sch.schedule(out);
+  ASSERT_EQ(out.chunks.size(), 2u);
+  EXPECT_EQ(out.chunks[0].seq, s[0]);
+  EXPECT_EQ(out.chunks[1].seq, s[1]);
+  EXPECT_EQ(sch.num_waiting(), 1u);
+  finish_step(sch, out);
+  sch.remove(s[0]);
+  sch.schedule(out);
+  ASSERT_EQ(out.chunks.size(), 2u);
+  EXPECT_EQ(out.chunks[1].seq, s[2]);
+}
+
+TEST_F(SchedulerFixture, PreemptsTheNewestWhenBlocksRunOutAndRecomputesIt) {
+  Scheduler sch(bm, {4096, 8});
+  Sequence* old = make(4 * 64);      // 4 blocks, full
+  Sequence* young = make(4 * 64, 10000);
+  sch.add(old);
+  sch.add(young);
+  SchedulerOutput out;
+  sch.schedule(out);
+  ASSERT_EQ(out.chunks.size(), 2u);
+  finish_step(sch, out);
+  EXPECT_EQ(bm.available(), 0);
+  // Each now needs a fifth block for its next token: the newest gives its blocks up.
+  sch.schedule(out);
+  EXPECT_EQ(out.preempted, 1);
+  ASSERT_EQ(out.chunks.size(), 1u);
+  EXPECT_EQ(out.chunks[0].seq, old);
+  EXPECT_EQ(young->computed, 0);
+  EXPECT_EQ(young->state, SeqState::kWaiting);
+  EXPECT_EQ(sch.num_waiting(), 1u);
+  finish_step(sch, out);
+  sch.remove(old);
+  // Recompute: the prefix cache still has most of young's blocks.
+  sch.schedule(out);
+  ASSERT_EQ(out.chunks.size(), 1u);
+  EXPECT_EQ(out.chunks[0].seq, young);
+  EXPECT_GT(young->computed, 0);
+  EXPECT_EQ(young->computed + out.chunks[0].num_tokens, int64_t(young->tokens.size()));
+}
+
+TEST_F(SchedulerFixture, WaitingHeadThatDoesNotFitBlocksLaterOnes) {
+  Scheduler sch(bm, {4096, 8});
+  Sequence* big = make(6 * 64);
+  sch.add(big);
+  SchedulerOutput out;
+  sch.schedule(out);
+  finish_step(sch, out);
+  Sequence* next = make(3 * 64, 50000);  // needs 3 blocks, 2 free
+  Sequence* small = make(10, 90000);     // would fit, but must not overtake
+  sch.add(next);
+  sch.add(small);
+  sch.schedule(out);
+  ASSERT_EQ(out.chunks.size(), 1u);
+  EXPECT_EQ(out.chunks[0].seq, big);
+  EXPECT_EQ(sch.num_waiting(), 2u);
+}
+
+}  // namespace
+}  // namespace dsinfer::engine

@@ -1,0 +1,166 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "base/error.h"
+#include "engine/sampler.h"
+#include "kernels/sampling.h"
+#include "engine/stop_matcher.h"
+
+namespace dsinfer::engine {
+namespace {
+
+TEST(StopMatcher, HoldsBackPossibleStopPrefixesAcrossPushes) {
+  StopMatcher m({"STOP", "\n\n"});
+  bool stopped = false;
+  EXPECT_EQ(m.push("hello S", stopped), "hello ");
+  EXPECT_FALSE(stopped);
+  EXPECT_EQ(m.push("T", stopped), "");
+  EXPECT_EQ(m.push("x", stopped), "STx");  // not a stop after all: released
+  EXPECT_EQ(m.push("ab\n", stopped), "ab");
+  EXPECT_EQ(m.push("\nrest", stopped), "");
+  EXPECT_TRUE(stopped);
+}
+
+TEST(StopMatcher, StopSplitOverManyTokensIsNeverEmitted) {
+  StopMatcher m({"<|end|>"});
+  std::string out;
+  bool stopped = false;
+  for (const char* piece : {"abc<", "|e", "n", "d|", ">tail"}) {
+    out += m.push(piece, stopped);
+    if (stopped) break;
+  }
+  EXPECT_TRUE(stopped);
+  EXPECT_EQ(out, "abc");
+}
+
+TEST(StopMatcher, FlushReleasesHeldTextAndNoStopsPassThrough) {
+  StopMatcher m({"xyz"});
+  bool stopped = false;
+  EXPECT_EQ(m.push("abx", stopped), "ab");
+  EXPECT_EQ(m.flush(), "x");
+  StopMatcher none;
+  EXPECT_EQ(none.push("anything", stopped), "anything");
+}
+
+std::vector<float> make_logits(int64_t n, uint64_t seed) {
+  std::vector<float> l(static_cast<size_t>(n));
+  uint64_t s = seed;
+  for (auto& v : l) v = float(kernels::uniform01(s) * 8 - 4);
+  return l;
+}
+
+TEST(Sampler, GreedyIsArgmaxAndPenaltiesChangeIt) {
+  std::vector<float> l = {0.1f, 3.0f, 2.9f, -1.0f};
+  Sampler s(4);
+  SamplingParams p;
+  p.temperature = 0;
+  uint64_t rng = 1;
+  std::vector<int32_t> toks = {7 % 4};
+  SamplingContext ctx{&p, toks.data(), 1, 1, &rng};
+  EXPECT_EQ(s.sample(l.data(), ctx, nullptr), 1);
+  // Token 1 generated twice: a frequency penalty pushes it below token 2.
+  std::vector<int32_t> gen = {0, 1, 1};
+  p.frequency_penalty = 0.1;
+  SamplingContext ctx2{&p, gen.data(), 1, 3, &rng};
+  EXPECT_EQ(s.sample(l.data(), ctx2, nullptr), 2);
+  // Repetition penalty counts the prompt too: token 1 in the prompt is divided by 2.
+  SamplingParams r;
+  r.temperature = 0;
+  r.repetition_penalty = 2.0;
+  std::vector<int32_t> prompt = {1};
+  SamplingContext ctx3{&r, prompt.data(), 1, 1, &rng};
+  EXPECT_EQ(s.sample(l.data(), ctx3, nullptr), 2);
+  // The input row is never modified.
+  EXPECT_EQ(l[1], 3.0f);
+}
+
+TEST(Sampler, SeededSamplingIsReproducibleAndFollowsTheDistribution) {
+  const int64_t n = 1000;
+  auto l = make_logits(n, 3);
+  Sampler s(n);
+  SamplingParams p;
+  p.temperature = 0.7;
+  std::vector<int32_t> none;
+  auto run = [&](uint64_t seed) {
+    std::vector<int32_t> out;
+    uint64_t rng = seed;
+    SamplingContext ctx{&p, none.data(), 0, 0, &rng};
+    for (int i = 0; i < 50; ++i) out.push_back(s.sample(l.data(), ctx, nullptr));
+    return out;
+  };
+  EXPECT_EQ(run(5), run(5));
+  EXPECT_NE(run(5), run(6));
+}
+
+TEST(Sampler, TopKTopPAndMinPRestrictTheCandidates) {
+  const int64_t n = 5000;
+  auto l = make_logits(n, 11);
+  std::vector<std::pair<float, int32_t>> order;
+  for (int64_t i = 0; i < n; ++i) order.push_back({l[size_t(i)], int32_t(i)});
+  std::sort(order.begin(), order.end(), std::greater<>());
+  Sampler s(n);
+  std::vector<int32_t> none;
+  uint64_t rng = 9;
+  auto draws = [&](const SamplingParams& p) {
+    std::map<int32_t, int> seen;
+    SamplingContext ctx{&p, none.data(), 0, 0, &rng};
+    for (int i = 0; i < 300; ++i) ++seen[s.sample(l.data(), ctx, nullptr)];
+    return seen;
+  };
+  SamplingParams k;
+  k.top_k = 3;
+  for (auto& [id, c] : draws(k)) EXPECT_TRUE(id == order[0].second || id == order[1].second || id == order[2].second);
+  // top_p tiny: only the most likely token survives.
+  SamplingParams tp;
+  tp.top_p = 1e-6;
+  auto only = draws(tp);
+  ASSERT_EQ(only.size(), 1u);
+  EXPECT_EQ(only.begin()->first, order[0].second);
+  // min_p 1: only tokens as likely as the best.
+  SamplingParams mp;
+  mp.min_p = 1.0;
+  auto best = draws(mp);
+  ASSERT_EQ(best.size(), 1u);
+  EXPECT_EQ(best.begin()->first, order[0].second);
+  // A broad top_p samples many tokens.
+  SamplingParams broad;
+  broad.top_p = 0.9;
+  EXPECT_GT(draws(broad).size(), 50u);
+}
+
+TEST(Sampler, LogprobsAreLogSoftmaxWithTopAlternatives) {
+  std::vector<float> l = {1.0f, 2.0f, 0.5f};
+  Sampler s(3);
+  TokenLogprob lp;
+  s.logprobs(l.data(), 0, 2, lp);
+  double lse = std::log(std::exp(1.0) + std::exp(2.0) + std::exp(0.5));
+  EXPECT_NEAR(lp.logprob, 1.0 - lse, 1e-6);
+  ASSERT_EQ(lp.top.size(), 2u);
+  EXPECT_EQ(lp.top[0].first, 1);
+  EXPECT_EQ(lp.top[1].first, 0);
+  EXPECT_NEAR(lp.top[0].second, 2.0 - lse, 1e-6);
+}
+
+TEST(SamplingParams, RejectsOutOfRangeValues) {
+  auto bad = [](auto edit) {
+    SamplingParams p;
+    edit(p);
+    EXPECT_THROW(p.validate(), Error);
+  };
+  bad([](SamplingParams& p) { p.temperature = -1; });
+  bad([](SamplingParams& p) { p.temperature = NAN; });
+  bad([](SamplingParams& p) { p.top_p = 0; });
+  bad([](SamplingParams& p) { p.top_k = -2; });
+  bad([](SamplingParams& p) { p.max_tokens = 0; });
+  bad([](SamplingParams& p) { p.n = 0; });
+  bad([](SamplingParams& p) { p.logprobs = 21; });
+  bad([](SamplingParams& p) { p.stop = {""}; });
+  bad([](SamplingParams& p) { p.presence_penalty = 3; });
+  SamplingParams ok;
+  EXPECT_NO_THROW(ok.validate());
+}
+
+}  // namespace
+}  // namespace dsinfer::engine
