@@ -44,6 +44,18 @@ std::vector<std::string> columns(const ChartInput& in) {
   return names;
 }
 
+std::string colour(const std::string& name, size_t index) {
+  static const std::vector<std::pair<std::string, std::string>> fixed = {
+      {"MLA projections", "#4e79a7"}, {"MLA attention core", "#f28e2b"}, {"dense MLP", "#76b7b2"},
+      {"shared experts", "#59a14f"},  {"routed experts", "#edc948"},     {"MTP projection", "#b07aa1"},
+      {"LM head", "#ff9da7"},         {"compute waiting on network", "#555555"},
+      {"dispatch", "#e15759"},        {"combine", "#9c755f"},            {"network idle", "#d9d9d9"}};
+  for (const auto& [n, c] : fixed)
+    if (n == name) return c;
+  static const char* spare[] = {"#17becf", "#bcbd22", "#8c564b", "#7f7f7f"};
+  return spare[index % 4];
+}
+
 std::string breakdown_data(const ChartInput& in) {
   std::vector<std::string> cols = columns(in);
   std::ostringstream os;
@@ -93,7 +105,6 @@ std::string find_executable(const std::string& name) {
 
 std::string gnuplot_script(const ChartInput& in, const std::string& png_path, const std::string& data_dir) {
   const bool curve = in.decode && !in.curve.empty();
-  const size_t ncols = columns(in).size();
   std::ostringstream s;
   s << "set terminal pngcairo size " << (curve ? 1500 : 900) << ",620 font 'sans,10'\n";
   s << "set output " << quoted(png_path) << "\n";
@@ -104,11 +115,18 @@ std::string gnuplot_script(const ChartInput& in, const std::string& png_path, co
   s << "set style fill solid 0.85 border -1\nset boxwidth 0.6\n";
   s << "set ylabel '% of step'\nset yrange [0:100]\nset grid ytics\n";
   s << "set key outside right top vertical font ',8'\n";
-  s << "plot for [i=2:" << ncols + 1 << "] " << quoted(data_dir + "/breakdown.dat")
-    << " using i:xtic(1) title columnheader(i)\n";
+  s << "set xtics rotate by -20 font ',9'\n";
+  // One colour per block, fixed by name so both phases agree; idle and waiting in greys.
+  const std::vector<std::string> cols = columns(in);
+  s << "plot ";
+  for (size_t i = 0; i < cols.size(); ++i)
+    s << (i ? ", \\\n     " : "") << quoted(data_dir + "/breakdown.dat") << " using " << i + 2
+      << (i ? "" : ":xtic(1)") << " title columnheader(" << i + 2 << ") lc rgb " << quoted(colour(cols[i], i));
+  s << "\n";
   if (curve) {
     s << "set title 'Decode unit: throughput against per-request speed'\n";
     s << "unset style\nset style data linespoints\nset autoscale\nset yrange [0:*]\nset xrange [0:*]\n";
+    s << "set xtics norotate font ',10'\n";
     s << "set xlabel 'tokens/s per request'\nset ylabel 'output tokens/s per node'\nset key inside top right\n";
     s << "set arrow from " << in.target_tokens_per_s << ", graph 0 to " << in.target_tokens_per_s
       << ", graph 1 nohead dt 2 lc rgb 'gray40'\n";
