@@ -70,6 +70,7 @@ int run_simulate(Args& args) {
   plan::ChartInput chart;
   chart.title = std::filesystem::path(model_path).filename().string() + " on " + hw.name + " (dsinfer simulate)";
   std::string text;
+  out["options"] = {{"prefill", plan::to_json(pre)}, {"decode", plan::to_json(dec)}};
   if (phase != "decode") {
     plan::PhaseResult r = plan::simulate_prefill(model, catalog, hw, pre);
     r.usd_per_million_tokens = plan::usd_per_million_tokens(gpu_hour_usd, r.tokens_per_s_per_gpu);

@@ -61,6 +61,32 @@ nlohmann::json to_json(const std::vector<DecodeCurvePoint>& curve) {
   return out;
 }
 
+nlohmann::json to_json(const PrefillOptions& o) {
+  return {{"nodes", o.nodes},
+          {"redundant_experts", o.redundant_experts},
+          {"tokens_per_gpu", o.tokens_per_gpu},
+          {"mean_prompt_tokens", o.mean_prompt_tokens},
+          {"cache_hit_rate", o.cache_hit_rate},
+          {"length_cv", o.length_cv},
+          {"expert_imbalance", o.expert_imbalance},
+          {"micro_batches", o.micro_batches},
+          {"mtp", o.mtp}};
+}
+
+nlohmann::json to_json(const DecodeOptions& o) {
+  return {{"nodes", o.nodes},
+          {"redundant_experts", o.redundant_experts},
+          {"mean_kv_tokens", o.mean_kv_tokens},
+          {"target_tokens_per_s", o.target_tokens_per_s},
+          {"batch_per_gpu", o.batch_per_gpu},
+          {"mtp_acceptance", o.mtp_acceptance},
+          {"length_cv", o.length_cv},
+          {"expert_imbalance", o.expert_imbalance},
+          {"micro_batches", o.micro_batches},
+          {"memory_utilization", o.memory_utilization},
+          {"workspace_gb", o.workspace_gb}};
+}
+
 namespace {
 
 struct Out {
@@ -94,8 +120,8 @@ void time_table(Out& o, const PhaseResult& r) {
 
 std::string format_prefill(const PhaseResult& r, const PrefillOptions& opt, double gpu_hour_usd) {
   Out o;
-  o.add("prefill unit: %d nodes x %d %s = %d GPUs, EP%d + DP%d attention, %.2g routed experts per GPU%s\n", r.nodes,
-        r.gpus_per_node, r.hardware.c_str(), r.gpus, r.gpus, r.gpus, r.local_experts, r.mtp ? ", MTP layer" : "");
+  o.add("prefill unit: %d node%s x %d %s = %d GPUs, EP%d + DP%d attention, %.2g routed experts per GPU%s\n", r.nodes,
+        r.nodes == 1 ? "" : "s", r.gpus_per_node, r.hardware.c_str(), r.gpus, r.gpus, r.gpus, r.local_experts, r.mtp ? ", MTP layer" : "");
   o.add("  workload: %.0f computed tokens per GPU per step in %d micro-batch%s; prompts of %.0f tokens (cv %.2g), "
         "%.1f%% from the context cache\n",
         opt.tokens_per_gpu, opt.micro_batches, opt.micro_batches > 1 ? "es" : "", opt.mean_prompt_tokens,
@@ -112,8 +138,8 @@ std::string format_prefill(const PhaseResult& r, const PrefillOptions& opt, doub
 
 std::string format_decode(const PhaseResult& r, const DecodeOptions& opt, double gpu_hour_usd) {
   Out o;
-  o.add("decode unit: %d nodes x %d %s = %d GPUs, EP%d + DP%d attention, %.2g routed experts per GPU%s\n", r.nodes,
-        r.gpus_per_node, r.hardware.c_str(), r.gpus, r.gpus, r.gpus, r.local_experts,
+  o.add("decode unit: %d node%s x %d %s = %d GPUs, EP%d + DP%d attention, %.2g routed experts per GPU%s\n", r.nodes,
+        r.nodes == 1 ? "" : "s", r.gpus_per_node, r.hardware.c_str(), r.gpus, r.gpus, r.gpus, r.local_experts,
         r.mtp ? ", MTP draft token" : "");
   o.add("  workload: mean KV length %.0f (cv %.2g), target %.3g tokens/s per request%s\n", opt.mean_kv_tokens,
         opt.length_cv, opt.target_tokens_per_s, r.mtp ? "" : ", no MTP");

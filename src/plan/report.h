@@ -13,6 +13,8 @@ namespace dsinfer::plan {
 
 nlohmann::json to_json(const PhaseResult& r);
 nlohmann::json to_json(const std::vector<DecodeCurvePoint>& curve);
+nlohmann::json to_json(const PrefillOptions& o);
+nlohmann::json to_json(const DecodeOptions& o);
 
 std::string format_prefill(const PhaseResult& r, const PrefillOptions& opt, double gpu_hour_usd);
 std::string format_decode(const PhaseResult& r, const DecodeOptions& opt, double gpu_hour_usd);

@@ -1,5 +1,7 @@
 #include "plan/unit_layout.h"
 
+#include <algorithm>
+
 #include "base/error.h"
 
 namespace dsinfer::plan {
@@ -31,7 +33,8 @@ void fill_from_pipeline(const PipelineResult& run, const HardwareProfile& hw, bo
   r.step_seconds = run.makespan;
   r.compute_busy = run.busy[int(Lane::kCompute)];
   r.network_busy = run.busy[int(Lane::kNetwork)];
-  r.exposed_wait = r.step_seconds - r.compute_busy;
+  // Clamp the rounding residue when the compute lane is busy the whole step.
+  r.exposed_wait = std::max(0.0, r.step_seconds - r.compute_busy);
   r.breakdown.clear();
   for (Lane lane : {Lane::kCompute, Lane::kNetwork})
     for (const auto& b : run.busy_by_name)
