@@ -11,6 +11,7 @@
 #include "command.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/utf8.h"
 
 namespace dsinfer::app {
 
@@ -37,7 +38,8 @@ nlohmann::json parse_line(const std::string& line, size_t number) {
   try {
     return nlohmann::json::parse(line);
   } catch (const nlohmann::json::exception& e) {
-    fail("stdin line ", number, " is not valid JSON: ", e.what());
+    // The parser quotes the offending bytes, which may be the invalid UTF-8 that failed.
+    fail("stdin line ", number, " is not valid JSON (strings must be UTF-8): ", tokenizer::utf8_lossy(e.what()));
   }
 }
 

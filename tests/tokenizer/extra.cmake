@@ -12,3 +12,6 @@ add_test(NAME tokenizer_chat_template_vs_jinja
          COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_chat_template.py --dsinfer ${DSINFER_BIN}
                  --model ${tokenizer_model})
 set_tests_properties(tokenizer_chat_template_vs_jinja PROPERTIES LABELS tokenizer TIMEOUT 300)
+add_test(NAME tokenizer_cli
+         COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_cli.py --dsinfer ${DSINFER_BIN} --model ${tokenizer_model})
+set_tests_properties(tokenizer_cli PROPERTIES LABELS tokenizer TIMEOUT 120)
