@@ -79,20 +79,13 @@ WordCache& cache_for(uint64_t instance) {
   thread_local uint64_t last_instance = 0;
   thread_local WordCache* last = nullptr;
   if (instance == last_instance && last) return *last;
-  auto& slot = caches[instance];
-  if (!slot) {
-    if (caches.size() > 8) {  // models come and go in tests; keep memory bounded
-      caches.clear();
-      slot = nullptr;
-      auto& fresh = caches[instance];
-      fresh = std::make_unique<WordCache>();
-      last_instance = instance;
-      return *(last = fresh.get());
-    }
-    slot = std::make_unique<WordCache>();
+  auto it = caches.find(instance);
+  if (it == caches.end()) {
+    if (caches.size() >= 8) caches.clear();  // models come and go in tests; keep memory bounded
+    it = caches.emplace(instance, std::make_unique<WordCache>()).first;
   }
   last_instance = instance;
-  return *(last = slot.get());
+  return *(last = it->second.get());
 }
 
 std::atomic<uint64_t> g_next_instance{1};

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "tokenizer/streaming_detokenizer.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode_tables.h"
 #include "tokenizer/utf8.h"
@@ -166,6 +167,16 @@ TEST(AddedTokens, FlagsWidenOrSkipMatches) {
   EXPECT_EQ(t.vocab_size(), 17u);
   EXPECT_TRUE(t.is_special(12));
   EXPECT_FALSE(t.is_special(0));
+}
+
+TEST(Decoder, NoDecoderJoinsWithSpacesAndStreamsTheSame) {
+  Tokenizer t = load(tiny());
+  EXPECT_EQ(t.decode({5, 3, 7}), "abc d aaaa");  // Hugging Face joins tokens with " " without a decoder
+  StreamingDetokenizer d(t);
+  std::string out;
+  for (int32_t id : Ids{5, 3, 7}) out += d.push(id);
+  EXPECT_EQ(out + d.flush(), "abc d aaaa");
+  EXPECT_THROW(t.decode({10}), Error);
 }
 
 TEST(Utf8, LossyRepairReplacesMaximalSubparts) {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -48,6 +49,25 @@ TEST(DeepSeek, EncodesLikeHuggingFace) {
   EXPECT_EQ(t.vocab_size(), 128815u);
   EXPECT_TRUE(t.is_special(0));
   EXPECT_FALSE(t.is_special(128803));  // <｜User｜> is an added token but not a special one
+}
+
+TEST(DeepSeek, ConcurrentEncodesAgreeWithASingleThread) {
+  // The server encodes from many threads at once; caches and regex state are per thread.
+  const Tokenizer& t = deepseek();
+  std::vector<std::string> texts;
+  for (int i = 0; i < 200; ++i) texts.push_back("request " + std::to_string(i * 7919) + " 你好 мир 😀 text" + std::string(i % 5, ' '));
+  std::vector<Ids> expected;
+  for (auto& s : texts) expected.push_back(t.encode(s));
+  std::vector<int> bad(4, 0);
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 4; ++k)
+    threads.emplace_back([&, k] {
+      Tokenizer copy = t;  // copies share the loaded tables
+      for (int rep = 0; rep < 3; ++rep)
+        for (size_t i = 0; i < texts.size(); ++i) bad[k] += copy.encode(texts[(i + k * 31) % texts.size()]) != expected[(i + k * 31) % texts.size()];
+    });
+  for (auto& th : threads) th.join();
+  for (int k = 0; k < 4; ++k) EXPECT_EQ(bad[k], 0) << "thread " << k;
 }
 
 TEST(DeepSeek, InvalidUtf8IsReplacedLikeHuggingFace) {
