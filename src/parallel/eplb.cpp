@@ -12,8 +12,8 @@ namespace dsinfer::parallel {
 
 namespace {
 
-// Replica slots of all layers together, and log2phy's size, are bounded so a typo in a flag
-// (--replicas 2880000) is an error rather than an out-of-memory.
+// The slot count and the size of log2phy are bounded so that a typo in a flag (--replicas 2880000)
+// is an error rather than an out-of-memory.
 constexpr int kMaxReplicas = 1 << 16;
 constexpr size_t kMaxLog2PhyEntries = size_t(1) << 28;
 
@@ -23,7 +23,8 @@ constexpr size_t kMaxLog2PhyEntries = size_t(1) << 28;
 //  - sort(descending=True) is ATen's CPU sort, std::sort over (key, index) pairs with a
 //    "key greater" comparator, starting from indices 0..n-1. std::sort is not stable (beyond 16
 //    items it is introsort), so tied items come out in std::sort's own order, which we reproduce
-//    by making the same call (tests pin it against torch's output).
+//    by making the same call with the same standard library, libstdc++ (a test pins the order
+//    against torch's output).
 //  - the lightest pack is Python's min(): the first pack, in index order, with the least weight
 //    among those with room.
 //  - replication picks torch's max(dim=-1).indices: the first expert with the highest load per
@@ -169,18 +170,6 @@ void refine_layer(const double* load, const EplbShape& shape, LayerPlacement& p)
   for (int s = 0; s < shape.num_replicas; ++s) p.phyrank[s] = seen[p.phy2log[s]]++;
 }
 
-double max_gpu_load(const double* load, const std::vector<int32_t>& phy2log, int num_experts, int slots_per_gpu) {
-  std::vector<int32_t> count(num_experts, 0);
-  for (int32_t e : phy2log) count[e]++;
-  double worst = 0;
-  for (size_t s = 0; s < phy2log.size(); s += slots_per_gpu) {
-    double sum = 0;
-    for (int k = 0; k < slots_per_gpu; ++k) sum += load[phy2log[s + k]] / count[phy2log[s + k]];
-    worst = std::max(worst, sum);
-  }
-  return worst;
-}
-
 }  // namespace
 
 EplbPolicy parse_eplb_policy(const std::string& name) {
@@ -228,8 +217,9 @@ EplbPlan rebalance(const ExpertLoad& load, const EplbShape& shape, EplbPolicy po
       refine_layer(load.row(l), shape, refined);
       // The search never raises the most loaded GPU; this guard makes "never worse than DeepSeek"
       // hold even against rounding in its incremental sums.
-      if (max_gpu_load(load.row(l), refined.phy2log, experts, shape.slots_per_gpu()) <=
-          max_gpu_load(load.row(l), p.phy2log, experts, shape.slots_per_gpu()))
+      const std::vector<double> row(load.row(l), load.row(l) + experts);
+      if (detail::placement_max_load(row, shape.num_gpus, refined.phy2log) <=
+          detail::placement_max_load(row, shape.num_gpus, p.phy2log))
         p = std::move(refined);
     }
     std::copy(p.phy2log.begin(), p.phy2log.end(), plan.phy2log.begin() + size_t(l) * replicas);
