@@ -1,5 +1,6 @@
 // dsinfer generate: greedy (or temperature) generation for one prompt, with the throughput and
 // the weight bytes each decoded token reads.
+#include <algorithm>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -74,8 +75,11 @@ int run(Args& args) {
 
   SingleSequence seq(*m, int64_t(ids.size()) + max_new);
   uint64_t rng = seed;
+  // DeepSeek pads the model's vocabulary past the tokenizer's (129,280 vs 128,815 ids): never
+  // pick an id that has no text.
+  const int64_t pickable = std::min<int64_t>(cfg.vocab_size, int64_t(tok.vocab_size()));
   auto pick = [&](const std::vector<float>& logits) {
-    return kernels::sample_temperature(logits.data(), cfg.vocab_size, float(temperature), kernels::uniform01(rng));
+    return kernels::sample_temperature(logits.data(), pickable, float(temperature), kernels::uniform01(rng));
   };
   double t0 = now_seconds();
   std::vector<int32_t> out{pick(seq.feed(ids, false))};

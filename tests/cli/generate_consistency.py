@@ -2,7 +2,8 @@
 """`dsinfer generate` against `dsinfer logits` on the same model.
 
 Greedy generation must pick, at every step, the argmax of the logits that `dsinfer logits`
-computes for the prompt plus the tokens generated so far; --prompt must tokenize like
+computes on the same path (prefill the prompt, then one token per step) for the prompt plus the
+tokens generated so far; --prompt must tokenize like
 `dsinfer tokenize` (after BOS); --dump-expert-load must write one count per MoE layer and expert
 summing to tokens x top_k per layer, in the format `dsinfer eplb --load` accepts.
 Usage: generate_consistency.py DSINFER_BIN
@@ -49,9 +50,14 @@ with tempfile.TemporaryDirectory() as work:
     # Every greedy pick is the argmax of the full-sequence logits at the previous position.
     seq = prompt_ids + g["token_ids"]
     out = os.path.join(work, "l.npy")
-    run("logits", "--model", model, "--tokens", ",".join(map(str, seq[:-1])), "--out", out)
+    # --step-from makes logits take generate's exact path: prefill the prompt, then one token a step.
+    run("logits", "--model", model, "--tokens", ",".join(map(str, seq[:-1])), "--out", out,
+        "--step-from", str(len(prompt_ids)))
     logits = np.load(out)
-    picks = logits[len(prompt_ids) - 1:].argmax(axis=1).tolist()
+    # generate only picks ids the tokenizer can spell (the model's vocabulary is padded past it).
+    tj = json.load(open(os.path.join(model, "tokenizer.json"), encoding="utf-8"))
+    spellable = 1 + max(max(tj["model"]["vocab"].values()), max(t["id"] for t in tj["added_tokens"]))
+    picks = logits[len(prompt_ids) - 1:, :spellable].argmax(axis=1).tolist()
     expect(picks == g["token_ids"], f"greedy tokens {g['token_ids']} != logits argmax {picks}")
 
     load = json.load(open(load_path))
