@@ -175,15 +175,16 @@ ParsedRequest parse_request(Endpoint endpoint, const std::string& text, const Pr
         "context_length_exceeded");
   // max_tokens: chat defaults to the rest of the context, completions to 16 (OpenAI's defaults).
   const int64_t room = std::min(ctx.max_model_len, ctx.kv_capacity_tokens) - len;
-  int64_t max_tokens = get_int(body, "max_completion_tokens", -1);
-  if (max_tokens == -1) max_tokens = get_int(body, "max_tokens", -1);
-  if (max_tokens == -1) {
+  const char* max_name = field(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+  int64_t max_tokens = 0;
+  if (!field(body, max_name)) {
     max_tokens = endpoint == Endpoint::kChat ? std::max<int64_t>(1, room) : 16;
-  } else if (max_tokens <= 0) {
-    bad("max_tokens", str("'max_tokens' must be at least 1, got ", max_tokens));
+  } else {
+    max_tokens = get_int(body, max_name, 0);
+    if (max_tokens <= 0) bad(max_name, str("'", max_name, "' must be at least 1, got ", max_tokens));
   }
   if (len + max_tokens > ctx.max_model_len)
-    bad("max_tokens",
+    bad(max_name,
         str("the prompt (", len, " tokens) plus max_tokens (", max_tokens, ") exceeds the model's context of ",
             ctx.max_model_len, " tokens"),
         "context_length_exceeded");

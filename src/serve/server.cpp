@@ -144,6 +144,7 @@ Server::Server(engine::Engine& engine, ServerOptions options, AccountingHooks ac
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   http_->set_payload_max_length(options_.max_body_bytes);
   http_->set_keep_alive_timeout(options_.keep_alive_timeout_s);
+  http_->set_keep_alive_max_count(10000);
   http_->set_read_timeout(30, 0);
   http_->set_write_timeout(30, 0);
   started_ = double(std::time(nullptr));
