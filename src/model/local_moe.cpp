@@ -53,11 +53,11 @@ void LocalMoe::run(const MoeInput& in, float* out) {
   grow(group_, S);
   grow(order_, S);
   {
-    std::vector<int64_t>& next = row_of_slot_;  // reuse as cursor storage below
-    std::vector<int64_t> cursor(offset_.begin(), offset_.begin() + num_experts);
+    grow(cursor_, num_experts);
+    std::copy(offset_.begin(), offset_.begin() + num_experts, cursor_.begin());
     for (int64_t s = 0; s < S; ++s) {
-      int64_t r = cursor[size_t(in.topk_ids[s])]++;
-      next[size_t(s)] = r;
+      int64_t r = cursor_[size_t(in.topk_ids[s])]++;
+      row_of_slot_[size_t(s)] = r;
       order_[size_t(r)] = int32_t(s);
       group_[size_t(r)] = in.topk_ids[s];
     }

@@ -36,7 +36,7 @@ class LocalMoe : public MoeExecutor {
   std::vector<Layer> layers_;
   std::vector<float> a_, sa_, h_, act_, a2_, sa2_, y_, xq_, xsq_;
   std::vector<int32_t> group_, order_;
-  std::vector<int64_t> row_of_slot_, offset_;
+  std::vector<int64_t> row_of_slot_, offset_, cursor_;
 };
 
 }  // namespace dsinfer::model
