@@ -24,6 +24,22 @@ TEST(Ops, RmsNormMatchesDefinition) {
   }
 }
 
+TEST(Ops, SiluAndMulMatchesDefinitionOverWideRange) {
+  // Odd width (vector tail), large |gate| (exp overflow/underflow), several rows.
+  const int64_t m = 3, n = 37;
+  auto gu = ref::randn(size_t(m * 2 * n), 4, 4.0f);
+  gu[0] = 95.0f;
+  gu[1] = -95.0f;
+  std::vector<float> out(size_t(m * n));
+  silu_and_mul(gu.data(), m, n, out.data());
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double g = gu[size_t(i * 2 * n + j)], u = gu[size_t(i * 2 * n + n + j)];
+      double want = g / (1 + std::exp(-g)) * u;
+      ASSERT_NEAR(out[size_t(i * n + j)], want, 1e-6 * (1 + std::fabs(want))) << i << "," << j;
+    }
+}
+
 TEST(Ops, SiluAndMul) {
   std::vector<float> gu = {1, -2, 0.5f, 3, 4, -1};  // gate {1,-2,0.5}, up {3,4,-1}
   std::vector<float> out(3);
