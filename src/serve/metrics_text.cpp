@@ -1,14 +1,19 @@
 #include "serve/metrics_text.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 namespace dsinfer::serve {
 namespace {
 
+// Shortest text that reads back as the same double (0.025, not 0.025000000000000001).
 std::string num(double v) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
+  for (int precision = 15; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
   return buf;
 }
 
