@@ -39,6 +39,36 @@ int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t kee
     parent = h;
     covered += bs;
   }
+  // The next block is full and cached too, but its last `keep` tokens must be recomputed for
+  // their logits. Recomputing into the shared block would rewrite rows other sequences read, so
+  // copy it into a private block (copy-on-write) and recompute only those tokens, rather than
+  // the whole block.
+  const int64_t start = int64_t(hashes.size()) * bs;
+  if (keep > 0 && keep < bs && start + bs == n) {
+    uint64_t h = block_hash(parent, tokens + start, bs, fingerprint_);
+    auto it = index_.find(h);
+    if (it != index_.end() && available() >= 1) {
+      const int32_t src = it->second;
+      Block& b = blocks_[size_t(src)];
+      if (std::equal(b.tokens.begin(), b.tokens.end(), tokens + start)) {
+        // Hold the source so that taking a fresh block cannot evict it.
+        if (b.ref == 0 && b.in_lru) {
+          lru_.erase(b.lru);
+          b.in_lru = false;
+        }
+        ++b.ref;
+        if (available() >= 1) {
+          int32_t id = take_one();
+          blocks_[size_t(id)].ref = 1;
+          pool_.copy_block(src, id, bs - keep);
+          table.push_back(id);
+          covered += bs - keep;
+        }
+        std::vector<int32_t> held{src};
+        release(held);
+      }
+    }
+  }
   hit_tokens_ += covered;
   return covered;
 }

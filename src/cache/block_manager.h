@@ -37,7 +37,9 @@ class BlockManager {
 
   // Longest cached prefix of tokens[0, n) in whole blocks, leaving at least `keep` tokens
   // uncached. Appends the blocks to `table` (taking a reference on each) and their keys to
-  // `hashes`; returns the number of tokens covered.
+  // `hashes`; returns the number of tokens covered. When all of tokens[0, n) is cached in whole
+  // blocks, the last block is copied into a private one and only the final `keep` tokens are
+  // left to compute.
   int64_t match_prefix(const int32_t* tokens, int64_t n, int64_t keep, std::vector<int32_t>& table,
                        std::vector<uint64_t>& hashes);
 

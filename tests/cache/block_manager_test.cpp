@@ -86,9 +86,27 @@ TEST_F(Fixture, MatchLeavesTokensToCompute) {
   bm.commit(toks.data(), 2 * kBs, t, h);
   bm.release(t);
   std::vector<uint64_t> h2;
-  // Exactly two cached blocks, but the last token must be computed to get its logits.
-  EXPECT_EQ(bm.match_prefix(toks.data(), 2 * kBs, 1, t, h2), kBs);
+  // Exactly two cached blocks, but the last token must be computed to get its logits: the second
+  // block is copied (copy-on-write) and only its last row is left to compute.
+  EXPECT_EQ(bm.match_prefix(toks.data(), 2 * kBs, 1, t, h2), 2 * kBs - 1);
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(bm.ref_count(t[0]), 1);
+  EXPECT_EQ(bm.stats().cached, 1);  // the original second block stays cached, unshared
+  EXPECT_EQ(h2.size(), 1u);
   bm.release(t);
+  EXPECT_EQ(bm.stats().used, 0);
+  // With no block to copy into, the last block is recomputed whole.
+  KvPool small(1, 4, DType::kF32, 2);
+  BlockManager one(small, 1);
+  std::vector<int32_t> a;
+  std::vector<uint64_t> ha;
+  ASSERT_TRUE(one.allocate(2, a));
+  one.commit(toks.data(), 2 * kBs, a, ha);
+  std::vector<int32_t> b;
+  std::vector<uint64_t> hb;
+  EXPECT_EQ(one.match_prefix(toks.data(), 2 * kBs, 1, b, hb), kBs);
+  one.release(a);
+  one.release(b);
 }
 
 TEST_F(Fixture, DifferentTokensOrParentsMiss) {
