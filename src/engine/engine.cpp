@@ -35,7 +35,11 @@ Engine::Engine(std::unique_ptr<model::DeepSeekModel> model, tokenizer::Tokenizer
   scheduler_ = std::make_unique<Scheduler>(*blocks_, SchedulerOptions{options_.max_batch_tokens, options_.max_running});
   // Rows: every running sequence plus the n - 1 siblings a finished prefill may fork.
   runner_ = std::make_unique<Runner>(*model_, *blocks_, options_.max_batch_tokens, options_.max_running);
-  sampler_ = std::make_unique<Sampler>(cfg.vocab_size);
+  // DeepSeek pads the model's vocabulary past the tokenizer's; padded ids have no text and are
+  // never sampled (the sampler only sees the first `vocab` logits of each row).
+  int64_t vocab = cfg.vocab_size;
+  if (tokenizer_.vocab_size() > 0) vocab = std::min<int64_t>(vocab, int64_t(tokenizer_.vocab_size()));
+  sampler_ = std::make_unique<Sampler>(vocab);
   metrics_.kv_blocks_total = num_blocks;
   publish_gauges();
   thread_ = std::thread([this] { loop(); });
@@ -222,12 +226,12 @@ void Engine::abort(Request& r) {
   usage.prompt_tokens = int64_t(r.prompt.size());
   usage.cached_tokens = std::max<int64_t>(0, r.cached_tokens);
   for (auto& s : r.seqs) usage.completion_tokens += s->num_generated();
-  r.stream->set_usage(usage);
-  r.stream->finish();
   {
     std::lock_guard lock(metrics_mu_);
     ++metrics_.requests_aborted;
   }
+  r.stream->set_usage(usage);
+  r.stream->finish();
   --in_flight_;
   requests_.erase(r.id);
 }
@@ -360,9 +364,8 @@ void Engine::finish_request_if_done(Request& r) {
   u.prompt_tokens = int64_t(r.prompt.size());
   u.cached_tokens = std::max<int64_t>(0, r.cached_tokens);
   for (auto& s : r.seqs) u.completion_tokens += s->num_generated();
-  r.stream->set_usage(u);
-  r.stream->finish();
   {
+    // Metrics first: whoever sees the stream finish must also see it counted.
     std::lock_guard lock(metrics_mu_);
     bool any_length = false;
     for (auto& s : r.seqs) any_length |= s->finish == FinishReason::kLength;
@@ -372,6 +375,8 @@ void Engine::finish_request_if_done(Request& r) {
     metrics_.generation_tokens += uint64_t(u.completion_tokens);
     metrics_.e2e.observe(now_seconds() - r.arrival);
   }
+  r.stream->set_usage(u);
+  r.stream->finish();
   --in_flight_;
   requests_.erase(r.id);
 }
