@@ -5,6 +5,7 @@
 // fp32 FMA peak (the kernels run fp32 FMAs: on this CPU they out-run vdpbf16ps 2:1).
 // GEMV weights rotate over enough copies to exceed the last-level cache, so they come from DRAM.
 #include <algorithm>
+#include <cstring>
 #include <cstdio>
 #include <random>
 #include <tuple>
@@ -68,11 +69,17 @@ int main(int argc, char** argv) {
   bench::MachineLimits lim = bench::measure_machine_limits(smoke ? (size_t(64) << 20) : (size_t(1) << 30), smoke ? 3 : 7);
   std::printf("%s\n", bench::describe(lim).c_str());
   const int reps = smoke ? 2 : 9;
+  // --only gemv|gemm|grouped runs one section (quicker re-runs on a shared machine).
+  const char* only = nullptr;
+  for (int i = 1; i + 1 < argc; ++i)
+    if (!std::strcmp(argv[i], "--only")) only = argv[i + 1];
+  auto section = [&](const char* name) { return !only || !std::strcmp(only, name); };
 
   // Decode GEMV: m = 1.
   std::printf("\n== decode GEMV, m = 1 (target >= 80%% of streaming read %.1f GB/s)\n", lim.stream_read_gbps);
   std::vector<std::pair<int64_t, int64_t>> shapes = {{1024, 1024}, {2048, 1024}, {4096, 1024}, {7168, 2048}};
   if (smoke) shapes = {{1024, 1024}};
+  if (!section("gemv")) shapes.clear();
   for (DType dt : {DType::kF8E4M3, DType::kBF16}) {
     for (auto [n, k] : shapes) {
       Source src = make_weight(n, k, dt, 1);
@@ -95,6 +102,7 @@ int main(int argc, char** argv) {
   std::printf("\n== GEMM, m >= 256 (target >= 60%% of fp32 FMA peak %.1f GFLOP/s)\n", lim.fma_fp32_gflops);
   std::vector<std::tuple<int64_t, int64_t, int64_t>> gshapes = {std::tuple<int64_t, int64_t, int64_t>{256, 1024, 1024}, {512, 2048, 1024}, {512, 1024, 4096}};
   if (smoke) gshapes = {std::tuple<int64_t, int64_t, int64_t>{256, 256, 256}};
+  if (!section("gemm")) gshapes.clear();
   for (DType dt : {DType::kF8E4M3, DType::kBF16}) {
     for (auto [m, n, k] : gshapes) {
       Source src = make_weight(n, k, dt, 3);
@@ -120,7 +128,7 @@ int main(int argc, char** argv) {
   // Grouped contiguous: 512 tokens x 8 experts of 64, bench-v3-small experts (hidden 1024,
   // moe_intermediate 512): gate+up fused [1024 -> 1024] then down [512 -> 1024].
   std::printf("\n== grouped GEMM, contiguous layout (target >= 50%% of FMA peak)\n");
-  {
+  if (section("grouped")) {
     const int64_t E = smoke ? 8 : 64, topk = 8, tokens = smoke ? 64 : 512, hidden = 1024, inter = 512;
     std::vector<Source> gu_src, dn_src;
     std::vector<PackedMatrix> gu, dn;
