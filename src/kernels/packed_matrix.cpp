@@ -10,8 +10,8 @@ namespace dsinfer::kernels {
 int packed_position(DType dtype, int c) {
   const int j = c / 16, t = c % 16;
   switch (dtype) {
-    case DType::kF8E4M3:  // see gemm_avx512.cpp: byte tables, unpack epi8 then epi16 per 128-bit lane
-      return (t / 4) * 16 + j * 4 + t % 4;
+    case DType::kF8E4M3:  // see gemm_avx512.cpp: byte tables, unpack epi8, then shift/mask per word
+      return (t / 4) * 16 + (j / 2) * 8 + (t % 4) * 2 + j % 2;
     case DType::kBF16:  // two 32-element vectors, unpack epi16 with zero per 128-bit lane
       return (j / 2) * 32 + (t / 4) * 8 + (j % 2) * 4 + t % 4;
     default:
