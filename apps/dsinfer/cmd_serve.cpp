@@ -12,11 +12,13 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/timer.h"
 #include "command.h"
 #include "engine/engine.h"
 #include "model/deepseek.h"
 #include "model_flags.h"
 #include "serve/server.h"
+#include "serve_accounting.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dsinfer::app {
@@ -49,7 +51,16 @@ int run(Args& args) {
   so.drain_timeout_s = args.get_double("drain-timeout", so.drain_timeout_s);
   model::ModelOptions mo;
   mo.precision = parse_precision(args.get_or("precision", "default"));
+  AccountingConfig ac;
+  ac.prices.input_cache_hit = args.get_double("price-input-cache-hit", ac.prices.input_cache_hit);
+  ac.prices.input_cache_miss = args.get_double("price-input-cache-miss", ac.prices.input_cache_miss);
+  ac.prices.output = args.get_double("price-output", ac.prices.output);
+  ac.gpu_hour_usd = args.get_double("gpu-hour-usd", ac.gpu_hour_usd);
+  ac.gpus = args.get_double("gpus", ac.gpus);
   args.finish();
+  check(ac.prices.input_cache_hit >= 0 && ac.prices.input_cache_miss >= 0 && ac.prices.output >= 0,
+        "--price-input-cache-hit, --price-input-cache-miss and --price-output must not be negative");
+  check(ac.gpu_hour_usd >= 0 && ac.gpus >= 0, "--gpu-hour-usd and --gpus must not be negative");
   check(so.port >= 0 && so.port <= 65535, "--port must be in [0, 65535]");
   check(eo.kv_cache_gb > 0, "--kv-cache-gb must be positive");
   check(so.max_body_bytes >= 1024, "--max-body-mb is too small");
@@ -70,7 +81,8 @@ int run(Args& args) {
   auto m = model::DeepSeekModel::load(dir, mo);
   uint64_t fp = engine::Engine::fingerprint(dir, *m);
   engine::Engine eng(std::move(m), std::move(tok), eo, fp);
-  serve::Server server(eng, so);
+  LiveAccounting accounting(ac, now_seconds());
+  serve::Server server(eng, so, accounting.hooks());
   int port = server.bind();
   std::printf("dsinfer serve: model '%s' (context %lld tokens, KV cache %lld tokens) listening on http://%s:%d\n",
               so.model_names[0].c_str(), (long long)eng.max_model_len(), (long long)eng.kv_capacity_tokens(),
@@ -102,7 +114,9 @@ const Registration reg({"serve", "OpenAI/DeepSeek-compatible HTTP server with co
                         "--model DIR [--host 127.0.0.1] [--port 8000 (0: any free port)] [--served-model-name NAME[,NAME]]\n"
                         "       [--kv-cache-gb 2] [--max-batch-tokens 2048] [--max-running-requests 64]\n"
                         "       [--max-queued-requests 256] [--max-model-len N] [--no-prefix-cache]\n"
-                        "       [--max-body-mb 8] [--http-threads N] [--drain-timeout 30] [--precision default|fp32]",
+                        "       [--max-body-mb 8] [--http-threads N] [--drain-timeout 30] [--precision default|fp32]\n"
+                        "       [--price-input-cache-hit 0.14] [--price-input-cache-miss 0.55] [--price-output 2.19]\n"
+                        "       (USD per million tokens) [--gpu-hour-usd 2] [--gpus 1]   (GET /v1/accounting, /metrics)",
                         run});
 
 }  // namespace

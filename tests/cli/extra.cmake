@@ -4,3 +4,6 @@ set_tests_properties(cli_errors PROPERTIES LABELS cli TIMEOUT 120)
 add_test(NAME cli_generate_consistency
          COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/generate_consistency.py ${DSINFER_BIN})
 set_tests_properties(cli_generate_consistency PROPERTIES LABELS cli TIMEOUT 120)
+add_test(NAME cli_serve_accounting
+         COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/serve_accounting_test.py ${DSINFER_BIN})
+set_tests_properties(cli_serve_accounting PROPERTIES LABELS cli TIMEOUT 180)
