@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -172,6 +173,42 @@ TEST_P(GemmIsa, Bf16NtMatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(Isas, GemmIsa, ::testing::Values(Isa::kAvx2, Isa::kAvx512),
                          [](const auto& info) { return std::string(isa_name(info.param)); });
+
+// Every finite e4m3 code decodes exactly through both AVX-512 paths (the decode GEMV reading
+// packed bytes, m <= 4, and the buffered GEMM, m > 4) and the AVX2 fallback: one-hot activation
+// rows pick single weights out, so C[i, j] must equal the code's value times the block scale.
+TEST_P(GemmIsa, EveryE4m3CodeDecodesExactly) {
+  const int64_t n = 320, k = 256;  // 5 panels, 2 scale blocks in each direction
+  std::vector<uint8_t> bytes(size_t(n * k));
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < k; ++c) {
+      uint8_t b = uint8_t((r * 131 + c * 7) % 256);
+      if ((b & 0x7f) == 0x7f) b ^= 0x01;  // NaN codes are not weights
+      bytes[size_t(r * k + c)] = b;
+    }
+  std::vector<float> scales = {1.0f, 0.5f, 2.0f, 0.25f, 4.0f, 8.0f};  // [3 row blocks, 2 col blocks]
+  WeightView view{DType::kF8E4M3, bytes.data(), n, k, scales.data(), 128, 128, 2, 0};
+  PackedMatrix p = pack_matrix(view);
+  ASSERT_EQ(p.dtype, DType::kF8E4M3);
+  std::vector<int> seen(256, 0);
+  for (uint8_t b : bytes) seen[b] = 1;
+  ASSERT_EQ(std::count(seen.begin(), seen.end(), 1), 254);
+  for (int64_t m : {1L, 4L, 64L}) {
+    for (int64_t c0 = 0; c0 < k; c0 += m) {
+      std::vector<float> x(size_t(m * k), 0.0f);
+      for (int64_t i = 0; i < m; ++i) x[size_t(i * k + c0 + i)] = 1.0f;
+      std::vector<float> y(size_t(m * n));
+      linear(x.data(), m, k, p, y.data(), n, ActQuant::kF32);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          const int64_t c = c0 + i;
+          const float want = e4m3_to_f32(bytes[size_t(j * k + c)]) * scales[size_t((j / 128) * 2 + c / 128)];
+          ASSERT_EQ(y[size_t(i * n + j)], want) << "m=" << m << " row " << j << " col " << c << " code "
+                                                << int(bytes[size_t(j * k + c)]);
+        }
+    }
+  }
+}
 
 // A row's result is bit-identical whatever m is and on both ISAs: the small-m decode path, the
 // chunked path and the AVX2 fallback all run the same fp32 operations.
