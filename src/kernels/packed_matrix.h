@@ -2,8 +2,9 @@
 // time into 64-column panels so that every GEMM — a one-row decode GEMV or a 4096-row grouped
 // expert GEMM — streams it front to back. Panel p holds columns [64p, 64p + 64) as k rows of 64
 // elements (padding columns are zero); inside each row the 64 elements are permuted so that the
-// AVX-512 decoder (a 128-entry byte table for e4m3 -> bf16, then bf16 -> fp32 by unpacking) lands
-// them in column order. Element types:
+// AVX-512 decoder lands them in column order (bf16: unpack with zero; e4m3: two 128-entry byte
+// tables give the bf16 hi/lo bytes, a byte unpack makes words, then a shift or a mask per 32-bit
+// lane makes fp32 — see packed_position). Element types:
 //   kF8E4M3: 1 byte each, with the checkpoint's 128x128 block scales re-indexed per panel and
 //            128-wide k block ([panels, k_blocks]); the exact e4m3 values are kept, scales apply
 //            after each block's accumulation (DeepGEMM's promotion).
