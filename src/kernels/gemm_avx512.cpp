@@ -156,6 +156,7 @@ void panel_impl(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* 
     const uint8_t* src = panel + size_t(k0) * stride;
     for (int64_t kk = k0; kk < k1; ++kk, src += stride) {
       __m512 w[4];
+      for (size_t l = 0; l < stride; l += 64) _mm_prefetch(reinterpret_cast<const char*>(src + kPrefetchBytes + l), _MM_HINT_T0);
       decode_row<SRC>(src, w, t);
       float* d = scratch + (kk - k0) * kPanelCols;
       for (int j = 0; j < 4; ++j) _mm512_store_ps(d + 16 * j, w[j]);
