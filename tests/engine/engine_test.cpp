@@ -174,7 +174,8 @@ TEST(Engine, CancelFreesBlocksAtOnce) {
   auto s = e->submit(prompt_of(100, 5), greedy(1000));
   std::vector<ChoiceUpdate> ups;
   s->wait(ups, 10);  // first token
-  EXPECT_GT(e->metrics().kv_blocks_used, 0);
+  // The block gauges are refreshed once per step, after its tokens are pushed: wait for them.
+  ASSERT_TRUE(wait_until([&] { return e->metrics().kv_blocks_used > 0; }, 5));
   e->cancel(s);
   ASSERT_TRUE(wait_until([&] { return s->done(); }, 5));
   ASSERT_TRUE(wait_until([&] { return e->metrics().kv_blocks_used == 0; }, 5));
