@@ -1,12 +1,32 @@
 #include "base/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <string>
 
 namespace dsinfer {
 
+namespace {
+
+// Spins until pred() holds or `ns` nanoseconds pass; true when pred() held.
+template <typename Pred>
+bool spin_until(Pred pred, int64_t ns) {
+  if (ns <= 0) return pred();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(ns);
+  for (int i = 0;; ++i) {
+    if (pred()) return true;
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= deadline) return false;
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+  }
+}
+
+}  // namespace
+
 ThreadPool::ThreadPool(int num_threads) {
+  if (const char* env = std::getenv("DSINFER_SPIN_US")) spin_ns_ = int64_t(std::atof(env) * 1000);
   for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
@@ -32,19 +52,20 @@ void ThreadPool::drain() {
     }
     (*fn)(task);
     std::lock_guard<std::mutex> lock(mu_);
-    if (++finished_ == num_tasks_) done_.notify_all();
+    if (finished_.fetch_add(1) + 1 == num_tasks_) done_.notify_all();
   }
 }
 
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
-    {
+    auto woken = [&] { return stop_.load() || generation_.load() != seen; };
+    if (!spin_until(woken, spin_ns_)) {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      wake_.wait(lock, woken);
     }
+    if (stop_) return;
+    seen = generation_.load();
     drain();
   }
 }
@@ -66,8 +87,14 @@ void ThreadPool::run(size_t num_tasks, const std::function<void(size_t)>& fn) {
   }
   wake_.notify_all();
   drain();
-  std::unique_lock<std::mutex> lock(mu_);
-  done_.wait(lock, [&] { return finished_ == num_tasks_; });
+  auto all_done = [&] { return finished_.load() == num_tasks_; };
+  std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
+  if (!spin_until(all_done, spin_ns_)) {
+    lock.lock();
+    done_.wait(lock, all_done);
+  } else {
+    lock.lock();  // order with the last finisher's unlock before reusing the shared state
+  }
   fn_ = nullptr;
 }
 
