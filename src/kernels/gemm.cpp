@@ -73,20 +73,30 @@ void e4m3_rows_to_f32(const uint8_t* a, int64_t lda, int64_t m, int64_t k, float
 
 }  // namespace
 
+namespace {
+
+// DeepGEMM's activation quantiser for one row: per 128 channels, scale = max(amax, 1e-4) / 448
+// (rounded up to a power of two for UE8M0); emit(c, e4m3 code) receives every quantised value.
+template <typename Emit>
+void quantize_row_1x128(const float* xi, int64_t k, bool ue8m0, float* row_scales, Emit emit) {
+  for (int64_t b = 0; b < k_blocks(k); ++b) {
+    const int64_t c0 = b * kScaleBlock, c1 = std::min(k, c0 + kScaleBlock);
+    float amax = 0;
+    for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(xi[c]));
+    float s = std::max(amax, 1e-4f) / kE4M3Max;
+    if (ue8m0) s = std::exp2(std::ceil(std::log2(s)));
+    row_scales[b] = s;
+    const float inv = 1.0f / s;
+    for (int64_t c = c0; c < c1; ++c) emit(c, f32_to_e4m3(xi[c] * inv));
+  }
+}
+
+}  // namespace
+
 void quantize_fp8_1x128(const float* x, int64_t m, int64_t k, int64_t ldx, bool ue8m0, uint8_t* q, float* scales) {
   const int64_t kb = k_blocks(k);
   for (int64_t i = 0; i < m; ++i)
-    for (int64_t b = 0; b < kb; ++b) {
-      const int64_t c0 = b * kScaleBlock, c1 = std::min(k, c0 + kScaleBlock);
-      const float* xi = x + i * ldx;
-      float amax = 0;
-      for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(xi[c]));
-      float s = std::max(amax, 1e-4f) / kE4M3Max;
-      if (ue8m0) s = std::exp2(std::ceil(std::log2(s)));
-      scales[i * kb + b] = s;
-      const float inv = 1.0f / s;
-      for (int64_t c = c0; c < c1; ++c) q[i * k + c] = f32_to_e4m3(xi[c] * inv);
-    }
+    quantize_row_1x128(x + i * ldx, k, ue8m0, scales + i * kb, [&](int64_t c, uint8_t v) { q[i * k + c] = v; });
 }
 
 bool prepare_activations(const float* x, int64_t m, int64_t k, int64_t ldx, ActQuant act, float* a, float* scales) {
@@ -100,19 +110,11 @@ bool prepare_activations(const float* x, int64_t m, int64_t k, int64_t ldx, ActQ
       return false;
     case ActQuant::kFp8:
     case ActQuant::kFp8Ue8m0: {
+      // Quantise, then hand the GEMM the exact values the e4m3 codes stand for.
       const int64_t kb = k_blocks(k);
       for (int64_t i = 0; i < m; ++i)
-        for (int64_t b = 0; b < kb; ++b) {
-          const int64_t c0 = b * kScaleBlock, c1 = std::min(k, c0 + kScaleBlock);
-          const float* xi = x + i * ldx;
-          float amax = 0;
-          for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(xi[c]));
-          float s = std::max(amax, 1e-4f) / kE4M3Max;
-          if (act == ActQuant::kFp8Ue8m0) s = std::exp2(std::ceil(std::log2(s)));
-          scales[i * kb + b] = s;
-          const float inv = 1.0f / s;
-          for (int64_t c = c0; c < c1; ++c) a[i * k + c] = e4m3_to_f32(f32_to_e4m3(xi[c] * inv));
-        }
+        quantize_row_1x128(x + i * ldx, k, act == ActQuant::kFp8Ue8m0, scales + i * kb,
+                           [&](int64_t c, uint8_t v) { a[i * k + c] = e4m3_to_f32(v); });
       return true;
     }
   }
