@@ -169,16 +169,7 @@ PhaseResult simulate_decode(const model::ModelConfig& model, const HardwareCatal
   }
   StepRun step = run_step(s, batch);
 
-  PhaseResult r;
-  r.phase = "decode";
-  r.hardware = hw.name;
-  r.nodes = opt.nodes;
-  r.gpus = unit.gpus;
-  r.gpus_per_node = hw.gpus_per_node;
-  r.local_experts = unit.local_experts;
-  r.weight_gb_per_gpu = unit.weight_bytes / 1e9;
-  r.mtp = unit.mtp;
-  fill_from_pipeline(step.run, hw, model.quant.has_value(), r);
+  PhaseResult r = phase_result("decode", unit, hw, opt.nodes, step.run, model.quant.has_value());
   r.batch_per_gpu = batch;
   r.max_batch_by_memory = limit;
   r.tokens_per_step_per_request = per_step;

@@ -88,16 +88,7 @@ PhaseResult simulate_prefill(const model::ModelConfig& model, const HardwareCata
     compute("LM head", cm.lm_head(std::max(1.0, t / miss_per_request)), prev[mb], layers + 1, kAttention, mb);
 
   PipelineResult run = run_pipeline(b.ops());
-  PhaseResult r;
-  r.phase = "prefill";
-  r.hardware = hw.name;
-  r.nodes = opt.nodes;
-  r.gpus = unit.gpus;
-  r.gpus_per_node = hw.gpus_per_node;
-  r.local_experts = unit.local_experts;
-  r.weight_gb_per_gpu = unit.weight_bytes / 1e9;
-  r.mtp = unit.mtp;
-  fill_from_pipeline(run, hw, model.quant.has_value(), r);
+  PhaseResult r = phase_result("prefill", unit, hw, opt.nodes, run, model.quant.has_value());
   r.computed_tokens_per_s_per_gpu = opt.tokens_per_gpu / r.step_seconds;
   r.tokens_per_s_per_gpu = r.computed_tokens_per_s_per_gpu / (1 - h);
   r.tokens_per_s_per_node = r.tokens_per_s_per_gpu * hw.gpus_per_node;

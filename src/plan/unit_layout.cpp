@@ -43,4 +43,19 @@ void fill_from_pipeline(const PipelineResult& run, const HardwareProfile& hw, bo
   r.mfu = r.model_flops_per_s_per_gpu / (fp8 ? hw.fp8_flops : hw.bf16_flops);
 }
 
+PhaseResult phase_result(const char* phase, const UnitLayout& unit, const HardwareProfile& hw, int nodes,
+                         const PipelineResult& run, bool fp8) {
+  PhaseResult r;
+  r.phase = phase;
+  r.hardware = hw.name;
+  r.nodes = nodes;
+  r.gpus = unit.gpus;
+  r.gpus_per_node = hw.gpus_per_node;
+  r.local_experts = unit.local_experts;
+  r.weight_gb_per_gpu = unit.weight_bytes / 1e9;
+  r.mtp = unit.mtp;
+  fill_from_pipeline(run, hw, fp8, r);
+  return r;
+}
+
 }  // namespace dsinfer::plan

@@ -25,4 +25,8 @@ UnitLayout make_unit_layout(const CostModel& cm, const HardwareProfile& hw, int 
 // Fills the step, busy times, breakdown and utilisation fields of `r` from a pipeline run.
 void fill_from_pipeline(const PipelineResult& run, const HardwareProfile& hw, bool fp8, PhaseResult& r);
 
+// A phase's result with what prefill and decode report alike: the unit's layout and the run.
+PhaseResult phase_result(const char* phase, const UnitLayout& unit, const HardwareProfile& hw, int nodes,
+                         const PipelineResult& run, bool fp8);
+
 }  // namespace dsinfer::plan
