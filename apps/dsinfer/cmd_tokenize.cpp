@@ -43,6 +43,20 @@ nlohmann::json parse_line(const std::string& line, size_t number) {
   }
 }
 
+// Calls fn(json, line_number) for each non-empty line of stdin (JSON Lines), flushing output every
+// 256 lines so a pipe sees results as they come.
+template <typename Fn>
+void for_each_json_line(Fn fn) {
+  std::string line;
+  size_t number = 0;
+  while (std::getline(std::cin, line)) {
+    ++number;
+    if (line.empty() || line == "\r") continue;
+    fn(parse_line(line, number), number);
+    if (number % 256 == 0) std::fflush(stdout);
+  }
+}
+
 // One conversation: {"messages": [...], "add_generation_prompt": bool} or a bare message array.
 std::string render(const Tokenizer& tok, const nlohmann::json& j, size_t number) {
   try {
@@ -84,12 +98,7 @@ int run_tokenize(Args& args) {
     emit(*text);
     return 0;
   }
-  std::string line;
-  size_t number = 0;
-  while (std::getline(std::cin, line)) {
-    ++number;
-    if (line.empty() || line == "\r") continue;
-    nlohmann::json j = parse_line(line, number);
+  for_each_json_line([&](const nlohmann::json& j, size_t number) {
     if (chat) {
       std::string rendered = render(tok, j, number);
       if (render_only) print_string(rendered);
@@ -98,8 +107,7 @@ int run_tokenize(Args& args) {
       if (!j.is_string()) fail("stdin line ", number, " must be a JSON string, got ", j.type_name());
       emit(j.get_ref<const std::string&>());
     }
-    if (number % 256 == 0) std::fflush(stdout);
-  }
+  });
   return 0;
 }
 
@@ -113,12 +121,7 @@ int run_detokenize(Args& args) {
     print_string(tok.decode(parse_id_list(*ids_flag, "ids"), skip_special));
     return 0;
   }
-  std::string line;
-  size_t number = 0;
-  while (std::getline(std::cin, line)) {
-    ++number;
-    if (line.empty() || line == "\r") continue;
-    nlohmann::json j = parse_line(line, number);
+  for_each_json_line([&](const nlohmann::json& j, size_t number) {
     if (!j.is_array()) fail("stdin line ", number, " must be a JSON array of token ids, got ", j.type_name());
     std::vector<int32_t> ids;
     ids.reserve(j.size());
@@ -132,7 +135,7 @@ int run_detokenize(Args& args) {
     } catch (const Error& e) {
       fail("stdin line ", number, ": ", e.what());
     }
-  }
+  });
   return 0;
 }
 
