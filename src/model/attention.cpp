@@ -7,15 +7,9 @@
 #include "kernels/gemm.h"
 #include "kernels/norm.h"
 #include "kernels/rope.h"
+#include "model/scratch.h"
 
 namespace dsinfer::model {
-
-namespace {
-template <typename T>
-void grow(std::vector<T>& v, int64_t n) {
-  if (v.size() < size_t(n)) v.resize(size_t(n));
-}
-}  // namespace
 
 MlaAttention::MlaAttention(const ModelConfig& cfg, const AttentionWeights& w, Precision precision)
     : cfg_(cfg), w_(w), precision_(precision) {
@@ -120,21 +114,7 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
     for (int64_t r = 0; r < n; ++r)
       std::memcpy(heads_in_.data() + (h * n + r) * nope, q_.data() + (rows_[size_t(r)] * H + h) * qk,
                   size_t(nope) * sizeof(float));
-  const kernels::ActQuant a_uk = act(uk_t_[0]);
-  if (a_uk == kernels::ActQuant::kF32) {
-    kernels::gemm_grouped_masked(heads_in_.data(), nullptr, H, n, nope, counts_.data(), uk_t_ptr_.data(), heads_out_.data());
-  } else {
-    // Present the rows as the precision asks (one activation format for all heads).
-    std::vector<float>& a = kvb_;
-    std::vector<float>& sa = k_;
-    grow(a, H * n * nope);
-    grow(sa, H * n * kernels::k_blocks(nope));
-    bool scaled = kernels::prepare_activations(heads_in_.data(), H * n, nope, nope,
-                                               uk_t_[0].dtype == DType::kF8E4M3 ? a_uk : kernels::ActQuant::kBf16,
-                                               a.data(), sa.data());
-    kernels::gemm_grouped_masked(a.data(), scaled ? sa.data() : nullptr, H, n, nope, counts_.data(), uk_t_ptr_.data(),
-                                 heads_out_.data());
-  }
+  heads_gemm(heads_in_.data(), n, nope, uk_t_, uk_t_ptr_, heads_out_.data());
   // q for the latent cache: [n, H, lora | rope].
   grow(qabs_, n * H * d);
   for (int64_t r = 0; r < n; ++r)
@@ -199,25 +179,29 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
   for (int64_t h = 0; h < H; ++h)
     for (int64_t r = 0; r < n; ++r)
       std::memcpy(heads_out_.data() + (h * n + r) * lora, olat_.data() + (r * H + h) * lora, size_t(lora) * sizeof(float));
-  const kernels::ActQuant a_uv = act(uv_[0]);
-  float* vout = heads_in_.data();
   grow(heads_in_, H * n * vd);
-  vout = heads_in_.data();
-  if (a_uv == kernels::ActQuant::kF32) {
-    kernels::gemm_grouped_masked(heads_out_.data(), nullptr, H, n, lora, counts_.data(), uv_ptr_.data(), vout);
-  } else {
-    std::vector<float>& a = kvb_;
-    std::vector<float>& sa = k_;
-    grow(a, H * n * lora);
-    grow(sa, H * n * kernels::k_blocks(lora));
-    bool scaled = kernels::prepare_activations(heads_out_.data(), H * n, lora, lora,
-                                               uv_[0].dtype == DType::kF8E4M3 ? a_uv : kernels::ActQuant::kBf16,
-                                               a.data(), sa.data());
-    kernels::gemm_grouped_masked(a.data(), scaled ? sa.data() : nullptr, H, n, lora, counts_.data(), uv_ptr_.data(), vout);
-  }
+  float* vout = heads_in_.data();
+  heads_gemm(heads_out_.data(), n, lora, uv_, uv_ptr_, vout);
   for (int64_t r = 0; r < n; ++r)
     for (int64_t h = 0; h < H; ++h)
       std::memcpy(attn_out + (rows_[size_t(r)] * H + h) * vd, vout + (h * n + r) * vd, size_t(vd) * sizeof(float));
+}
+
+void MlaAttention::heads_gemm(const float* in, int64_t n, int64_t k, const std::vector<kernels::PackedMatrix>& w,
+                              const std::vector<const kernels::PackedMatrix*>& w_ptrs, float* out) {
+  const int64_t H = cfg_.num_attention_heads;
+  const kernels::ActQuant a_q = act(w[0]);
+  if (a_q == kernels::ActQuant::kF32) {
+    kernels::gemm_grouped_masked(in, nullptr, H, n, k, counts_.data(), w_ptrs.data(), out);
+    return;
+  }
+  // Present the rows as the precision asks (one activation format for all heads); kvb_ and k_
+  // are free scratch at this point of the absorbed path.
+  grow(kvb_, H * n * k);
+  grow(k_, H * n * kernels::k_blocks(k));
+  bool scaled = kernels::prepare_activations(in, H * n, k, k, w[0].dtype == DType::kF8E4M3 ? a_q : kernels::ActQuant::kBf16,
+                                             kvb_.data(), k_.data());
+  kernels::gemm_grouped_masked(kvb_.data(), scaled ? k_.data() : nullptr, H, n, k, counts_.data(), w_ptrs.data(), out);
 }
 
 }  // namespace dsinfer::model

@@ -32,6 +32,9 @@ class MlaAttention {
   void attend_absorbed(const Batch& batch, const std::vector<size_t>& seqs, const kernels::LatentCacheView& cache,
                        float* attn_out);
   void attend_non_absorbed(const SequenceChunk& s, const kernels::LatentCacheView& cache, float* attn_out);
+  // out [H, n, w.rows] = in [H, n, k] x each head's w, as one masked grouped GEMM.
+  void heads_gemm(const float* in, int64_t n, int64_t k, const std::vector<kernels::PackedMatrix>& w,
+                  const std::vector<const kernels::PackedMatrix*>& w_ptrs, float* out);
   kernels::ActQuant act(const kernels::PackedMatrix& w) const { return activation_quant(precision_, w.dtype); }
 
   const ModelConfig& cfg_;

@@ -5,15 +5,9 @@
 
 #include "base/thread_pool.h"
 #include "kernels/activation.h"
+#include "model/scratch.h"
 
 namespace dsinfer::model {
-
-namespace {
-template <typename T>
-void grow(std::vector<T>& v, int64_t n) {
-  if (v.size() < size_t(n)) v.resize(size_t(n));
-}
-}  // namespace
 
 void LocalMoe::prepare() {
   for (size_t l = 0; l < weights_.layers.size(); ++l)
