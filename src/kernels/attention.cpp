@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/aligned_buffer.h"
+#include "base/scratch.h"
 #include "base/thread_pool.h"
 #include "kernels/attention_tile.h"
 
@@ -15,11 +16,6 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int64_t kOverheadBlocks = 1;  // fixed cost of a split (setup, combine), in KV-block units
-
-template <typename T>
-void grow(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-}
 
 // Converts `count` cache rows starting at `pos` into fp32 rows [count, dim].
 void load_rows(const LatentCacheView& c, const int32_t* table, int64_t pos, int64_t count, float* out) {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "base/aligned_buffer.h"
+#include "base/scratch.h"
 #include "base/thread_pool.h"
 #include "kernels/cpu_features.h"
 #include "kernels/gemm_internal.h"
@@ -56,10 +57,6 @@ void run_tasks(const std::vector<GemmProblem>& problems, const std::vector<int64
 }
 
 thread_local std::vector<float> tl_a, tl_sa, tl_c;
-
-void grow(std::vector<float>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-}
 
 void to_bf16(const float* c, int64_t m, int64_t n, int64_t ldc, uint16_t* d, int64_t ldd) {
   for (int64_t i = 0; i < m; ++i)

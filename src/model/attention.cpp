@@ -7,7 +7,7 @@
 #include "kernels/gemm.h"
 #include "kernels/norm.h"
 #include "kernels/rope.h"
-#include "model/scratch.h"
+#include "base/scratch.h"
 
 namespace dsinfer::model {
 

@@ -5,7 +5,7 @@
 
 #include "base/thread_pool.h"
 #include "kernels/activation.h"
-#include "model/scratch.h"
+#include "base/scratch.h"
 
 namespace dsinfer::model {
 
