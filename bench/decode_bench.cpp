@@ -1,7 +1,11 @@
-// End-to-end batch-1 decode: tokens/s and the weight bytes each token reads, next to this
-// machine's streaming-read bandwidth measured in the same run. The bandwidth bound of decode is
+// End-to-end decode: tokens/s and the weight bytes each token reads, next to this machine's
+// streaming-read bandwidth measured in the same run. The bandwidth bound of batch-1 decode is
 // stream_gbps / bytes_per_token; the ratio to it says how close the model runs to the memory.
-//   decode_bench --model DIR [--tokens N] [--precision fp32|default]   (--smoke: tiny model, few tokens)
+// With --batch B, B sequences also decode together and the step is compared with batch 1 in the
+// same run: how much batching pays on this machine, without the HTTP server in the way.
+//   decode_bench --model DIR [--tokens N] [--batch B] [--precision fp32|default]
+//   (--smoke: tiny model, few tokens)
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -21,16 +25,18 @@ int main(int argc, char** argv) {
   bool smoke = bench::smoke_mode(argc, argv);
   std::string dir;
   int tokens = smoke ? 4 : 64;
+  int batch = smoke ? 4 : 1;
   model::Precision precision = model::Precision::kDefault;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--model") && i + 1 < argc) dir = argv[++i];
     else if (!std::strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) batch = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc)
       precision = !std::strcmp(argv[++i], "fp32") ? model::Precision::kFp32 : model::Precision::kDefault;
   }
   if (dir.empty()) {
     if (!smoke) {
-      std::fprintf(stderr, "usage: decode_bench --model DIR [--tokens N] [--precision fp32|default] | --smoke\n");
+      std::fprintf(stderr, "usage: decode_bench --model DIR [--tokens N] [--batch B] [--precision fp32|default] | --smoke\n");
       return 2;
     }
     dir = (std::filesystem::temp_directory_path() / "dsinfer-decode-bench-tiny").string();
@@ -44,27 +50,40 @@ int main(int argc, char** argv) {
   auto m = model::DeepSeekModel::load(dir, mo);
   const auto& cfg = m->config();
   const int prompt = 8;
-  cache::KvPool pool(cfg.num_hidden_layers, cfg.latent_dim(), m->cache_dtype(), (prompt + tokens + 63) / 64 + 1);
-  std::vector<int32_t> table;
-  pool.allocate(pool.blocks_for(prompt + tokens), table);
-  std::vector<float> logits(size_t(cfg.vocab_size) * prompt);
-  std::vector<int32_t> ids;
-  for (int i = 0; i < prompt; ++i) ids.push_back(int32_t((i * 7919 + 3) % cfg.vocab_size));
-  model::Batch b;
-  b.add(ids.data(), prompt, 0, table.data(), false);
-  double t0 = now_seconds();
-  m->forward(b, pool.view(), logits.data());
-  double prefill_s = now_seconds() - t0;
-  int32_t next = kernels::argmax(logits.data(), cfg.vocab_size);
-  std::vector<double> step_s;
-  for (int t = 0; t < tokens; ++t) {
-    model::Batch d;
-    d.add(&next, 1, prompt + t, table.data(), false);
-    double s0 = now_seconds();
-    m->forward(d, pool.view(), logits.data());
-    step_s.push_back(now_seconds() - s0);
-    next = kernels::argmax(logits.data(), cfg.vocab_size);
-  }
+  const int64_t blocks_per_seq = (prompt + tokens + 63) / 64;
+  cache::KvPool pool(cfg.num_hidden_layers, cfg.latent_dim(), m->cache_dtype(), blocks_per_seq * (batch + 1) + 1);
+  std::vector<float> logits(size_t(cfg.vocab_size) * std::max(prompt, batch));
+
+  // Decodes `n` sequences together for `tokens` steps after an 8-token prompt each; returns the
+  // per-step times. Sequence i's prompt differs by i so the routes differ as in real traffic.
+  double prefill_s = 0;
+  auto decode = [&](int n) {
+    std::vector<std::vector<int32_t>> tables(static_cast<size_t>(n));
+    std::vector<int32_t> next(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      pool.allocate(pool.blocks_for(prompt + tokens), tables[size_t(i)]);
+      std::vector<int32_t> ids;
+      for (int j = 0; j < prompt; ++j) ids.push_back(int32_t((j * 7919 + 3 + i * 104729) % cfg.vocab_size));
+      model::Batch b;
+      b.add(ids.data(), prompt, 0, tables[size_t(i)].data(), false);
+      double t0 = now_seconds();
+      m->forward(b, pool.view(), logits.data());
+      if (i == 0) prefill_s = now_seconds() - t0;
+      next[size_t(i)] = kernels::argmax(logits.data(), cfg.vocab_size);
+    }
+    std::vector<double> steps;
+    for (int t = 0; t < tokens; ++t) {
+      model::Batch d;
+      for (int i = 0; i < n; ++i) d.add(&next[size_t(i)], 1, prompt + t, tables[size_t(i)].data(), false);
+      double s0 = now_seconds();
+      m->forward(d, pool.view(), logits.data());
+      steps.push_back(now_seconds() - s0);
+      for (int i = 0; i < n; ++i) next[size_t(i)] = kernels::argmax(logits.data() + size_t(i) * size_t(cfg.vocab_size), cfg.vocab_size);
+    }
+    for (auto& t : tables) pool.release(t);
+    return steps;
+  };
+  std::vector<double> step_s = decode(1);
   // The first steps fault in the mapped weights; the median is the steady state.
   double med = bench::median(step_s);
   double bytes = m->weights().bytes_per_token(cfg);
@@ -75,5 +94,11 @@ int main(int argc, char** argv) {
   std::printf("decode: %.2f tok/s (median step %.2f ms), %.1f MB weights/token, %.2f GB/s = %.0f%% of streaming read; "
               "bandwidth bound %.2f tok/s\n",
               tps, med * 1e3, bytes / 1e6, gbps, 100 * gbps / lim.stream_read_gbps, bound);
+  if (batch > 1) {
+    double med_b = bench::median(decode(batch));
+    std::printf("decode at batch %d: %.2f tok/s (median step %.2f ms) = %.2fx batch 1's tokens/s; "
+                "the step costs %.2fx a batch-1 step\n",
+                batch, batch / med_b, med_b * 1e3, batch / med_b * med, med_b / med);
+  }
   return 0;
 }

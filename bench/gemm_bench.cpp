@@ -84,9 +84,20 @@ int main(int argc, char** argv) {
   std::printf("%s\n", bench::describe(lim).c_str());
   const int reps = smoke ? 2 : 9;
   // --only gemv|gemm|grouped runs one section (quicker re-runs on a shared machine).
+  // --grouped-tokens N sets the grouped section's token count (32 is a batch-32 decode step).
   const char* only = nullptr;
+  int64_t grouped_tokens = smoke ? 64 : 512;
   for (int i = 1; i + 1 < argc; ++i)
     if (!std::strcmp(argv[i], "--only")) only = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--grouped-tokens")) grouped_tokens = std::max(1, std::atoi(argv[i + 1]));
+  // --gemm-shape M,N,K replaces the GEMM section's shapes (e.g. 32,129280,1024: a batch-32 lm_head).
+  std::vector<std::tuple<int64_t, int64_t, int64_t>> custom_shapes;
+  for (int i = 1; i + 1 < argc; ++i)
+    if (!std::strcmp(argv[i], "--gemm-shape")) {
+      long m = 0, n = 0, k = 0;
+      if (std::sscanf(argv[i + 1], "%ld,%ld,%ld", &m, &n, &k) == 3 && m > 0 && n > 0 && k > 0)
+        custom_shapes.emplace_back(m, n, k);
+    }
   for (int i = 1; i < argc; ++i)
     if (!std::strcmp(argv[i], "--cpu")) g_cpu_time = true;
     else if (!std::strcmp(argv[i], "--hot")) g_hot = true;
@@ -120,6 +131,7 @@ int main(int argc, char** argv) {
   std::printf("\n== GEMM, m >= 256 (target >= 60%% of fp32 FMA peak %.1f GFLOP/s)\n", lim.fma_fp32_gflops);
   std::vector<std::tuple<int64_t, int64_t, int64_t>> gshapes = {std::tuple<int64_t, int64_t, int64_t>{256, 1024, 1024}, {512, 2048, 1024}, {512, 1024, 4096}};
   if (smoke) gshapes = {std::tuple<int64_t, int64_t, int64_t>{256, 256, 256}};
+  if (!custom_shapes.empty()) gshapes = custom_shapes;
   if (!section("gemm")) gshapes.clear();
   for (DType dt : {DType::kF8E4M3, DType::kBF16}) {
     for (auto [m, n, k] : gshapes) {
@@ -147,17 +159,24 @@ int main(int argc, char** argv) {
   // moe_intermediate 512): gate+up fused [1024 -> 1024] then down [512 -> 1024].
   std::printf("\n== grouped GEMM, contiguous layout (target >= 50%% of FMA peak)\n");
   if (section("grouped")) {
-    const int64_t E = smoke ? 8 : 64, topk = 8, tokens = smoke ? 64 : 512, hidden = 1024, inter = 512;
+    const int64_t E = smoke ? 8 : 64, topk = 8, tokens = grouped_tokens, hidden = 1024, inter = 512;
+    // Each layer of a real model has its own experts: cycle through enough copies of the expert
+    // set to exceed the last-level cache (260 MB here), unless --hot.
+    const size_t sets = smoke || g_hot ? 1 : 8;
     std::vector<Source> gu_src, dn_src;
-    std::vector<PackedMatrix> gu, dn;
     for (int64_t e = 0; e < E; ++e) {
       gu_src.push_back(make_weight(2 * inter, hidden, DType::kF8E4M3, uint32_t(10 + e)));
       dn_src.push_back(make_weight(hidden, inter, DType::kF8E4M3, uint32_t(100 + e)));
-      gu.push_back(pack_matrix(gu_src.back().view));
-      dn.push_back(pack_matrix(dn_src.back().view));
     }
-    std::vector<const PackedMatrix*> gup, dnp;
-    for (int64_t e = 0; e < E; ++e) gup.push_back(&gu[size_t(e)]), dnp.push_back(&dn[size_t(e)]);
+    std::vector<std::vector<PackedMatrix>> gu(sets), dn(sets);
+    std::vector<std::vector<const PackedMatrix*>> gup(sets), dnp(sets);
+    for (size_t c = 0; c < sets; ++c) {
+      for (int64_t e = 0; e < E; ++e) {
+        gu[c].push_back(pack_matrix(gu_src[size_t(e)].view));
+        dn[c].push_back(pack_matrix(dn_src[size_t(e)].view));
+      }
+      for (int64_t e = 0; e < E; ++e) gup[c].push_back(&gu[c][size_t(e)]), dnp[c].push_back(&dn[c][size_t(e)]);
+    }
     // Random routing, rows sorted by expert, each group padded to 128 rows (DeepGEMM's alignment).
     std::mt19937 rng(5);
     std::vector<int64_t> count(size_t(E), 0);
@@ -178,8 +197,13 @@ int main(int argc, char** argv) {
         a2(size_t(m * inter)), sa2(size_t(m * k_blocks(inter))), out(size_t(m * hidden));
     prepare_activations(x.data(), m, hidden, hidden, ActQuant::kFp8, a.data(), sa.data());
     prepare_activations(h.data(), m, inter, 2 * inter, ActQuant::kFp8, a2.data(), sa2.data());
-    double s1 = median_seconds(reps, [&] { gemm_grouped_contiguous(a.data(), hidden, sa.data(), m, idx.data(), gup.data(), h.data(), 2 * inter); });
-    double s2 = median_seconds(reps, [&] { gemm_grouped_contiguous(a2.data(), inter, sa2.data(), m, idx.data(), dnp.data(), out.data(), hidden); });
+    size_t next = 0;
+    double s1 = median_seconds(reps * int(sets), [&] {
+      gemm_grouped_contiguous(a.data(), hidden, sa.data(), m, idx.data(), gup[next++ % sets].data(), h.data(), 2 * inter);
+    });
+    double s2 = median_seconds(reps * int(sets), [&] {
+      gemm_grouped_contiguous(a2.data(), inter, sa2.data(), m, idx.data(), dnp[next++ % sets].data(), out.data(), hidden);
+    });
     double f1 = 2.0 * double(valid) * double(2 * inter) * double(hidden), f2 = 2.0 * double(valid) * double(inter) * double(hidden);
     std::printf("grouped fp8 gate+up  %ld rows (%ld valid) n=%ld k=%ld  %7.2f ms  %6.1f GFLOP/s = %5.1f%% of FMA peak\n",
                 long(m), long(valid), long(2 * inter), long(hidden), s1 * 1e3, f1 / s1 / 1e9, 100 * f1 / s1 / 1e9 / lim.fma_fp32_gflops);

@@ -7,6 +7,7 @@
 #include "kernels/gemm.h"
 #include "kernels/norm.h"
 #include "kernels/rope.h"
+#include "base/profile.h"
 #include "base/scratch.h"
 
 namespace dsinfer::model {
@@ -37,6 +38,7 @@ void MlaAttention::forward(const float* x, const Batch& batch, const kernels::La
   const float eps = float(cfg_.rms_norm_eps);
 
   // Queries {T, H, qk}.
+  ProfileScope proj_scope("attention.q_kv_proj");
   grow(q_, T * H * qk);
   if (w_.q_a) {
     const int64_t r = q_a_.n;
@@ -59,6 +61,7 @@ void MlaAttention::forward(const float* x, const Batch& batch, const kernels::La
     for (int64_t i = 0; i < s.num_tokens; ++i)
       kernels::latent_cache_store(cache, s.block_table, s.cached_tokens + i, kv_.data() + (s.first_token + i) * (lora + rope));
 
+  proj_scope.stop();
   // Attention {T, H, v}: absorbed sequences together, non-absorbed one by one.
   grow(attn_, T * H * cfg_.v_head_dim);
   std::vector<size_t> absorbed;
@@ -70,6 +73,7 @@ void MlaAttention::forward(const float* x, const Batch& batch, const kernels::La
     else attend_non_absorbed(s, cache, attn_.data());
   }
   if (!absorbed.empty()) attend_absorbed(batch, absorbed, cache, attn_.data());
+  ProfileScope o_scope("attention.o_proj");
   kernels::linear(attn_.data(), T, H * cfg_.v_head_dim, o_, out, hidden, act(o_));
 }
 
@@ -114,7 +118,10 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
     for (int64_t r = 0; r < n; ++r)
       std::memcpy(heads_in_.data() + (h * n + r) * nope, q_.data() + (rows_[size_t(r)] * H + h) * qk,
                   size_t(nope) * sizeof(float));
-  heads_gemm(heads_in_.data(), n, nope, uk_t_, uk_t_ptr_, heads_out_.data());
+  {
+    ProfileScope scope("attention.absorb_uk");
+    heads_gemm(heads_in_.data(), n, nope, uk_t_, uk_t_ptr_, heads_out_.data());
+  }
   // q for the latent cache: [n, H, lora | rope].
   grow(qabs_, n * H * d);
   for (int64_t r = 0; r < n; ++r)
@@ -143,19 +150,24 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
       seqlens_[size_t(batched++)] = int32_t(L);
     }
   }
-  // Single-token rows come first in rows_ order only if they are contiguous; gather them.
-  {
+  if (batched == n) {
+    // A pure decode step (every row a single-token sequence): attend in place, no gathering.
+    ProfileScope scope("attention.mla_decode");
+    kernels::mla_decode(qabs_.data(), batched, 1, H, cache, tables_.data(), max_blocks, seqlens_.data(), lora,
+                        float(cfg_.softmax_scale()), true, olat_.data(), nullptr);
+  } else {
+    // Mixed step: gather the single-token rows for one batched call, run longer chunks alone.
     std::vector<float>& q1 = kvb_;
     std::vector<float>& o1 = ctx_;
     grow(q1, batched * H * d);
     grow(o1, batched * H * lora);
     int64_t b = 0;
-    row = 0;
     for (size_t i : seqs) {
       const int64_t nt = batch.seqs[i].num_tokens;
       if (nt == 1) std::memcpy(q1.data() + (b++) * H * d, qabs_.data() + row * H * d, size_t(H * d) * sizeof(float));
       row += nt;
     }
+    ProfileScope scope("attention.mla_decode");
     if (batched > 0)
       kernels::mla_decode(q1.data(), batched, 1, H, cache, tables_.data(), max_blocks, seqlens_.data(), lora,
                           float(cfg_.softmax_scale()), true, o1.data(), nullptr);
@@ -181,7 +193,10 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
       std::memcpy(heads_out_.data() + (h * n + r) * lora, olat_.data() + (r * H + h) * lora, size_t(lora) * sizeof(float));
   grow(heads_in_, H * n * vd);
   float* vout = heads_in_.data();
-  heads_gemm(heads_out_.data(), n, lora, uv_, uv_ptr_, vout);
+  {
+    ProfileScope scope("attention.absorb_uv");
+    heads_gemm(heads_out_.data(), n, lora, uv_, uv_ptr_, vout);
+  }
   for (int64_t r = 0; r < n; ++r)
     for (int64_t h = 0; h < H; ++h)
       std::memcpy(attn_out + (rows_[size_t(r)] * H + h) * vd, vout + (h * n + r) * vd, size_t(vd) * sizeof(float));

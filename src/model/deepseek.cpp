@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/profile.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "kernels/norm.h"
@@ -46,6 +47,7 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
 }
 
 void DeepSeekModel::forward(const Batch& batch, const KvCacheView& cache, float* logits) {
+  ProfileScope whole("forward");
   const int64_t T = int64_t(batch.tokens.size()), hidden = cfg_.hidden_size, half = cfg_.qk_rope_head_dim / 2;
   check(cache.dtype == cache_dtype(), "KV cache dtype does not match the model precision");
   for (int32_t id : batch.tokens)
@@ -72,18 +74,27 @@ void DeepSeekModel::forward(const Batch& batch, const KvCacheView& cache, float*
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
     const LayerWeights& lw = weights_.layers[size_t(l)];
     kernels::rmsnorm(x_.data(), T, hidden, hidden, lw.input_norm.data(), eps, h_.data(), hidden);
-    attention_[size_t(l)].forward(h_.data(), batch, cache.layer(l), cos_.data(), sin_.data(), options_.attention,
-                                  branch_.data());
+    {
+      ProfileScope scope("attention");
+      attention_[size_t(l)].forward(h_.data(), batch, cache.layer(l), cos_.data(), sin_.data(), options_.attention,
+                                    branch_.data());
+    }
     for (int64_t i = 0; i < T * hidden; ++i) x_[size_t(i)] += branch_[size_t(i)];
 
     kernels::rmsnorm(x_.data(), T, hidden, hidden, lw.post_attention_norm.data(), eps, h_.data(), hidden);
-    if (moe_[size_t(l)]) moe_[size_t(l)]->forward(h_.data(), T, executor, options_.observer, branch_.data());
-    else mlp_forward(dense_[size_t(l)], h_.data(), T, hidden, branch_.data(), hidden, scratch_,
-                     activation_quant(options_.precision, dense_[size_t(l)].dtype));
+    if (moe_[size_t(l)]) {
+      ProfileScope scope("moe");
+      moe_[size_t(l)]->forward(h_.data(), T, executor, options_.observer, branch_.data());
+    } else {
+      ProfileScope scope("dense_mlp");
+      mlp_forward(dense_[size_t(l)], h_.data(), T, hidden, branch_.data(), hidden, scratch_,
+                  activation_quant(options_.precision, dense_[size_t(l)].dtype));
+    }
     for (int64_t i = 0; i < T * hidden; ++i) x_[size_t(i)] += branch_[size_t(i)];
   }
   if (options_.observer) options_.observer->on_step_end();
 
+  ProfileScope head_scope("lm_head");
   const int64_t R = int64_t(batch.logits_rows.size());
   final_.resize(size_t(R * hidden));
   for (int64_t r = 0; r < R; ++r)

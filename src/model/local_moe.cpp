@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/profile.h"
 #include "base/thread_pool.h"
 #include "kernels/activation.h"
 #include "base/scratch.h"
@@ -70,11 +71,14 @@ void LocalMoe::run(const MoeInput& in, float* out) {
   // gate|up -> silu*up -> down.
   grow(h_, S * 2 * inter);
   const float* sa = scaled ? sa_.data() : nullptr;
-  if (e0.fused()) {
-    kernels::gemm_grouped_contiguous(a_.data(), hidden, sa, S, group_.data(), L.gate_up.data(), h_.data(), 2 * inter);
-  } else {
-    kernels::gemm_grouped_contiguous(a_.data(), hidden, sa, S, group_.data(), L.gate.data(), h_.data(), 2 * inter);
-    kernels::gemm_grouped_contiguous(a_.data(), hidden, sa, S, group_.data(), L.up.data(), h_.data() + inter, 2 * inter);
+  {
+    ProfileScope scope("moe.routed.gate_up");
+    if (e0.fused()) {
+      kernels::gemm_grouped_contiguous(a_.data(), hidden, sa, S, group_.data(), L.gate_up.data(), h_.data(), 2 * inter);
+    } else {
+      kernels::gemm_grouped_contiguous(a_.data(), hidden, sa, S, group_.data(), L.gate.data(), h_.data(), 2 * inter);
+      kernels::gemm_grouped_contiguous(a_.data(), hidden, sa, S, group_.data(), L.up.data(), h_.data() + inter, 2 * inter);
+    }
   }
   grow(act_, S * inter);
   kernels::silu_and_mul(h_.data(), S, inter, act_.data());
@@ -82,8 +86,11 @@ void LocalMoe::run(const MoeInput& in, float* out) {
   grow(sa2_, S * kb2);
   const bool scaled2 = kernels::prepare_activations(act_.data(), S, inter, inter, act, a2_.data(), sa2_.data());
   grow(y_, S * hidden);
-  kernels::gemm_grouped_contiguous(a2_.data(), inter, scaled2 ? sa2_.data() : nullptr, S, group_.data(), L.down.data(),
-                                   y_.data(), hidden);
+  {
+    ProfileScope scope("moe.routed.down");
+    kernels::gemm_grouped_contiguous(a2_.data(), inter, scaled2 ? sa2_.data() : nullptr, S, group_.data(),
+                                     L.down.data(), y_.data(), hidden);
+  }
   // Combine in top-k slot order.
   for (int64_t t = 0; t < T; ++t)
     for (int64_t k = 0; k < K; ++k) {

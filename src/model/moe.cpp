@@ -2,7 +2,9 @@
 
 #include <cstring>
 
-#include "kernels/vec.h"
+#include "base/profile.h"
+#include "kernels/gemm.h"
+#include "kernels/weight_view.h"
 #include "model/mlp.h"
 
 namespace dsinfer::model {
@@ -10,6 +12,12 @@ namespace dsinfer::model {
 MoeLayer::MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer, Precision precision)
     : w_(w), layer_(layer), precision_(precision) {
   if (w.shared) shared_ = PackedMlp::pack(*w.shared);
+  kernels::WeightView router;
+  router.dtype = DType::kF32;
+  router.data = w.router.data();
+  router.rows = cfg.n_routed_experts;
+  router.cols = cfg.hidden_size;
+  router_ = kernels::pack_matrix(router);
   params_.num_experts = cfg.n_routed_experts;
   params_.top_k = int(cfg.num_experts_per_tok);
   params_.num_groups = cfg.n_group;
@@ -27,16 +35,23 @@ MoeLayer::MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer, Preci
 
 void MoeLayer::forward(const float* x, int64_t T, MoeExecutor& executor, RoutingObserver* observer, float* out) {
   const int64_t E = params_.num_experts, K = params_.top_k, hidden = int64_t(w_.router.size()) / E;
-  logits_.resize(size_t(T * E));
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t e = 0; e < E; ++e) logits_[t * E + e] = kernels::dot(x + t * hidden, w_.router.data() + e * hidden, hidden);
-  ids_.resize(size_t(T * K));
-  weights_.resize(size_t(T * K));
-  kernels::route_topk(logits_.data(), T, params_, ids_.data(), weights_.data());
+  {
+    ProfileScope scope("moe.route");
+    // Scores in fp32 (as DeepSeek computes them), whatever the precision of the rest.
+    logits_.resize(size_t(T * E));
+    kernels::gemm_f32_nt(x, hidden, nullptr, 0, T, router_, logits_.data(), E);
+    ids_.resize(size_t(T * K));
+    weights_.resize(size_t(T * K));
+    kernels::route_topk(logits_.data(), T, params_, ids_.data(), weights_.data());
+  }
   if (observer) observer->on_routing(layer_, ids_.data(), T, int(K));
 
-  if (shared_) mlp_forward(*shared_, x, T, hidden, out, hidden, scratch_, activation_quant(precision_, shared_->dtype));
-  else std::memset(out, 0, size_t(T * hidden) * sizeof(float));
+  {
+    ProfileScope scope("moe.shared");
+    if (shared_) mlp_forward(*shared_, x, T, hidden, out, hidden, scratch_, activation_quant(precision_, shared_->dtype));
+    else std::memset(out, 0, size_t(T * hidden) * sizeof(float));
+  }
+  ProfileScope scope("moe.routed");
   executor.run({layer_, x, ids_.data(), weights_.data(), T, int(K)}, out);
 }
 

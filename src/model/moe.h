@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "kernels/packed_matrix.h"
 #include "kernels/routing.h"
 #include "model/config.h"
 #include "model/forward_options.h"
@@ -26,6 +27,7 @@ class MoeLayer {
   int layer_;
   Precision precision_;
   std::optional<PackedMlp> shared_;
+  kernels::PackedMatrix router_;  // fp32 [n_routed, hidden], packed so a batch's scores are one GEMM
   kernels::RoutingParams params_;
   std::vector<float> logits_, weights_, scratch_;
   std::vector<int32_t> ids_;
