@@ -15,7 +15,7 @@
 
 namespace dsinfer::kernels::detail {
 
-inline constexpr int64_t kChunkK = 512;        // k rows of a panel converted to fp32 at a time
+inline constexpr int64_t kChunkK = 128;        // k rows of a panel converted to fp32 at a time
 inline constexpr int64_t kOnTheFlyRows = 4;    // up to this many rows decode B straight from memory
 
 struct GemmProblem {
