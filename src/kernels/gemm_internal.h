@@ -16,6 +16,7 @@
 namespace dsinfer::kernels::detail {
 
 inline constexpr int64_t kChunkK = 128;        // k rows of a panel converted to fp32 at a time
+static_assert(kChunkK % kScaleBlock == 0, "a chunk must hold whole scale blocks: one reduction order");
 inline constexpr int64_t kOnTheFlyRows = 4;    // up to this many rows decode B straight from memory
 
 struct GemmProblem {
