@@ -3,7 +3,7 @@
 // stream_gbps / bytes_per_token; the ratio to it says how close the model runs to the memory.
 // With --batch B, B sequences also decode together and the step is compared with batch 1 in the
 // same run: how much batching pays on this machine, without the HTTP server in the way.
-//   decode_bench --model DIR [--tokens N] [--batch B] [--precision fp32|default]
+//   decode_bench --model DIR [--tokens N] [--batch B] [--precision fp32|default] [--kv-cache-dtype bf16|fp8]
 //   (--smoke: tiny model, few tokens)
 #include <algorithm>
 #include <cstdio>
@@ -26,17 +26,19 @@ int main(int argc, char** argv) {
   std::string dir;
   int tokens = smoke ? 4 : 64;
   int batch = smoke ? 4 : 1;
+  bool fp8_kv = false;
   model::Precision precision = model::Precision::kDefault;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--model") && i + 1 < argc) dir = argv[++i];
     else if (!std::strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) batch = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--kv-cache-dtype") && i + 1 < argc) fp8_kv = !std::strcmp(argv[++i], "fp8");
     else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc)
       precision = !std::strcmp(argv[++i], "fp32") ? model::Precision::kFp32 : model::Precision::kDefault;
   }
   if (dir.empty()) {
     if (!smoke) {
-      std::fprintf(stderr, "usage: decode_bench --model DIR [--tokens N] [--batch B] [--precision fp32|default] | --smoke\n");
+      std::fprintf(stderr, "usage: decode_bench --model DIR [--tokens N] [--batch B] [--precision fp32|default] [--kv-cache-dtype bf16|fp8] | --smoke\n");
       return 2;
     }
     dir = (std::filesystem::temp_directory_path() / "dsinfer-decode-bench-tiny").string();
@@ -47,11 +49,12 @@ int main(int argc, char** argv) {
   bench::MachineLimits lim = bench::measure_machine_limits(smoke ? (size_t(64) << 20) : (size_t(1) << 30), smoke ? 3 : 7);
   model::ModelOptions mo;
   mo.precision = precision;
+  mo.fp8_kv_cache = fp8_kv;
   auto m = model::DeepSeekModel::load(dir, mo);
   const auto& cfg = m->config();
   const int prompt = 8;
   const int64_t blocks_per_seq = (prompt + tokens + 63) / 64;
-  cache::KvPool pool(cfg.num_hidden_layers, cfg.latent_dim(), m->cache_dtype(), blocks_per_seq * (batch + 1) + 1);
+  cache::KvPool pool(m->cache_spec(), blocks_per_seq * (batch + 1) + 1);
   std::vector<float> logits(size_t(cfg.vocab_size) * std::max(prompt, batch));
 
   // Decodes `n` sequences together for `tokens` steps after an 8-token prompt each; returns the

@@ -31,6 +31,7 @@ int run(Args& args) {
   std::string dump_load = args.get_or("dump-expert-load", "");
   model::ModelOptions opt;
   opt.precision = parse_precision(args.get_or("precision", "default"));
+  opt.fp8_kv_cache = parse_fp8_kv_cache(args.get_or("kv-cache-dtype", "bf16"));
   args.finish();
   check(prompt.has_value() != tokens.has_value(), "give exactly one of --prompt TEXT or --tokens IDS");
   check(max_new >= 1, "--max-new-tokens must be at least 1");
@@ -113,7 +114,7 @@ int run(Args& args) {
 
 const Registration reg({"generate", "generate tokens for one prompt",
                         "--model DIR (--prompt TEXT | --tokens IDS) [--max-new-tokens N] [--temperature T] [--seed S]\n"
-                        "       [--chat] [--json] [--precision fp32|default] [--dump-expert-load FILE.json]",
+                        "       [--chat] [--json] [--precision fp32|default] [--kv-cache-dtype bf16|fp8] [--dump-expert-load FILE.json]",
                         run});
 
 }  // namespace

@@ -19,6 +19,7 @@ int run(Args& args) {
   std::string out = args.require("out");
   model::ModelOptions opt;
   opt.precision = parse_precision(args.get_or("precision", "default"));
+  opt.fp8_kv_cache = parse_fp8_kv_cache(args.get_or("kv-cache-dtype", "bf16"));
   opt.attention = parse_attention_mode(args.get_or("attention", "auto"));
   int64_t step_from = args.get_int("step-from", -1);
   args.finish();
@@ -46,7 +47,7 @@ int run(Args& args) {
 }
 
 const Registration reg({"logits", "write every position's logits for a token list to a .npy file",
-                        "--model DIR --tokens 5,17,301 --out FILE.npy [--precision fp32|default] [--step-from K]\n"
+                        "--model DIR --tokens 5,17,301 --out FILE.npy [--precision fp32|default] [--kv-cache-dtype bf16|fp8] [--step-from K]\n"
                         "       [--attention auto|absorbed|non-absorbed]",
                         run});
 

@@ -14,6 +14,13 @@ inline model::Precision parse_precision(const std::string& s) {
   fail("--precision must be fp32 or default, got '", s, "'");
 }
 
+// --kv-cache-dtype: the latent cache's storage at serving precision.
+inline bool parse_fp8_kv_cache(const std::string& s) {
+  if (s == "bf16") return false;
+  if (s == "fp8") return true;
+  fail("--kv-cache-dtype must be bf16 or fp8, got '", s, "'");
+}
+
 inline model::AttentionMode parse_attention_mode(const std::string& s) {
   if (s == "auto") return model::AttentionMode::kAuto;
   if (s == "absorbed") return model::AttentionMode::kAbsorbed;

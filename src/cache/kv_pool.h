@@ -1,5 +1,5 @@
-// The paged latent KV pool: one allocation holding every layer's [num_blocks, block_size, dim]
-// latent rows, and a free list of block ids. Sequences own block ids, never memory; the model
+// The paged latent KV pool: one allocation holding every layer's [num_blocks, block_size, row]
+// latent rows (a row is spec.row_bytes(): dim values, or FP8's packed row), and a free list of block ids. Sequences own block ids, never memory; the model
 // reaches the rows through model::KvCacheView and the sequence's block table.
 #pragma once
 
@@ -14,7 +14,7 @@ namespace dsinfer::cache {
 
 class KvPool {
  public:
-  KvPool(int64_t num_layers, int64_t dim, DType dtype, int64_t num_blocks, int64_t block_size = 64);
+  KvPool(const model::KvCacheSpec& spec, int64_t num_blocks);
 
   // Blocks needed for `tokens` tokens.
   int64_t blocks_for(int64_t tokens) const { return (tokens + block_size_ - 1) / block_size_; }
@@ -29,12 +29,14 @@ class KvPool {
   // Copies the first `rows` token rows of block src into block dst, in every layer.
   void copy_block(int32_t src, int32_t dst, int64_t rows);
 
-  // Blocks that fit in `bytes` for a model's layer count and latent width.
-  static int64_t blocks_in_bytes(double bytes, int64_t num_layers, int64_t dim, DType dtype, int64_t block_size = 64);
+  const model::KvCacheSpec& spec() const { return spec_; }
+
+  // Blocks (of every layer) that fit in `bytes`.
+  static int64_t blocks_in_bytes(double bytes, const model::KvCacheSpec& spec);
 
  private:
-  int64_t num_layers_, dim_, num_blocks_, block_size_;
-  DType dtype_;
+  model::KvCacheSpec spec_;
+  int64_t num_blocks_, block_size_;
   AlignedBuffer<uint8_t> storage_;
   std::vector<int32_t> free_;
 };

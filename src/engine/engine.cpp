@@ -27,9 +27,8 @@ Engine::Engine(std::unique_ptr<model::DeepSeekModel> model, tokenizer::Tokenizer
   eos_id_ = tokenizer_.eos_id() >= 0 ? tokenizer_.eos_id() : int32_t(cfg.eos_token_id);
   int64_t num_blocks = options_.kv_blocks > 0
                            ? options_.kv_blocks
-                           : cache::KvPool::blocks_in_bytes(options_.kv_cache_gb * 1e9, cfg.num_hidden_layers,
-                                                            cfg.latent_dim(), model_->cache_dtype());
-  pool_ = std::make_unique<cache::KvPool>(cfg.num_hidden_layers, cfg.latent_dim(), model_->cache_dtype(), num_blocks);
+                           : cache::KvPool::blocks_in_bytes(options_.kv_cache_gb * 1e9, model_->cache_spec());
+  pool_ = std::make_unique<cache::KvPool>(model_->cache_spec(), num_blocks);
   blocks_ = std::make_unique<cache::BlockManager>(*pool_, model_fingerprint, options_.prefix_caching);
   kv_capacity_tokens_ = num_blocks * pool_->block_size();
   scheduler_ = std::make_unique<Scheduler>(*blocks_, SchedulerOptions{options_.max_batch_tokens, options_.max_running});

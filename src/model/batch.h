@@ -39,15 +39,28 @@ struct Batch {
   }
 };
 
-// The whole latent cache: num_layers regions of [num_blocks, block_size, dim] each.
+// The shape of a model's latent cache: per layer and token one row of `dim` values (latent, then
+// the rope_dim rope key) stored as `dtype` (kernels/latent_cache.h; FP8 rows keep the rope part
+// in bf16 and add a scale per 128 latent channels).
+struct KvCacheSpec {
+  int64_t num_layers = 0, dim = 0, rope_dim = 0;
+  DType dtype = DType::kBF16;
+  int64_t block_size = 64;
+
+  int64_t row_bytes() const { return kernels::latent_row_bytes(dtype, dim, rope_dim); }
+  int64_t block_bytes() const { return num_layers * block_size * row_bytes(); }  // all layers
+};
+
+// The whole latent cache: num_layers regions of [num_blocks, block_size, row] each.
 struct KvCacheView {
   void* base = nullptr;
-  DType dtype = DType::kBF16;
-  int64_t num_layers = 0, num_blocks = 0, block_size = 64, dim = 0;
+  KvCacheSpec spec;
+  int64_t num_blocks = 0;
 
+  DType dtype() const { return spec.dtype; }
   kernels::LatentCacheView layer(int64_t l) const {
-    size_t layer_bytes = size_t(num_blocks * block_size * dim) * dtype_size(dtype);
-    return {static_cast<uint8_t*>(base) + size_t(l) * layer_bytes, dtype, block_size, dim};
+    const size_t layer_bytes = size_t(num_blocks * spec.block_size * spec.row_bytes());
+    return {static_cast<uint8_t*>(base) + size_t(l) * layer_bytes, spec.dtype, spec.block_size, spec.dim, spec.rope_dim};
   }
 };
 

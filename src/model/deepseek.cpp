@@ -23,6 +23,8 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
       weights_(ModelWeights::load(ckpt_, cfg_)),
       options_(options),
       local_moe_(weights_, options.precision) {
+  check(!(options_.fp8_kv_cache && options_.precision == Precision::kFp32),
+        "the FP8 KV cache is a serving-precision option; --precision fp32 keeps an fp32 cache");
   rope_.dim = cfg_.qk_rope_head_dim;
   rope_.theta = cfg_.rope_theta;
   if (cfg_.yarn) {
@@ -49,7 +51,9 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
 void DeepSeekModel::forward(const Batch& batch, const KvCacheView& cache, float* logits) {
   ProfileScope whole("forward");
   const int64_t T = int64_t(batch.tokens.size()), hidden = cfg_.hidden_size, half = cfg_.qk_rope_head_dim / 2;
-  check(cache.dtype == cache_dtype(), "KV cache dtype does not match the model precision");
+  check(cache.dtype() == cache_dtype() && cache.spec.dim == cfg_.latent_dim() &&
+            cache.spec.rope_dim == cfg_.qk_rope_head_dim && cache.spec.num_layers == cfg_.num_hidden_layers,
+        "KV cache layout does not match the model (dtype, latent width or layer count)");
   for (int32_t id : batch.tokens)
     check(id >= 0 && id < cfg_.vocab_size, "token id ", id, " is outside the vocabulary [0, ", cfg_.vocab_size, ")");
   for (const SequenceChunk& s : batch.seqs)

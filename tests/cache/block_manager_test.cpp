@@ -19,7 +19,7 @@ std::vector<int32_t> seq_tokens(int64_t n, int32_t start = 0) {
 }
 
 struct Fixture : ::testing::Test {
-  KvPool pool{2, 8, DType::kF32, 8};
+  KvPool pool{model::KvCacheSpec{2, 8, 0, DType::kF32}, 8};
   BlockManager bm{pool, 42};
 };
 
@@ -96,7 +96,7 @@ TEST_F(Fixture, MatchLeavesTokensToCompute) {
   bm.release(t);
   EXPECT_EQ(bm.stats().used, 0);
   // With no block to copy into, the last block is recomputed whole.
-  KvPool small(1, 4, DType::kF32, 2);
+  KvPool small(model::KvCacheSpec{1, 4, 0, DType::kF32}, 2);
   BlockManager one(small, 1);
   std::vector<int32_t> a;
   std::vector<uint64_t> ha;
@@ -182,7 +182,7 @@ TEST_F(Fixture, ForkSharesFullBlocksAndCopiesThePartialOne) {
 }
 
 TEST(BlockManagerNoCache, PrefixCachingOffNeverHits) {
-  KvPool pool(1, 4, DType::kF32, 4);
+  KvPool pool(model::KvCacheSpec{1, 4, 0, DType::kF32}, 4);
   BlockManager bm(pool, 1, /*prefix_caching=*/false);
   auto toks = seq_tokens(2 * kBs);
   std::vector<int32_t> t;
@@ -192,6 +192,41 @@ TEST(BlockManagerNoCache, PrefixCachingOffNeverHits) {
   bm.release(t);
   EXPECT_EQ(bm.stats().free, 4);
   EXPECT_EQ(bm.match_prefix(toks.data(), 2 * kBs, 1, t, h), 0);
+}
+
+}  // namespace
+}  // namespace dsinfer::cache
+
+namespace dsinfer::cache {
+namespace {
+
+// FlashMLA's FP8 row for DeepSeek-V3's 576-wide latent: 512 e4m3 + 4 fp32 scales + 64 bf16 rope
+// = 656 bytes, against 1,152 in bf16; the pool and its byte budget follow the row size.
+TEST(KvPool, SizesRowsByTheCacheFormat) {
+  model::KvCacheSpec bf16{61, 576, 64, DType::kBF16}, fp8{61, 576, 64, DType::kF8E4M3};
+  EXPECT_EQ(bf16.row_bytes(), 1152);
+  EXPECT_EQ(fp8.row_bytes(), 656);
+  EXPECT_EQ(fp8.block_bytes(), 61 * 64 * 656);
+  const double gb = 10e9;
+  EXPECT_EQ(KvPool::blocks_in_bytes(gb, fp8), int64_t(gb / (61.0 * 64 * 656)));
+  EXPECT_NEAR(double(KvPool::blocks_in_bytes(gb, fp8)) / double(KvPool::blocks_in_bytes(gb, bf16)), 1152.0 / 656, 0.01);
+
+  // Layer regions follow each other at num_blocks x block_size x row bytes, and a row's address
+  // inside one is its block's slot times the row size.
+  model::KvCacheSpec small{3, 160 + 16, 16, DType::kF8E4M3};
+  EXPECT_EQ(small.row_bytes(), 160 + 4 * 2 + 2 * 16);
+  KvPool pool(small, 4);
+  model::KvCacheView v = pool.view();
+  auto* base = static_cast<uint8_t*>(v.base);
+  const int64_t layer_bytes = 4 * 64 * small.row_bytes();
+  std::vector<int32_t> table{2, 0};
+  for (int64_t l = 0; l < 3; ++l) {
+    kernels::LatentCacheView lv = v.layer(l);
+    EXPECT_EQ(static_cast<uint8_t*>(lv.base), base + l * layer_bytes);
+    EXPECT_EQ(lv.row_bytes(), small.row_bytes());
+    EXPECT_EQ(static_cast<uint8_t*>(lv.row(table.data(), 65)), base + l * layer_bytes + (0 * 64 + 1) * small.row_bytes());
+    EXPECT_EQ(static_cast<uint8_t*>(lv.row(table.data(), 3)), base + l * layer_bytes + (2 * 64 + 3) * small.row_bytes());
+  }
 }
 
 }  // namespace

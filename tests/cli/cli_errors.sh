@@ -45,6 +45,8 @@ expect_error "cannot write --out" "$bin" logits --model "$m" --tokens 1 --out /n
 expect_error "unknown flag --bogus" "$bin" logits --model "$m" --tokens 1 --out "$work/o.npy" --bogus 3
 expect_error "--tokens is required" "$bin" logits --model "$m" --out "$work/o.npy"
 expect_error "--precision" "$bin" logits --model "$m" --tokens 1 --out "$work/o.npy" --precision fp64
+expect_error "--kv-cache-dtype" "$bin" logits --model "$m" --tokens 1 --out "$work/o.npy" --kv-cache-dtype int4
+expect_error "FP8 KV cache" "$bin" logits --model "$m" --tokens 1 --out "$work/o.npy" --kv-cache-dtype fp8 --precision fp32
 expect_error "--step-from" "$bin" logits --model "$m" --tokens 1,2 --out "$work/o.npy" --step-from 5
 expect_error "--max-new-tokens" "$bin" generate --model "$m" --tokens 1 --max-new-tokens 0
 expect_error "must be an integer" "$bin" generate --model "$m" --tokens 1 --max-new-tokens many

@@ -29,9 +29,9 @@ std::string tiny_model() {
   return dir;
 }
 
-std::unique_ptr<Engine> make_engine(EngineOptions opt) {
+std::unique_ptr<Engine> make_engine(EngineOptions opt, model::ModelOptions mo = {}) {
   std::string dir = tiny_model();
-  auto m = model::DeepSeekModel::load(dir);
+  auto m = model::DeepSeekModel::load(dir, mo);
   uint64_t fp = Engine::fingerprint(dir, *m);
   auto tok = tokenizer::Tokenizer::from_dir(std::string(DSINFER_SHARED_DIR) + "/tokenizers/deepseek-v3");
   return std::make_unique<Engine>(std::move(m), std::move(tok), opt, fp);
@@ -87,12 +87,17 @@ bool wait_until(const std::function<bool()>& f, double timeout_s = 10) {
   return f();
 }
 
-TEST(Engine, BatchedGreedyEqualsSoloAndBlocksAreReturned) {
+// With either latent cache format (bf16, or FlashMLA's FP8 rows).
+class EngineCache : public ::testing::TestWithParam<bool> {};
+
+TEST_P(EngineCache, BatchedGreedyEqualsSoloAndBlocksAreReturned) {
   EngineOptions opt;
   opt.kv_blocks = 64;
   opt.max_batch_tokens = 96;  // forces chunked prefill of the longer prompts
   opt.prefix_caching = false;  // compare pure computation
-  auto e = make_engine(opt);
+  model::ModelOptions mo;
+  mo.fp8_kv_cache = GetParam();
+  auto e = make_engine(opt, mo);
   const int kN = 6;
   std::vector<std::vector<int32_t>> solo(kN);
   for (int i = 0; i < kN; ++i) {
@@ -112,10 +117,12 @@ TEST(Engine, BatchedGreedyEqualsSoloAndBlocksAreReturned) {
   ASSERT_TRUE(wait_until([&] { return e->metrics().kv_blocks_used == 0; }));
 }
 
-TEST(Engine, RepeatedPromptHitsThePrefixCache) {
+TEST_P(EngineCache, RepeatedPromptHitsThePrefixCache) {
   EngineOptions opt;
   opt.kv_blocks = 32;
-  auto e = make_engine(opt);
+  model::ModelOptions mo;
+  mo.fp8_kv_cache = GetParam();
+  auto e = make_engine(opt, mo);
   auto p = prompt_of(200, 1);
   auto first = collect(*e->submit(p, greedy(4)));
   EXPECT_EQ(first.usage.cached_tokens, 0);
@@ -126,6 +133,9 @@ TEST(Engine, RepeatedPromptHitsThePrefixCache) {
   auto m = e->metrics();
   EXPECT_EQ(m.cached_prompt_tokens, 192u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Formats, EngineCache, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "fp8" : "bf16"; });
 
 TEST(Engine, PreemptionUnderATinyPoolStillFinishesEveryRequest) {
   EngineOptions opt;

@@ -8,7 +8,7 @@ namespace dsinfer::engine {
 namespace {
 
 struct SchedulerFixture : ::testing::Test {
-  cache::KvPool pool{1, 4, DType::kF32, 8};  // 8 blocks of 64 tokens
+  cache::KvPool pool{model::KvCacheSpec{1, 4, 0, DType::kF32}, 8};  // 8 blocks of 64 tokens
   cache::BlockManager bm{pool, 1};
   std::vector<std::unique_ptr<Sequence>> seqs;
 
