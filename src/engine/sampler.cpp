@@ -1,6 +1,7 @@
 #include "engine/sampler.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -10,7 +11,7 @@
 namespace dsinfer::engine {
 
 Sampler::Sampler(int64_t vocab_size)
-    : vocab_(vocab_size), work_(size_t(vocab_size)), counts_(size_t(vocab_size)), stamp_(size_t(vocab_size), 0) {}
+    : vocab_(vocab_size), work_(size_t(vocab_size)), w_(size_t(vocab_size)), counts_(size_t(vocab_size)), stamp_(size_t(vocab_size), 0) {}
 
 void Sampler::apply_penalties(const SamplingContext& ctx) {
   const SamplingParams& p = *ctx.params;
@@ -42,61 +43,77 @@ void Sampler::apply_penalties(const SamplingContext& ctx) {
 }
 
 int32_t Sampler::draw(const SamplingParams& p, uint64_t& rng) {
-  const double inv_t = 1.0 / p.temperature;
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < vocab_; ++i) mx = std::max(mx, work_[size_t(i)]);
-  // Unnormalised weights relative to the most likely token (which has weight 1).
-  auto weight = [&](float l) { return std::exp(double(l - mx) * inv_t); };
+  // Unnormalised weights relative to the most likely token (weight 1), computed once.
+  const float mx = kernels::max_value(work_.data(), vocab_);
+  const double total = kernels::exp_weights(work_.data(), vocab_, mx, float(1.0 / p.temperature), w_.data());
+  const float min_w = float(p.min_p);  // min_p is relative to the best token's weight, 1
   if (p.top_k == 0 && p.top_p >= 1.0) {  // no ranking needed: one pass over the vocabulary
     double kept = 0;
-    for (int64_t i = 0; i < vocab_; ++i) {
-      double w = weight(work_[size_t(i)]);
-      kept += w >= p.min_p ? w : 0;
-    }
+    for (int64_t i = 0; i < vocab_; ++i) kept += w_[size_t(i)] >= min_w ? w_[size_t(i)] : 0.0f;
     double target = kernels::uniform01(rng) * kept, run = 0;
     int32_t last = 0;
     for (int64_t i = 0; i < vocab_; ++i) {
-      double w = weight(work_[size_t(i)]);
-      if (w < p.min_p) continue;
+      if (w_[size_t(i)] < min_w) continue;
       last = int32_t(i);
-      run += w;
+      run += w_[size_t(i)];
       if (run > target) return last;
     }
     return last;
   }
-  double total = 0;
-  for (int64_t i = 0; i < vocab_; ++i) total += weight(work_[size_t(i)]);
-  // Candidates by probability (descending, ties by lower id), only as many as needed: top_k, or
-  // a partial sort grown until it covers the top_p mass.
+  // Candidates without sorting the vocabulary: bucket the weights by float exponent. Every token
+  // of a higher bucket ranks above every token of a lower one, so the kept prefix (top_k tokens,
+  // or the top_p mass, whichever ends first) ends in the higher of the bucket where the count
+  // reaches top_k and the bucket where the mass reaches top_p; one bucket more guards against
+  // rounding in the order of summation.
+  std::array<double, 256> mass{};
+  std::array<int64_t, 256> count{};
+  for (int64_t i = 0; i < vocab_; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &w_[size_t(i)], sizeof bits);
+    mass[(bits >> 23) & 0xff] += w_[size_t(i)];
+    count[(bits >> 23) & 0xff]++;
+  }
+  const double need = p.top_p >= 1.0 ? INFINITY : p.top_p * total;
+  const int64_t need_k = p.top_k > 0 ? p.top_k : vocab_;
+  double acc = 0;
+  int64_t seen = 0;
+  int b = 255;
+  for (; b > 0; --b) {
+    acc += mass[size_t(b)];
+    seen += count[size_t(b)];
+    if (acc >= need || seen >= need_k) break;
+  }
+  b = std::max(b - 1, 0);
+  const uint32_t low = uint32_t(b) << 23;  // the smallest weight of bucket b (0 for bucket 0)
+  float cut;
+  std::memcpy(&cut, &low, sizeof cut);
+  cut = std::max(cut, min_w);
+  cand_.clear();
+  for (int64_t i = 0; i < vocab_; ++i)
+    if (w_[size_t(i)] >= cut) cand_.push_back({work_[size_t(i)], int32_t(i)});
+  // By probability, descending; ties by lower id.
   auto better = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   };
-  cand_.resize(size_t(vocab_));
-  for (int64_t i = 0; i < vocab_; ++i) cand_[size_t(i)] = {work_[size_t(i)], int32_t(i)};
-  const int64_t limit = p.top_k > 0 ? std::min(p.top_k, vocab_) : vocab_;
-  int64_t sorted = p.top_p >= 1.0 ? limit : std::min<int64_t>(limit, 64);
-  for (;;) {
-    std::partial_sort(cand_.begin(), cand_.begin() + sorted, cand_.end(), better);
-    if (sorted >= limit) break;
-    double mass = 0;
-    for (int64_t i = 0; i < sorted; ++i) mass += weight(cand_[size_t(i)].first);
-    if (mass >= p.top_p * total) break;
-    sorted = std::min(limit, sorted * 4);
+  if (p.top_k > 0 && int64_t(cand_.size()) > p.top_k) {
+    std::nth_element(cand_.begin(), cand_.begin() + p.top_k, cand_.end(), better);
+    cand_.resize(size_t(p.top_k));
   }
+  std::sort(cand_.begin(), cand_.end(), better);
   double cum = 0;
-  int64_t kept = 0;
-  for (int64_t i = 0; i < sorted; ++i) {
-    double w = weight(cand_[size_t(i)].first);
-    if (i > 0 && (w < p.min_p || cum >= p.top_p * total)) break;
+  size_t kept = 0;
+  for (size_t i = 0; i < cand_.size(); ++i) {
+    const double w = w_[size_t(cand_[i].second)];
+    if (i > 0 && (w < min_w || cum >= p.top_p * total)) break;
     cum += w;
     kept = i + 1;
   }
   double target = kernels::uniform01(rng) * cum, run = 0;
-  for (int64_t i = 0; i < kept; ++i) {
-    run += weight(cand_[size_t(i)].first);
-    if (run > target) return cand_[size_t(i)].second;
+  for (size_t i = 0; i < kept; ++i) {
+    run += w_[size_t(cand_[i].second)];
+    if (run > target) return cand_[i].second;
   }
-  return cand_[size_t(kept - 1)].second;
+  return cand_[kept - 1].second;
 }
 
 int32_t Sampler::sample(const float* logits, const SamplingContext& ctx, TokenLogprob* lp) {
@@ -115,20 +132,18 @@ int32_t Sampler::sample(const float* logits, const SamplingContext& ctx, TokenLo
 }
 
 void Sampler::logprobs(const float* logits, int32_t id, int64_t k, TokenLogprob& out) {
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < vocab_; ++i) mx = std::max(mx, logits[i]);
-  double sum = 0;
-  for (int64_t i = 0; i < vocab_; ++i) sum += std::exp(double(logits[i] - mx));
-  const double lse = double(mx) + std::log(sum);
+  const float mx = kernels::max_value(logits, vocab_);
+  const double lse = double(mx) + std::log(kernels::exp_weights(logits, vocab_, mx, 1.0f, w_.data()));
   out.id = id;
   out.logprob = float(double(logits[id]) - lse);
   out.top.clear();
   if (k <= 0) return;
   cand_.resize(size_t(vocab_));
   for (int64_t i = 0; i < vocab_; ++i) cand_[size_t(i)] = {logits[i], int32_t(i)};
-  std::partial_sort(cand_.begin(), cand_.begin() + k, cand_.end(), [](const auto& a, const auto& b) {
-    return a.first > b.first || (a.first == b.first && a.second < b.second);
-  });
+  auto better = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+  k = std::min(k, vocab_);
+  std::nth_element(cand_.begin(), cand_.begin() + (k - 1), cand_.end(), better);
+  std::sort(cand_.begin(), cand_.begin() + k, better);
   for (int64_t i = 0; i < k; ++i) out.top.push_back({cand_[size_t(i)].second, float(double(cand_[size_t(i)].first) - lse)});
 }
 

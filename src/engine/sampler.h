@@ -32,7 +32,7 @@ class Sampler {
 
  private:
   int64_t vocab_;
-  std::vector<float> work_;
+  std::vector<float> work_, w_;  // logits after penalties; their softmax weights
   std::vector<int32_t> idx_, counts_;
   std::vector<uint32_t> stamp_;
   uint32_t epoch_ = 0;

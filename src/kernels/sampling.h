@@ -7,6 +7,13 @@
 namespace dsinfer::kernels {
 
 int32_t argmax(const float* logits, int64_t n);  // ties: the lowest id
+float max_value(const float* x, int64_t n);
+
+// Unnormalised softmax weights w[i] = exp((x[i] - shift) * scale) (shift = the max and scale =
+// 1 / temperature give weights in (0, 1]); returns their sum, accumulated in double. One
+// vectorised pass: a sampler over a 129K vocabulary calls it once per token instead of taking
+// a double exp per entry in every pass.
+double exp_weights(const float* x, int64_t n, float shift, float scale, float* w);
 
 // Samples from softmax(logits / temperature) using a uniform draw u in [0, 1).
 int32_t sample_temperature(const float* logits, int64_t n, float temperature, double u);

@@ -130,6 +130,55 @@ TEST(Sampler, TopKTopPAndMinPRestrictTheCandidates) {
   EXPECT_GT(draws(broad).size(), 50u);
 }
 
+// The sampler's candidates (found through a histogram of weights, never a full sort) against a
+// plain reference: sort everything, keep the top_k / top_p / min_p prefix, renormalise. Every
+// draw must fall in the reference's kept set and the frequencies must follow its probabilities.
+TEST(Sampler, FiltersMatchAFullSortReference) {
+  const int64_t n = 4000;
+  std::vector<float> l(static_cast<size_t>(n));
+  uint64_t st = 17;
+  for (auto& v : l) v = float(std::sqrt(-2 * std::log(kernels::uniform01(st) + 1e-300)) * 2.5);  // a long right tail
+  struct Case {
+    double t, top_p, min_p;
+    int64_t top_k;
+  };
+  Sampler s(n);
+  std::vector<int32_t> none;
+  for (Case c : {Case{0.8, 0.5, 0, 0}, Case{1.0, 1.0, 0, 7}, Case{0.7, 0.8, 0, 5}, Case{1.2, 1.0, 0.2, 0}, Case{0.9, 0.95, 0.05, 40}}) {
+    std::vector<std::pair<float, int32_t>> order;
+    for (int64_t i = 0; i < n; ++i) order.push_back({l[size_t(i)], int32_t(i)});
+    std::sort(order.begin(), order.end(), [](auto& a, auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+    const double mx = order[0].first;
+    double total = 0;
+    for (auto& o : order) total += std::exp((o.first - mx) / c.t);
+    std::map<int32_t, double> keep;
+    double cum = 0;
+    for (size_t i = 0; i < order.size(); ++i) {
+      double w = std::exp((order[i].first - mx) / c.t);
+      if (i > 0 && (w < c.min_p || cum >= c.top_p * total || (c.top_k > 0 && int64_t(i) >= c.top_k))) break;
+      cum += w;
+      keep[order[i].second] = w;
+    }
+    ASSERT_LT(keep.size(), 200u) << "the case should keep a small set";
+    ASSERT_GT(keep.size(), 1u) << "and more than one token";
+    SamplingParams p;
+    p.temperature = c.t;
+    p.top_p = c.top_p;
+    p.top_k = c.top_k;
+    p.min_p = c.min_p;
+    uint64_t rng = 99;
+    SamplingContext ctx{&p, none.data(), 0, 0, &rng};
+    const int draws = 8000;
+    std::map<int32_t, int> seen;
+    for (int i = 0; i < draws; ++i) ++seen[s.sample(l.data(), ctx, nullptr)];
+    for (auto& [id, cnt] : seen) ASSERT_TRUE(keep.count(id)) << "token " << id << " outside the reference set, t " << c.t;
+    for (auto& [id, w] : keep) {
+      const double prob = w / cum, f = double(seen[id]) / draws;
+      EXPECT_NEAR(f, prob, 5 * std::sqrt(prob * (1 - prob) / draws) + 1e-3) << "token " << id << " t " << c.t;
+    }
+  }
+}
+
 TEST(Sampler, LogprobsAreLogSoftmaxWithTopAlternatives) {
   std::vector<float> l = {1.0f, 2.0f, 0.5f};
   Sampler s(3);

@@ -152,6 +152,31 @@ TEST(Ops, V2GateDoesNotScaleNormalisedWeights) {
   EXPECT_NEAR(w[0] + w[1], 16.0, 1e-5);
 }
 
+// The vectorised max, argmax and softmax weights against plain loops, with ties and a tail that
+// is not a multiple of the vector width.
+TEST(Ops, MaxArgmaxAndExpWeightsMatchScalarLoops) {
+  for (int64_t n : {1, 15, 16, 17, 1000, 129280}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    uint64_t s = uint64_t(n);
+    for (auto& v : x) v = float(uniform01(s) * 40 - 30);
+    if (n > 20) x[size_t(n - 3)] = x[7] = 11.0f;  // a tie at the maximum: the lower id wins
+    float mx = x[0];
+    int64_t arg = 0;
+    for (int64_t i = 1; i < n; ++i)
+      if (x[size_t(i)] > mx) mx = x[size_t(i)], arg = i;
+    EXPECT_EQ(max_value(x.data(), n), mx) << n;
+    EXPECT_EQ(argmax(x.data(), n), arg) << n;
+    std::vector<float> w(static_cast<size_t>(n));
+    double sum = exp_weights(x.data(), n, mx, 1.25f, w.data()), ref_sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      double ref = std::exp(double((x[size_t(i)] - mx) * 1.25f));  // the same float argument
+      ref_sum += ref;
+      ASSERT_NEAR(w[size_t(i)], ref, 4e-7 * ref + 1e-37) << "n " << n << " i " << i;
+    }
+    EXPECT_NEAR(sum, ref_sum, 1e-6 * ref_sum) << n;
+  }
+}
+
 TEST(Ops, SamplingIsSeededAndGreedyAtZeroTemperature) {
   float logits[5] = {0.1f, 2, 1.9f, -1, 0};
   EXPECT_EQ(argmax(logits, 5), 1);
