@@ -22,21 +22,30 @@ struct Entry {
 struct Profile {
   std::mutex mu;
   std::vector<Entry> entries;
-  ~Profile() {
+
+  void print() {
+    std::lock_guard<std::mutex> lock(mu);
     if (entries.empty()) return;
+    std::vector<Entry> sorted = entries;
     double total = 0;
-    for (const Entry& e : entries) total = std::max(total, e.seconds);
-    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.seconds > b.seconds; });
+    for (const Entry& e : sorted) total = std::max(total, e.seconds);
+    std::sort(sorted.begin(), sorted.end(), [](const Entry& a, const Entry& b) { return a.seconds > b.seconds; });
     std::fprintf(stderr, "profile (DSINFER_PROFILE; nested regions overlap; %% of the largest):\n");
-    for (const Entry& e : entries)
+    for (const Entry& e : sorted)
       std::fprintf(stderr, "  %-28s %9lld calls %10.3f s %6.1f%%\n", e.name, static_cast<long long>(e.calls), e.seconds,
                    100 * e.seconds / total);
   }
 };
 
+// Never destroyed: threads still running at exit (an engine mid-step) may add to it while the
+// atexit handler prints.
 Profile& profile() {
-  static Profile p;
-  return p;
+  static Profile* p = [] {
+    auto* created = new Profile;
+    std::atexit([] { profile().print(); });
+    return created;
+  }();
+  return *p;
 }
 
 }  // namespace
