@@ -80,13 +80,15 @@ int run(Args& args) {
 
   auto tok = tokenizer::Tokenizer::from_dir(dir);
   auto m = model::DeepSeekModel::load(dir, mo);
+  const DType kv_dtype = m->cache_dtype();
+  const char* kv_name = kv_dtype == DType::kF8E4M3 ? "fp8" : kv_dtype == DType::kBF16 ? "bf16" : "fp32";
   uint64_t fp = engine::Engine::fingerprint(dir, *m);
   engine::Engine eng(std::move(m), std::move(tok), eo, fp);
   LiveAccounting accounting(ac, now_seconds());
   serve::Server server(eng, so, accounting.hooks());
   int port = server.bind();
-  std::printf("dsinfer serve: model '%s' (context %lld tokens, KV cache %lld tokens) listening on http://%s:%d\n",
-              so.model_names[0].c_str(), (long long)eng.max_model_len(), (long long)eng.kv_capacity_tokens(),
+  std::printf("dsinfer serve: model '%s' (context %lld tokens, KV cache %lld tokens in %s) listening on http://%s:%d\n",
+              so.model_names[0].c_str(), (long long)eng.max_model_len(), (long long)eng.kv_capacity_tokens(), kv_name,
               so.host.c_str(), port);
   std::fflush(stdout);
 
