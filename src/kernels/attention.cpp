@@ -124,7 +124,7 @@ void mla_decode(const float* q, int64_t s_q, int64_t heads, const LatentCacheVie
 
 void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t s_q,
                  int64_t context_len, int64_t heads, int64_t d_qk, int64_t dv, float softmax_scale, float* out,
-                 int64_t ldo) {
+                 int64_t ldo, float* lse, bool causal) {
   constexpr int64_t kQTile = 16, kKTile = 64;
   const int64_t q_tiles = (s_q + kQTile - 1) / kQTile;
   parallel_for(size_t(heads * q_tiles), 1, [&](size_t wb, size_t we) {
@@ -141,10 +141,12 @@ void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const
       std::fill(acc.begin(), acc.begin() + R * dv, 0.0f);
       std::fill(st.m, st.m + R, kNegInf);
       std::fill(st.l, st.l + R, 0.0f);
-      const int64_t last_visible = context_len - s_q + i0 + R;  // keys the tile's last query sees
+      // Keys the tile's last query sees.
+      const int64_t last_visible = causal ? context_len - s_q + i0 + R : context_len;
       for (int64_t t0 = 0; t0 < last_visible; t0 += kKTile) {
         const int64_t n = std::min(kKTile, last_visible - t0);
-        for (int64_t r = 0; r < R; ++r) visible[size_t(r)] = context_len - s_q + i0 + r + 1 - t0;
+        for (int64_t r = 0; r < R; ++r)
+          visible[size_t(r)] = causal ? context_len - s_q + i0 + r + 1 - t0 : context_len - t0;
         detail::TileArgs a{q + i0 * ldq + h * d_qk, ldq, R, d_qk, dv, k + t0 * ldk + h * d_qk, ldk,
                            v + t0 * ldv + h * dv, ldv, n, visible.data(), softmax_scale, scores.data()};
         detail::attend_tile(a, st);
@@ -153,9 +155,25 @@ void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const
         float* o = out + (i0 + r) * ldo + h * dv;
         const float inv = 1.0f / st.l[r];
         for (int64_t c = 0; c < dv; ++c) o[c] = acc[size_t(r * dv + c)] * inv;
+        if (lse) lse[h * s_q + i0 + r] = st.l[r] > 0 ? st.m[r] + std::log(st.l[r]) : kNegInf;
       }
     }
   });
+}
+
+void attention_merge(float* out, int64_t ldo, float* lse, const float* part, int64_t ld_part, const float* part_lse,
+                     int64_t rows, int64_t heads, int64_t dv) {
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float a = lse[h * rows + r], b = part_lse[h * rows + r];
+      if (b == kNegInf) continue;  // the part saw no key
+      const float m = std::max(a, b);
+      const float wa = a == kNegInf ? 0.0f : std::exp(a - m), wb = std::exp(b - m), inv = 1.0f / (wa + wb);
+      float* o = out + r * ldo + h * dv;
+      const float* p = part + r * ld_part + h * dv;
+      for (int64_t c = 0; c < dv; ++c) o[c] = (o[c] * wa + p[c] * wb) * inv;
+      lse[h * rows + r] = m + std::log(wa + wb);
+    }
 }
 
 }  // namespace dsinfer::kernels

@@ -39,10 +39,19 @@ void mla_decode(const float* q, int64_t s_q, int64_t heads, const LatentCacheVie
                 float* lse);
 
 // q [s_q, heads, d_qk] (row stride ldq per token), k [L, heads, d_qk] (ldk), v [L, heads, dv]
-// (ldv); out [s_q, heads, dv] (ldo). The s_q queries are the last s_q of the L tokens.
+// (ldv); out [s_q, heads, dv] (ldo). Causal: the s_q queries are the last s_q of the L tokens.
+// Not causal: every query sees all L keys (a tile of cached context that precedes the queries).
+// lse [heads, s_q] (natural log of the softmax denominator; nullable) lets partial results over
+// disjoint key ranges be merged (attention_merge).
 void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t s_q,
                  int64_t context_len, int64_t heads, int64_t d_qk, int64_t dv, float softmax_scale, float* out,
-                 int64_t ldo);
+                 int64_t ldo, float* lse = nullptr, bool causal = true);
+
+// Folds a partial attention result over other keys (part [rows, heads, dv] with row stride
+// ld_part, part_lse [heads, rows]) into out/lse (same shapes, row stride ldo): both become the
+// attention over the union of the two key sets.
+void attention_merge(float* out, int64_t ldo, float* lse, const float* part, int64_t ld_part, const float* part_lse,
+                     int64_t rows, int64_t heads, int64_t dv);
 
 // The previous name of mla_prefill.
 inline void causal_attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv,

@@ -12,8 +12,13 @@
 
 namespace dsinfer::model {
 
-MlaAttention::MlaAttention(const ModelConfig& cfg, const AttentionWeights& w, Precision precision)
+MlaAttention::MlaAttention(const ModelConfig& cfg, const AttentionWeights& w, Precision precision,
+                           int64_t workspace_bytes)
     : cfg_(cfg), w_(w), precision_(precision) {
+  // Floats a context token costs in the non-absorbed form: its latent row, the kv_b output, K, V.
+  const int64_t per_token = cfg.latent_dim() + cfg.num_attention_heads * (2 * cfg.qk_nope_head_dim +
+                                                                          cfg.qk_rope_head_dim + 2 * cfg.v_head_dim);
+  context_tile_ = std::max<int64_t>(64, workspace_bytes / (per_token * int64_t(sizeof(float))) / 64 * 64);
   const int64_t H = cfg.num_attention_heads, nope = cfg.qk_nope_head_dim, vd = cfg.v_head_dim;
   if (w.q_a) q_a_ = kernels::pack_matrix(*w.q_a);
   q_proj_ = kernels::pack_matrix(w.q);
@@ -77,18 +82,16 @@ void MlaAttention::forward(const float* x, const Batch& batch, const kernels::La
   kernels::linear(attn_.data(), T, H * cfg_.v_head_dim, o_, out, hidden, act(o_));
 }
 
-void MlaAttention::attend_non_absorbed(const SequenceChunk& s, const kernels::LatentCacheView& cache, float* attn_out) {
+void MlaAttention::decompress(const SequenceChunk& s, const kernels::LatentCacheView& cache, int64_t t0, int64_t n) {
   const int64_t H = cfg_.num_attention_heads, nope = cfg_.qk_nope_head_dim, rope = cfg_.qk_rope_head_dim;
   const int64_t qk = nope + rope, vd = cfg_.v_head_dim, lora = cfg_.kv_lora_rank, d = lora + rope;
-  const int64_t L = s.cached_tokens + s.num_tokens;
-  // Decompress every context token: {L, H, nope + v}.
-  grow(ctx_, L * d);
-  kernels::latent_cache_gather(cache, s.block_table, 0, L, ctx_.data());
-  grow(kvb_, L * H * (nope + vd));
-  kernels::linear(ctx_.data(), L, d, kv_b_, kvb_.data(), H * (nope + vd), act(kv_b_));
-  grow(k_, L * H * qk);
-  grow(v_, L * H * vd);
-  for (int64_t t = 0; t < L; ++t)
+  grow(ctx_, n * d);
+  kernels::latent_cache_gather(cache, s.block_table, t0, n, ctx_.data());
+  grow(kvb_, n * H * (nope + vd));
+  kernels::linear(ctx_.data(), n, d, kv_b_, kvb_.data(), H * (nope + vd), act(kv_b_));
+  grow(k_, n * H * qk);
+  grow(v_, n * H * vd);
+  for (int64_t t = 0; t < n; ++t)
     for (int64_t h = 0; h < H; ++h) {
       const float* src = kvb_.data() + (t * H + h) * (nope + vd);
       float* k = k_.data() + (t * H + h) * qk;
@@ -96,8 +99,35 @@ void MlaAttention::attend_non_absorbed(const SequenceChunk& s, const kernels::La
       std::memcpy(k + nope, ctx_.data() + t * d + lora, size_t(rope) * sizeof(float));
       std::memcpy(v_.data() + (t * H + h) * vd, src + nope, size_t(vd) * sizeof(float));
     }
-  kernels::mla_prefill(q_.data() + s.first_token * H * qk, H * qk, k_.data(), H * qk, v_.data(), H * vd, s.num_tokens, L,
-                       H, qk, vd, float(cfg_.softmax_scale()), attn_out + s.first_token * H * vd, H * vd);
+}
+
+void MlaAttention::attend_non_absorbed(const SequenceChunk& s, const kernels::LatentCacheView& cache, float* attn_out) {
+  const int64_t H = cfg_.num_attention_heads, qk = cfg_.qk_nope_head_dim + cfg_.qk_rope_head_dim;
+  const int64_t vd = cfg_.v_head_dim, n = s.num_tokens, L = s.cached_tokens + n;
+  const float* q = q_.data() + s.first_token * H * qk;
+  float* out = attn_out + s.first_token * H * vd;
+  const float scale = float(cfg_.softmax_scale());
+  if (L <= context_tile_) {  // the whole context at once
+    decompress(s, cache, 0, L);
+    kernels::mla_prefill(q, H * qk, k_.data(), H * qk, v_.data(), H * vd, n, L, H, qk, vd, scale, out, H * vd);
+    return;
+  }
+  // A long context: the chunk attends causally to itself, then each tile of the cached context
+  // (wholly visible to every query) is folded in through the log-sum-exps, so the decompressed
+  // K and V never exceed one tile (or the chunk, which the step's token budget bounds).
+  grow(lse_, H * n);
+  grow(part_lse_, H * n);
+  grow(part_, n * H * vd);
+  decompress(s, cache, s.cached_tokens, n);
+  kernels::mla_prefill(q, H * qk, k_.data(), H * qk, v_.data(), H * vd, n, n, H, qk, vd, scale, out, H * vd,
+                       lse_.data(), true);
+  for (int64_t t0 = 0; t0 < s.cached_tokens; t0 += context_tile_) {
+    const int64_t len = std::min(context_tile_, s.cached_tokens - t0);
+    decompress(s, cache, t0, len);
+    kernels::mla_prefill(q, H * qk, k_.data(), H * qk, v_.data(), H * vd, n, len, H, qk, vd, scale, part_.data(),
+                         H * vd, part_lse_.data(), false);
+    kernels::attention_merge(out, H * vd, lse_.data(), part_.data(), H * vd, part_lse_.data(), n, H, vd);
+  }
 }
 
 void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>& seqs,

@@ -22,7 +22,11 @@ namespace dsinfer::model {
 
 class MlaAttention {
  public:
-  MlaAttention(const ModelConfig& cfg, const AttentionWeights& w, Precision precision = Precision::kDefault);
+  // workspace_bytes bounds the decompressed context a prefill chunk holds at once (the
+  // non-absorbed form's K and V): longer contexts are attended tile by tile and merged.
+  MlaAttention(const ModelConfig& cfg, const AttentionWeights& w, Precision precision = Precision::kDefault,
+               int64_t workspace_bytes = kDefaultAttentionWorkspace);
+  static constexpr int64_t kDefaultAttentionWorkspace = int64_t(256) << 20;
 
   // x: normed hidden states [T, hidden]; cos/sin: rope tables [T, rope/2]; out [T, hidden].
   void forward(const float* x, const Batch& batch, const kernels::LatentCacheView& cache, const float* cos,
@@ -32,6 +36,8 @@ class MlaAttention {
   void attend_absorbed(const Batch& batch, const std::vector<size_t>& seqs, const kernels::LatentCacheView& cache,
                        float* attn_out);
   void attend_non_absorbed(const SequenceChunk& s, const kernels::LatentCacheView& cache, float* attn_out);
+  // K [n, H, qk] and V [n, H, v] of context tokens [t0, t0 + n) into k_ and v_.
+  void decompress(const SequenceChunk& s, const kernels::LatentCacheView& cache, int64_t t0, int64_t n);
   // out [H, n, w.rows] = in [H, n, k] x each head's w, as one masked grouped GEMM.
   void heads_gemm(const float* in, int64_t n, int64_t k, const std::vector<kernels::PackedMatrix>& w,
                   const std::vector<const kernels::PackedMatrix*>& w_ptrs, float* out);
@@ -40,11 +46,12 @@ class MlaAttention {
   const ModelConfig& cfg_;
   const AttentionWeights& w_;
   Precision precision_;
+  int64_t context_tile_;  // tokens of context decompressed at once in the non-absorbed form
   kernels::PackedMatrix q_a_, q_proj_, kv_a_, kv_b_, o_;
   std::vector<kernels::PackedMatrix> uk_t_, uv_;  // per head: W_UKᵀ [kv_lora, nope], W_UV [v, kv_lora]
   std::vector<const kernels::PackedMatrix*> uk_t_ptr_, uv_ptr_;
   // Scratch, grown on demand and reused across steps.
-  std::vector<float> q_, qa_, kv_, attn_, ctx_, kvb_, k_, v_, qabs_, olat_, heads_in_, heads_out_;
+  std::vector<float> q_, qa_, kv_, attn_, ctx_, kvb_, k_, v_, qabs_, olat_, heads_in_, heads_out_, part_, lse_, part_lse_;
   std::vector<int32_t> tables_, seqlens_, counts_;
   std::vector<int64_t> rows_;
 };

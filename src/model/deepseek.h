@@ -29,6 +29,9 @@ struct ModelOptions {
   // 656 instead of 1,152 bytes a token-layer for V3, so about 1.76x the tokens in the same
   // memory. Serving precision only; kFp32 keeps an fp32 cache for verification.
   bool fp8_kv_cache = false;
+  // Bound on the decompressed K/V a prefill chunk holds at once; longer cached contexts are
+  // attended in tiles (MlaAttention). Tests shrink it to force tiling.
+  int64_t attention_workspace_bytes = MlaAttention::kDefaultAttentionWorkspace;
   AttentionMode attention = AttentionMode::kAuto;
   MoeExecutor* executor = nullptr;      // nullptr: LocalMoe
   RoutingObserver* observer = nullptr;  // told every layer's routing

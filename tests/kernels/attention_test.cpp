@@ -76,6 +76,41 @@ TEST(Attention, CausalAttentionMatchesNaiveSoftmax) {
     }
 }
 
+// Non-causal prefill over a key range with its lse, and the merge of two disjoint key ranges,
+// against the naive softmax over all keys: how a chunk's attention over a long cached context
+// is assembled tile by tile.
+TEST(Attention, PrefillLseAndMergeOfKeyRangesMatchNaiveSoftmax) {
+  const int64_t heads = 3, dqk = 24, dv = 16, ctx = 200, s_q = 37, split = 83;
+  auto q = ref::randn(size_t(s_q * heads * dqk), 4), k = ref::randn(size_t(ctx * heads * dqk), 5),
+       v = ref::randn(size_t(ctx * heads * dv), 6);
+  auto score = [&](int64_t i, int64_t h, int64_t j) {
+    double s = 0;
+    for (int64_t d = 0; d < dqk; ++d) s += double(q[size_t((i * heads + h) * dqk + d)]) * k[size_t((j * heads + h) * dqk + d)];
+    return 0.3 * s;
+  };
+  // Part A: keys [0, split), every query sees all of them. Part B: keys [split, ctx), causal.
+  std::vector<float> a(size_t(s_q * heads * dv)), b(a.size()), lse_a(size_t(heads * s_q)), lse_b(lse_a.size());
+  mla_prefill(q.data(), heads * dqk, k.data(), heads * dqk, v.data(), heads * dv, s_q, split, heads, dqk, dv, 0.3f,
+              a.data(), heads * dv, lse_a.data(), false);
+  mla_prefill(q.data(), heads * dqk, k.data() + split * heads * dqk, heads * dqk, v.data() + split * heads * dv,
+              heads * dv, s_q, ctx - split, heads, dqk, dv, 0.3f, b.data(), heads * dv, lse_b.data(), true);
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t i = 0; i < s_q; ++i) {
+      double m = -1e300, sum = 0;
+      for (int64_t j = 0; j < split; ++j) m = std::max(m, score(i, h, j));
+      for (int64_t j = 0; j < split; ++j) sum += std::exp(score(i, h, j) - m);
+      ASSERT_NEAR(lse_a[size_t(h * s_q + i)], m + std::log(sum), 1e-4) << "non-causal lse";
+    }
+  attention_merge(a.data(), heads * dv, lse_a.data(), b.data(), heads * dv, lse_b.data(), s_q, heads, dv);
+  for (int64_t i = 0; i < s_q; ++i)
+    for (int64_t h = 0; h < heads; ++h) {
+      auto want = ref::attend(
+          ctx - s_q + i + 1, dv, [&](int64_t j) { return score(i, h, j); },
+          [&](int64_t j, int64_t d) { return double(v[size_t((j * heads + h) * dv + d)]); });
+      for (int64_t d = 0; d < dv; ++d) ASSERT_NEAR(a[size_t((i * heads + h) * dv + d)], want[size_t(d)], 1e-5) << i << " " << h;
+    }
+}
+
 TEST(Attention, Bf16CacheRoundsOnStore) {
   std::vector<uint16_t> rows(64 * 4);
   LatentCacheView v{rows.data(), DType::kBF16, 64, 4};

@@ -157,6 +157,44 @@ TEST(Model, Fp8LatentCacheStaysCloseToBf16) {
   }
 }
 
+// A prefill chunk over a long cached context attends to it tile by tile (a small workspace forces
+// 64-token tiles here) and must give the logits of attending to it at once, in both precisions.
+TEST(Model, TiledLongContextPrefillMatchesOneTile) {
+  for (Precision precision : {Precision::kFp32, Precision::kDefault}) {
+    ModelOptions whole, tiled;
+    whole.precision = tiled.precision = precision;
+    tiled.attention_workspace_bytes = 1;  // the minimum tile, 64 tokens
+    auto a = DeepSeekModel::load(testing::tiny_model("tiny-v3", true), whole);
+    auto b = DeepSeekModel::load(testing::tiny_model("tiny-v3", true), tiled);
+    auto ids = some_tokens(230, 9);
+    auto run = [&](DeepSeekModel& m) {  // chunks of 150, 50 and 30 tokens: 150 and 200 cached
+      cache::KvPool pool(m.cache_spec(), 8);
+      std::vector<int32_t> table;
+      EXPECT_TRUE(pool.allocate(pool.blocks_for(int64_t(ids.size())), table));
+      std::vector<float> all;
+      int64_t done = 0;
+      for (int64_t n : {150, 50, 30}) {
+        Batch batch;
+        batch.add(ids.data() + done, n, done, table.data(), true);
+        std::vector<float> l(size_t(n * m.config().vocab_size));
+        m.forward(batch, pool.view(), l.data());
+        all.insert(all.end(), l.begin(), l.end());
+        done += n;
+      }
+      return all;
+    };
+    auto la = run(*a), lb = run(*b);
+    const double err = rel_l2(lb, la);
+    std::printf("tiled vs one tile, precision %d: logits rel L2 %.2e\n", int(precision), err);
+    EXPECT_LT(err, precision == Precision::kFp32 ? 1e-5 : 2e-3) << "precision " << int(precision);
+    // The first chunk has no cached context: the same single call either way.
+    const size_t first = size_t(150 * a->config().vocab_size);
+    EXPECT_TRUE(std::equal(la.begin(), la.begin() + long(first), lb.begin()));
+    EXPECT_FALSE(std::equal(la.begin() + long(first), la.end(), lb.begin() + long(first)))
+        << "tiles merged through log-sum-exps round differently somewhere";
+  }
+}
+
 TEST(Model, Fp8CacheNeedsServingPrecision) {
   ModelOptions opt;
   opt.precision = Precision::kFp32;
