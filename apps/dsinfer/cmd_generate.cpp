@@ -8,7 +8,7 @@
 #include "base/error.h"
 #include "base/timer.h"
 #include "command.h"
-#include "kernels/sampling.h"
+#include "engine/sampler.h"
 #include "model/deepseek.h"
 #include "model_flags.h"
 #include "parallel/expert_load_recorder.h"
@@ -79,8 +79,13 @@ int run(Args& args) {
   // DeepSeek pads the model's vocabulary past the tokenizer's (129,280 vs 128,815 ids): never
   // pick an id that has no text.
   const int64_t pickable = std::min<int64_t>(cfg.vocab_size, int64_t(tok.vocab_size()));
+  // The server's sampler, so a seeded `generate` draws as a seeded request would.
+  engine::Sampler sampler(pickable);
+  engine::SamplingParams params;
+  params.temperature = temperature;
   auto pick = [&](const std::vector<float>& logits) {
-    return kernels::sample_temperature(logits.data(), pickable, float(temperature), kernels::uniform01(rng));
+    engine::SamplingContext ctx{&params, nullptr, 0, 0, &rng};
+    return sampler.sample(logits.data(), ctx, nullptr);
   };
   double t0 = now_seconds();
   std::vector<int32_t> out{pick(seq.feed(ids, false))};

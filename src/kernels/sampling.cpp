@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "kernels/cpu_features.h"
 #include "kernels/exp_avx512.h"
@@ -62,18 +61,5 @@ double exp_weights(const float* x, int64_t n, float shift, float scale, float* w
   return sum;
 }
 
-int32_t sample_temperature(const float* logits, int64_t n, float temperature, double u) {
-  if (temperature <= 0) return argmax(logits, n);
-  float mx = *std::max_element(logits, logits + n);
-  std::vector<double> p(static_cast<size_t>(n));
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += p[i] = std::exp(double(logits[i] - mx) / temperature);
-  double target = u * sum, run = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    run += p[i];
-    if (run > target) return int32_t(i);
-  }
-  return int32_t(n - 1);
-}
 
 }  // namespace dsinfer::kernels

@@ -15,9 +15,6 @@ float max_value(const float* x, int64_t n);
 // a double exp per entry in every pass.
 double exp_weights(const float* x, int64_t n, float shift, float scale, float* w);
 
-// Samples from softmax(logits / temperature) using a uniform draw u in [0, 1).
-int32_t sample_temperature(const float* logits, int64_t n, float temperature, double u);
-
 // splitmix64: a small, well-mixed generator for per-request sampling streams.
 inline uint64_t splitmix64(uint64_t& state) {
   uint64_t z = (state += 0x9e3779b97f4a7c15ull);

@@ -76,6 +76,23 @@ TEST(Sampler, GreedyIsArgmaxAndPenaltiesChangeIt) {
   EXPECT_EQ(l[1], 3.0f);
 }
 
+// Temperature 0 is the argmax; at temperature 1 the empirical frequencies follow softmax.
+TEST(Sampler, ZeroTemperatureIsArgmaxAndOneFollowsSoftmax) {
+  std::vector<float> logits = {0.1f, 2, 1.9f, -1, 0};
+  Sampler s(5);
+  SamplingParams p;
+  p.temperature = 0;
+  uint64_t state = 42;
+  SamplingContext ctx{&p, nullptr, 0, 0, &state};
+  EXPECT_EQ(s.sample(logits.data(), ctx, nullptr), 1);
+  p.temperature = 1;
+  std::vector<int> counts(5, 0);
+  for (int i = 0; i < 20000; ++i) counts[size_t(s.sample(logits.data(), ctx, nullptr))]++;
+  double z = 0;
+  for (float l : logits) z += std::exp(l);
+  for (int i = 0; i < 5; ++i) EXPECT_NEAR(counts[size_t(i)] / 20000.0, std::exp(logits[i]) / z, 0.015) << i;
+}
+
 TEST(Sampler, SeededSamplingIsReproducibleAndFollowsTheDistribution) {
   const int64_t n = 1000;
   auto l = make_logits(n, 3);

@@ -177,17 +177,20 @@ TEST(Ops, MaxArgmaxAndExpWeightsMatchScalarLoops) {
   }
 }
 
-TEST(Ops, SamplingIsSeededAndGreedyAtZeroTemperature) {
+TEST(Ops, ArgmaxAndUniformDraws) {
   float logits[5] = {0.1f, 2, 1.9f, -1, 0};
   EXPECT_EQ(argmax(logits, 5), 1);
-  EXPECT_EQ(sample_temperature(logits, 5, 0, 0.99), 1);
-  // Empirical frequencies at T=1 follow softmax.
-  uint64_t state = 42;
-  std::vector<int> counts(5, 0);
-  for (int i = 0; i < 20000; ++i) counts[size_t(sample_temperature(logits, 5, 1.0f, uniform01(state)))]++;
-  double z = 0;
-  for (float l : logits) z += std::exp(l);
-  for (int i = 0; i < 5; ++i) EXPECT_NEAR(counts[size_t(i)] / 20000.0, std::exp(logits[i]) / z, 0.015) << i;
+  // uniform01: in [0, 1), reproducible from the state, mean 1/2.
+  uint64_t a = 42, b = 42;
+  double sum = 0;
+  for (int i = 0; i < 20000; ++i) {
+    double u = uniform01(a);
+    ASSERT_EQ(u, uniform01(b));
+    ASSERT_GE(u, 0.0);
+    ASSERT_LT(u, 1.0);
+    sum += u;
+  }
+  EXPECT_NEAR(sum / 20000, 0.5, 0.01);
 }
 
 }  // namespace
