@@ -114,14 +114,6 @@ void mla_decode(const float* q, int64_t batch, int64_t s_q, int64_t h_q, const L
   });
 }
 
-void mla_decode(const float* q, int64_t s_q, int64_t heads, const LatentCacheView& cache,
-                const int32_t* block_table, int64_t context_len, int64_t dv, float softmax_scale, float* out,
-                float* lse) {
-  const int32_t len = int32_t(context_len);
-  mla_decode(q, 1, s_q, heads, cache, block_table, (context_len + cache.block_size - 1) / cache.block_size, &len, dv,
-             softmax_scale, true, out, lse);
-}
-
 void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t s_q,
                  int64_t context_len, int64_t heads, int64_t d_qk, int64_t dv, float softmax_scale, float* out,
                  int64_t ldo, float* lse, bool causal) {

@@ -32,12 +32,6 @@ void mla_decode(const float* q, int64_t batch, int64_t s_q, int64_t h_q, const L
                 float softmax_scale, bool causal, float* out, float* lse,
                 int64_t blocks_per_split = kMlaDefaultBlocksPerSplit);
 
-// One sequence (b = 1), the original signature: q [s_q, heads, dim], out [s_q, heads, dv],
-// lse [heads, s_q].
-void mla_decode(const float* q, int64_t s_q, int64_t heads, const LatentCacheView& cache,
-                const int32_t* block_table, int64_t context_len, int64_t dv, float softmax_scale, float* out,
-                float* lse);
-
 // q [s_q, heads, d_qk] (row stride ldq per token), k [L, heads, d_qk] (ldk), v [L, heads, dv]
 // (ldv); out [s_q, heads, dv] (ldo). Causal: the s_q queries are the last s_q of the L tokens.
 // Not causal: every query sees all L keys (a tile of cached context that precedes the queries).
@@ -52,12 +46,5 @@ void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const
 // attention over the union of the two key sets.
 void attention_merge(float* out, int64_t ldo, float* lse, const float* part, int64_t ld_part, const float* part_lse,
                      int64_t rows, int64_t heads, int64_t dv);
-
-// The previous name of mla_prefill.
-inline void causal_attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv,
-                             int64_t s_q, int64_t context_len, int64_t heads, int64_t d_qk, int64_t dv,
-                             float softmax_scale, float* out, int64_t ldo) {
-  mla_prefill(q, ldq, k, ldk, v, ldv, s_q, context_len, heads, d_qk, dv, softmax_scale, out, ldo);
-}
 
 }  // namespace dsinfer::kernels

@@ -34,7 +34,9 @@ TEST(Attention, MlaDecodeMatchesNaiveSoftmaxWithBottomRightCausality) {
     auto q = ref::randn(size_t(s_q * heads * dim), 99);
     std::vector<float> out(size_t(s_q * heads * dv)), lse(size_t(heads * s_q));
     const float scale = 0.3f;
-    mla_decode(q.data(), s_q, heads, c.view, c.table.data(), len, dv, scale, out.data(), lse.data());
+    const int32_t seqlen = int32_t(len);
+    mla_decode(q.data(), 1, s_q, heads, c.view, c.table.data(), (len + 63) / 64, &seqlen, dv, scale, true, out.data(),
+               lse.data());
     for (int64_t i = 0; i < s_q; ++i)
       for (int64_t h = 0; h < heads; ++h) {
         int64_t visible = len - s_q + i + 1;
@@ -60,8 +62,8 @@ TEST(Attention, CausalAttentionMatchesNaiveSoftmax) {
   auto q = ref::randn(size_t(s_q * heads * dqk), 1), k = ref::randn(size_t(ctx * heads * dqk), 2),
        v = ref::randn(size_t(ctx * heads * dv), 3);
   std::vector<float> out(size_t(s_q * heads * dv));
-  causal_attention(q.data(), heads * dqk, k.data(), heads * dqk, v.data(), heads * dv, s_q, ctx, heads, dqk, dv, 0.2f,
-                   out.data(), heads * dv);
+  mla_prefill(q.data(), heads * dqk, k.data(), heads * dqk, v.data(), heads * dv, s_q, ctx, heads, dqk, dv, 0.2f,
+              out.data(), heads * dv);
   for (int64_t i = 0; i < s_q; ++i)
     for (int64_t h = 0; h < heads; ++h) {
       auto want = ref::attend(
