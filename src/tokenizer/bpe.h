@@ -32,7 +32,6 @@ class BpeModel {
   const std::string& id_to_token(int32_t id) const;
   // One more than the largest id.
   size_t size() const { return id_to_token_.size(); }
-  size_t merge_count() const { return merges_.size(); }
 
  private:
   StringMap vocab_;        // tokenizer.json form

@@ -29,8 +29,6 @@ const Tables& tables() {
 
 }  // namespace
 
-uint32_t byte_to_code_point(uint8_t b) { return tables().to_cp[b]; }
-
 std::optional<std::string> byte_level_to_bytes(std::string_view token) {
   const Tables& t = tables();
   if (!is_valid_utf8(token)) return std::nullopt;
@@ -42,12 +40,6 @@ std::optional<std::string> byte_level_to_bytes(std::string_view token) {
     if (cp >= t.from_cp.size() || t.from_cp[cp] < 0) return std::nullopt;
     out.push_back(char(t.from_cp[cp]));
   }
-  return out;
-}
-
-std::string bytes_to_byte_level(std::string_view bytes) {
-  std::string out;
-  for (char c : bytes) append_code_point(byte_to_code_point(uint8_t(c)), out);
   return out;
 }
 

@@ -11,15 +11,9 @@
 
 namespace dsinfer::tokenizer {
 
-// Code point that byte b is shown as.
-uint32_t byte_to_code_point(uint8_t b);
-
 // The raw bytes a byte-level token stands for, or nullopt when some character of it is not in
 // the alphabet (such a token never comes out of byte-level pre-tokenization).
 std::optional<std::string> byte_level_to_bytes(std::string_view token);
-
-// Raw bytes -> byte-level text (the form tokenizer.json stores).
-std::string bytes_to_byte_level(std::string_view bytes);
 
 // The regex the ByteLevel pre-tokenizer applies when use_regex is true (Oniguruma syntax).
 inline constexpr const char* kByteLevelPattern =
