@@ -41,7 +41,7 @@ namespace {
 
 std::string read_file(const std::string& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
+  if (!in) fail("cannot open ", what, " ", path);
   std::ostringstream ss;
   ss << in.rdbuf();
   if (!in.good() && !in.eof()) fail("cannot read ", what, " ", path);
