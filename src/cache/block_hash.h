@@ -7,15 +7,9 @@
 
 #include <cstdint>
 
-namespace dsinfer::cache {
+#include "base/hash.h"
 
-inline uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
+namespace dsinfer::cache {
 
 // The key of a block whose parent has key `parent` (0 for the first block).
 inline uint64_t block_hash(uint64_t parent, const int32_t* tokens, int64_t n, uint64_t fingerprint) {

@@ -48,7 +48,7 @@ Engine::~Engine() { shutdown(); }
 
 uint64_t Engine::fingerprint(const std::string& dir, const model::DeepSeekModel& model) {
   namespace fs = std::filesystem;
-  uint64_t h = cache::mix64(uint64_t(model.cache_dtype()) + 1);
+  uint64_t h = mix64(uint64_t(model.cache_dtype()) + 1);
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(dir)) {
     auto name = e.path().filename().string();
@@ -199,7 +199,7 @@ std::unique_ptr<Sequence> Engine::make_sequence(Request& r, int index) {
   s->tokens = r.prompt;
   s->tokens.reserve(r.prompt.size() + size_t(r.params.max_tokens));
   s->num_prompt = int64_t(r.prompt.size());
-  s->rng = cache::mix64(r.base_seed + 0x9e3779b97f4a7c15ull * uint64_t(index + 1));
+  s->rng = mix64(r.base_seed + 0x9e3779b97f4a7c15ull * uint64_t(index + 1));
   s->detok = std::make_unique<tokenizer::StreamingDetokenizer>(tokenizer_);
   s->stop = StopMatcher(r.params.stop);
   return s;

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "base/hash.h"
+
 namespace dsinfer::kernels {
 
 int32_t argmax(const float* logits, int64_t n);  // ties: the lowest id
@@ -16,12 +18,7 @@ float max_value(const float* x, int64_t n);
 double exp_weights(const float* x, int64_t n, float shift, float scale, float* w);
 
 // splitmix64: a small, well-mixed generator for per-request sampling streams.
-inline uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+inline uint64_t splitmix64(uint64_t& state) { return mix64(state += 0x9e3779b97f4a7c15ull); }
 inline double uniform01(uint64_t& state) { return double(splitmix64(state) >> 11) * 0x1.0p-53; }
 
 }  // namespace dsinfer::kernels

@@ -1,0 +1,17 @@
+// The splitmix64 finalizer: a cheap, well-mixed 64-bit bijection. Prefix-cache block keys
+// (cache/block_hash.h) and the per-request sampling streams (kernels/sampling.h) both build on it.
+#pragma once
+
+#include <cstdint>
+
+namespace dsinfer {
+
+inline uint64_t mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace dsinfer
