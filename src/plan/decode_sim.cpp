@@ -32,8 +32,6 @@ void validate(const DecodeOptions& o) {
 
 namespace {
 
-enum Stage { kAttention = 0, kDispatch = 1, kShared = 2, kRouted = 3, kCombine = 4 };
-
 struct Setup {
   const model::ModelConfig& model;
   const HardwareCatalog& catalog;
@@ -118,10 +116,12 @@ StepRun run_step(const Setup& s, double batch) {
 
 double tokens_per_step(const Setup& s) { return s.unit.mtp ? 1 + s.opt.mtp_acceptance : 1; }
 
+// KV cache bytes one request of the mean length holds.
+double kv_bytes_per_request(const Setup& s) { return s.cm.kv_bytes_per_token(s.unit.mtp) * s.opt.mean_kv_tokens; }
+
 double max_batch(const Setup& s) {
   double free_bytes = s.hw.hbm_bytes * s.opt.memory_utilization - s.unit.weight_bytes - s.opt.workspace_gb * 1e9;
-  double per_request = s.cm.kv_bytes_per_token(s.unit.mtp) * s.opt.mean_kv_tokens;
-  return std::floor(std::max(0.0, free_bytes) / per_request);
+  return std::floor(std::max(0.0, free_bytes) / kv_bytes_per_request(s));
 }
 
 UnitLayout layout_for(const CostModel& cm, const HardwareProfile& hw, const DecodeOptions& opt) {
@@ -151,7 +151,7 @@ PhaseResult simulate_decode(const model::ModelConfig& model, const HardwareCatal
 
   double batch = opt.batch_per_gpu;
   if (batch > limit)
-    fail("--decode-batch ", batch, " needs ", batch * cm.kv_bytes_per_token(unit.mtp) * opt.mean_kv_tokens / 1e9,
+    fail("--decode-batch ", batch, " needs ", batch * kv_bytes_per_request(s) / 1e9,
          " GB of KV cache per GPU but only ", limit, " requests of --kv-len ", opt.mean_kv_tokens, " fit");
   if (batch <= 0) {
     // Per-request speed falls as the batch grows: the largest batch that still meets the target.
@@ -180,7 +180,7 @@ PhaseResult simulate_decode(const model::ModelConfig& model, const HardwareCatal
   r.tokens_per_s_per_node = r.tokens_per_s_per_gpu * hw.gpus_per_node;
   r.expert_imbalance = step.imbalance;
   r.attention_straggler = step.straggler;
-  r.kv_gb_per_gpu = batch * cm.kv_bytes_per_token(unit.mtp) * opt.mean_kv_tokens / 1e9;
+  r.kv_gb_per_gpu = batch * kv_bytes_per_request(s) / 1e9;
   return r;
 }
 

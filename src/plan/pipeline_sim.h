@@ -14,6 +14,10 @@ namespace dsinfer::plan {
 
 enum class Lane { kCompute = 0, kNetwork = 1 };
 
+// The stages of one MoE layer in issue order (PipelineOp::stage), shared by the prefill and
+// decode graphs so both pipelines order their operations the same way.
+enum Stage { kAttention = 0, kDispatch = 1, kShared = 2, kRouted = 3, kCombine = 4 };
+
 struct PipelineOp {
   std::string name;  // category in the breakdown ("routed experts", "dispatch", ...)
   Lane lane = Lane::kCompute;

@@ -26,8 +26,6 @@ void validate(const PrefillOptions& o) {
 
 namespace {
 
-enum Stage { kAttention = 0, kDispatch = 1, kShared = 2, kRouted = 3, kCombine = 4 };
-
 }  // namespace
 
 PhaseResult simulate_prefill(const model::ModelConfig& model, const HardwareCatalog& catalog,
