@@ -242,9 +242,11 @@ void Server::generate(Endpoint endpoint, const httplib::Request& req, httplib::R
     reply_error(res, e.status, e.what(), e.type, e.param, e.code);
     return;
   } catch (const engine::QueueFull& e) {
+    // Read once: a drain starting between reads would mix a 429 status with a 503 body.
+    const bool accepting = engine_.accepting();
     res.set_header("Retry-After", "1");
-    reply_error(res, engine_.accepting() ? 429 : 503, e.what(), engine_.accepting() ? "rate_limit_error" : "service_unavailable_error",
-                {}, engine_.accepting() ? "rate_limit_exceeded" : "");
+    reply_error(res, accepting ? 429 : 503, e.what(), accepting ? "rate_limit_error" : "service_unavailable_error", {},
+                accepting ? "rate_limit_exceeded" : "");
     return;
   } catch (const Error& e) {
     reply_error(res, 400, e.what(), "invalid_request_error");
