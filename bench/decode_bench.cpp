@@ -32,9 +32,15 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--model") && i + 1 < argc) dir = argv[++i];
     else if (!std::strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) batch = std::max(1, std::atoi(argv[++i]));
-    else if (!std::strcmp(argv[i], "--kv-cache-dtype") && i + 1 < argc) fp8_kv = !std::strcmp(argv[++i], "fp8");
-    else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc)
-      precision = !std::strcmp(argv[++i], "fp32") ? model::Precision::kFp32 : model::Precision::kDefault;
+    else if (!std::strcmp(argv[i], "--kv-cache-dtype") && i + 1 < argc) {
+      const std::string v = argv[++i];
+      if (v != "fp8" && v != "bf16") return std::fprintf(stderr, "--kv-cache-dtype must be bf16 or fp8\n"), 2;
+      fp8_kv = v == "fp8";
+    } else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc) {
+      const std::string v = argv[++i];
+      if (v != "fp32" && v != "default") return std::fprintf(stderr, "--precision must be fp32 or default\n"), 2;
+      precision = v == "fp32" ? model::Precision::kFp32 : model::Precision::kDefault;
+    }
   }
   if (dir.empty()) {
     if (!smoke) {

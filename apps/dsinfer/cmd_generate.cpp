@@ -29,9 +29,7 @@ int run(Args& args) {
   bool json_out = args.flag("json");
   bool chat = args.flag("chat");
   std::string dump_load = args.get_or("dump-expert-load", "");
-  model::ModelOptions opt;
-  opt.precision = parse_precision(args.get_or("precision", "default"));
-  opt.fp8_kv_cache = parse_fp8_kv_cache(args.get_or("kv-cache-dtype", "bf16"));
+  model::ModelOptions opt = model_options(args);
   args.finish();
   check(prompt.has_value() != tokens.has_value(), "give exactly one of --prompt TEXT or --tokens IDS");
   check(max_new >= 1, "--max-new-tokens must be at least 1");
@@ -70,7 +68,6 @@ int run(Args& args) {
     recorder = std::make_unique<parallel::ExpertLoadRecorder>(ro);
     m->set_observer(recorder.get());
   }
-  for (int32_t id : ids) check(id < cfg.vocab_size, "token id ", id, " is outside the vocabulary [0, ", cfg.vocab_size, ")");
   check(int64_t(ids.size()) + max_new <= cfg.max_position_embeddings, "prompt plus --max-new-tokens exceeds the context (",
         cfg.max_position_embeddings, ")");
 

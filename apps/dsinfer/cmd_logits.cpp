@@ -17,9 +17,7 @@ int run(Args& args) {
   std::string dir = args.require("model");
   std::vector<int32_t> ids = parse_id_list(args.require("tokens"), "tokens");
   std::string out = args.require("out");
-  model::ModelOptions opt;
-  opt.precision = parse_precision(args.get_or("precision", "default"));
-  opt.fp8_kv_cache = parse_fp8_kv_cache(args.get_or("kv-cache-dtype", "bf16"));
+  model::ModelOptions opt = model_options(args);
   opt.attention = parse_attention_mode(args.get_or("attention", "auto"));
   int64_t step_from = args.get_int("step-from", -1);
   args.finish();
@@ -30,7 +28,6 @@ int run(Args& args) {
 
   auto m = model::DeepSeekModel::load(dir, opt);
   const int64_t vocab = m->config().vocab_size;
-  for (int32_t id : ids) check(id < vocab, "token id ", id, " is outside the vocabulary [0, ", vocab, ")");
 
   SingleSequence seq(*m, int64_t(ids.size()));
   std::vector<float> all;

@@ -49,9 +49,7 @@ int run(Args& args) {
   so.max_body_bytes = size_t(args.get_double("max-body-mb", double(so.max_body_bytes) / (1 << 20)) * (1 << 20));
   so.http_threads = int(args.get_int("http-threads", so.http_threads));
   so.drain_timeout_s = args.get_double("drain-timeout", so.drain_timeout_s);
-  model::ModelOptions mo;
-  mo.precision = parse_precision(args.get_or("precision", "default"));
-  mo.fp8_kv_cache = parse_fp8_kv_cache(args.get_or("kv-cache-dtype", "bf16"));
+  model::ModelOptions mo = model_options(args);
   AccountingConfig ac;
   ac.prices.input_cache_hit = args.get_double("price-input-cache-hit", ac.prices.input_cache_hit);
   ac.prices.input_cache_miss = args.get_double("price-input-cache-miss", ac.prices.input_cache_miss);

@@ -4,6 +4,8 @@
 #include <string>
 
 #include "base/error.h"
+#include "args.h"
+#include "model/deepseek.h"
 #include "model/forward_options.h"
 
 namespace dsinfer::app {
@@ -19,6 +21,14 @@ inline bool parse_fp8_kv_cache(const std::string& s) {
   if (s == "bf16") return false;
   if (s == "fp8") return true;
   fail("--kv-cache-dtype must be bf16 or fp8, got '", s, "'");
+}
+
+// --precision and --kv-cache-dtype, as every command that runs the model takes them.
+inline model::ModelOptions model_options(Args& args) {
+  model::ModelOptions opt;
+  opt.precision = parse_precision(args.get_or("precision", "default"));
+  opt.fp8_kv_cache = parse_fp8_kv_cache(args.get_or("kv-cache-dtype", "bf16"));
+  return opt;
 }
 
 inline model::AttentionMode parse_attention_mode(const std::string& s) {

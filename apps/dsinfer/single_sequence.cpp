@@ -6,7 +6,7 @@ namespace dsinfer::app {
 
 SingleSequence::SingleSequence(model::DeepSeekModel& m, int64_t max_tokens)
     : model_(m),
-      pool_(m.cache_spec(), std::max<int64_t>(1, (max_tokens + 63) / 64)) {}
+      pool_(m.cache_spec(), std::max<int64_t>(1, (max_tokens + m.cache_spec().block_size - 1) / m.cache_spec().block_size)) {}
 
 std::vector<float> SingleSequence::feed(const std::vector<int32_t>& ids, bool all_logits) {
   int64_t need = pool_.blocks_for(length_ + int64_t(ids.size())) - int64_t(blocks_.size());
