@@ -33,7 +33,8 @@ Engine::Engine(std::unique_ptr<model::DeepSeekModel> model, tokenizer::Tokenizer
   kv_capacity_tokens_ = num_blocks * pool_->block_size();
   scheduler_ = std::make_unique<Scheduler>(*blocks_, SchedulerOptions{options_.max_batch_tokens, options_.max_running});
   // Rows: every running sequence plus the n - 1 siblings a finished prefill may fork.
-  runner_ = std::make_unique<Runner>(*model_, *blocks_, options_.max_batch_tokens, options_.max_running);
+  runner_ = std::make_unique<Runner>(*model_, *blocks_, options_.max_batch_tokens,
+                                     options_.max_running + kMaxChoices - 1);
   // DeepSeek pads the model's vocabulary past the tokenizer's; padded ids have no text and are
   // never sampled (the sampler only sees the first `vocab` logits of each row).
   int64_t vocab = cfg.vocab_size;
@@ -221,10 +222,7 @@ void Engine::abort(Request& r) {
     u.finish = FinishReason::kAbort;
     r.stream->push(std::move(u));
   }
-  Usage usage;
-  usage.prompt_tokens = int64_t(r.prompt.size());
-  usage.cached_tokens = std::max<int64_t>(0, r.cached_tokens);
-  for (auto& s : r.seqs) usage.completion_tokens += s->num_generated();
+  const Usage usage = usage_of(r);
   {
     std::lock_guard lock(metrics_mu_);
     ++metrics_.requests_aborted;
@@ -357,12 +355,17 @@ void Engine::finish_sequence(Sequence& seq, FinishReason reason) {
   ++seq.request->finished;
 }
 
-void Engine::finish_request_if_done(Request& r) {
-  if (r.finished < r.params.n) return;
+Usage Engine::usage_of(const Request& r) {
   Usage u;
   u.prompt_tokens = int64_t(r.prompt.size());
   u.cached_tokens = std::max<int64_t>(0, r.cached_tokens);
   for (auto& s : r.seqs) u.completion_tokens += s->num_generated();
+  return u;
+}
+
+void Engine::finish_request_if_done(Request& r) {
+  if (r.finished < r.params.n) return;
+  const Usage u = usage_of(r);
   {
     // Metrics first: whoever sees the stream finish must also see it counted.
     std::lock_guard lock(metrics_mu_);

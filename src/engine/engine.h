@@ -122,6 +122,8 @@ class Engine {
   std::string decode_piece(Sequence& seq, int32_t id);
   void finish_sequence(Sequence& seq, FinishReason reason);
   void finish_request_if_done(Request& r);
+  // What a request's usage reports: prompt, cached and generated tokens over all its choices.
+  static Usage usage_of(const Request& r);
   std::unique_ptr<Sequence> make_sequence(Request& r, int index);
   void publish_gauges();
 };

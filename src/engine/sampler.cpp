@@ -15,9 +15,8 @@ Sampler::Sampler(int64_t vocab_size)
 
 void Sampler::apply_penalties(const SamplingContext& ctx) {
   const SamplingParams& p = *ctx.params;
+  if (!p.has_penalties()) return;
   const bool rep = p.repetition_penalty != 1.0;
-  const bool freq = p.frequency_penalty != 0.0 || p.presence_penalty != 0.0;
-  if (!rep && !freq) return;
   // stamp_ marks tokens seen in this call without clearing a vocab-sized array each time.
   if (++epoch_ == 0) {
     std::fill(stamp_.begin(), stamp_.end(), 0);
@@ -48,8 +47,11 @@ int32_t Sampler::draw(const SamplingParams& p, uint64_t& rng) {
   const double total = kernels::exp_weights(work_.data(), vocab_, mx, float(1.0 / p.temperature), w_.data());
   const float min_w = float(p.min_p);  // min_p is relative to the best token's weight, 1
   if (p.top_k == 0 && p.top_p >= 1.0) {  // no ranking needed: one pass over the vocabulary
-    double kept = 0;
-    for (int64_t i = 0; i < vocab_; ++i) kept += w_[size_t(i)] >= min_w ? w_[size_t(i)] : 0.0f;
+    double kept = total;  // without min_p every token is kept
+    if (min_w > 0) {
+      kept = 0;
+      for (int64_t i = 0; i < vocab_; ++i) kept += w_[size_t(i)] >= min_w ? w_[size_t(i)] : 0.0f;
+    }
     double target = kernels::uniform01(rng) * kept, run = 0;
     int32_t last = 0;
     for (int64_t i = 0; i < vocab_; ++i) {
@@ -118,9 +120,8 @@ int32_t Sampler::draw(const SamplingParams& p, uint64_t& rng) {
 
 int32_t Sampler::sample(const float* logits, const SamplingContext& ctx, TokenLogprob* lp) {
   const SamplingParams& p = *ctx.params;
-  const bool penalties = p.repetition_penalty != 1.0 || p.frequency_penalty != 0.0 || p.presence_penalty != 0.0;
   int32_t id;
-  if (p.temperature <= 0 && !penalties) {
+  if (p.temperature <= 0 && !p.has_penalties()) {
     id = kernels::argmax(logits, vocab_);  // plain greedy reads the row in place: no 0.5 MB copy per token
   } else {
     std::memcpy(work_.data(), logits, size_t(vocab_) * sizeof(float));

@@ -26,6 +26,7 @@ struct SamplingParams {
 
   // Throws Error naming the first field out of range.
   void validate() const;
+  bool has_penalties() const { return repetition_penalty != 1.0 || frequency_penalty != 0.0 || presence_penalty != 0.0; }
 };
 
 inline constexpr int64_t kMaxTopLogprobs = 20;
