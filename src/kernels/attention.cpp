@@ -17,11 +17,6 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int64_t kOverheadBlocks = 1;  // fixed cost of a split (setup, combine), in KV-block units
 
-// Converts `count` cache rows starting at `pos` into fp32 rows [count, dim].
-void load_rows(const LatentCacheView& c, const int32_t* table, int64_t pos, int64_t count, float* out) {
-  latent_cache_gather(c, table, pos, count, out);
-}
-
 struct Split {
   int64_t seq, t0, t1;  // KV token range
   int64_t cost;
@@ -79,7 +74,7 @@ void mla_decode(const float* q, int64_t batch, int64_t s_q, int64_t h_q, const L
         for (int64_t h = 0; h < h_q; ++h) visible[size_t(i * h_q + h)] = (causal ? L - s_q + i + 1 : L) - t0;
       if (visible[0] <= 0 && visible[size_t(R - 1)] <= 0) continue;
       const int64_t needed = std::min(n, std::max<int64_t>(visible[size_t(R - 1)], 0));
-      load_rows(cache, table, t0, needed, rows.data());
+      latent_cache_gather(cache, table, t0, needed, rows.data());
       detail::TileArgs a{qs, d, R, d, dv, rows.data(), d, rows.data(), d, needed, visible.data(), softmax_scale, scores.data()};
       detail::attend_tile(a, st);
     }

@@ -14,11 +14,6 @@ bool cpu_has_avx512() {
   return has;
 }
 
-bool cpu_has_avx512_bf16() {
-  static const bool has = cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
-  return has;
-}
-
 Isa active_isa() {
   int o = g_override.load(std::memory_order_relaxed);
   if (o >= 0) return Isa(o);

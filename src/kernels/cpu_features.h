@@ -13,7 +13,6 @@ enum class Isa { kAvx2, kAvx512 };
 Isa active_isa();
 const char* isa_name(Isa isa);
 bool cpu_has_avx512();  // F + BW + VL + VBMI
-bool cpu_has_avx512_bf16();
 
 // For tests and benchmarks: force an ISA (it must be supported); nullptr-like reset with reset_isa_override().
 void set_isa_override(Isa isa);

@@ -10,8 +10,9 @@ namespace {
 double correction_dim(double rotations, double dim, double base, double max_pos) {
   return dim * std::log(max_pos / (rotations * 2 * M_PI)) / (2 * std::log(base));
 }
-double yarn_mscale(double scale, double m) { return scale <= 1 ? 1.0 : 0.1 * m * std::log(scale) + 1.0; }
 }  // namespace
+
+double yarn_mscale(double scale, double m) { return scale <= 1 ? 1.0 : 0.1 * m * std::log(scale) + 1.0; }
 
 std::vector<double> rope_inv_freq(const RopeParams& p) {
   const int64_t half = p.dim / 2;

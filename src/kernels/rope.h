@@ -20,6 +20,9 @@ struct RopeParams {
 
 // The dim/2 inverse frequencies after YaRN correction.
 std::vector<double> rope_inv_freq(const RopeParams& p);
+// YaRN's attention-magnitude factor for a context extended `scale` times: 0.1 m ln(scale) + 1.
+double yarn_mscale(double scale, double m);
+
 // The factor cos and sin are multiplied by: mscale(factor, mscale) / mscale(factor, mscale_all_dim).
 double rope_magnitude(const RopeParams& p);
 

@@ -32,8 +32,4 @@ void axpy(float alpha, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
 
-void scale_inplace(float* x, float alpha, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] *= alpha;
-}
-
 }  // namespace dsinfer::kernels

@@ -9,6 +9,5 @@ namespace dsinfer::kernels {
 
 float dot(const float* a, const float* b, int64_t n);
 void axpy(float alpha, const float* x, float* y, int64_t n);  // y += alpha * x
-void scale_inplace(float* x, float alpha, int64_t n);
 
 }  // namespace dsinfer::kernels

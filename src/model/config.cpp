@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "kernels/rope.h"
 
 namespace dsinfer::model {
 
@@ -22,15 +23,10 @@ const char* to_string(TopkMethod m) {
 
 const char* to_string(ScoringFunc s) { return s == ScoringFunc::kSoftmax ? "softmax" : "sigmoid"; }
 
-double yarn_get_mscale(double scale, double mscale) {
-  if (scale <= 1) return 1.0;
-  return 0.1 * mscale * std::log(scale) + 1.0;
-}
-
 double ModelConfig::softmax_scale() const {
   double s = 1.0 / std::sqrt(double(qk_head_dim()));
   if (yarn && yarn->mscale_all_dim != 0) {
-    double m = yarn_get_mscale(yarn->factor, yarn->mscale_all_dim);
+    double m = kernels::yarn_mscale(yarn->factor, yarn->mscale_all_dim);
     s *= m * m;
   }
   return s;

@@ -82,6 +82,5 @@ ModelConfig load_config(const std::string& path);
 nlohmann::json to_json(const ModelConfig& c);
 
 // YaRN's attention-magnitude correction: 0.1 * mscale * ln(scale) + 1 for scale > 1, else 1.
-double yarn_get_mscale(double scale, double mscale);
 
 }  // namespace dsinfer::model

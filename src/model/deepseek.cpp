@@ -6,8 +6,9 @@
 #include "base/log.h"
 #include "base/profile.h"
 #include "kernels/gemm.h"
-#include "kernels/linear.h"
+#include "kernels/weight_view.h"
 #include "kernels/norm.h"
+#include "kernels/vec.h"
 #include "model/mlp.h"
 
 namespace dsinfer::model {
@@ -83,7 +84,7 @@ void DeepSeekModel::forward(const Batch& batch, const KvCacheView& cache, float*
       attention_[size_t(l)].forward(h_.data(), batch, cache.layer(l), cos_.data(), sin_.data(), options_.attention,
                                     branch_.data());
     }
-    for (int64_t i = 0; i < T * hidden; ++i) x_[size_t(i)] += branch_[size_t(i)];
+    kernels::axpy(1.0f, branch_.data(), x_.data(), T * hidden);  // the residual
 
     kernels::rmsnorm(x_.data(), T, hidden, hidden, lw.post_attention_norm.data(), eps, h_.data(), hidden);
     if (moe_[size_t(l)]) {
@@ -94,7 +95,7 @@ void DeepSeekModel::forward(const Batch& batch, const KvCacheView& cache, float*
       mlp_forward(dense_[size_t(l)], h_.data(), T, hidden, branch_.data(), hidden, scratch_,
                   activation_quant(options_.precision, dense_[size_t(l)].dtype));
     }
-    for (int64_t i = 0; i < T * hidden; ++i) x_[size_t(i)] += branch_[size_t(i)];
+    kernels::axpy(1.0f, branch_.data(), x_.data(), T * hidden);  // the residual
   }
   if (options_.observer) options_.observer->on_step_end();
 

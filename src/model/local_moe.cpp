@@ -6,6 +6,7 @@
 #include "base/profile.h"
 #include "base/thread_pool.h"
 #include "kernels/activation.h"
+#include "kernels/vec.h"
 #include "base/scratch.h"
 
 namespace dsinfer::model {
@@ -95,9 +96,7 @@ void LocalMoe::run(const MoeInput& in, float* out) {
   for (int64_t t = 0; t < T; ++t)
     for (int64_t k = 0; k < K; ++k) {
       const float w = in.topk_weights[t * K + k];
-      const float* src = y_.data() + row_of_slot_[size_t(t * K + k)] * hidden;
-      float* dst = out + t * hidden;
-      for (int64_t c = 0; c < hidden; ++c) dst[c] += w * src[c];
+      kernels::axpy(w, y_.data() + row_of_slot_[size_t(t * K + k)] * hidden, out + t * hidden, hidden);
     }
 }
 

@@ -1,7 +1,7 @@
 #include "model/mlp.h"
 
 #include "kernels/activation.h"
-#include "kernels/linear.h"
+#include "kernels/gemm.h"
 
 namespace dsinfer::model {
 
@@ -33,18 +33,6 @@ void mlp_forward(const PackedMlp& w, const float* x, int64_t m, int64_t ldx, flo
   }
   kernels::silu_and_mul(gate_up, m, inter, h);
   kernels::linear(h, m, inter, w.down, out, ldo, act);
-}
-
-void mlp_forward(const MlpWeights& w, const float* x, int64_t m, int64_t ldx, float* out, int64_t ldo,
-                 std::vector<float>& scratch) {
-  const int64_t inter = w.gate.rows;
-  if (scratch.size() < size_t(3 * m * inter)) scratch.resize(size_t(3 * m * inter));
-  float* gate_up = scratch.data();
-  float* act = scratch.data() + 2 * m * inter;
-  kernels::linear(x, m, ldx, w.gate, gate_up, 2 * inter);
-  kernels::linear(x, m, ldx, w.up, gate_up + inter, 2 * inter);
-  kernels::silu_and_mul(gate_up, m, inter, act);
-  kernels::linear(act, m, inter, w.down, out, ldo);
 }
 
 }  // namespace dsinfer::model

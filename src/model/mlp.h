@@ -29,9 +29,4 @@ struct PackedMlp {
 void mlp_forward(const PackedMlp& w, const float* x, int64_t m, int64_t ldx, float* out, int64_t ldo,
                  std::vector<float>& scratch, kernels::ActQuant act);
 
-// The same over the checkpoint views with fp32 activations (slow path, kept for callers that
-// have not packed their weights).
-void mlp_forward(const MlpWeights& w, const float* x, int64_t m, int64_t ldx, float* out, int64_t ldo,
-                 std::vector<float>& scratch);
-
 }  // namespace dsinfer::model
