@@ -29,9 +29,17 @@ void mla_decode(const float* q, int64_t batch, int64_t s_q, int64_t h_q, const L
                 float softmax_scale, bool causal, float* out, float* lse, int64_t blocks_per_split) {
   const int64_t d = cache.dim, bs = cache.block_size, R = s_q * h_q;
   blocks_per_split = std::max<int64_t>(1, blocks_per_split);
-  // The split plan: a function of each sequence's own length only.
-  std::vector<Split> splits;
-  std::vector<int64_t> first_split(size_t(batch) + 1, 0);
+  // The split plan: a function of each sequence's own length only. The calling thread's buffers,
+  // reused across calls (one per layer per decode step), like partial_buf below; bound to
+  // references so the pool's workers running the lambdas see these, not their own thread_locals.
+  static thread_local std::vector<Split> tl_splits;
+  static thread_local std::vector<int64_t> tl_first_split;
+  static thread_local std::vector<size_t> tl_order;
+  std::vector<Split>& splits = tl_splits;
+  std::vector<int64_t>& first_split = tl_first_split;
+  std::vector<size_t>& order = tl_order;
+  splits.clear();
+  first_split.assign(size_t(batch) + 1, 0);
   for (int64_t b = 0; b < batch; ++b) {
     const int64_t L = cache_seqlens[b], tokens_per_split = blocks_per_split * bs;
     first_split[size_t(b)] = int64_t(splits.size());
@@ -48,7 +56,7 @@ void mla_decode(const float* q, int64_t batch, int64_t s_q, int64_t h_q, const L
   if (partial_buf.size() < S * per) partial_buf.resize(S * per);
   float* partial = partial_buf.data();
   // Longest first: the pool hands out tasks in order, one at a time.
-  std::vector<size_t> order(S);
+  order.resize(S);
   for (size_t i = 0; i < S; ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return splits[a].cost > splits[b].cost; });
 
@@ -72,7 +80,7 @@ void mla_decode(const float* q, int64_t batch, int64_t s_q, int64_t h_q, const L
       // Query i (rows i*h_q .. i*h_q + h_q - 1) sees keys [0, L - s_q + i].
       for (int64_t i = 0; i < s_q; ++i)
         for (int64_t h = 0; h < h_q; ++h) visible[size_t(i * h_q + h)] = (causal ? L - s_q + i + 1 : L) - t0;
-      if (visible[0] <= 0 && visible[size_t(R - 1)] <= 0) continue;
+      if (visible[size_t(R - 1)] <= 0) continue;  // visible grows along the rows: none sees this block
       const int64_t needed = std::min(n, std::max<int64_t>(visible[size_t(R - 1)], 0));
       latent_cache_gather(cache, table, t0, needed, rows.data());
       detail::TileArgs a{qs, d, R, d, dv, rows.data(), d, rows.data(), d, needed, visible.data(), softmax_scale, scores.data()};

@@ -31,10 +31,15 @@ struct Task {
 
 // Runs every (problem, panel, row range) task on the pool; tasks are listed problem by problem,
 // panel by panel, so a contiguous chunk of tasks streams neighbouring weights.
-void run_tasks(const std::vector<GemmProblem>& problems, const std::vector<int64_t>& rows) {
-  std::vector<Task> tasks;
+void run_tasks(const GemmProblem* problems, const int64_t* rows, size_t count) {
+  // The calling thread's task list, reused: a decode step runs ~150 GEMMs. Named through a
+  // reference so the pool's workers, which run the lambda below, see the caller's list and not
+  // their own thread_local instance.
+  static thread_local std::vector<Task> tl_tasks;
+  std::vector<Task>& tasks = tl_tasks;
+  tasks.clear();
   double work = 0;
-  for (size_t q = 0; q < problems.size(); ++q) {
+  for (size_t q = 0; q < count; ++q) {
     const int64_t m = rows[q];
     if (m <= 0) continue;
     const int64_t per = m <= detail::kOnTheFlyRows ? m : kRowsPerTask;
@@ -121,7 +126,7 @@ bool prepare_activations(const float* x, int64_t m, int64_t k, int64_t ldx, ActQ
 void gemm_f32_nt(const float* a, int64_t lda, const float* a_scales, int64_t ldsa, int64_t m, const PackedMatrix& b,
                  float* d, int64_t ldd) {
   GemmProblem g{a, lda, a_scales, ldsa, &b, d, ldd};
-  run_tasks({g}, {m});
+  run_tasks(&g, &m, 1);
 }
 
 void gemm_fp8_nt(const uint8_t* a, int64_t lda, const float* a_scales, int64_t m, const PackedMatrix& b, float* d,
@@ -165,8 +170,10 @@ void linear(const float* x, int64_t m, int64_t ldx, const PackedMatrix& w, float
 
 void gemm_grouped_contiguous(const float* a, int64_t lda, const float* a_scales, int64_t m, const int32_t* group_idx,
                              const PackedMatrix* const* b, float* d, int64_t ldd) {
-  std::vector<GemmProblem> problems;
-  std::vector<int64_t> rows;
+  static thread_local std::vector<GemmProblem> problems;
+  static thread_local std::vector<int64_t> rows;
+  problems.clear();
+  rows.clear();
   for (int64_t i = 0; i < m;) {
     const int32_t g = group_idx[i];
     int64_t j = i + 1;
@@ -179,7 +186,7 @@ void gemm_grouped_contiguous(const float* a, int64_t lda, const float* a_scales,
     }
     i = j;
   }
-  run_tasks(problems, rows);
+  run_tasks(problems.data(), rows.data(), problems.size());
 }
 
 void gemm_grouped_contiguous_fp8(const uint8_t* a, const float* a_scales, int64_t m, int64_t k,
@@ -191,8 +198,10 @@ void gemm_grouped_contiguous_fp8(const uint8_t* a, const float* a_scales, int64_
 
 void gemm_grouped_masked(const float* a, const float* a_scales, int64_t groups, int64_t m_max, int64_t k,
                          const int32_t* counts, const PackedMatrix* const* b, float* d) {
-  std::vector<GemmProblem> problems;
-  std::vector<int64_t> rows;
+  static thread_local std::vector<GemmProblem> problems;
+  static thread_local std::vector<int64_t> rows;
+  problems.clear();
+  rows.clear();
   const int64_t kb = k_blocks(k);
   for (int64_t g = 0; g < groups; ++g) {
     const PackedMatrix& bg = *b[g];
@@ -200,7 +209,7 @@ void gemm_grouped_masked(const float* a, const float* a_scales, int64_t groups, 
                         d + g * m_max * bg.n, bg.n});
     rows.push_back(std::min<int64_t>(counts[g], m_max));
   }
-  run_tasks(problems, rows);
+  run_tasks(problems.data(), rows.data(), problems.size());
 }
 
 void gemm_grouped_masked_fp8(const uint8_t* a, const float* a_scales, int64_t groups, int64_t m_max, int64_t k,
