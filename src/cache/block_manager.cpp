@@ -18,7 +18,6 @@ BlockManager::BlockManager(KvPool& pool, uint64_t fingerprint, bool prefix_cachi
 int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t keep, std::vector<int32_t>& table,
                                    std::vector<uint64_t>& hashes) {
   const int64_t bs = block_size();
-  lookup_tokens_ += n;
   if (!prefix_caching_) return 0;
   int64_t covered = 0;
   uint64_t parent = hashes.empty() ? 0 : hashes.back();
@@ -69,7 +68,6 @@ int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t kee
       }
     }
   }
-  hit_tokens_ += covered;
   return covered;
 }
 
@@ -170,16 +168,6 @@ BlockStats BlockManager::stats() const {
   s.used = s.total - s.free - s.cached;
   s.evictions = evictions_;
   return s;
-}
-
-void BlockManager::clear_cache() {
-  while (!lru_.empty()) {
-    int32_t id = lru_.front();
-    lru_.pop_front();
-    blocks_[size_t(id)].in_lru = false;
-    unindex(id);
-    free_.push_back(id);
-  }
 }
 
 }  // namespace dsinfer::cache

@@ -64,12 +64,6 @@ class BlockManager {
   BlockStats stats() const;
   int64_t ref_count(int32_t block) const { return blocks_[size_t(block)].ref; }
   model::KvCacheView view() { return pool_.view(); }
-  // Drops every cached (unreferenced) block from the index, e.g. for tests.
-  void clear_cache();
-
-  // Prefix-cache lookups over the manager's life, in tokens.
-  int64_t lookup_tokens() const { return lookup_tokens_; }
-  int64_t hit_tokens() const { return hit_tokens_; }
 
  private:
   struct Block {
@@ -87,7 +81,7 @@ class BlockManager {
   std::vector<int32_t> free_;
   std::list<int32_t> lru_;  // cached blocks, least recently released first
   std::unordered_map<uint64_t, int32_t> index_;
-  int64_t evictions_ = 0, lookup_tokens_ = 0, hit_tokens_ = 0;
+  int64_t evictions_ = 0;
 
   int32_t take_one();
   void unindex(int32_t id);

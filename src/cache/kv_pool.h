@@ -29,8 +29,6 @@ class KvPool {
   // Copies the first `rows` token rows of block src into block dst, in every layer.
   void copy_block(int32_t src, int32_t dst, int64_t rows);
 
-  const model::KvCacheSpec& spec() const { return spec_; }
-
   // Blocks (of every layer) that fit in `bytes`.
   static int64_t blocks_in_bytes(double bytes, const model::KvCacheSpec& spec);
 

@@ -316,7 +316,6 @@ void Engine::process_token(Sequence& seq, const float* logits, double now) {
 
   if (!r.first_token_seen) {
     r.first_token_seen = true;
-    r.stream->mark_first_token(now - r.arrival);
     if (r.cached_tokens < 0) r.cached_tokens = 0;
     std::lock_guard lock(metrics_mu_);
     metrics_.ttft.observe(now - r.arrival);

@@ -39,11 +39,6 @@ std::string RequestStream::error() const {
   return error_;
 }
 
-double RequestStream::first_token_time() const {
-  std::lock_guard lock(mu_);
-  return first_token_;
-}
-
 void RequestStream::push(ChoiceUpdate u) {
   {
     std::lock_guard lock(mu_);
@@ -55,11 +50,6 @@ void RequestStream::push(ChoiceUpdate u) {
 void RequestStream::set_usage(const Usage& u) {
   std::lock_guard lock(mu_);
   usage_ = u;
-}
-
-void RequestStream::mark_first_token(double t) {
-  std::lock_guard lock(mu_);
-  if (first_token_ < 0) first_token_ = t;
 }
 
 void RequestStream::finish(const std::string& error) {

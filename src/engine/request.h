@@ -48,12 +48,10 @@ class RequestStream {
   bool done() const;
   Usage usage() const;
   std::string error() const;  // non-empty when the engine failed the request
-  double first_token_time() const;  // seconds since submit; < 0 before the first token
 
   // Engine side.
   void push(ChoiceUpdate u);
   void set_usage(const Usage& u);
-  void mark_first_token(double t);
   void finish(const std::string& error = {});
 
   uint64_t id = 0;
@@ -65,7 +63,6 @@ class RequestStream {
   std::deque<ChoiceUpdate> pending_;
   Usage usage_;
   std::string error_;
-  double first_token_ = -1;
   bool done_ = false;
 };
 

@@ -19,8 +19,6 @@ class Runner {
   // Runs the step. Row r of logits() belongs to the r-th chunk with wants_logits.
   void run(const SchedulerOutput& step);
   const float* logits_row(int64_t r) const { return logits_.data() + size_t(r) * size_t(vocab_); }
-  int64_t vocab_size() const { return vocab_; }
-  model::DeepSeekModel& model() { return model_; }
 
  private:
   model::DeepSeekModel& model_;

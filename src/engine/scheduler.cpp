@@ -23,7 +23,6 @@ void Scheduler::add_front(Sequence* seq) {
 
 void Scheduler::add_running(Sequence* seq) {
   seq->state = SeqState::kRunning;
-  seq->admitted_order = next_order_++;
   running_.push_back(seq);
 }
 
@@ -31,7 +30,6 @@ void Scheduler::preempt(Sequence* seq) {
   blocks_.release(seq->blocks);
   seq->hashes.clear();
   seq->computed = 0;
-  ++seq->preemptions;
   ++preemptions_;
   running_.erase(std::find(running_.begin(), running_.end(), seq));
   add_front(seq);

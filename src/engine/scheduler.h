@@ -53,14 +53,12 @@ class Scheduler {
   size_t num_running() const { return running_.size(); }
   bool idle() const { return waiting_.empty() && running_.empty(); }
   int64_t total_preemptions() const { return preemptions_; }
-  const SchedulerOptions& options() const { return options_; }
 
  private:
   cache::BlockManager& blocks_;
   SchedulerOptions options_;
   std::deque<Sequence*> waiting_;
   std::vector<Sequence*> running_;  // in admission order: oldest first
-  uint64_t next_order_ = 0;
   int64_t preemptions_ = 0;
 
   void preempt(Sequence* seq);

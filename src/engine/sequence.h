@@ -29,8 +29,6 @@ struct Sequence {
   int64_t computed = 0;         // leading tokens whose KV is in the cache
   std::vector<int32_t> blocks;  // block table
   std::vector<uint64_t> hashes; // keys of the leading full blocks, as indexed
-  int64_t preemptions = 0;
-  uint64_t admitted_order = 0;  // FCFS key: lower was admitted first
 
   uint64_t rng = 0;
   std::unique_ptr<tokenizer::StreamingDetokenizer> detok;
