@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "serve/protocol.h"
+
 namespace dsinfer::serve {
 
 std::string error_body(int status, const std::string& message, const std::string& type, const std::string& param,
@@ -10,7 +12,7 @@ std::string error_body(int status, const std::string& message, const std::string
                       {"type", type},
                       {"param", param.empty() ? nlohmann::json(nullptr) : nlohmann::json(param)},
                       {"code", code.empty() ? nlohmann::json(nullptr) : nlohmann::json(code)}};
-  return nlohmann::json{{"error", e}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return dump(nlohmann::json{{"error", e}});
 }
 
 }  // namespace dsinfer::serve

@@ -20,6 +20,5 @@ class ApiError : public Error {
 // The JSON body for an error reply.
 std::string error_body(int status, const std::string& message, const std::string& type, const std::string& param = {},
                        const std::string& code = {});
-inline std::string error_body(const ApiError& e) { return error_body(e.status, e.what(), e.type, e.param, e.code); }
 
 }  // namespace dsinfer::serve
