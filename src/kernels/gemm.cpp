@@ -161,7 +161,7 @@ void linear(const float* x, int64_t m, int64_t ldx, const PackedMatrix& w, float
     gemm_f32_nt(x, ldx, nullptr, 0, m, w, y, ldy);
     return;
   }
-  if (w.dtype != DType::kF8E4M3 && act != ActQuant::kBf16) act = ActQuant::kBf16;
+  act = activation_format(act, w.dtype);
   grow(tl_a, size_t(m * w.k));
   grow(tl_sa, size_t(m * w.k_blocks));
   bool scaled = prepare_activations(x, m, w.k, ldx, act, tl_a.data(), tl_sa.data());

@@ -28,6 +28,12 @@ namespace dsinfer::kernels {
 
 enum class ActQuant { kF32, kBf16, kFp8, kFp8Ue8m0 };
 
+// The format activations actually take against weights of dtype `weights`: FP8 activations
+// only meet FP8 weights (DeepGEMM's pairing); other weights get bf16 instead.
+inline ActQuant activation_format(ActQuant asked, DType weights) {
+  return asked == ActQuant::kF32 || asked == ActQuant::kBf16 || weights == DType::kF8E4M3 ? asked : ActQuant::kBf16;
+}
+
 inline int64_t k_blocks(int64_t k) { return (k + kScaleBlock - 1) / kScaleBlock; }
 
 // x [m, k] (row stride ldx) -> q [m, k] e4m3 (row stride k), scales [m, k_blocks(k)].

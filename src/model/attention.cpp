@@ -48,15 +48,15 @@ void MlaAttention::forward(const float* x, const Batch& batch, const kernels::La
   if (w_.q_a) {
     const int64_t r = q_a_.n;
     grow(qa_, T * r);
-    kernels::linear(x, T, hidden, q_a_, qa_.data(), r, act(q_a_));
+    kernels::linear(x, T, hidden, q_a_, qa_.data(), r, act());
     kernels::rmsnorm(qa_.data(), T, r, r, w_.q_a_norm.data(), eps, qa_.data(), r);
-    kernels::linear(qa_.data(), T, r, q_proj_, q_.data(), H * qk, act(q_proj_));
+    kernels::linear(qa_.data(), T, r, q_proj_, q_.data(), H * qk, act());
   } else {
-    kernels::linear(x, T, hidden, q_proj_, q_.data(), H * qk, act(q_proj_));
+    kernels::linear(x, T, hidden, q_proj_, q_.data(), H * qk, act());
   }
   // Latent and rope key {T, lora + rope}: normalise the latent, rotate the key, cache both.
   grow(kv_, T * (lora + rope));
-  kernels::linear(x, T, hidden, kv_a_, kv_.data(), lora + rope, act(kv_a_));
+  kernels::linear(x, T, hidden, kv_a_, kv_.data(), lora + rope, act());
   kernels::rmsnorm(kv_.data(), T, lora, lora + rope, w_.kv_a_norm.data(), eps, kv_.data(), lora + rope);
   for (int64_t t = 0; t < T; ++t) {
     kernels::apply_rope(kv_.data() + t * (lora + rope) + lora, 1, 0, rope, cos + t * half, sin + t * half);
@@ -79,7 +79,7 @@ void MlaAttention::forward(const float* x, const Batch& batch, const kernels::La
   }
   if (!absorbed.empty()) attend_absorbed(batch, absorbed, cache, attn_.data());
   ProfileScope o_scope("attention.o_proj");
-  kernels::linear(attn_.data(), T, H * cfg_.v_head_dim, o_, out, hidden, act(o_));
+  kernels::linear(attn_.data(), T, H * cfg_.v_head_dim, o_, out, hidden, act());
 }
 
 void MlaAttention::decompress(const SequenceChunk& s, const kernels::LatentCacheView& cache, int64_t t0, int64_t n) {
@@ -88,7 +88,7 @@ void MlaAttention::decompress(const SequenceChunk& s, const kernels::LatentCache
   grow(ctx_, n * d);
   kernels::latent_cache_gather(cache, s.block_table, t0, n, ctx_.data());
   grow(kvb_, n * H * (nope + vd));
-  kernels::linear(ctx_.data(), n, d, kv_b_, kvb_.data(), H * (nope + vd), act(kv_b_));
+  kernels::linear(ctx_.data(), n, d, kv_b_, kvb_.data(), H * (nope + vd), act());
   grow(k_, n * H * qk);
   grow(v_, n * H * vd);
   for (int64_t t = 0; t < n; ++t)
@@ -150,7 +150,7 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
                   size_t(nope) * sizeof(float));
   {
     ProfileScope scope("attention.absorb_uk");
-    heads_gemm(heads_in_.data(), n, nope, uk_t_, uk_t_ptr_, heads_out_.data());
+    heads_gemm(heads_in_.data(), n, nope, uk_t_ptr_, heads_out_.data());
   }
   // q for the latent cache: [n, H, lora | rope].
   grow(qabs_, n * H * d);
@@ -225,17 +225,17 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
   float* vout = heads_in_.data();
   {
     ProfileScope scope("attention.absorb_uv");
-    heads_gemm(heads_out_.data(), n, lora, uv_, uv_ptr_, vout);
+    heads_gemm(heads_out_.data(), n, lora, uv_ptr_, vout);
   }
   for (int64_t r = 0; r < n; ++r)
     for (int64_t h = 0; h < H; ++h)
       std::memcpy(attn_out + (rows_[size_t(r)] * H + h) * vd, vout + (h * n + r) * vd, size_t(vd) * sizeof(float));
 }
 
-void MlaAttention::heads_gemm(const float* in, int64_t n, int64_t k, const std::vector<kernels::PackedMatrix>& w,
-                              const std::vector<const kernels::PackedMatrix*>& w_ptrs, float* out) {
+void MlaAttention::heads_gemm(const float* in, int64_t n, int64_t k, const std::vector<const kernels::PackedMatrix*>& w_ptrs,
+                              float* out) {
   const int64_t H = cfg_.num_attention_heads;
-  const kernels::ActQuant a_q = act(w[0]);
+  const kernels::ActQuant a_q = kernels::activation_format(act(), w_ptrs[0]->dtype);
   if (a_q == kernels::ActQuant::kF32) {
     kernels::gemm_grouped_masked(in, nullptr, H, n, k, counts_.data(), w_ptrs.data(), out);
     return;
@@ -244,8 +244,7 @@ void MlaAttention::heads_gemm(const float* in, int64_t n, int64_t k, const std::
   // are free scratch at this point of the absorbed path.
   grow(kvb_, H * n * k);
   grow(k_, H * n * kernels::k_blocks(k));
-  bool scaled = kernels::prepare_activations(in, H * n, k, k, w[0].dtype == DType::kF8E4M3 ? a_q : kernels::ActQuant::kBf16,
-                                             kvb_.data(), k_.data());
+  bool scaled = kernels::prepare_activations(in, H * n, k, k, a_q, kvb_.data(), k_.data());
   kernels::gemm_grouped_masked(kvb_.data(), scaled ? k_.data() : nullptr, H, n, k, counts_.data(), w_ptrs.data(), out);
 }
 

@@ -38,10 +38,10 @@ class MlaAttention {
   void attend_non_absorbed(const SequenceChunk& s, const kernels::LatentCacheView& cache, float* attn_out);
   // K [n, H, qk] and V [n, H, v] of context tokens [t0, t0 + n) into k_ and v_.
   void decompress(const SequenceChunk& s, const kernels::LatentCacheView& cache, int64_t t0, int64_t n);
-  // out [H, n, w.rows] = in [H, n, k] x each head's w, as one masked grouped GEMM.
-  void heads_gemm(const float* in, int64_t n, int64_t k, const std::vector<kernels::PackedMatrix>& w,
-                  const std::vector<const kernels::PackedMatrix*>& w_ptrs, float* out);
-  kernels::ActQuant act(const kernels::PackedMatrix& w) const { return activation_quant(precision_, w.dtype); }
+  // out [H, n, w.n] = in [H, n, k] x each head's w, as one masked grouped GEMM.
+  void heads_gemm(const float* in, int64_t n, int64_t k, const std::vector<const kernels::PackedMatrix*>& w_ptrs,
+                  float* out);
+  kernels::ActQuant act() const { return activation_quant(precision_); }
 
   const ModelConfig& cfg_;
   const AttentionWeights& w_;

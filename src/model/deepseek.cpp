@@ -93,7 +93,7 @@ void DeepSeekModel::forward(const Batch& batch, const KvCacheView& cache, float*
     } else {
       ProfileScope scope("dense_mlp");
       mlp_forward(dense_[size_t(l)], h_.data(), T, hidden, branch_.data(), hidden, scratch_,
-                  activation_quant(options_.precision, dense_[size_t(l)].dtype));
+                  activation_quant(options_.precision));
     }
     kernels::axpy(1.0f, branch_.data(), x_.data(), T * hidden);  // the residual
   }
@@ -105,7 +105,7 @@ void DeepSeekModel::forward(const Batch& batch, const KvCacheView& cache, float*
   for (int64_t r = 0; r < R; ++r)
     kernels::rmsnorm(x_.data() + batch.logits_rows[size_t(r)] * hidden, 1, hidden, hidden, weights_.final_norm.data(),
                      eps, final_.data() + r * hidden, hidden);
-  kernels::linear(final_.data(), R, hidden, lm_head_, logits, cfg_.vocab_size, activation_quant(options_.precision, lm_head_.dtype));
+  kernels::linear(final_.data(), R, hidden, lm_head_, logits, cfg_.vocab_size, activation_quant(options_.precision));
 }
 
 }  // namespace dsinfer::model

@@ -21,9 +21,9 @@ enum class Precision { kFp32, kDefault };
 // chunks. The forced modes exist so tests can show both give the same logits.
 enum class AttentionMode { kAuto, kAbsorbed, kNonAbsorbed };
 
-// How a GEMM presents fp32 activations to weights of dtype `weights` at this precision.
-inline kernels::ActQuant activation_quant(Precision p, DType weights) {
-  (void)weights;
+// How GEMMs present fp32 activations at this precision (kernels::activation_format pairs the
+// choice with each weight's dtype).
+inline kernels::ActQuant activation_quant(Precision p) {
   return p == Precision::kFp32 ? kernels::ActQuant::kF32 : kernels::ActQuant::kBf16;
 }
 

@@ -37,7 +37,7 @@ void LocalMoe::run(const MoeInput& in, float* out) {
   const PackedMlp& e0 = L.experts[0];
   const int64_t hidden = e0.down.n, inter = e0.inter, K = in.top_k, T = in.num_tokens, S = T * K;
   const int64_t num_experts = int64_t(L.experts.size());
-  const kernels::ActQuant act = activation_quant(precision_, e0.dtype);
+  const kernels::ActQuant act = activation_quant(precision_);
   const int64_t kb1 = kernels::k_blocks(hidden), kb2 = kernels::k_blocks(inter);
 
   // Contiguous layout: slots sorted by expert (stable, so by token within an expert).

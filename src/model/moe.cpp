@@ -48,7 +48,7 @@ void MoeLayer::forward(const float* x, int64_t T, MoeExecutor& executor, Routing
 
   {
     ProfileScope scope("moe.shared");
-    if (shared_) mlp_forward(*shared_, x, T, hidden, out, hidden, scratch_, activation_quant(precision_, shared_->dtype));
+    if (shared_) mlp_forward(*shared_, x, T, hidden, out, hidden, scratch_, activation_quant(precision_));
     else std::memset(out, 0, size_t(T * hidden) * sizeof(float));
   }
   ProfileScope scope("moe.routed");
