@@ -7,6 +7,7 @@
 #include "base/aligned_buffer.h"
 #include "base/scratch.h"
 #include "base/thread_pool.h"
+#include "kernels/convert.h"
 #include "kernels/cpu_features.h"
 #include "kernels/gemm_internal.h"
 
@@ -63,42 +64,10 @@ void run_tasks(const GemmProblem* problems, const int64_t* rows, size_t count) {
 
 thread_local std::vector<float> tl_a, tl_sa, tl_c;
 
-void to_bf16(const float* c, int64_t m, int64_t n, int64_t ldc, uint16_t* d, int64_t ldd) {
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) d[i * ldd + j] = f32_to_bf16(c[i * ldc + j]);
-}
-
-void e4m3_rows_to_f32(const uint8_t* a, int64_t lda, int64_t m, int64_t k, float* out) {
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < k; ++j) out[i * k + j] = e4m3_to_f32(a[i * lda + j]);
-}
-
-}  // namespace
-
-namespace {
-
-// DeepGEMM's activation quantiser for one row: per 128 channels, scale = max(amax, 1e-4) / 448
-// (rounded up to a power of two for UE8M0); emit(c, e4m3 code) receives every quantised value.
-template <typename Emit>
-void quantize_row_1x128(const float* xi, int64_t k, bool ue8m0, float* row_scales, Emit emit) {
-  for (int64_t b = 0; b < k_blocks(k); ++b) {
-    const int64_t c0 = b * kScaleBlock, c1 = std::min(k, c0 + kScaleBlock);
-    float amax = 0;
-    for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(xi[c]));
-    float s = std::max(amax, 1e-4f) / kE4M3Max;
-    if (ue8m0) s = std::exp2(std::ceil(std::log2(s)));
-    row_scales[b] = s;
-    const float inv = 1.0f / s;
-    for (int64_t c = c0; c < c1; ++c) emit(c, f32_to_e4m3(xi[c] * inv));
-  }
-}
-
 }  // namespace
 
 void quantize_fp8_1x128(const float* x, int64_t m, int64_t k, int64_t ldx, bool ue8m0, uint8_t* q, float* scales) {
-  const int64_t kb = k_blocks(k);
-  for (int64_t i = 0; i < m; ++i)
-    quantize_row_1x128(x + i * ldx, k, ue8m0, scales + i * kb, [&](int64_t c, uint8_t v) { q[i * k + c] = v; });
+  quantize_rows_1x128(x, m, k, ldx, ue8m0, scales, q, nullptr);
 }
 
 bool prepare_activations(const float* x, int64_t m, int64_t k, int64_t ldx, ActQuant act, float* a, float* scales) {
@@ -107,18 +76,13 @@ bool prepare_activations(const float* x, int64_t m, int64_t k, int64_t ldx, ActQ
       for (int64_t i = 0; i < m; ++i) std::copy(x + i * ldx, x + i * ldx + k, a + i * k);
       return false;
     case ActQuant::kBf16:
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t j = 0; j < k; ++j) a[i * k + j] = round_to_bf16(x[i * ldx + j]);
+      round_rows_to_bf16(x, ldx, m, k, a, k);
       return false;
     case ActQuant::kFp8:
-    case ActQuant::kFp8Ue8m0: {
+    case ActQuant::kFp8Ue8m0:
       // Quantise, then hand the GEMM the exact values the e4m3 codes stand for.
-      const int64_t kb = k_blocks(k);
-      for (int64_t i = 0; i < m; ++i)
-        quantize_row_1x128(x + i * ldx, k, act == ActQuant::kFp8Ue8m0, scales + i * kb,
-                           [&](int64_t c, uint8_t v) { a[i * k + c] = e4m3_to_f32(v); });
+      quantize_rows_1x128(x, m, k, ldx, act == ActQuant::kFp8Ue8m0, scales, nullptr, a);
       return true;
-    }
   }
   return false;
 }
@@ -132,7 +96,7 @@ void gemm_f32_nt(const float* a, int64_t lda, const float* a_scales, int64_t lds
 void gemm_fp8_nt(const uint8_t* a, int64_t lda, const float* a_scales, int64_t m, const PackedMatrix& b, float* d,
                  int64_t ldd) {
   grow(tl_a, size_t(m * b.k));
-  e4m3_rows_to_f32(a, lda, m, b.k, tl_a.data());
+  e4m3_rows_to_f32(a, lda, m, b.k, tl_a.data(), b.k);
   gemm_f32_nt(tl_a.data(), b.k, a_scales, k_blocks(b.k), m, b, d, ldd);
 }
 
@@ -140,20 +104,19 @@ void gemm_fp8_nt(const uint8_t* a, int64_t lda, const float* a_scales, int64_t m
                  uint16_t* d_bf16, int64_t ldd) {
   grow(tl_c, size_t(m * b.n));
   gemm_fp8_nt(a, lda, a_scales, m, b, tl_c.data(), b.n);
-  to_bf16(tl_c.data(), m, b.n, b.n, d_bf16, ldd);
+  f32_rows_to_bf16(tl_c.data(), b.n, m, b.n, d_bf16, ldd);
 }
 
 void gemm_bf16_nt(const uint16_t* a, int64_t lda, int64_t m, const PackedMatrix& b, float* d, int64_t ldd) {
   grow(tl_a, size_t(m * b.k));
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < b.k; ++j) tl_a[size_t(i * b.k + j)] = bf16_to_f32(a[i * lda + j]);
+  bf16_rows_to_f32(a, lda, m, b.k, tl_a.data(), b.k);
   gemm_f32_nt(tl_a.data(), b.k, nullptr, 0, m, b, d, ldd);
 }
 
 void gemm_bf16_nt(const uint16_t* a, int64_t lda, int64_t m, const PackedMatrix& b, uint16_t* d_bf16, int64_t ldd) {
   grow(tl_c, size_t(m * b.n));
   gemm_bf16_nt(a, lda, m, b, tl_c.data(), b.n);
-  to_bf16(tl_c.data(), m, b.n, b.n, d_bf16, ldd);
+  f32_rows_to_bf16(tl_c.data(), b.n, m, b.n, d_bf16, ldd);
 }
 
 void linear(const float* x, int64_t m, int64_t ldx, const PackedMatrix& w, float* y, int64_t ldy, ActQuant act) {
@@ -192,7 +155,7 @@ void gemm_grouped_contiguous(const float* a, int64_t lda, const float* a_scales,
 void gemm_grouped_contiguous_fp8(const uint8_t* a, const float* a_scales, int64_t m, int64_t k,
                                  const int32_t* group_idx, const PackedMatrix* const* b, float* d, int64_t ldd) {
   grow(tl_a, size_t(m * k));
-  e4m3_rows_to_f32(a, k, m, k, tl_a.data());
+  e4m3_rows_to_f32(a, k, m, k, tl_a.data(), k);
   gemm_grouped_contiguous(tl_a.data(), k, a_scales, m, group_idx, b, d, ldd);
 }
 
@@ -216,7 +179,7 @@ void gemm_grouped_masked_fp8(const uint8_t* a, const float* a_scales, int64_t gr
                              const int32_t* counts, const PackedMatrix* const* b, float* d) {
   grow(tl_a, size_t(groups * m_max * k));
   for (int64_t g = 0; g < groups; ++g)
-    e4m3_rows_to_f32(a + g * m_max * k, k, std::min<int64_t>(counts[g], m_max), k, tl_a.data() + g * m_max * k);
+    e4m3_rows_to_f32(a + g * m_max * k, k, std::min<int64_t>(counts[g], m_max), k, tl_a.data() + g * m_max * k, k);
   gemm_grouped_masked(tl_a.data(), a_scales, groups, m_max, k, counts, b, d);
 }
 

@@ -1,0 +1,108 @@
+#include "kernels/convert.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "base/dtype.h"
+#include "base/thread_pool.h"
+#include "kernels/cpu_features.h"
+#include "kernels/gemm.h"
+
+namespace dsinfer::kernels {
+
+namespace {
+
+// Below this many elements a call runs on the calling thread: waking the pool costs more.
+constexpr int64_t kParallelElements = 1 << 16;
+
+// Runs row(i) for i < m, over the pool when m * k is large enough to pay for it.
+template <typename Row>
+void for_rows(int64_t m, int64_t k, Row row) {
+  if (m <= 1 || m * k < kParallelElements) {
+    for (int64_t i = 0; i < m; ++i) row(i);
+    return;
+  }
+  const size_t grain = size_t(std::max<int64_t>(1, kParallelElements / 4 / std::max<int64_t>(k, 1)));
+  parallel_for(size_t(m), grain, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) row(int64_t(i));
+  });
+}
+
+bool use_avx512() { return active_isa() == Isa::kAvx512; }
+
+void quantize_row_scalar(const float* xi, int64_t k, bool ue8m0, float* row_scales, uint8_t* codes, float* values) {
+  for (int64_t b = 0; b < k_blocks(k); ++b) {
+    const int64_t c0 = b * kScaleBlock, c1 = std::min(k, c0 + kScaleBlock);
+    float amax = 0;
+    for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(xi[c]));
+    float s = std::max(amax, 1e-4f) / kE4M3Max;
+    if (ue8m0) s = std::exp2(std::ceil(std::log2(s)));
+    row_scales[b] = s;
+    const float inv = 1.0f / s;
+    for (int64_t c = c0; c < c1; ++c) {
+      const uint8_t q = f32_to_e4m3(xi[c] * inv);
+      if (codes) codes[c] = q;
+      if (values) values[c] = e4m3_to_f32(q);
+    }
+  }
+}
+
+}  // namespace
+
+void e4m3_rows_to_f32(const uint8_t* a, int64_t lda, int64_t m, int64_t k, float* out, int64_t ldo) {
+  const bool vec = use_avx512();
+  for_rows(m, k, [&](int64_t i) {
+    const uint8_t* src = a + i * lda;
+    float* dst = out + i * ldo;
+    if (vec) detail::e4m3_to_f32_avx512(src, k, dst);
+    else
+      for (int64_t j = 0; j < k; ++j) dst[j] = e4m3_to_f32(src[j]);
+  });
+}
+
+void bf16_rows_to_f32(const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* out, int64_t ldo) {
+  const bool vec = use_avx512();
+  for_rows(m, k, [&](int64_t i) {
+    const uint16_t* src = a + i * lda;
+    float* dst = out + i * ldo;
+    if (vec) detail::bf16_to_f32_avx512(src, k, dst);
+    else
+      for (int64_t j = 0; j < k; ++j) dst[j] = bf16_to_f32(src[j]);
+  });
+}
+
+void f32_rows_to_bf16(const float* c, int64_t ldc, int64_t m, int64_t n, uint16_t* d, int64_t ldd) {
+  const bool vec = use_avx512();
+  for_rows(m, n, [&](int64_t i) {
+    const float* src = c + i * ldc;
+    uint16_t* dst = d + i * ldd;
+    if (vec) detail::f32_to_bf16_avx512(src, n, dst);
+    else
+      for (int64_t j = 0; j < n; ++j) dst[j] = f32_to_bf16(src[j]);
+  });
+}
+
+void round_rows_to_bf16(const float* x, int64_t ldx, int64_t m, int64_t k, float* out, int64_t ldo) {
+  const bool vec = use_avx512();
+  for_rows(m, k, [&](int64_t i) {
+    const float* src = x + i * ldx;
+    float* dst = out + i * ldo;
+    if (vec) detail::round_to_bf16_avx512(src, k, dst);
+    else
+      for (int64_t j = 0; j < k; ++j) dst[j] = round_to_bf16(src[j]);
+  });
+}
+
+void quantize_rows_1x128(const float* x, int64_t m, int64_t k, int64_t ldx, bool ue8m0, float* scales, uint8_t* codes,
+                         float* values) {
+  const bool vec = use_avx512();
+  const int64_t kb = k_blocks(k);
+  for_rows(m, k, [&](int64_t i) {
+    uint8_t* q = codes ? codes + i * k : nullptr;
+    float* v = values ? values + i * k : nullptr;
+    if (vec) detail::quantize_row_1x128_avx512(x + i * ldx, k, ue8m0, scales + i * kb, q, v);
+    else quantize_row_scalar(x + i * ldx, k, ue8m0, scales + i * kb, q, v);
+  });
+}
+
+}  // namespace dsinfer::kernels
