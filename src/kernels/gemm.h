@@ -16,7 +16,8 @@
 // Every output element is reduced in a fixed order that depends only on k (gemm_internal.h), so
 // the result of a row is bit-identical whatever m is, whichever rows share the call, however
 // many threads run it and on either ISA. Small m decodes B straight from the packed weights (the
-// decode GEMV, bandwidth bound; software prefetch 4 KB ahead keeps a core streaming); larger m converts B panels to fp32 in L2-sized chunks once per
+// decode GEMV, bandwidth bound; software prefetch 16 KB ahead into L2 and 2 KB into L1 keeps a
+// core streaming); larger m converts B panels to fp32 in L1-sized chunks once per
 // 96 rows and runs a 6x64 register-blocked FMA kernel.
 #pragma once
 
