@@ -28,9 +28,10 @@ bool smoke_mode(int argc, char** argv) {
   return false;
 }
 
-// Sums p[0, n). With `prefetch`, each 256-byte step also asks for the lines 2 KB (into L1) and
-// 16 KB (into L2) ahead, as the GEMV kernels do: on this VM that reads faster than plain loads,
-// and the limit a kernel is compared with should be the faster of the two.
+// Sums p[0, n). With `prefetch`, each 256-byte step also asks for the lines 4 KB (into L1) and
+// 32 KB (into L2) ahead: on this VM that reads ~20% faster than plain loads (the best of the
+// distances tried, 2-8 KB / 16-64 KB), and the limit a kernel is compared with should be the
+// faster of the two.
 static float sum_range(const float* p, size_t n, bool prefetch) {
 #if defined(__AVX512F__)
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -38,8 +39,8 @@ static float sum_range(const float* p, size_t n, bool prefetch) {
   for (; i + 64 <= n; i += 64) {
     if (prefetch)
       for (int l = 0; l < 4; ++l) {
-        _mm_prefetch(reinterpret_cast<const char*>(p + i + 4096 + 16 * l), _MM_HINT_T1);
-        _mm_prefetch(reinterpret_cast<const char*>(p + i + 512 + 16 * l), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p + i + 8192 + 16 * l), _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(p + i + 1024 + 16 * l), _MM_HINT_T0);
       }
     a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
     a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
@@ -63,24 +64,33 @@ static float sum_range(const float* p, size_t n, bool prefetch) {
   return s;
 }
 
-static double stream_read(size_t bytes, int reps, bool prefetch) {
-  size_t n = bytes / sizeof(float) / 64 * 64;
+// One pass over buf on every thread; GB/s.
+static double stream_pass(const AlignedBuffer<float>& buf, bool prefetch) {
+  const size_t n = buf.size() / 64 * 64;
+  ThreadPool& pool = ThreadPool::global();
+  const size_t chunks = size_t(pool.size());
+  const size_t per = (n / chunks) / 64 * 64;
+  std::atomic<float> sink{0};
+  const double t0 = now_seconds();
+  pool.run(chunks, [&](size_t c) {
+    size_t b = c * per, e = c + 1 == chunks ? n : b + per;
+    float s = sum_range(buf.data() + b, e - b, prefetch);
+    sink.store(sink.load() + s);
+  });
+  return double(n) * sizeof(float) / (now_seconds() - t0) / 1e9;
+}
+
+static AlignedBuffer<float> stream_buffer(size_t bytes) {
+  const size_t n = bytes / sizeof(float) / 64 * 64;
   AlignedBuffer<float> buf(n);
   for (size_t i = 0; i < n; ++i) buf[i] = float(i & 7);
-  ThreadPool& pool = ThreadPool::global();
-  size_t chunks = size_t(pool.size());
-  size_t per = (n / chunks) / 64 * 64;
+  return buf;
+}
+
+static double stream_read(size_t bytes, int reps, bool prefetch) {
+  AlignedBuffer<float> buf = stream_buffer(bytes);
   std::vector<double> rates;
-  std::atomic<float> sink{0};
-  for (int r = 0; r < reps; ++r) {
-    double t0 = now_seconds();
-    pool.run(chunks, [&](size_t c) {
-      size_t b = c * per, e = c + 1 == chunks ? n : b + per;
-      float s = sum_range(buf.data() + b, e - b, prefetch);
-      sink.store(sink.load() + s);
-    });
-    rates.push_back(double(n) * sizeof(float) / (now_seconds() - t0) / 1e9);
-  }
+  for (int r = 0; r < reps; ++r) rates.push_back(stream_pass(buf, prefetch));
   return median(rates);
 }
 
@@ -165,6 +175,14 @@ MachineLimits measure_machine_limits(size_t bytes, int repetitions) {
   m.isa = "avx2";
 #endif
   return m;
+}
+
+LimitProbe::LimitProbe(size_t stream_bytes) : buf_(stream_buffer(stream_bytes)) {}
+
+double LimitProbe::stream_read_gbps() { return std::max(stream_pass(buf_, false), stream_pass(buf_, true)); }
+
+double LimitProbe::fma_gflops() {
+  return all_threads_gflops(fma_loop_seconds, 1'000'000, 12.0 * kLanes * 2, 1);
 }
 
 std::string describe(const MachineLimits& m) {
