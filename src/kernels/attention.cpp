@@ -84,6 +84,10 @@ void mla_decode(const float* q, int64_t batch, int64_t s_q, int64_t h_q, const L
       const int64_t needed = std::min(n, std::max<int64_t>(visible[size_t(R - 1)], 0));
       latent_cache_gather(cache, table, t0, needed, rows.data());
       detail::TileArgs a{qs, d, R, d, dv, rows.data(), d, rows.data(), d, needed, visible.data(), softmax_scale, scores.data()};
+      if (t0 + bs < sp.t1) {  // the next block of this split, contiguous in the pool
+        a.prefetch = static_cast<const uint8_t*>(cache.row(table, t0 + bs));
+        a.prefetch_bytes = std::min(bs, sp.t1 - t0 - bs) * cache.row_bytes();
+      }
       detail::attend_tile(a, st);
     }
   });

@@ -69,60 +69,99 @@ float exp_avx512(float x) {
 
 inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1); }
 
-// Scores of 4 rows x 4 keys (fewer at the edges) with 16 accumulators over d.
+// Scores of MR rows x NK keys with MR * NK accumulators over d, each reduced at the end.
+// The register blocks' loops carry `unroll` pragmas: left to itself GCC kept the 8 x 3 block's
+// accumulators in a stack array (indexed by loop counters it did not unroll) and stored all 24
+// every 16 channels.
+// One line of the caller's prefetch range per 16 channels: spread over the tile's arithmetic,
+// the prefetches never queue up behind L1's few fill buffers.
+struct PrefetchCursor {
+  const uint8_t* p = nullptr;
+  const uint8_t* end = nullptr;
+  void step() {
+    if (p < end) {
+      _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T1);
+      p += 64;
+    }
+  }
+};
+
 template <int MR, int NK>
-inline void dots(const float* const* q, const float* const* k, int64_t d, float* out, int64_t ldo) {
+inline void dots(const float* const* q, const float* const* k, int64_t d, float* out, int64_t ldo, PrefetchCursor& pf) {
   __m512 acc[MR][NK];
+  #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
+    #pragma GCC unroll 16
     for (int j = 0; j < NK; ++j) acc[i][j] = _mm512_setzero_ps();
   for (int64_t c = 0; c < d; c += 16) {
+    pf.step();
     const __mmask16 m = tail_mask(d - c);
     __m512 kv[NK];
+    #pragma GCC unroll 16
     for (int j = 0; j < NK; ++j) kv[j] = _mm512_maskz_loadu_ps(m, k[j] + c);
+    #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       __m512 qv = _mm512_maskz_loadu_ps(m, q[i] + c);
+      #pragma GCC unroll 16
       for (int j = 0; j < NK; ++j) acc[i][j] = _mm512_fmadd_ps(qv, kv[j], acc[i][j]);
     }
   }
+  #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
+    #pragma GCC unroll 16
     for (int j = 0; j < NK; ++j) out[i * ldo + j] = hsum(acc[i][j]);
 }
 
+// Scores of MR query rows against every key of the tile, NK keys at a time. 8 rows x 3 keys
+// (24 accumulators) reads each key row from L2 once per 8 query rows and 3 key vectors per 24
+// FMAs; the 4 x 4 block it replaced read keys twice as often and ran at ~L2's bandwidth.
 template <int MR>
-inline void dots_rows(const TileArgs& a, int64_t r0, float* scores) {
+inline void dots_rows(const TileArgs& a, int64_t r0, float* scores, PrefetchCursor& pf) {
   const float* q[MR];
   for (int i = 0; i < MR; ++i) q[i] = a.q + (r0 + i) * a.ldq;
+  constexpr int NK = MR >= 8 ? 3 : 4;
   int64_t t = 0;
-  for (; t + 4 <= a.n; t += 4) {
-    const float* k[4] = {a.k + t * a.ldk, a.k + (t + 1) * a.ldk, a.k + (t + 2) * a.ldk, a.k + (t + 3) * a.ldk};
-    dots<MR, 4>(q, k, a.d, scores + r0 * a.n + t, a.n);
+  for (; t + NK <= a.n; t += NK) {
+    const float* k[NK];
+    for (int j = 0; j < NK; ++j) k[j] = a.k + (t + j) * a.ldk;
+    dots<MR, NK>(q, k, a.d, scores + r0 * a.n + t, a.n, pf);
   }
   for (; t < a.n; ++t) {
     const float* k[1] = {a.k + t * a.ldk};
-    dots<MR, 1>(q, k, a.d, scores + r0 * a.n + t, a.n);
+    dots<MR, 1>(q, k, a.d, scores + r0 * a.n + t, a.n, pf);
   }
 }
 
-// acc[r0 + i, :] += sum_t p[r0 + i, t] * v[t, :], 4 rows x 64 columns per register block.
-template <int MR>
+// acc[r0 + i, :] += sum_t p[r0 + i, t] * v[t, :], MR rows x 16 * NV columns per register block:
+// 8 x 32 reads each value row from L2 once per 8 query rows, 2 vectors per 16 FMAs.
+template <int MR, int NV>
 inline void pv_rows(const TileArgs& a, TileState& st, int64_t r0) {
-  for (int64_t c = 0; c < a.dv; c += 64) {
-    __mmask16 m[4];
-    for (int j = 0; j < 4; ++j) m[j] = c + 16 * j < a.dv ? tail_mask(a.dv - c - 16 * j) : __mmask16(0);
-    __m512 acc[MR][4];
+  constexpr int64_t W = 16 * NV;
+  for (int64_t c = 0; c < a.dv; c += W) {
+    __mmask16 m[NV];
+    #pragma GCC unroll 16
+    for (int j = 0; j < NV; ++j) m[j] = c + 16 * j < a.dv ? tail_mask(a.dv - c - 16 * j) : __mmask16(0);
+    __m512 acc[MR][NV];
+    #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_maskz_loadu_ps(m[j], st.acc + (r0 + i) * a.dv + c + 16 * j);
+      #pragma GCC unroll 16
+      for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_maskz_loadu_ps(m[j], st.acc + (r0 + i) * a.dv + c + 16 * j);
     for (int64_t t = 0; t < a.n; ++t) {
       const float* v = a.v + t * a.ldv + c;
-      __m512 vv[4];
-      for (int j = 0; j < 4; ++j) vv[j] = _mm512_maskz_loadu_ps(m[j], v + 16 * j);
+      __m512 vv[NV];
+      #pragma GCC unroll 16
+      for (int j = 0; j < NV; ++j) vv[j] = _mm512_maskz_loadu_ps(m[j], v + 16 * j);
+      #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {
         __m512 p = _mm512_set1_ps(a.scores[(r0 + i) * a.n + t]);
-        for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(p, vv[j], acc[i][j]);
+        #pragma GCC unroll 16
+        for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_fmadd_ps(p, vv[j], acc[i][j]);
       }
     }
+    #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < 4; ++j) _mm512_mask_storeu_ps(st.acc + (r0 + i) * a.dv + c + 16 * j, m[j], acc[i][j]);
+      #pragma GCC unroll 16
+      for (int j = 0; j < NV; ++j) _mm512_mask_storeu_ps(st.acc + (r0 + i) * a.dv + c + 16 * j, m[j], acc[i][j]);
   }
 }
 
@@ -163,14 +202,17 @@ void softmax_rows_avx512(const TileArgs& a, TileState& st) {
 }
 
 void attend_tile_avx512(const TileArgs& a, TileState& st) {
+  PrefetchCursor pf{a.prefetch, a.prefetch ? a.prefetch + a.prefetch_bytes : nullptr};
   int64_t r = 0;
-  for (; r + 4 <= a.R; r += 4) dots_rows<4>(a, r, a.scores);
-  for (; r < a.R; ++r) dots_rows<1>(a, r, a.scores);
+  for (; r + 8 <= a.R; r += 8) dots_rows<8>(a, r, a.scores, pf);
+  for (; r + 4 <= a.R; r += 4) dots_rows<4>(a, r, a.scores, pf);
+  for (; r < a.R; ++r) dots_rows<1>(a, r, a.scores, pf);
   softmax_rows_avx512(a, st);
   r = 0;
-  for (; r + 4 <= a.R; r += 4) pv_rows<4>(a, st, r);
-  for (; r + 2 <= a.R; r += 2) pv_rows<2>(a, st, r);
-  for (; r < a.R; ++r) pv_rows<1>(a, st, r);
+  for (; r + 8 <= a.R; r += 8) pv_rows<8, 2>(a, st, r);
+  for (; r + 4 <= a.R; r += 4) pv_rows<4, 4>(a, st, r);
+  for (; r + 2 <= a.R; r += 2) pv_rows<2, 4>(a, st, r);
+  for (; r < a.R; ++r) pv_rows<1, 4>(a, st, r);
 }
 
 }  // namespace

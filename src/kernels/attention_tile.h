@@ -24,6 +24,10 @@ struct TileArgs {
   const int64_t* visible;  // [R]: keys with tile-relative index < visible[r] are visible (clamped to n)
   float scale;
   float* scores;  // scratch [R, n]
+  // Optional: bytes to bring into L2 while this tile computes (mla_decode passes the next KV
+  // block, so its DRAM read overlaps this tile's arithmetic instead of stalling the next gather).
+  const uint8_t* prefetch = nullptr;
+  int64_t prefetch_bytes = 0;
 };
 
 void attend_tile(const TileArgs& a, TileState& st);
