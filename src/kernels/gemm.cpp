@@ -30,9 +30,49 @@ struct Task {
   int64_t m0, m1;
 };
 
+// The problems with A copied into the converting path's packed layout (gemm_internal.h) when
+// any of them runs that path: the calling thread's buffers, reused, filled over the pool.
+const GemmProblem* with_packed_a(const GemmProblem* given, const int64_t* rows, size_t count) {
+  static thread_local std::vector<GemmProblem> tl_problems;
+  static thread_local AlignedBuffer<float> tl_packed;
+  struct Item {
+    size_t problem;
+    int64_t g0, g1;
+    size_t offset;
+  };
+  static thread_local std::vector<Item> tl_items;
+  std::vector<GemmProblem>& problems = tl_problems;
+  std::vector<Item>& items = tl_items;
+  problems.assign(given, given + count);
+  items.clear();
+  size_t total = 0;
+  for (size_t q = 0; q < count; ++q) {
+    if (rows[q] <= detail::kOnTheFlyRows) continue;
+    const int64_t groups = (rows[q] + detail::kRowGroup - 1) / detail::kRowGroup, k = given[q].b->k;
+    const size_t per_group = size_t(k * detail::kRowGroup);
+    // Items of ~64K floats so the copy spreads over the pool.
+    const int64_t step = std::max<int64_t>(1, int64_t(65536 / per_group));
+    for (int64_t g0 = 0; g0 < groups; g0 += step)
+      items.push_back({q, g0, std::min(groups, g0 + step), total + size_t(g0) * per_group});
+    total += size_t(groups) * per_group;
+  }
+  if (items.empty()) return given;
+  if (tl_packed.size() < total) tl_packed.resize(total);
+  float* packed = tl_packed.data();
+  for (const Item& it : items)
+    if (it.g0 == 0) problems[it.problem].a_packed = packed + it.offset;
+  parallel_for(items.size(), 1, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) {
+      const Item& it = items[i];
+      detail::pack_a_groups(given[it.problem], rows[it.problem], given[it.problem].b->k, it.g0, it.g1, packed + it.offset);
+    }
+  });
+  return problems.data();
+}
+
 // Runs every (problem, panel, row range) task on the pool; tasks are listed problem by problem,
 // panel by panel, so a contiguous chunk of tasks streams neighbouring weights.
-void run_tasks(const GemmProblem* problems, const int64_t* rows, size_t count) {
+void run_tasks(const GemmProblem* given, const int64_t* rows, size_t count) {
   // The calling thread's task list, reused: a decode step runs ~150 GEMMs. Named through a
   // reference so the pool's workers, which run the lambda below, see the caller's list and not
   // their own thread_local instance.
@@ -46,12 +86,15 @@ void run_tasks(const GemmProblem* problems, const int64_t* rows, size_t count) {
     if (m <= 0) continue;
     const int64_t per = m <= detail::kOnTheFlyRows ? m : kRowsPerTask;
     streaming = streaming && m <= detail::kOnTheFlyRows;
-    for (int64_t p = 0; p < problems[q].b->panels; ++p)
+    for (int64_t p = 0; p < given[q].b->panels; ++p)
       for (int64_t i = 0; i < m; i += per) tasks.push_back({int32_t(q), int32_t(p), i, std::min(m, i + per)});
-    work += double(problems[q].b->panels) * double(problems[q].b->k) * double(kPanelCols) * double(std::max<int64_t>(m, 8));
+    work += double(given[q].b->panels) * double(given[q].b->k) * double(kPanelCols) * double(std::max<int64_t>(m, 8));
   }
   if (tasks.empty()) return;
-  auto panel_fn = active_isa() == Isa::kAvx512 ? detail::gemm_panel_avx512 : detail::gemm_panel_avx2;
+  const bool avx512 = active_isa() == Isa::kAvx512;
+  auto panel_fn = avx512 ? detail::gemm_panel_avx512 : detail::gemm_panel_avx2;
+  const GemmProblem* problems = given;
+  if (avx512) problems = with_packed_a(given, rows, count);
   // About 256K weight elements (or multiply-adds) per chunk keeps the pool's overhead small.
   const double per_task = work / double(tasks.size());
   size_t grain = size_t(std::max(1.0, 262144.0 / std::max(per_task, 1.0)));
@@ -191,5 +234,19 @@ void gemm_grouped_masked_fp8(const uint8_t* a, const float* a_scales, int64_t gr
     e4m3_rows_to_f32(a + g * m_max * k, k, std::min<int64_t>(counts[g], m_max), k, tl_a.data() + g * m_max * k, k);
   gemm_grouped_masked(tl_a.data(), a_scales, groups, m_max, k, counts, b, d);
 }
+
+namespace detail {
+
+void pack_a_groups(const GemmProblem& g, int64_t m, int64_t k, int64_t g0, int64_t g1, float* out) {
+  for (int64_t grp = g0; grp < g1; ++grp) {
+    const int64_t r0 = grp * kRowGroup, rn = std::min<int64_t>(kRowGroup, m - r0);
+    const float* a[kRowGroup];
+    for (int64_t r = 0; r < kRowGroup; ++r) a[r] = g.a + (r0 + std::min(r, rn - 1)) * g.lda;
+    for (int64_t kk = 0; kk < k; ++kk, out += kRowGroup)
+      for (int64_t r = 0; r < kRowGroup; ++r) out[r] = r < rn ? a[r][kk] : 0.0f;
+  }
+}
+
+}  // namespace detail
 
 }  // namespace dsinfer::kernels

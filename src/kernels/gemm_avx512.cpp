@@ -89,7 +89,7 @@ inline void decode_row(const uint8_t* p, __m512* w, const Tables& t) {
 }
 
 // MR rows x 64 columns over k range [k0, k1) (block aligned at k0). b points at packed row k0.
-template <int MR, int SRC, bool PF>
+template <int MR, int SRC, bool PF, bool PACKED = false>
 void rows_panel(const GemmProblem& g, const float* a, const float* sa, const float* sb, const uint8_t* b,
                 size_t b_stride, int64_t k0, int64_t k1, float* c, const __mmask16* mask, const Tables& t) {
   for (int64_t kb0 = k0; kb0 < k1; kb0 += kScaleBlock) {
@@ -103,7 +103,7 @@ void rows_panel(const GemmProblem& g, const float* a, const float* sa, const flo
       if constexpr (PF) prefetch_row(bk, SRC == kSrcFp8 ? 64 : SRC == kSrcBf16 ? 128 : 256);
       decode_row<SRC>(bk, w, t);
       for (int r = 0; r < MR; ++r) {
-        __m512 av = _mm512_set1_ps(a[r * g.lda + kk]);
+        __m512 av = _mm512_set1_ps(PACKED ? a[kk * kRowGroup + r] : a[r * g.lda + kk]);
         for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_fmadd_ps(av, w[j], acc[r][j]);
       }
     }
@@ -120,18 +120,18 @@ void rows_panel(const GemmProblem& g, const float* a, const float* sa, const flo
   }
 }
 
-template <int SRC, bool PF>
+template <int SRC, bool PF, bool PACKED = false>
 void rows_dispatch(int mr, const GemmProblem& g, int64_t i, const float* sb, const uint8_t* b, size_t stride,
                    int64_t k0, int64_t k1, float* c, const __mmask16* mask, const Tables& t) {
-  const float* a = g.a + i * g.lda;
+  const float* a = PACKED ? g.a_packed + (i / kRowGroup) * g.b->k * kRowGroup : g.a + i * g.lda;
   const float* sa = g.sa ? g.sa + i * g.ldsa : nullptr;
   switch (mr) {
-    case 1: rows_panel<1, SRC, PF>(g, a, sa, sb, b, stride, k0, k1, c, mask, t); break;
-    case 2: rows_panel<2, SRC, PF>(g, a, sa, sb, b, stride, k0, k1, c, mask, t); break;
-    case 3: rows_panel<3, SRC, PF>(g, a, sa, sb, b, stride, k0, k1, c, mask, t); break;
-    case 4: rows_panel<4, SRC, PF>(g, a, sa, sb, b, stride, k0, k1, c, mask, t); break;
-    case 5: rows_panel<5, SRC, PF>(g, a, sa, sb, b, stride, k0, k1, c, mask, t); break;
-    default: rows_panel<6, SRC, PF>(g, a, sa, sb, b, stride, k0, k1, c, mask, t); break;
+    case 1: rows_panel<1, SRC, PF, PACKED>(g, a, sa, sb, b, stride, k0, k1, c, mask, t); break;
+    case 2: rows_panel<2, SRC, PF, PACKED>(g, a, sa, sb, b, stride, k0, k1, c, mask, t); break;
+    case 3: rows_panel<3, SRC, PF, PACKED>(g, a, sa, sb, b, stride, k0, k1, c, mask, t); break;
+    case 4: rows_panel<4, SRC, PF, PACKED>(g, a, sa, sb, b, stride, k0, k1, c, mask, t); break;
+    case 5: rows_panel<5, SRC, PF, PACKED>(g, a, sa, sb, b, stride, k0, k1, c, mask, t); break;
+    default: rows_panel<6, SRC, PF, PACKED>(g, a, sa, sb, b, stride, k0, k1, c, mask, t); break;
   }
 }
 
@@ -170,9 +170,10 @@ void panel_impl(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* 
       for (int j = 0; j < 4; ++j) _mm512_store_ps(d + 16 * j, w[j]);
     }
     const uint8_t* buf = reinterpret_cast<const uint8_t*>(scratch);
-    for (int64_t i = m0; i < m1; i += 6) {
-      int mr = int(std::min<int64_t>(6, m1 - i));
-      rows_dispatch<kSrcF32, false>(mr, g, i, sb, buf, kPanelCols * sizeof(float), k0, k1, c + i * g.ldc, mask, t);
+    for (int64_t i = m0; i < m1; i += kRowGroup) {
+      int mr = int(std::min<int64_t>(kRowGroup, m1 - i));
+      if (g.a_packed) rows_dispatch<kSrcF32, false, true>(mr, g, i, sb, buf, kPanelCols * sizeof(float), k0, k1, c + i * g.ldc, mask, t);
+      else rows_dispatch<kSrcF32, false>(mr, g, i, sb, buf, kPanelCols * sizeof(float), k0, k1, c + i * g.ldc, mask, t);
     }
   }
 }

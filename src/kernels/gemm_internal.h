@@ -18,6 +18,7 @@ namespace dsinfer::kernels::detail {
 inline constexpr int64_t kChunkK = 128;        // k rows of a panel converted to fp32 at a time
 static_assert(kChunkK % kScaleBlock == 0, "a chunk must hold whole scale blocks: one reduction order");
 inline constexpr int64_t kOnTheFlyRows = 4;    // up to this many rows decode B straight from memory
+inline constexpr int64_t kRowGroup = 6;        // rows of the converting path's register block
 
 struct GemmProblem {
   const float* a = nullptr;  // [m, k] fp32 values of A (already quantised or rounded as asked)
@@ -27,7 +28,14 @@ struct GemmProblem {
   const PackedMatrix* b = nullptr;
   float* c = nullptr;  // [m, n] fp32
   int64_t ldc = 0;
+  // Optional copy of A for the converting path (m > kOnTheFlyRows, AVX-512): rows in groups of
+  // kRowGroup, each group k-major ([m / 6][k][6], the last group zero-padded), so the register
+  // block's broadcasts read one sequential stream instead of six rows a whole row apart.
+  const float* a_packed = nullptr;
 };
+
+// Writes problem g's A in the a_packed layout to out: row groups [g0, g1), k floats x 6 each.
+void pack_a_groups(const GemmProblem& g, int64_t m, int64_t k, int64_t g0, int64_t g1, float* out);
 
 // Computes rows [m0, m1) of C for panel p. scratch: kChunkK * 64 floats, 64-byte aligned.
 void gemm_panel_avx512(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* scratch);
