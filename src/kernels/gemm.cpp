@@ -43,7 +43,6 @@ const GemmProblem* with_packed_a(const GemmProblem* given, const int64_t* rows, 
   static thread_local std::vector<Item> tl_items;
   std::vector<GemmProblem>& problems = tl_problems;
   std::vector<Item>& items = tl_items;
-  problems.assign(given, given + count);
   items.clear();
   size_t total = 0;
   for (size_t q = 0; q < count; ++q) {
@@ -57,6 +56,7 @@ const GemmProblem* with_packed_a(const GemmProblem* given, const int64_t* rows, 
     total += size_t(groups) * per_group;
   }
   if (items.empty()) return given;
+  problems.assign(given, given + count);
   if (tl_packed.size() < total) tl_packed.resize(total);
   float* packed = tl_packed.data();
   for (const Item& it : items)
