@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <memory>
+#include <stdexcept>
 #include <string>
 
 namespace dsinfer {
@@ -118,6 +120,70 @@ void parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_
   size_t per = (n + chunks - 1) / chunks;
   chunks = (n + per - 1) / per;
   pool.run(chunks, [&](size_t c) { fn(c * per, std::min(n, (c + 1) * per)); });
+}
+
+namespace {
+
+// A share is (next, end) in one word, so the owner advancing next and thieves lowering end
+// agree through compare-and-swap alone.
+struct alignas(64) Share {
+  std::atomic<uint64_t> range{0};  // next in the low 32 bits, end in the high 32
+
+  bool take_front(size_t* i) {
+    uint64_t r = range.load();
+    for (;;) {
+      const uint64_t next = r & 0xffffffffu, end = r >> 32;
+      if (next >= end) return false;
+      if (range.compare_exchange_weak(r, (next + 1) | (end << 32))) return *i = size_t(next), true;
+    }
+  }
+  bool take_back(size_t* i) {
+    uint64_t r = range.load();
+    for (;;) {
+      const uint64_t next = r & 0xffffffffu, end = r >> 32;
+      if (next >= end) return false;
+      if (range.compare_exchange_weak(r, next | ((end - 1) << 32))) return *i = size_t(end - 1), true;
+    }
+  }
+  uint64_t left() const {
+    const uint64_t r = range.load();
+    return (r >> 32) > (r & 0xffffffffu) ? (r >> 32) - (r & 0xffffffffu) : 0;
+  }
+};
+
+}  // namespace
+
+void parallel_for_shares(size_t n, const std::function<void(size_t)>& fn) {
+  if (n == 0) return;
+  ThreadPool& pool = ThreadPool::global();
+  const size_t threads = std::min(size_t(pool.size()), n);
+  if (threads <= 1) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  if (n >= (size_t(1) << 32)) throw std::length_error("parallel_for_shares: more than 2^32 items");
+  // The calling thread's shares, reused (a decode step makes ~150 calls); the workers reach them
+  // through the pointer captured below, not through their own thread_local.
+  static thread_local std::unique_ptr<Share[]> tl_shares;
+  static thread_local size_t tl_count = 0;
+  if (tl_count < threads) tl_shares.reset(new Share[threads]), tl_count = threads;
+  Share* shares = tl_shares.get();
+  for (size_t t = 0; t < threads; ++t) {
+    const uint64_t b = n * t / threads, e = n * (t + 1) / threads;
+    shares[t].range.store(b | (e << 32));
+  }
+  pool.run(threads, [&](size_t t) {
+    size_t i;
+    while (shares[t].take_front(&i)) fn(i);
+    for (;;) {
+      size_t fullest = threads;
+      uint64_t most = 0;
+      for (size_t o = 0; o < threads; ++o)
+        if (shares[o].left() > most) most = shares[o].left(), fullest = o;
+      if (fullest == threads) return;
+      if (shares[fullest].take_back(&i)) fn(i);
+    }
+  });
 }
 
 }  // namespace dsinfer

@@ -97,13 +97,16 @@ void run_tasks(const GemmProblem* given, const int64_t* rows, size_t count) {
   if (avx512) problems = with_packed_a(given, rows, count);
   // About 256K weight elements (or multiply-adds) per chunk keeps the pool's overhead small.
   const double per_task = work / double(tasks.size());
-  size_t grain = size_t(std::max(1.0, 262144.0 / std::max(per_task, 1.0)));
-  // Streaming tasks go out in at most two contiguous runs per thread: each run starts its
-  // prefetch stream cold, and a 1024x1024 FP8 GEMV handed out in 8 runs of 2 panels read
-  // 19.0 GB/s against 19.7-20.8 in 2-4 runs (alternated in one process).
+  const size_t grain = size_t(std::max(1.0, 262144.0 / std::max(per_task, 1.0)));
+  // Bandwidth-bound tasks: each thread streams one contiguous share of the panels, its prefetch
+  // stream warm; a 1024x1024 FP8 GEMV as 8 dynamic chunks of 2 panels read 19.0 GB/s, in shares
+  // 19.5-20.5 (alternated in one process; +1-8% on the other GEMV shapes).
   if (streaming) {
-    const size_t runs = 2 * size_t(ThreadPool::global().size());
-    grain = std::max(grain, (tasks.size() + runs - 1) / runs);
+    parallel_for_shares(tasks.size(), [&](size_t t) {
+      const Task& task = tasks[t];
+      panel_fn(problems[size_t(task.problem)], task.panel, task.m0, task.m1, thread_scratch());
+    });
+    return;
   }
   parallel_for(tasks.size(), grain, [&](size_t b, size_t e) {
     float* scratch = thread_scratch();

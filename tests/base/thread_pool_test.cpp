@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -24,6 +27,46 @@ TEST(ThreadPool, ParallelForCoversRangeWithoutOverlap) {
     for (size_t i = b; i < e; ++i) seen[i]++;
   });
   for (size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i], 1) << i;
+}
+
+TEST(ThreadPool, SharesCoverRangeExactlyOnce) {
+  for (size_t n : {0u, 1u, 2u, 3u, 7u, 100u, 1001u}) {
+    std::vector<std::atomic<int>> hits(n);
+    parallel_for_shares(n, [&](size_t i) { hits[i]++; });
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "n=" << n << " i=" << i;
+  }
+}
+
+// The first share's items are slow: its owner walks them front to back while the other threads,
+// done with their own shares, take items from its back.
+TEST(ThreadPool, SharesAreWalkedInOrderAndStolenFromTheBack) {
+  const size_t threads = size_t(ThreadPool::global().size());
+  if (threads < 2) GTEST_SKIP() << "one thread: nothing to steal";
+  const size_t n = 8 * threads, first_share = n / threads;
+  std::mutex mu;
+  std::vector<std::pair<std::thread::id, size_t>> order;
+  parallel_for_shares(n, [&](size_t i) {
+    if (i < first_share) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::lock_guard<std::mutex> lock(mu);
+    order.emplace_back(std::this_thread::get_id(), i);
+  });
+  ASSERT_EQ(order.size(), n);
+  std::thread::id owner;
+  for (auto& [id, i] : order)
+    if (i == 0) owner = id;
+  size_t last = 0, stolen = 0, lowest_stolen = n;
+  for (auto& [id, i] : order) {
+    if (i >= first_share) continue;
+    if (id == owner) {
+      EXPECT_GE(i, last) << "the owner walks its share front to back";
+      last = i;
+    } else {
+      ++stolen;
+      lowest_stolen = std::min(lowest_stolen, i);
+    }
+  }
+  EXPECT_GT(stolen, 0u) << "idle threads should have taken part of the slow share";
+  EXPECT_GT(lowest_stolen, last) << "thieves take from the back, the owner from the front: they never cross";
 }
 
 TEST(ThreadPool, ConcurrentCallersAreSerialisedSafely) {
