@@ -13,6 +13,7 @@
 #include <ctime>
 #include <cstdio>
 #include <random>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -57,10 +58,18 @@ std::vector<float> randn(size_t n, uint32_t seed) {
 }
 
 // --cpu: time by the process's CPU time divided by the thread count instead of the wall clock,
-// so that A/B comparisons of kernels survive other processes time-slicing the cores (the
-// limits printed stay wall-clock; compare those runs with each other, not with the limits).
+// so that A/B comparisons of kernels survive other processes time-slicing the cores. The limits
+// stay wall-clock, so under --cpu no ratio is printed: compare those runs with each other.
 bool g_cpu_time = false;
 bool g_hot = false;
+// "xx.x%" of the paired limit, or a blank of the same width under --cpu (different clocks).
+std::string percent(const bench::Paired& p) {
+  char buf[32];
+  if (g_cpu_time) std::snprintf(buf, sizeof buf, "  n/a");
+  else std::snprintf(buf, sizeof buf, "%5.1f", 100 * p.ratio);
+  return buf;
+}
+
 double clock_seconds() {
   if (!g_cpu_time) return now_seconds();
   timespec ts;
@@ -127,8 +136,8 @@ int main(int argc, char** argv) {
       };
       gemv();  // warm up
       bench::Paired p = bench::paired_runs(reps, stream, gemv);
-      std::printf("gemv %-5s n=%-5ld k=%-5ld  %7.1f us  %6.1f GB/s  = %5.1f%% of streaming read (%.1f GB/s)\n", dtype_name(dt),
-                  long(n), long(k), w[0].bytes() / p.rate / 1e3, p.rate, 100 * p.ratio, p.limit);
+      std::printf("gemv %-5s n=%-5ld k=%-5ld  %7.1f us  %6.1f GB/s  = %s%% of streaming read (%.1f GB/s)\n", dtype_name(dt),
+                  long(n), long(k), w[0].bytes() / p.rate / 1e3, p.rate, percent(p).c_str(), p.limit);
     }
   }
 
@@ -159,8 +168,8 @@ int main(int argc, char** argv) {
       };
       gemm();  // warm up
       bench::Paired p = bench::paired_runs(reps, fma, gemm);
-      std::printf("gemm %-5s m=%-4ld n=%-5ld k=%-5ld %8.2f ms  %6.1f GFLOP/s = %5.1f%% of FMA peak (%.1f GFLOP/s)\n", dtype_name(dt),
-                  long(m), long(n), long(k), flops / p.rate / 1e6, p.rate, 100 * p.ratio, p.limit);
+      std::printf("gemm %-5s m=%-4ld n=%-5ld k=%-5ld %8.2f ms  %6.1f GFLOP/s = %s%% of FMA peak (%.1f GFLOP/s)\n", dtype_name(dt),
+                  long(m), long(n), long(k), flops / p.rate / 1e6, p.rate, percent(p).c_str(), p.limit);
     }
   }
 
@@ -230,7 +239,7 @@ int main(int argc, char** argv) {
                 long(2 * inter), long(hidden), s1 * 1e3, f1 / s1 / 1e9);
     std::printf("grouped fp8 down     %ld rows (%ld valid) n=%ld k=%ld   %7.2f ms  %6.1f GFLOP/s\n", long(m), long(valid),
                 long(hidden), long(inter), s2 * 1e3, f2 / s2 / 1e9);
-    std::printf("grouped fp8 total    %6.1f GFLOP/s = %5.1f%% of FMA peak (%.1f GFLOP/s)\n", p.rate, 100 * p.ratio, p.limit);
+    std::printf("grouped fp8 total    %6.1f GFLOP/s = %s%% of FMA peak (%.1f GFLOP/s)\n", p.rate, percent(p).c_str(), p.limit);
   }
   return 0;
 }

@@ -52,12 +52,13 @@ class ThreadPool {
 };
 
 // Splits [0, n) into ranges of at least `grain` items and runs fn(begin, end) on the pool.
+// Like run(), not from inside a pool task.
 void parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_t)>& fn);
 
 // Runs fn(i) for i in [0, n), each thread walking its own contiguous share front to back (for
 // bandwidth-bound work whose hardware and software prefetch streams want long runs); a thread
 // whose share is done takes single items from the back of the fullest other share, so the call
-// ends within about one item of balanced.
+// ends within about one item of balanced. Like run(), not from inside a pool task.
 void parallel_for_shares(size_t n, const std::function<void(size_t)>& fn);
 
 }  // namespace dsinfer

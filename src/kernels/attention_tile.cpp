@@ -69,10 +69,6 @@ float exp_avx512(float x) {
 
 inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1); }
 
-// Scores of MR rows x NK keys with MR * NK accumulators over d, each reduced at the end.
-// The register blocks' loops carry `unroll` pragmas: left to itself GCC kept the 8 x 3 block's
-// accumulators in a stack array (indexed by loop counters it did not unroll) and stored all 24
-// every 16 channels.
 // One line of the caller's prefetch range per 16 channels: spread over the tile's arithmetic,
 // the prefetches never queue up behind L1's few fill buffers.
 struct PrefetchCursor {
@@ -86,6 +82,10 @@ struct PrefetchCursor {
   }
 };
 
+// Scores of MR rows x NK keys with MR * NK accumulators over d, each reduced at the end.
+// The register blocks' loops carry `unroll` pragmas: left to itself GCC kept the 8 x 3 block's
+// accumulators in a stack array (indexed by loop counters it did not unroll) and stored all 24
+// every 16 channels.
 template <int MR, int NK>
 inline void dots(const float* const* q, const float* const* k, int64_t d, float* out, int64_t ldo, PrefetchCursor& pf) {
   __m512 acc[MR][NK];

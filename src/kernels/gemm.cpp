@@ -17,7 +17,11 @@ namespace {
 
 using detail::GemmProblem;
 
-constexpr int64_t kRowsPerTask = 96;  // multiple of 6 (the register block)
+constexpr int64_t kRowsPerTask = 96;
+static_assert(kRowsPerTask % detail::kRowGroup == 0, "tasks start on register-block (packed A group) boundaries");
+// Packing A doubles its footprint; past this many floats (256 MB, a long MoE prefill) the GEMM
+// reads A in place instead.
+constexpr size_t kMaxPackedFloats = size_t(64) << 20;
 
 float* thread_scratch() {
   thread_local AlignedBuffer<float> buf(size_t(detail::kChunkK * kPanelCols));
@@ -46,7 +50,8 @@ const GemmProblem* with_packed_a(const GemmProblem* given, const int64_t* rows, 
   items.clear();
   size_t total = 0;
   for (size_t q = 0; q < count; ++q) {
-    if (rows[q] <= detail::kOnTheFlyRows) continue;
+    // Only the converting path of FP8/BF16 panels reads a_packed (fp32 panels run on the fly).
+    if (rows[q] <= detail::kOnTheFlyRows || given[q].b->dtype == DType::kF32) continue;
     const int64_t groups = (rows[q] + detail::kRowGroup - 1) / detail::kRowGroup, k = given[q].b->k;
     const size_t per_group = size_t(k * detail::kRowGroup);
     // Items of ~64K floats so the copy spreads over the pool.
@@ -55,7 +60,7 @@ const GemmProblem* with_packed_a(const GemmProblem* given, const int64_t* rows, 
       items.push_back({q, g0, std::min(groups, g0 + step), total + size_t(g0) * per_group});
     total += size_t(groups) * per_group;
   }
-  if (items.empty()) return given;
+  if (items.empty() || total > kMaxPackedFloats) return given;
   problems.assign(given, given + count);
   if (tl_packed.size() < total) tl_packed.resize(total);
   float* packed = tl_packed.data();

@@ -131,17 +131,29 @@ void check_quantiser(const std::vector<float>& x, int64_t m, int64_t k, bool ue8
 }
 
 TEST_P(ConvertIsa, QuantiserMatchesScalarDefinitionOnRoundingEdges) {
-  // Each 128-block holds 448 so its scale is exactly 1 and the edge values reach the rounding
-  // unchanged; the last block is partial (k not a multiple of 128).
-  std::vector<float> edges = e4m3_edge_values();
+  // Every finite edge value of magnitude <= 448 goes in a 128-block that also holds 448, so the
+  // block's scale is exactly 1 and the value reaches the rounding unchanged (checked below).
+  // The rest (beyond 448, infinities, NaN) follow in trailing blocks of their own, whose scales
+  // are whatever the definition makes of them; the last block is partial.
+  std::vector<float> in_range, beyond;
+  for (float v : e4m3_edge_values()) (std::fabs(v) <= 448.0f ? in_range : beyond).push_back(v);
   std::vector<float> x;
-  for (size_t i = 0; i < edges.size(); ++i) {
+  for (float v : in_range) {
     if (x.size() % 128 == 0) x.push_back(448.0f);
-    x.push_back(edges[i]);
+    x.push_back(v);
+  }
+  while (x.size() % 128) x.push_back(0.5f);
+  const int64_t unit_blocks = int64_t(x.size()) / 128;
+  for (float v : beyond) {
+    x.push_back(v);
+    x.push_back(1.0f);  // a finite neighbour in each trailing block
   }
   const int64_t k = int64_t(x.size());
   ASSERT_NE(k % 128, 0);
   check_quantiser(x, 1, k, false);
+  std::vector<float> scales(size_t(k_blocks(k)));
+  quantize_rows_1x128(x.data(), 1, k, k, false, scales.data(), nullptr, nullptr);
+  for (int64_t b = 0; b < unit_blocks; ++b) ASSERT_EQ(scales[size_t(b)], 1.0f) << "block " << b;
 }
 
 TEST_P(ConvertIsa, QuantiserMatchesScalarDefinitionOnRandomRows) {
