@@ -30,6 +30,20 @@ void for_rows(int64_t m, int64_t k, Row row) {
 
 bool use_avx512() { return active_isa() == Isa::kAvx512; }
 
+// out[i, j] = scalar(a[i, j]) row by row, through the AVX-512 row function when the CPU has it.
+template <typename Src, typename Dst, typename Scalar>
+void convert_rows(const Src* a, int64_t lda, int64_t m, int64_t k, Dst* out, int64_t ldo,
+                  void (*vec)(const Src*, int64_t, Dst*), Scalar scalar) {
+  const bool use_vec = use_avx512();
+  for_rows(m, k, [&](int64_t i) {
+    const Src* src = a + i * lda;
+    Dst* dst = out + i * ldo;
+    if (use_vec) vec(src, k, dst);
+    else
+      for (int64_t j = 0; j < k; ++j) dst[j] = scalar(src[j]);
+  });
+}
+
 void quantize_row_scalar(const float* xi, int64_t k, bool ue8m0, float* row_scales, uint8_t* codes, float* values) {
   for (int64_t b = 0; b < k_blocks(k); ++b) {
     const int64_t c0 = b * kScaleBlock, c1 = std::min(k, c0 + kScaleBlock);
@@ -50,47 +64,19 @@ void quantize_row_scalar(const float* xi, int64_t k, bool ue8m0, float* row_scal
 }  // namespace
 
 void e4m3_rows_to_f32(const uint8_t* a, int64_t lda, int64_t m, int64_t k, float* out, int64_t ldo) {
-  const bool vec = use_avx512();
-  for_rows(m, k, [&](int64_t i) {
-    const uint8_t* src = a + i * lda;
-    float* dst = out + i * ldo;
-    if (vec) detail::e4m3_to_f32_avx512(src, k, dst);
-    else
-      for (int64_t j = 0; j < k; ++j) dst[j] = e4m3_to_f32(src[j]);
-  });
+  convert_rows(a, lda, m, k, out, ldo, detail::e4m3_to_f32_avx512, [](uint8_t v) { return e4m3_to_f32(v); });
 }
 
 void bf16_rows_to_f32(const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* out, int64_t ldo) {
-  const bool vec = use_avx512();
-  for_rows(m, k, [&](int64_t i) {
-    const uint16_t* src = a + i * lda;
-    float* dst = out + i * ldo;
-    if (vec) detail::bf16_to_f32_avx512(src, k, dst);
-    else
-      for (int64_t j = 0; j < k; ++j) dst[j] = bf16_to_f32(src[j]);
-  });
+  convert_rows(a, lda, m, k, out, ldo, detail::bf16_to_f32_avx512, [](uint16_t v) { return bf16_to_f32(v); });
 }
 
 void f32_rows_to_bf16(const float* c, int64_t ldc, int64_t m, int64_t n, uint16_t* d, int64_t ldd) {
-  const bool vec = use_avx512();
-  for_rows(m, n, [&](int64_t i) {
-    const float* src = c + i * ldc;
-    uint16_t* dst = d + i * ldd;
-    if (vec) detail::f32_to_bf16_avx512(src, n, dst);
-    else
-      for (int64_t j = 0; j < n; ++j) dst[j] = f32_to_bf16(src[j]);
-  });
+  convert_rows(c, ldc, m, n, d, ldd, detail::f32_to_bf16_avx512, [](float v) { return f32_to_bf16(v); });
 }
 
 void round_rows_to_bf16(const float* x, int64_t ldx, int64_t m, int64_t k, float* out, int64_t ldo) {
-  const bool vec = use_avx512();
-  for_rows(m, k, [&](int64_t i) {
-    const float* src = x + i * ldx;
-    float* dst = out + i * ldo;
-    if (vec) detail::round_to_bf16_avx512(src, k, dst);
-    else
-      for (int64_t j = 0; j < k; ++j) dst[j] = round_to_bf16(src[j]);
-  });
+  convert_rows(x, ldx, m, k, out, ldo, detail::round_to_bf16_avx512, [](float v) { return round_to_bf16(v); });
 }
 
 void quantize_rows_1x128(const float* x, int64_t m, int64_t k, int64_t ldx, bool ue8m0, float* scales, uint8_t* codes,
