@@ -13,8 +13,16 @@
 namespace dsinfer::model {
 
 MlaAttention::MlaAttention(const ModelConfig& cfg, const AttentionWeights& w, Precision precision,
-                           int64_t workspace_bytes)
-    : cfg_(cfg), w_(w), precision_(precision) {
+                           int64_t workspace_bytes, std::shared_ptr<AttentionScratch> scratch)
+    : cfg_(cfg),
+      w_(w),
+      precision_(precision),
+      scratch_(scratch ? std::move(scratch) : std::make_shared<AttentionScratch>()),
+      q_(scratch_->q), qa_(scratch_->qa), kv_(scratch_->kv), attn_(scratch_->attn), ctx_(scratch_->ctx),
+      kvb_(scratch_->kvb), k_(scratch_->k), v_(scratch_->v), qabs_(scratch_->qabs), olat_(scratch_->olat),
+      heads_in_(scratch_->heads_in), heads_out_(scratch_->heads_out), part_(scratch_->part), lse_(scratch_->lse),
+      part_lse_(scratch_->part_lse), tables_(scratch_->tables), seqlens_(scratch_->seqlens), counts_(scratch_->counts),
+      rows_(scratch_->rows) {
   // Floats a context token costs in the non-absorbed form: its latent row, the kv_b output, K, V.
   const int64_t per_token = cfg.latent_dim() + cfg.num_attention_heads * (2 * cfg.qk_nope_head_dim +
                                                                           cfg.qk_rope_head_dim + 2 * cfg.v_head_dim);

@@ -9,8 +9,9 @@
 
 namespace dsinfer::model {
 
-MoeLayer::MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer, Precision precision)
-    : w_(w), layer_(layer), precision_(precision) {
+MoeLayer::MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer, Precision precision,
+                   std::vector<float>* scratch)
+    : w_(w), layer_(layer), precision_(precision), scratch_(scratch ? *scratch : own_scratch_) {
   if (w.shared) shared_ = PackedMlp::pack(*w.shared);
   kernels::WeightView router;
   router.dtype = DType::kF32;
