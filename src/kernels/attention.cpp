@@ -9,6 +9,7 @@
 #include "base/scratch.h"
 #include "base/thread_pool.h"
 #include "kernels/attention_tile.h"
+#include "kernels/cpu_features.h"
 
 namespace dsinfer::kernels {
 
@@ -125,18 +126,41 @@ void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const
                  int64_t context_len, int64_t heads, int64_t d_qk, int64_t dv, float softmax_scale, float* out,
                  int64_t ldo, float* lse, bool causal) {
   constexpr int64_t kQTile = 16, kKTile = 64;
-  const int64_t q_tiles = (s_q + kQTile - 1) / kQTile;
+  const int64_t k_tiles = (context_len + kKTile - 1) / kKTile;
+  // With enough queries, every key tile is transposed once ([heads][k_tiles][d_qk][64], zero
+  // padded) so the scores run as a register-blocked GEMM; the transpose costs about 1/s_q of
+  // the attention itself. The calling thread's buffer, reached by the workers through kt.
+  static thread_local AlignedBuffer<float> tl_kt;
+  const bool transposed = s_q >= kQTile && active_isa() == Isa::kAvx512;
+  const int64_t q_tile = transposed ? 3 * kQTile : kQTile, q_tiles = (s_q + q_tile - 1) / q_tile;
+  const size_t kt_tile = size_t(d_qk * kKTile);
+  float* kt = nullptr;
+  if (transposed) {
+    if (tl_kt.size() < size_t(heads * k_tiles) * kt_tile) tl_kt.resize(size_t(heads * k_tiles) * kt_tile);
+    kt = tl_kt.data();
+    parallel_for(size_t(heads * k_tiles), 1, [&](size_t b, size_t e) {
+      for (size_t w = b; w < e; ++w) {
+        const int64_t h = int64_t(w) / k_tiles, t0 = (int64_t(w) % k_tiles) * kKTile;
+        const int64_t n = std::min(kKTile, context_len - t0);
+        float* dst = kt + w * kt_tile;
+        for (int64_t t = 0; t < kKTile; ++t) {
+          const float* src = k + (t0 + t) * ldk + h * d_qk;
+          for (int64_t c = 0; c < d_qk; ++c) dst[c * kKTile + t] = t < n ? src[c] : 0.0f;
+        }
+      }
+    });
+  }
   parallel_for(size_t(heads * q_tiles), 1, [&](size_t wb, size_t we) {
     thread_local std::vector<float> acc, ml, scores;
     thread_local std::vector<int64_t> visible;
-    grow(acc, size_t(kQTile * dv));
-    grow(ml, size_t(2 * kQTile));
-    grow(scores, size_t(kQTile * kKTile));
-    grow(visible, size_t(kQTile));
+    grow(acc, size_t(q_tile * dv));
+    grow(ml, size_t(2 * q_tile));
+    grow(scores, size_t(q_tile * kKTile));
+    grow(visible, size_t(q_tile));
     for (size_t w = wb; w < we; ++w) {
-      const int64_t h = int64_t(w) % heads, i0 = (int64_t(w) / heads) * kQTile;
-      const int64_t R = std::min(kQTile, s_q - i0);
-      detail::TileState st{ml.data(), ml.data() + kQTile, acc.data()};
+      const int64_t h = int64_t(w) % heads, i0 = (int64_t(w) / heads) * q_tile;
+      const int64_t R = std::min(q_tile, s_q - i0);
+      detail::TileState st{ml.data(), ml.data() + q_tile, acc.data()};
       std::fill(acc.begin(), acc.begin() + R * dv, 0.0f);
       std::fill(st.m, st.m + R, kNegInf);
       std::fill(st.l, st.l + R, 0.0f);
@@ -148,6 +172,7 @@ void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const
           visible[size_t(r)] = causal ? context_len - s_q + i0 + r + 1 - t0 : context_len - t0;
         detail::TileArgs a{q + i0 * ldq + h * d_qk, ldq, R, d_qk, dv, k + t0 * ldk + h * d_qk, ldk,
                            v + t0 * ldv + h * dv, ldv, n, visible.data(), softmax_scale, scores.data()};
+        if (kt) a.kt = kt + size_t(h * k_tiles + t0 / kKTile) * kt_tile;
         detail::attend_tile(a, st);
       }
       for (int64_t r = 0; r < R; ++r) {

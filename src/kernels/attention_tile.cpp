@@ -132,6 +132,49 @@ inline void dots_rows(const TileArgs& a, int64_t r0, float* scores, PrefetchCurs
   }
 }
 
+// Scores of MR query rows against the tile's (up to 64) keys from the transposed tile a.kt:
+// 4 key vectors and MR broadcasts per channel, MR x 4 accumulators, nothing reduced across lanes.
+template <int MR>
+inline void qk_rows(const TileArgs& a, int64_t r0) {
+  __m512 acc[MR][4];
+  #pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+    #pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+  const float* q = a.q + r0 * a.ldq;
+  for (int64_t c = 0; c < a.d; ++c) {
+    __m512 kv[4];
+    #pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) kv[j] = _mm512_loadu_ps(a.kt + c * 64 + 16 * j);
+    #pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m512 qb = _mm512_set1_ps(q[i * a.ldq + c]);
+      #pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(qb, kv[j], acc[i][j]);
+    }
+  }
+  #pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+    #pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const int64_t t = 16 * j;
+      if (t < a.n) _mm512_mask_storeu_ps(a.scores + (r0 + i) * a.n + t, tail_mask(a.n - t), acc[i][j]);
+    }
+}
+
+void qk_all_rows(const TileArgs& a) {
+  int64_t r = 0;
+  for (; r + 6 <= a.R; r += 6) qk_rows<6>(a, r);
+  switch (a.R - r) {
+    case 5: qk_rows<5>(a, r); break;
+    case 4: qk_rows<4>(a, r); break;
+    case 3: qk_rows<3>(a, r); break;
+    case 2: qk_rows<2>(a, r); break;
+    case 1: qk_rows<1>(a, r); break;
+    default: break;
+  }
+}
+
 // acc[r0 + i, :] += sum_t p[r0 + i, t] * v[t, :], MR rows x 16 * NV columns per register block:
 // 8 x 32 reads each value row from L2 once per 8 query rows, 2 vectors per 16 FMAs.
 template <int MR, int NV>
@@ -204,11 +247,20 @@ void softmax_rows_avx512(const TileArgs& a, TileState& st) {
 void attend_tile_avx512(const TileArgs& a, TileState& st) {
   PrefetchCursor pf{a.prefetch, a.prefetch ? a.prefetch + a.prefetch_bytes : nullptr};
   int64_t r = 0;
-  for (; r + 8 <= a.R; r += 8) dots_rows<8>(a, r, a.scores, pf);
-  for (; r + 4 <= a.R; r += 4) dots_rows<4>(a, r, a.scores, pf);
-  for (; r < a.R; ++r) dots_rows<1>(a, r, a.scores, pf);
+  if (a.kt) {
+    qk_all_rows(a);
+  } else {
+    for (; r + 8 <= a.R; r += 8) dots_rows<8>(a, r, a.scores, pf);
+    for (; r + 4 <= a.R; r += 4) dots_rows<4>(a, r, a.scores, pf);
+    for (; r < a.R; ++r) dots_rows<1>(a, r, a.scores, pf);
+  }
   softmax_rows_avx512(a, st);
   r = 0;
+  // Prefill tiles (values read in place with a stride of heads x dv) take 6 x 64 blocks, 24
+  // FMAs per 10 loads; decode tiles (values gathered, re-read from L2) 8 x 32, which reads each
+  // value row once per 8 queries.
+  if (a.kt)
+    for (; r + 6 <= a.R; r += 6) pv_rows<6, 4>(a, st, r);
   for (; r + 8 <= a.R; r += 8) pv_rows<8, 2>(a, st, r);
   for (; r + 4 <= a.R; r += 4) pv_rows<4, 4>(a, st, r);
   for (; r + 2 <= a.R; r += 2) pv_rows<2, 4>(a, st, r);

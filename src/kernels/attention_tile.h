@@ -28,6 +28,9 @@ struct TileArgs {
   // block, so its DRAM read overlaps this tile's arithmetic instead of stalling the next gather).
   const uint8_t* prefetch = nullptr;
   int64_t prefetch_bytes = 0;
+  // Optional: the same keys transposed, kt[c * 64 + t] (zero past n): scores then run as a
+  // register-blocked GEMM (6 queries x 64 keys) instead of dot products reduced across lanes.
+  const float* kt = nullptr;
 };
 
 void attend_tile(const TileArgs& a, TileState& st);

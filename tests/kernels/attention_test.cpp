@@ -57,8 +57,10 @@ TEST(Attention, MlaDecodeMatchesNaiveSoftmaxWithBottomRightCausality) {
   }
 }
 
+// 70 queries take the transposed-key (GEMM) score path, 5 the dot-product one.
 TEST(Attention, CausalAttentionMatchesNaiveSoftmax) {
-  const int64_t heads = 2, dqk = 24, dv = 16, ctx = 150, s_q = 70;
+  for (int64_t s_q : {70L, 5L}) {
+  const int64_t heads = 2, dqk = 24, dv = 16, ctx = 150;
   auto q = ref::randn(size_t(s_q * heads * dqk), 1), k = ref::randn(size_t(ctx * heads * dqk), 2),
        v = ref::randn(size_t(ctx * heads * dv), 3);
   std::vector<float> out(size_t(s_q * heads * dv));
@@ -76,6 +78,7 @@ TEST(Attention, CausalAttentionMatchesNaiveSoftmax) {
           [&](int64_t j, int64_t d) { return double(v[size_t((j * heads + h) * dv + d)]); });
       for (int64_t d = 0; d < dv; ++d) ASSERT_NEAR(out[size_t((i * heads + h) * dv + d)], want[size_t(d)], 1e-5);
     }
+  }
 }
 
 // Non-causal prefill over a key range with its lse, and the merge of two disjoint key ranges,

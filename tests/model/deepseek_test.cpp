@@ -190,8 +190,13 @@ TEST(Model, TiledLongContextPrefillMatchesOneTile) {
     // The first chunk has no cached context: the same single call either way.
     const size_t first = size_t(150 * a->config().vocab_size);
     EXPECT_TRUE(std::equal(la.begin(), la.begin() + long(first), lb.begin()));
-    EXPECT_FALSE(std::equal(la.begin() + long(first), la.end(), lb.begin() + long(first)))
-        << "tiles merged through log-sum-exps round differently somewhere";
+    // Proof that the tiles were taken: merged through log-sum-exps they round differently
+    // somewhere. Only fp32 carries that to the logits for sure; at serving precision the bf16
+    // rounding of every layer's activations may absorb it.
+    if (precision == Precision::kFp32) {
+      EXPECT_FALSE(std::equal(la.begin() + long(first), la.end(), lb.begin() + long(first)))
+          << "tiles merged through log-sum-exps round differently somewhere";
+    }
   }
 }
 
