@@ -1,8 +1,10 @@
 #include "kernels/activation.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "base/simd.h"
+#include "base/thread_pool.h"
 #include "kernels/cpu_features.h"
 #include "kernels/exp_avx512.h"
 
@@ -28,14 +30,19 @@ void silu_row_avx512(const float* g, const float* u, int64_t n, float* o) {
 
 void silu_and_mul(const float* gate_up, int64_t m, int64_t n, float* out) {
   const bool avx512 = active_isa() == Isa::kAvx512;
-  for (int64_t i = 0; i < m; ++i) {
-    const float* g = gate_up + i * 2 * n;
-    const float* u = g + n;
-    float* o = out + i * n;
-    if (avx512) silu_row_avx512(g, u, n, o);
-    else
-      for (int64_t j = 0; j < n; ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
-  }
+  auto rows = [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) {
+      const float* g = gate_up + int64_t(i) * 2 * n;
+      const float* u = g + n;
+      float* o = out + int64_t(i) * n;
+      if (avx512) silu_row_avx512(g, u, n, o);
+      else
+        for (int64_t j = 0; j < n; ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+    }
+  };
+  // A prefill's routed experts apply it to ~16K rows a layer: over the pool when that large.
+  if (m * n < (int64_t(1) << 16)) rows(0, size_t(m));
+  else parallel_for(size_t(m), size_t(std::max<int64_t>(1, (int64_t(1) << 14) / n)), rows);
 }
 
 }  // namespace dsinfer::kernels
