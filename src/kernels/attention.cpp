@@ -128,16 +128,24 @@ void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const
   constexpr int64_t kQTile = 16, kKTile = 64;
   const int64_t k_tiles = (context_len + kKTile - 1) / kKTile;
   // With enough queries, every key tile is transposed once ([heads][k_tiles][d_qk][64], zero
-  // padded) so the scores run as a register-blocked GEMM; the transpose costs about 1/s_q of
-  // the attention itself. The calling thread's buffer, reached by the workers through kt.
-  static thread_local AlignedBuffer<float> tl_kt;
+  // padded) so the scores run as a register-blocked GEMM, and Q and V are copied head-major
+  // ([heads][tokens][d]): in place their rows sit heads x d floats apart (12 KB and 8 KB for
+  // bench-v3-small), all in one L1 set, and the value rows of a tile evicted one another. The
+  // copies cost about 1/s_q of the attention itself. The calling thread's buffers, reached by
+  // the workers through the pointers below.
+  static thread_local AlignedBuffer<float> tl_kt, tl_qh, tl_vh;
   const bool transposed = s_q >= kQTile && active_isa() == Isa::kAvx512;
   const int64_t q_tile = transposed ? 3 * kQTile : kQTile, q_tiles = (s_q + q_tile - 1) / q_tile;
   const size_t kt_tile = size_t(d_qk * kKTile);
-  float* kt = nullptr;
+  float *kt = nullptr, *qh = nullptr, *vh = nullptr;
   if (transposed) {
-    if (tl_kt.size() < size_t(heads * k_tiles) * kt_tile) tl_kt.resize(size_t(heads * k_tiles) * kt_tile);
-    kt = tl_kt.data();
+    auto reserve = [](AlignedBuffer<float>& b, size_t n) {
+      if (b.size() < n) b.resize(n);
+      return b.data();
+    };
+    kt = reserve(tl_kt, size_t(heads * k_tiles) * kt_tile);
+    qh = reserve(tl_qh, size_t(heads * s_q * d_qk));
+    vh = reserve(tl_vh, size_t(heads * context_len * dv));
     parallel_for(size_t(heads * k_tiles), 1, [&](size_t b, size_t e) {
       for (size_t w = b; w < e; ++w) {
         const int64_t h = int64_t(w) / k_tiles, t0 = (int64_t(w) % k_tiles) * kKTile;
@@ -147,7 +155,13 @@ void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const
           const float* src = k + (t0 + t) * ldk + h * d_qk;
           for (int64_t c = 0; c < d_qk; ++c) dst[c * kKTile + t] = t < n ? src[c] : 0.0f;
         }
+        for (int64_t t = t0; t < t0 + n; ++t) std::copy_n(v + t * ldv + h * dv, dv, vh + (h * context_len + t) * dv);
       }
+    });
+    parallel_for(size_t(heads), 1, [&](size_t b, size_t e) {
+      for (size_t h = b; h < e; ++h)
+        for (int64_t i = 0; i < s_q; ++i)
+          std::copy_n(q + i * ldq + int64_t(h) * d_qk, d_qk, qh + (int64_t(h) * s_q + i) * d_qk);
     });
   }
   parallel_for(size_t(heads * q_tiles), 1, [&](size_t wb, size_t we) {
@@ -172,7 +186,13 @@ void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const
           visible[size_t(r)] = causal ? context_len - s_q + i0 + r + 1 - t0 : context_len - t0;
         detail::TileArgs a{q + i0 * ldq + h * d_qk, ldq, R, d_qk, dv, k + t0 * ldk + h * d_qk, ldk,
                            v + t0 * ldv + h * dv, ldv, n, visible.data(), softmax_scale, scores.data()};
-        if (kt) a.kt = kt + size_t(h * k_tiles + t0 / kKTile) * kt_tile;
+        if (transposed) {
+          a.kt = kt + size_t(h * k_tiles + t0 / kKTile) * kt_tile;
+          a.q = qh + (h * s_q + i0) * d_qk;
+          a.ldq = d_qk;
+          a.v = vh + (h * context_len + t0) * dv;
+          a.ldv = dv;
+        }
         detail::attend_tile(a, st);
       }
       for (int64_t r = 0; r < R; ++r) {
