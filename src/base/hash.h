@@ -1,5 +1,6 @@
 // The splitmix64 finalizer: a cheap, well-mixed 64-bit bijection. Prefix-cache block keys
-// (cache/block_hash.h) and the per-request sampling streams (kernels/sampling.h) both build on it.
+// (cache/block_hash.h), the per-request sampling streams (kernels/sampling.h) and the
+// tokenizer's id-pair table (tokenizer/flat_map.h) build on it.
 #pragma once
 
 #include <cstdint>

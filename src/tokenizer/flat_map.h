@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/hash.h"
+
 namespace dsinfer::tokenizer {
 
 // 64-bit hash of a byte string: eight bytes at a time, multiply-xorshift mixing.
@@ -32,14 +34,6 @@ inline uint64_t hash_bytes(const char* p, size_t n) {
   }
   h *= 0xBF58476D1CE4E5B9ull;
   return h ^ (h >> 31);
-}
-
-inline uint64_t hash_u64(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xFF51AFD7ED558CCDull;
-  x ^= x >> 33;
-  x *= 0xC4CEB9FE1A85EC53ull;
-  return x ^ (x >> 33);
 }
 
 // Immutable-after-build map from byte strings to int32 values.
@@ -122,7 +116,7 @@ class PairMap {
         if (s.merge.rank >= 0) insert_or_assign(int32_t(s.key >> 32), int32_t(uint32_t(s.key)), s.merge);
     }
     uint64_t key = (uint64_t(uint32_t(a)) << 32) | uint32_t(b);
-    for (size_t i = hash_u64(key) & mask_;; i = (i + 1) & mask_) {
+    for (size_t i = mix64(key) & mask_;; i = (i + 1) & mask_) {
       Slot& s = slots_[i];
       if (s.merge.rank < 0) {
         s = Slot{key, m};
@@ -137,7 +131,7 @@ class PairMap {
   }
   Merge find(int32_t a, int32_t b) const {
     uint64_t key = (uint64_t(uint32_t(a)) << 32) | uint32_t(b);
-    for (size_t i = hash_u64(key) & mask_;; i = (i + 1) & mask_) {
+    for (size_t i = mix64(key) & mask_;; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (s.merge.rank < 0 || s.key == key) return s.merge;
     }
