@@ -13,16 +13,11 @@
 namespace dsinfer::model {
 
 MlaAttention::MlaAttention(const ModelConfig& cfg, const AttentionWeights& w, Precision precision,
-                           int64_t workspace_bytes, std::shared_ptr<AttentionScratch> scratch)
+                           int64_t workspace_bytes, AttentionScratch& scratch)
     : cfg_(cfg),
       w_(w),
       precision_(precision),
-      scratch_(scratch ? std::move(scratch) : std::make_shared<AttentionScratch>()),
-      q_(scratch_->q), qa_(scratch_->qa), kv_(scratch_->kv), attn_(scratch_->attn), ctx_(scratch_->ctx),
-      kvb_(scratch_->kvb), k_(scratch_->k), v_(scratch_->v), qabs_(scratch_->qabs), olat_(scratch_->olat),
-      heads_in_(scratch_->heads_in), heads_out_(scratch_->heads_out), part_(scratch_->part), lse_(scratch_->lse),
-      part_lse_(scratch_->part_lse), tables_(scratch_->tables), seqlens_(scratch_->seqlens), counts_(scratch_->counts),
-      rows_(scratch_->rows) {
+      s_(scratch) {
   // Floats a context token costs in the non-absorbed form: its latent row, the kv_b output, K, V.
   const int64_t per_token = cfg.latent_dim() + cfg.num_attention_heads * (2 * cfg.qk_nope_head_dim +
                                                                           cfg.qk_rope_head_dim + 2 * cfg.v_head_dim);
@@ -52,89 +47,89 @@ void MlaAttention::forward(const float* x, const Batch& batch, const kernels::La
 
   // Queries {T, H, qk}.
   ProfileScope proj_scope("attention.q_kv_proj");
-  grow(q_, T * H * qk);
+  grow(s_.q, T * H * qk);
   if (w_.q_a) {
     const int64_t r = q_a_.n;
-    grow(qa_, T * r);
-    kernels::linear(x, T, hidden, q_a_, qa_.data(), r, act());
-    kernels::rmsnorm(qa_.data(), T, r, r, w_.q_a_norm.data(), eps, qa_.data(), r);
-    kernels::linear(qa_.data(), T, r, q_proj_, q_.data(), H * qk, act());
+    grow(s_.qa, T * r);
+    kernels::linear(x, T, hidden, q_a_, s_.qa.data(), r, act());
+    kernels::rmsnorm(s_.qa.data(), T, r, r, w_.q_a_norm.data(), eps, s_.qa.data(), r);
+    kernels::linear(s_.qa.data(), T, r, q_proj_, s_.q.data(), H * qk, act());
   } else {
-    kernels::linear(x, T, hidden, q_proj_, q_.data(), H * qk, act());
+    kernels::linear(x, T, hidden, q_proj_, s_.q.data(), H * qk, act());
   }
   // Latent and rope key {T, lora + rope}: normalise the latent, rotate the key, cache both.
-  grow(kv_, T * (lora + rope));
-  kernels::linear(x, T, hidden, kv_a_, kv_.data(), lora + rope, act());
-  kernels::rmsnorm(kv_.data(), T, lora, lora + rope, w_.kv_a_norm.data(), eps, kv_.data(), lora + rope);
+  grow(s_.kv, T * (lora + rope));
+  kernels::linear(x, T, hidden, kv_a_, s_.kv.data(), lora + rope, act());
+  kernels::rmsnorm(s_.kv.data(), T, lora, lora + rope, w_.kv_a_norm.data(), eps, s_.kv.data(), lora + rope);
   for (int64_t t = 0; t < T; ++t) {
-    kernels::apply_rope(kv_.data() + t * (lora + rope) + lora, 1, 0, rope, cos + t * half, sin + t * half);
-    kernels::apply_rope(q_.data() + t * H * qk + nope, H, qk, rope, cos + t * half, sin + t * half);
+    kernels::apply_rope(s_.kv.data() + t * (lora + rope) + lora, 1, 0, rope, cos + t * half, sin + t * half);
+    kernels::apply_rope(s_.q.data() + t * H * qk + nope, H, qk, rope, cos + t * half, sin + t * half);
   }
   for (const SequenceChunk& s : batch.seqs)
     for (int64_t i = 0; i < s.num_tokens; ++i)
-      kernels::latent_cache_store(cache, s.block_table, s.cached_tokens + i, kv_.data() + (s.first_token + i) * (lora + rope));
+      kernels::latent_cache_store(cache, s.block_table, s.cached_tokens + i, s_.kv.data() + (s.first_token + i) * (lora + rope));
 
   proj_scope.stop();
   // Attention {T, H, v}: absorbed sequences together, non-absorbed one by one.
-  grow(attn_, T * H * cfg_.v_head_dim);
+  grow(s_.attn, T * H * cfg_.v_head_dim);
   std::vector<size_t> absorbed;
   for (size_t i = 0; i < batch.seqs.size(); ++i) {
     const SequenceChunk& s = batch.seqs[i];
     if (s.num_tokens == 0) continue;
     bool abs = mode == AttentionMode::kAbsorbed || (mode == AttentionMode::kAuto && s.num_tokens == 1);
     if (abs) absorbed.push_back(i);
-    else attend_non_absorbed(s, cache, attn_.data());
+    else attend_non_absorbed(s, cache, s_.attn.data());
   }
-  if (!absorbed.empty()) attend_absorbed(batch, absorbed, cache, attn_.data());
+  if (!absorbed.empty()) attend_absorbed(batch, absorbed, cache, s_.attn.data());
   ProfileScope o_scope("attention.o_proj");
-  kernels::linear(attn_.data(), T, H * cfg_.v_head_dim, o_, out, hidden, act());
+  kernels::linear(s_.attn.data(), T, H * cfg_.v_head_dim, o_, out, hidden, act());
 }
 
 void MlaAttention::decompress(const SequenceChunk& s, const kernels::LatentCacheView& cache, int64_t t0, int64_t n) {
   const int64_t H = cfg_.num_attention_heads, nope = cfg_.qk_nope_head_dim, rope = cfg_.qk_rope_head_dim;
   const int64_t qk = nope + rope, vd = cfg_.v_head_dim, lora = cfg_.kv_lora_rank, d = lora + rope;
-  grow(ctx_, n * d);
-  kernels::latent_cache_gather(cache, s.block_table, t0, n, ctx_.data());
-  grow(kvb_, n * H * (nope + vd));
-  kernels::linear(ctx_.data(), n, d, kv_b_, kvb_.data(), H * (nope + vd), act());
-  grow(k_, n * H * qk);
-  grow(v_, n * H * vd);
+  grow(s_.ctx, n * d);
+  kernels::latent_cache_gather(cache, s.block_table, t0, n, s_.ctx.data());
+  grow(s_.kvb, n * H * (nope + vd));
+  kernels::linear(s_.ctx.data(), n, d, kv_b_, s_.kvb.data(), H * (nope + vd), act());
+  grow(s_.k, n * H * qk);
+  grow(s_.v, n * H * vd);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t h = 0; h < H; ++h) {
-      const float* src = kvb_.data() + (t * H + h) * (nope + vd);
-      float* k = k_.data() + (t * H + h) * qk;
+      const float* src = s_.kvb.data() + (t * H + h) * (nope + vd);
+      float* k = s_.k.data() + (t * H + h) * qk;
       std::memcpy(k, src, size_t(nope) * sizeof(float));
-      std::memcpy(k + nope, ctx_.data() + t * d + lora, size_t(rope) * sizeof(float));
-      std::memcpy(v_.data() + (t * H + h) * vd, src + nope, size_t(vd) * sizeof(float));
+      std::memcpy(k + nope, s_.ctx.data() + t * d + lora, size_t(rope) * sizeof(float));
+      std::memcpy(s_.v.data() + (t * H + h) * vd, src + nope, size_t(vd) * sizeof(float));
     }
 }
 
 void MlaAttention::attend_non_absorbed(const SequenceChunk& s, const kernels::LatentCacheView& cache, float* attn_out) {
   const int64_t H = cfg_.num_attention_heads, qk = cfg_.qk_nope_head_dim + cfg_.qk_rope_head_dim;
   const int64_t vd = cfg_.v_head_dim, n = s.num_tokens, L = s.cached_tokens + n;
-  const float* q = q_.data() + s.first_token * H * qk;
+  const float* q = s_.q.data() + s.first_token * H * qk;
   float* out = attn_out + s.first_token * H * vd;
   const float scale = float(cfg_.softmax_scale());
   if (L <= context_tile_) {  // the whole context at once
     decompress(s, cache, 0, L);
-    kernels::mla_prefill(q, H * qk, k_.data(), H * qk, v_.data(), H * vd, n, L, H, qk, vd, scale, out, H * vd);
+    kernels::mla_prefill(q, H * qk, s_.k.data(), H * qk, s_.v.data(), H * vd, n, L, H, qk, vd, scale, out, H * vd);
     return;
   }
   // A long context: the chunk attends causally to itself, then each tile of the cached context
   // (wholly visible to every query) is folded in through the log-sum-exps, so the decompressed
   // K and V never exceed one tile (or the chunk, which the step's token budget bounds).
-  grow(lse_, H * n);
-  grow(part_lse_, H * n);
-  grow(part_, n * H * vd);
+  grow(s_.lse, H * n);
+  grow(s_.part_lse, H * n);
+  grow(s_.part, n * H * vd);
   decompress(s, cache, s.cached_tokens, n);
-  kernels::mla_prefill(q, H * qk, k_.data(), H * qk, v_.data(), H * vd, n, n, H, qk, vd, scale, out, H * vd,
-                       lse_.data(), true);
+  kernels::mla_prefill(q, H * qk, s_.k.data(), H * qk, s_.v.data(), H * vd, n, n, H, qk, vd, scale, out, H * vd,
+                       s_.lse.data(), true);
   for (int64_t t0 = 0; t0 < s.cached_tokens; t0 += context_tile_) {
     const int64_t len = std::min(context_tile_, s.cached_tokens - t0);
     decompress(s, cache, t0, len);
-    kernels::mla_prefill(q, H * qk, k_.data(), H * qk, v_.data(), H * vd, n, len, H, qk, vd, scale, part_.data(),
-                         H * vd, part_lse_.data(), false);
-    kernels::attention_merge(out, H * vd, lse_.data(), part_.data(), H * vd, part_lse_.data(), n, H, vd);
+    kernels::mla_prefill(q, H * qk, s_.k.data(), H * qk, s_.v.data(), H * vd, n, len, H, qk, vd, scale, s_.part.data(),
+                         H * vd, s_.part_lse.data(), false);
+    kernels::attention_merge(out, H * vd, s_.lse.data(), s_.part.data(), H * vd, s_.part_lse.data(), n, H, vd);
   }
 }
 
@@ -143,71 +138,71 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
   const int64_t H = cfg_.num_attention_heads, nope = cfg_.qk_nope_head_dim, rope = cfg_.qk_rope_head_dim;
   const int64_t qk = nope + rope, vd = cfg_.v_head_dim, lora = cfg_.kv_lora_rank, d = lora + rope;
   // The absorbed rows, in batch order.
-  rows_.clear();
+  s_.rows.clear();
   for (size_t i : seqs)
-    for (int64_t t = 0; t < batch.seqs[i].num_tokens; ++t) rows_.push_back(batch.seqs[i].first_token + t);
-  const int64_t n = int64_t(rows_.size());
+    for (int64_t t = 0; t < batch.seqs[i].num_tokens; ++t) s_.rows.push_back(batch.seqs[i].first_token + t);
+  const int64_t n = int64_t(s_.rows.size());
   // Fold W_UK into the queries, all heads in one masked grouped GEMM: [H, n, nope] -> [H, n, lora].
-  grow(heads_in_, H * n * std::max(nope, lora));
-  grow(heads_out_, H * n * std::max(lora, vd));
-  grow(counts_, H);
-  std::fill(counts_.begin(), counts_.begin() + H, int32_t(n));
+  grow(s_.heads_in, H * n * std::max(nope, lora));
+  grow(s_.heads_out, H * n * std::max(lora, vd));
+  grow(s_.counts, H);
+  std::fill(s_.counts.begin(), s_.counts.begin() + H, int32_t(n));
   for (int64_t h = 0; h < H; ++h)
     for (int64_t r = 0; r < n; ++r)
-      std::memcpy(heads_in_.data() + (h * n + r) * nope, q_.data() + (rows_[size_t(r)] * H + h) * qk,
+      std::memcpy(s_.heads_in.data() + (h * n + r) * nope, s_.q.data() + (s_.rows[size_t(r)] * H + h) * qk,
                   size_t(nope) * sizeof(float));
   {
     ProfileScope scope("attention.absorb_uk");
-    heads_gemm(heads_in_.data(), n, nope, uk_t_ptr_, heads_out_.data());
+    heads_gemm(s_.heads_in.data(), n, nope, uk_t_ptr_, s_.heads_out.data());
   }
   // q for the latent cache: [n, H, lora | rope].
-  grow(qabs_, n * H * d);
+  grow(s_.qabs, n * H * d);
   for (int64_t r = 0; r < n; ++r)
     for (int64_t h = 0; h < H; ++h) {
-      float* dst = qabs_.data() + (r * H + h) * d;
-      std::memcpy(dst, heads_out_.data() + (h * n + r) * lora, size_t(lora) * sizeof(float));
-      std::memcpy(dst + lora, q_.data() + (rows_[size_t(r)] * H + h) * qk + nope, size_t(rope) * sizeof(float));
+      float* dst = s_.qabs.data() + (r * H + h) * d;
+      std::memcpy(dst, s_.heads_out.data() + (h * n + r) * lora, size_t(lora) * sizeof(float));
+      std::memcpy(dst + lora, s_.q.data() + (s_.rows[size_t(r)] * H + h) * qk + nope, size_t(rope) * sizeof(float));
     }
   // Attention over the latent cache: single-token sequences in one batched call, longer ones alone.
-  grow(olat_, n * H * lora);
+  grow(s_.olat, n * H * lora);
   const int64_t max_blocks = [&] {
     int64_t mb = 1;
     for (size_t i : seqs)
       mb = std::max(mb, (batch.seqs[i].cached_tokens + batch.seqs[i].num_tokens + cache.block_size - 1) / cache.block_size);
     return mb;
   }();
-  grow(tables_, int64_t(seqs.size()) * max_blocks);
-  grow(seqlens_, int64_t(seqs.size()));
+  grow(s_.tables, int64_t(seqs.size()) * max_blocks);
+  grow(s_.seqlens, int64_t(seqs.size()));
   int64_t row = 0, batched = 0;
   for (size_t i : seqs) {
     const SequenceChunk& s = batch.seqs[i];
     const int64_t L = s.cached_tokens + s.num_tokens;
     if (s.num_tokens == 1) {
       std::copy(s.block_table, s.block_table + (L + cache.block_size - 1) / cache.block_size,
-                tables_.begin() + batched * max_blocks);
-      seqlens_[size_t(batched++)] = int32_t(L);
+                s_.tables.begin() + batched * max_blocks);
+      s_.seqlens[size_t(batched++)] = int32_t(L);
     }
   }
   if (batched == n) {
     // A pure decode step (every row a single-token sequence): attend in place, no gathering.
     ProfileScope scope("attention.mla_decode");
-    kernels::mla_decode(qabs_.data(), batched, 1, H, cache, tables_.data(), max_blocks, seqlens_.data(), lora,
-                        float(cfg_.softmax_scale()), true, olat_.data(), nullptr);
+    kernels::mla_decode(s_.qabs.data(), batched, 1, H, cache, s_.tables.data(), max_blocks, s_.seqlens.data(), lora,
+                        float(cfg_.softmax_scale()), true, s_.olat.data(), nullptr);
   } else {
     // Mixed step: gather the single-token rows for one batched call, run longer chunks alone.
-    std::vector<float>& q1 = kvb_;
-    std::vector<float>& o1 = ctx_;
+    std::vector<float>& q1 = s_.kvb;
+    std::vector<float>& o1 = s_.ctx;
     grow(q1, batched * H * d);
     grow(o1, batched * H * lora);
     int64_t b = 0;
     for (size_t i : seqs) {
       const int64_t nt = batch.seqs[i].num_tokens;
-      if (nt == 1) std::memcpy(q1.data() + (b++) * H * d, qabs_.data() + row * H * d, size_t(H * d) * sizeof(float));
+      if (nt == 1) std::memcpy(q1.data() + (b++) * H * d, s_.qabs.data() + row * H * d, size_t(H * d) * sizeof(float));
       row += nt;
     }
     ProfileScope scope("attention.mla_decode");
     if (batched > 0)
-      kernels::mla_decode(q1.data(), batched, 1, H, cache, tables_.data(), max_blocks, seqlens_.data(), lora,
+      kernels::mla_decode(q1.data(), batched, 1, H, cache, s_.tables.data(), max_blocks, s_.seqlens.data(), lora,
                           float(cfg_.softmax_scale()), true, o1.data(), nullptr);
     b = 0;
     row = 0;
@@ -215,12 +210,12 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
       const SequenceChunk& s = batch.seqs[i];
       const int64_t nt = s.num_tokens;
       if (nt == 1) {
-        std::memcpy(olat_.data() + row * H * lora, o1.data() + (b++) * H * lora, size_t(H * lora) * sizeof(float));
+        std::memcpy(s_.olat.data() + row * H * lora, o1.data() + (b++) * H * lora, size_t(H * lora) * sizeof(float));
       } else {
         int32_t len = int32_t(s.cached_tokens + nt);
-        kernels::mla_decode(qabs_.data() + row * H * d, 1, nt, H, cache, s.block_table,
+        kernels::mla_decode(s_.qabs.data() + row * H * d, 1, nt, H, cache, s.block_table,
                             (len + cache.block_size - 1) / cache.block_size, &len, lora, float(cfg_.softmax_scale()),
-                            true, olat_.data() + row * H * lora, nullptr);
+                            true, s_.olat.data() + row * H * lora, nullptr);
       }
       row += nt;
     }
@@ -228,16 +223,16 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
   // Unabsorb, all heads in one masked grouped GEMM: [H, n, lora] -> [H, n, v].
   for (int64_t h = 0; h < H; ++h)
     for (int64_t r = 0; r < n; ++r)
-      std::memcpy(heads_out_.data() + (h * n + r) * lora, olat_.data() + (r * H + h) * lora, size_t(lora) * sizeof(float));
-  grow(heads_in_, H * n * vd);
-  float* vout = heads_in_.data();
+      std::memcpy(s_.heads_out.data() + (h * n + r) * lora, s_.olat.data() + (r * H + h) * lora, size_t(lora) * sizeof(float));
+  grow(s_.heads_in, H * n * vd);
+  float* vout = s_.heads_in.data();
   {
     ProfileScope scope("attention.absorb_uv");
-    heads_gemm(heads_out_.data(), n, lora, uv_ptr_, vout);
+    heads_gemm(s_.heads_out.data(), n, lora, uv_ptr_, vout);
   }
   for (int64_t r = 0; r < n; ++r)
     for (int64_t h = 0; h < H; ++h)
-      std::memcpy(attn_out + (rows_[size_t(r)] * H + h) * vd, vout + (h * n + r) * vd, size_t(vd) * sizeof(float));
+      std::memcpy(attn_out + (s_.rows[size_t(r)] * H + h) * vd, vout + (h * n + r) * vd, size_t(vd) * sizeof(float));
 }
 
 void MlaAttention::heads_gemm(const float* in, int64_t n, int64_t k, const std::vector<const kernels::PackedMatrix*>& w_ptrs,
@@ -245,15 +240,15 @@ void MlaAttention::heads_gemm(const float* in, int64_t n, int64_t k, const std::
   const int64_t H = cfg_.num_attention_heads;
   const kernels::ActQuant a_q = kernels::activation_format(act(), w_ptrs[0]->dtype);
   if (a_q == kernels::ActQuant::kF32) {
-    kernels::gemm_grouped_masked(in, nullptr, H, n, k, counts_.data(), w_ptrs.data(), out);
+    kernels::gemm_grouped_masked(in, nullptr, H, n, k, s_.counts.data(), w_ptrs.data(), out);
     return;
   }
-  // Present the rows as the precision asks (one activation format for all heads); kvb_ and k_
+  // Present the rows as the precision asks (one activation format for all heads); s_.kvb and s_.k
   // are free scratch at this point of the absorbed path.
-  grow(kvb_, H * n * k);
-  grow(k_, H * n * kernels::k_blocks(k));
-  bool scaled = kernels::prepare_activations(in, H * n, k, k, a_q, kvb_.data(), k_.data());
-  kernels::gemm_grouped_masked(kvb_.data(), scaled ? k_.data() : nullptr, H, n, k, counts_.data(), w_ptrs.data(), out);
+  grow(s_.kvb, H * n * k);
+  grow(s_.k, H * n * kernels::k_blocks(k));
+  bool scaled = kernels::prepare_activations(in, H * n, k, k, a_q, s_.kvb.data(), s_.k.data());
+  kernels::gemm_grouped_masked(s_.kvb.data(), scaled ? s_.k.data() : nullptr, H, n, k, s_.counts.data(), w_ptrs.data(), out);
 }
 
 }  // namespace dsinfer::model

@@ -10,7 +10,6 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 #include "kernels/packed_matrix.h"
@@ -34,9 +33,9 @@ class MlaAttention {
  public:
   // workspace_bytes bounds the decompressed context a prefill chunk holds at once (the
   // non-absorbed form's K and V): longer contexts are attended tile by tile and merged.
-  // scratch: shared with the model's other layers (null: a private one).
-  MlaAttention(const ModelConfig& cfg, const AttentionWeights& w, Precision precision = Precision::kDefault,
-               int64_t workspace_bytes = kDefaultAttentionWorkspace, std::shared_ptr<AttentionScratch> scratch = nullptr);
+  // scratch: shared with the model's other layers; it must outlive this layer.
+  MlaAttention(const ModelConfig& cfg, const AttentionWeights& w, Precision precision, int64_t workspace_bytes,
+               AttentionScratch& scratch);
   static constexpr int64_t kDefaultAttentionWorkspace = int64_t(256) << 20;
 
   // x: normed hidden states [T, hidden]; cos/sin: rope tables [T, rope/2]; out [T, hidden].
@@ -61,12 +60,7 @@ class MlaAttention {
   kernels::PackedMatrix q_a_, q_proj_, kv_a_, kv_b_, o_;
   std::vector<kernels::PackedMatrix> uk_t_, uv_;  // per head: W_UKᵀ [kv_lora, nope], W_UV [v, kv_lora]
   std::vector<const kernels::PackedMatrix*> uk_t_ptr_, uv_ptr_;
-  // Scratch (AttentionScratch), under the names the code uses.
-  std::shared_ptr<AttentionScratch> scratch_;
-  std::vector<float>&q_, &qa_, &kv_, &attn_, &ctx_, &kvb_, &k_, &v_, &qabs_, &olat_, &heads_in_, &heads_out_, &part_,
-      &lse_, &part_lse_;
-  std::vector<int32_t>&tables_, &seqlens_, &counts_;
-  std::vector<int64_t>& rows_;
+  AttentionScratch& s_;
 };
 
 }  // namespace dsinfer::model

@@ -41,7 +41,7 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
     const LayerWeights& lw = weights_.layers[size_t(l)];
     // The layers run one after another and share their scratch (attention.h, AttentionScratch).
     attention_.emplace_back(cfg_, lw.attn, options_.precision, options_.attention_workspace_bytes, attention_scratch_);
-    moe_.push_back(lw.is_moe ? std::make_unique<MoeLayer>(cfg_, lw.moe, int(l), options_.precision, &scratch_) : nullptr);
+    moe_.push_back(lw.is_moe ? std::make_unique<MoeLayer>(cfg_, lw.moe, int(l), options_.precision, scratch_) : nullptr);
     dense_.push_back(lw.is_moe ? PackedMlp{} : PackedMlp::pack(lw.mlp));
   }
   lm_head_ = kernels::pack_matrix(weights_.lm_head);

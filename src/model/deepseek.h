@@ -66,7 +66,7 @@ class DeepSeekModel {
   ModelOptions options_;
   kernels::RopeParams rope_;
   LocalMoe local_moe_;
-  std::shared_ptr<AttentionScratch> attention_scratch_ = std::make_shared<AttentionScratch>();
+  AttentionScratch attention_scratch_;  // before attention_, which refers to it
   std::vector<MlaAttention> attention_;
   std::vector<std::unique_ptr<MoeLayer>> moe_;  // null for dense layers
   std::vector<PackedMlp> dense_;               // per layer; empty for MoE layers

@@ -10,8 +10,8 @@
 namespace dsinfer::model {
 
 MoeLayer::MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer, Precision precision,
-                   std::vector<float>* scratch)
-    : w_(w), layer_(layer), precision_(precision), scratch_(scratch ? *scratch : own_scratch_) {
+                   std::vector<float>& scratch)
+    : w_(w), layer_(layer), precision_(precision), scratch_(scratch) {
   if (w.shared) shared_ = PackedMlp::pack(*w.shared);
   kernels::WeightView router;
   router.dtype = DType::kF32;

@@ -18,9 +18,8 @@ namespace dsinfer::model {
 
 class MoeLayer {
  public:
-  // scratch: the shared expert's workspace, shared with the model's other layers (null: its own).
-  MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer, Precision precision = Precision::kDefault,
-           std::vector<float>* scratch = nullptr);
+  // scratch: the shared expert's workspace, shared with the model's other layers.
+  MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer, Precision precision, std::vector<float>& scratch);
 
   void forward(const float* x, int64_t T, MoeExecutor& executor, RoutingObserver* observer, float* out);
 
@@ -31,7 +30,7 @@ class MoeLayer {
   std::optional<PackedMlp> shared_;
   kernels::PackedMatrix router_;  // fp32 [n_routed, hidden], packed so a batch's scores are one GEMM
   kernels::RoutingParams params_;
-  std::vector<float> logits_, weights_, own_scratch_;
+  std::vector<float> logits_, weights_;
   std::vector<float>& scratch_;
   std::vector<int32_t> ids_;
 };
