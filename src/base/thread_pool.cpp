@@ -122,6 +122,17 @@ void parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_
   pool.run(chunks, [&](size_t c) { fn(c * per, std::min(n, (c + 1) * per)); });
 }
 
+void parallel_rows(size_t rows, size_t row_elems, const std::function<void(size_t, size_t)>& fn) {
+  constexpr size_t kInline = size_t(1) << 16, kChunk = size_t(1) << 14;
+  if (rows == 0) return;
+  row_elems = std::max<size_t>(row_elems, 1);
+  if (rows == 1 || rows * row_elems < kInline) {
+    fn(0, rows);
+    return;
+  }
+  parallel_for(rows, std::max<size_t>(1, kChunk / row_elems), fn);
+}
+
 namespace {
 
 // A share is (next, end) in one word, so the owner advancing next and thieves lowering end

@@ -55,6 +55,12 @@ class ThreadPool {
 // Like run(), not from inside a pool task.
 void parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_t)>& fn);
 
+// Runs fn(begin, end) over rows [0, rows) that cost about `row_elems` element operations each:
+// on the calling thread below ~64K elements in all (waking the pool costs more), otherwise over
+// the pool in chunks of ~16K elements. For memory-bound row-wise passes (conversions,
+// activations, gathers). Like run(), not from inside a pool task.
+void parallel_rows(size_t rows, size_t row_elems, const std::function<void(size_t, size_t)>& fn);
+
 // Runs fn(i) for i in [0, n), each thread walking its own contiguous share front to back (for
 // bandwidth-bound work whose hardware and software prefetch streams want long runs); a thread
 // whose share is done takes single items from the back of the fullest other share, so the call

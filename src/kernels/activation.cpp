@@ -1,6 +1,5 @@
 #include "kernels/activation.h"
 
-#include <algorithm>
 #include <cmath>
 
 #include "base/simd.h"
@@ -40,9 +39,8 @@ void silu_and_mul(const float* gate_up, int64_t m, int64_t n, float* out) {
         for (int64_t j = 0; j < n; ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
     }
   };
-  // A prefill's routed experts apply it to ~16K rows a layer: over the pool when that large.
-  if (m * n < (int64_t(1) << 16)) rows(0, size_t(m));
-  else parallel_for(size_t(m), size_t(std::max<int64_t>(1, (int64_t(1) << 14) / n)), rows);
+  // A prefill's routed experts apply it to ~16K rows a layer.
+  parallel_rows(size_t(m), size_t(n), rows);
 }
 
 }  // namespace dsinfer::kernels

@@ -54,7 +54,7 @@ void mla_decode(const float* q, int64_t batch, int64_t s_q, int64_t h_q, const L
   // Partials per split: acc [R, dv], m [R], l [R].
   static thread_local AlignedBuffer<float> partial_buf;
   const size_t per = size_t(R * (dv + 2));
-  if (partial_buf.size() < S * per) partial_buf.resize(S * per);
+  grow(partial_buf, S * per);
   float* partial = partial_buf.data();
   // Longest first: the pool hands out tasks in order, one at a time.
   order.resize(S);
@@ -139,13 +139,10 @@ void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const
   const size_t kt_tile = size_t(d_qk * kKTile);
   float *kt = nullptr, *qh = nullptr, *vh = nullptr;
   if (transposed) {
-    auto reserve = [](AlignedBuffer<float>& b, size_t n) {
-      if (b.size() < n) b.resize(n);
-      return b.data();
-    };
-    kt = reserve(tl_kt, size_t(heads * k_tiles) * kt_tile);
-    qh = reserve(tl_qh, size_t(heads * s_q * d_qk));
-    vh = reserve(tl_vh, size_t(heads * context_len * dv));
+    grow(tl_kt, size_t(heads * k_tiles) * kt_tile);
+    grow(tl_qh, heads * s_q * d_qk);
+    grow(tl_vh, heads * context_len * dv);
+    kt = tl_kt.data(), qh = tl_qh.data(), vh = tl_vh.data();
     parallel_for(size_t(heads * k_tiles), 1, [&](size_t b, size_t e) {
       for (size_t w = b; w < e; ++w) {
         const int64_t h = int64_t(w) / k_tiles, t0 = (int64_t(w) % k_tiles) * kKTile;

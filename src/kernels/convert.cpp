@@ -12,18 +12,10 @@ namespace dsinfer::kernels {
 
 namespace {
 
-// Below this many elements a call runs on the calling thread: waking the pool costs more.
-constexpr int64_t kParallelElements = 1 << 16;
-
-// Runs row(i) for i < m, over the pool when m * k is large enough to pay for it.
+// Runs row(i) for i < m (rows of k elements), over the pool when large (base parallel_rows).
 template <typename Row>
 void for_rows(int64_t m, int64_t k, Row row) {
-  if (m <= 1 || m * k < kParallelElements) {
-    for (int64_t i = 0; i < m; ++i) row(i);
-    return;
-  }
-  const size_t grain = size_t(std::max<int64_t>(1, kParallelElements / 4 / std::max<int64_t>(k, 1)));
-  parallel_for(size_t(m), grain, [&](size_t b, size_t e) {
+  parallel_rows(size_t(m), size_t(k), [&](size_t b, size_t e) {
     for (size_t i = b; i < e; ++i) row(int64_t(i));
   });
 }

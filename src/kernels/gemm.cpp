@@ -62,7 +62,7 @@ const GemmProblem* with_packed_a(const GemmProblem* given, const int64_t* rows, 
   }
   if (items.empty() || total > kMaxPackedFloats) return given;
   problems.assign(given, given + count);
-  if (tl_packed.size() < total) tl_packed.resize(total);
+  grow(tl_packed, total);
   float* packed = tl_packed.data();
   for (const Item& it : items)
     if (it.g0 == 0) problems[it.problem].a_packed = packed + it.offset;

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "base/scratch.h"
 #include "base/thread_pool.h"
 #include "kernels/vec.h"
 
@@ -24,7 +25,7 @@ void linear(const float* x, int64_t m, int64_t ldx, const WeightView& w, float* 
   size_t grain = size_t(std::max<int64_t>(1, 65536 / std::max<int64_t>(kTileRows * k * m, 1)));
   parallel_for(size_t(tiles), grain, [&](size_t tb, size_t te) {
     std::vector<float>& tile = tl_tile;
-    if (tile.size() < size_t(kTileRows * k)) tile.resize(size_t(kTileRows * k));
+    grow(tile, kTileRows * k);
     for (size_t t = tb; t < te; ++t) {
       int64_t r0 = int64_t(t) * kTileRows, nr = std::min(kTileRows, n - r0);
       for (int64_t r = 0; r < nr; ++r) dequant_row(w, r0 + r, tile.data() + r * k);

@@ -65,9 +65,8 @@ void LocalMoe::run(const MoeInput& in, float* out) {
   grow(a_, S * hidden);
   grow(sa_, S * kb1);
   // The gather and the combine below move S rows (64 MB a layer for a 2,048-token prefill of
-  // bench-v3-small): over the pool, rows (tokens) split without changing any sum's order.
-  const size_t grain = size_t(std::max<int64_t>(1, 4096 / hidden));
-  parallel_for(size_t(S), grain, [&](size_t b, size_t e) {
+  // bench-v3-small): over the pool when large, rows (tokens) split without changing any sum's order.
+  parallel_rows(size_t(S), size_t(hidden), [&](size_t b, size_t e) {
     for (size_t r = b; r < e; ++r) {
       const int64_t t = order_[r] / K;
       std::memcpy(a_.data() + int64_t(r) * hidden, xq_.data() + t * hidden, size_t(hidden) * sizeof(float));
@@ -98,7 +97,7 @@ void LocalMoe::run(const MoeInput& in, float* out) {
                                      L.down.data(), y_.data(), hidden);
   }
   // Combine in top-k slot order.
-  parallel_for(size_t(T), grain, [&](size_t b, size_t e) {
+  parallel_rows(size_t(T), size_t(K * hidden), [&](size_t b, size_t e) {
     for (size_t t = b; t < e; ++t)
       for (int64_t k = 0; k < K; ++k) {
         const float w = in.topk_weights[int64_t(t) * K + k];

@@ -29,6 +29,25 @@ TEST(ThreadPool, ParallelForCoversRangeWithoutOverlap) {
   for (size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i], 1) << i;
 }
 
+TEST(ThreadPool, ParallelRowsCoverRangeExactlyOnce) {
+  // Small passes run on the caller in one call; large ones are split over the pool.
+  for (auto [rows, elems] : {std::pair<size_t, size_t>{0, 10}, {1, 1u << 20}, {5, 100}, {3000, 1000}}) {
+    std::vector<std::atomic<int>> hits(rows);
+    std::atomic<int> calls{0};
+    parallel_rows(rows, elems, [&](size_t b, size_t e) {
+      ++calls;
+      for (size_t i = b; i < e; ++i) hits[i]++;
+    });
+    for (size_t i = 0; i < rows; ++i) ASSERT_EQ(hits[i].load(), 1) << rows << " rows, row " << i;
+    if (rows > 0 && rows * elems < (1u << 16)) {
+      EXPECT_EQ(calls.load(), 1) << "a small pass is one call";
+    }
+    if (rows == 3000 && ThreadPool::global().size() > 1) {
+      EXPECT_GT(calls.load(), 1) << "a large pass is split";
+    }
+  }
+}
+
 TEST(ThreadPool, SharesCoverRangeExactlyOnce) {
   for (size_t n : {0u, 1u, 2u, 3u, 7u, 100u, 1001u}) {
     std::vector<std::atomic<int>> hits(n);
