@@ -56,7 +56,14 @@ void quantize_row_scalar(const float* xi, int64_t k, bool ue8m0, float* row_scal
 }  // namespace
 
 void e4m3_rows_to_f32(const uint8_t* a, int64_t lda, int64_t m, int64_t k, float* out, int64_t ldo) {
-  convert_rows(a, lda, m, k, out, ldo, detail::e4m3_to_f32_avx512, [](uint8_t v) { return e4m3_to_f32(v); });
+  convert_rows(a, lda, m, k, out, ldo, +[](const uint8_t* s, int64_t n, float* o) { detail::e4m3_to_f32_avx512(s, n, 1.0f, o); },
+               [](uint8_t v) { return e4m3_to_f32(v); });
+}
+
+void e4m3_to_f32_scaled(const uint8_t* a, int64_t n, float scale, float* out) {
+  if (use_avx512()) detail::e4m3_to_f32_avx512(a, n, scale, out);
+  else
+    for (int64_t j = 0; j < n; ++j) out[j] = e4m3_to_f32(a[j]) * scale;
 }
 
 void bf16_rows_to_f32(const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* out, int64_t ldo) {

@@ -14,6 +14,8 @@ namespace dsinfer::kernels {
 
 // out[i, j] = e4m3_to_f32(a[i, j]) for i < m, j < k.
 void e4m3_rows_to_f32(const uint8_t* a, int64_t lda, int64_t m, int64_t k, float* out, int64_t ldo);
+// out[j] = e4m3_to_f32(a[j]) * scale for j < n: one block of an FP8 row with its scale.
+void e4m3_to_f32_scaled(const uint8_t* a, int64_t n, float scale, float* out);
 // out[i, j] = bf16_to_f32(a[i, j]).
 void bf16_rows_to_f32(const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* out, int64_t ldo);
 // d[i, j] = f32_to_bf16(c[i, j]) (round to nearest even, NaN stays NaN).
@@ -31,7 +33,7 @@ void quantize_rows_1x128(const float* x, int64_t m, int64_t k, int64_t ldx, bool
 
 namespace detail {
 // One row's worth of each conversion, AVX-512 (convert_avx512.cpp); n any length.
-void e4m3_to_f32_avx512(const uint8_t* a, int64_t n, float* out);
+void e4m3_to_f32_avx512(const uint8_t* a, int64_t n, float scale, float* out);
 void bf16_to_f32_avx512(const uint16_t* a, int64_t n, float* out);
 void f32_to_bf16_avx512(const float* c, int64_t n, uint16_t* d);
 void round_to_bf16_avx512(const float* x, int64_t n, float* out);

@@ -28,26 +28,27 @@ __mmask16 tail_mask(int64_t left) { return left >= 16 ? __mmask16(0xFFFF) : __mm
 // 16 e4m3 bytes -> 16 fp32. Sign-extended to 16 bits, shifted left 7 and with bit 14 cleared,
 // a byte s.eeee.mmm becomes the fp16 s.0eeee.mmm0000000: the same value divided by 2^8 (fp16's
 // exponent bias is 15, e4m3's 7), subnormals included, since fp16 has them too. Widening to
-// fp32 is exact and the product by 2^8 lands in fp32's normal range, so it is exact as well.
-// The NaN codes (0x7f, 0xff) come out as 480 and are patched by the caller.
-inline __m512 e4m3x16_to_f32(__m128i bytes) {
+// fp32 is exact, and multiplying by 2^8 * scale rounds once, like e4m3_to_f32(b) * scale.
+// The NaN codes (0x7f, 0xff) come out finite and are patched by the caller.
+inline __m512 e4m3x16_to_f32(__m128i bytes, __m512 times_256_scale) {
   __m256i w = _mm256_cvtepi8_epi16(bytes);
   w = _mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16(short(0xBFFF)));
-  return _mm512_mul_ps(_mm512_cvtph_ps(w), _mm512_set1_ps(256.0f));
+  return _mm512_mul_ps(_mm512_cvtph_ps(w), times_256_scale);
 }
 
 }  // namespace
 
-void e4m3_to_f32_avx512(const uint8_t* a, int64_t n, float* out) {
+void e4m3_to_f32_avx512(const uint8_t* a, int64_t n, float scale, float* out) {
   const __m128i low7 = _mm_set1_epi8(0x7f);
+  const __m512 mul = _mm512_set1_ps(256.0f * scale);
   for (int64_t j = 0; j < n; j += 16) {
     const __mmask16 m = tail_mask(n - j);
     const __m128i x = _mm_maskz_loadu_epi8(m, a + j);
-    _mm512_mask_storeu_ps(out + j, m, e4m3x16_to_f32(x));
+    _mm512_mask_storeu_ps(out + j, m, e4m3x16_to_f32(x, mul));
     __mmask16 nan = _mm_mask_cmpeq_epi8_mask(m, _mm_and_si128(x, low7), low7);
     for (; nan; nan &= nan - 1) {
       const int i = __builtin_ctz(nan);
-      out[j + i] = e4m3_to_f32(a[j + i]);
+      out[j + i] = e4m3_to_f32(a[j + i]) * scale;
     }
   }
 }

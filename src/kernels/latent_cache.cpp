@@ -4,41 +4,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "base/simd.h"
-#include "kernels/cpu_features.h"
+#include "kernels/convert.h"
 
 namespace dsinfer::kernels {
-
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,f16c,fma")
-namespace {
-
-// bf16 -> fp32: the bf16 bits are the upper half of the fp32.
-void bf16_row_avx512(const uint16_t* s, int64_t n, float* o) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i));
-    _mm512_storeu_ps(o + i, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
-  }
-  for (; i < n; ++i) o[i] = bf16_to_f32(s[i]);
-}
-
-// e4m3 -> fp16 by moving the sign and the 7 exponent/mantissa bits into place gives value * 2^-8
-// exactly (normals and subnormals); the 2^8 folds into the scale.
-void e4m3_row_avx512(const uint8_t* s, int64_t n, float scale, float* o) {
-  const __m512 sc = _mm512_set1_ps(scale * 256.0f);
-  const __m256i sign = _mm256_set1_epi16(int16_t(0x80)), mag = _mm256_set1_epi16(0x7f);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i)));
-    __m256i h = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(b, sign), 8), _mm256_slli_epi16(_mm256_and_si256(b, mag), 7));
-    _mm512_storeu_ps(o + i, _mm512_mul_ps(_mm512_cvtph_ps(h), sc));
-  }
-  for (; i < n; ++i) o[i] = e4m3_to_f32(s[i]) * scale;
-}
-
-}  // namespace
-#pragma GCC pop_options
 
 void latent_cache_store(const LatentCacheView& c, const int32_t* block_table, int64_t pos, const float* row) {
   void* dst = c.row(block_table, pos);
@@ -72,10 +40,7 @@ void latent_cache_gather(const LatentCacheView& c, const int32_t* block_table, i
     if (c.dtype == DType::kF32) {
       std::memcpy(o, src, size_t(c.dim) * sizeof(float));
     } else if (c.dtype == DType::kBF16) {
-      const uint16_t* s = static_cast<const uint16_t*>(src);
-      if (active_isa() == Isa::kAvx512) bf16_row_avx512(s, c.dim, o);
-      else
-        for (int64_t i = 0; i < c.dim; ++i) o[i] = bf16_to_f32(s[i]);
+      bf16_rows_to_f32(static_cast<const uint16_t*>(src), c.dim, 1, c.dim, o, c.dim);
     } else {
       const int64_t lat = c.latent_dim();
       const uint8_t* q = static_cast<const uint8_t*>(src);
@@ -84,13 +49,9 @@ void latent_cache_gather(const LatentCacheView& c, const int32_t* block_table, i
         float s;
         std::memcpy(&s, q + lat + 4 * b, sizeof s);
         const int64_t c0 = b * 128, c1 = std::min(lat, c0 + 128);
-        if (active_isa() == Isa::kAvx512) e4m3_row_avx512(q + c0, c1 - c0, s, o + c0);
-        else
-          for (int64_t i = c0; i < c1; ++i) o[i] = e4m3_to_f32(q[i]) * s;
+        e4m3_to_f32_scaled(q + c0, c1 - c0, s, o + c0);
       }
-      if (active_isa() == Isa::kAvx512) bf16_row_avx512(rope, c.rope_dim, o + lat);
-      else
-        for (int64_t i = 0; i < c.rope_dim; ++i) o[lat + i] = bf16_to_f32(rope[i]);
+      bf16_rows_to_f32(rope, c.rope_dim, 1, c.rope_dim, o + lat, c.rope_dim);
     }
   }
 }

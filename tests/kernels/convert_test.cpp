@@ -72,6 +72,18 @@ TEST_P(ConvertIsa, EveryE4m3CodeWidensExactly) {
   EXPECT_EQ(out[size_t(k)], -1.0f) << "wrote past the row";
 }
 
+TEST_P(ConvertIsa, ScaledE4m3BlockMatchesScalarDefinition) {
+  // One FP8 cache block (as latent_cache_gather reads it): every code times a non-power-of-two
+  // scale, rounded once; 300 values so the last vector is partial.
+  std::vector<uint8_t> a(300);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = uint8_t(i * 37 % 256);
+  std::vector<float> out(a.size() + 1, -1.0f);
+  const float scale = 0.0123f;
+  e4m3_to_f32_scaled(a.data(), int64_t(a.size()), scale, out.data());
+  for (size_t i = 0; i < a.size(); ++i) expect_same(out[i], e4m3_to_f32(a[i]) * scale, "scaled e4m3", i);
+  EXPECT_EQ(out[a.size()], -1.0f) << "wrote past the block";
+}
+
 TEST_P(ConvertIsa, Bf16RoundingMatchesScalarDefinition) {
   std::vector<float> x = e4m3_edge_values();
   for (uint32_t u : {0x3f808000u, 0x3f818000u, 0x3f80ffffu, 0x00000001u, 0x807fffffu, 0x7f7fffffu, 0x7f7f8000u,
