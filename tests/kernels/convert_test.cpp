@@ -10,19 +10,13 @@
 #include "base/dtype.h"
 #include "kernels/cpu_features.h"
 #include "kernels/gemm.h"
+#include "isa_test.h"
 #include "reference.h"
 
 namespace dsinfer::kernels {
 namespace {
 
-class ConvertIsa : public ::testing::TestWithParam<Isa> {
- protected:
-  void SetUp() override {
-    if (GetParam() == Isa::kAvx512 && !cpu_has_avx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
-    set_isa_override(GetParam());
-  }
-  void TearDown() override { reset_isa_override(); }
-};
+class ConvertIsa : public IsaTest {};
 
 // Same bits, or both NaN (a NaN's payload is not part of any definition here).
 void expect_same(float got, float want, const char* what, size_t i) {
@@ -179,8 +173,7 @@ TEST_P(ConvertIsa, QuantiserMatchesScalarDefinitionOnRandomRows) {
   for (bool ue8m0 : {false, true}) check_quantiser(x, m, k, ue8m0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Isas, ConvertIsa, ::testing::Values(Isa::kAvx2, Isa::kAvx512),
-                         [](const ::testing::TestParamInfo<Isa>& i) { return std::string(isa_name(i.param)); });
+DSINFER_ISA_SUITE(ConvertIsa);
 
 }  // namespace
 }  // namespace dsinfer::kernels

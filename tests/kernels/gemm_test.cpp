@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernels/cpu_features.h"
+#include "isa_test.h"
 #include "reference.h"
 
 namespace dsinfer::kernels {
@@ -97,14 +98,7 @@ TEST(Gemm, PackingKeepsEveryValue) {
     for (int64_t c = 0; c < 257; ++c) ASSERT_EQ(double(packed_value(st, r, c)), double(float(w.at(r, c))));
 }
 
-class GemmIsa : public ::testing::TestWithParam<Isa> {
- protected:
-  void SetUp() override {
-    if (GetParam() == Isa::kAvx512 && !cpu_has_avx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
-    set_isa_override(GetParam());
-  }
-  void TearDown() override { reset_isa_override(); }
-};
+class GemmIsa : public IsaTest {};
 
 TEST_P(GemmIsa, Fp32ActivationsMatchScalarReferenceForOddShapes) {
   for (auto [m, n, k] : {std::tuple{1L, 1L, 1L}, {1L, 65L, 129L}, {2L, 63L, 127L}, {3L, 130L, 256L}, {4L, 64L, 576L},
@@ -171,8 +165,7 @@ TEST_P(GemmIsa, Bf16NtMatchesReference) {
   expect_close(y.data(), reference_gemm(xr, m, k, nullptr, bf, n), magnitudes(xr, m, k, nullptr, bf, n), 2e-6, "bf16");
 }
 
-INSTANTIATE_TEST_SUITE_P(Isas, GemmIsa, ::testing::Values(Isa::kAvx2, Isa::kAvx512),
-                         [](const auto& info) { return std::string(isa_name(info.param)); });
+DSINFER_ISA_SUITE(GemmIsa);
 
 // Every finite e4m3 code decodes exactly through both AVX-512 paths (the decode GEMV reading
 // packed bytes, m <= 4, and the buffered GEMM, m > 4) and the AVX2 fallback: one-hot activation
