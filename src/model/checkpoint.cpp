@@ -64,6 +64,18 @@ Checkpoint Checkpoint::open(const std::string& dir) {
   return c;
 }
 
+void Checkpoint::release(const void* data, size_t bytes) {
+  if (bytes == 0) return;
+  for (auto& f : files_)
+    if (f->contains(data)) return f->release(data, bytes);
+}
+
+size_t Checkpoint::released_bytes() const {
+  size_t n = 0;
+  for (auto& f : files_) n += f->released_bytes();
+  return n;
+}
+
 const TensorInfo* Checkpoint::find(const std::string& name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : it->second;

@@ -1,5 +1,6 @@
 // A Hugging Face checkpoint directory: config.json plus one model.safetensors or several shards
 // named by model.safetensors.index.json. All shards are memory-mapped; tensors are zero-copy views.
+// Opening reads only the headers: no tensor page is touched until a tensor is read.
 #pragma once
 
 #include <map>
@@ -21,6 +22,16 @@ class Checkpoint {
   const TensorInfo& get(const std::string& name) const;
   const std::map<std::string, const TensorInfo*>& tensors() const { return index_; }
   const std::string& dir() const { return dir_; }
+
+  // Gives back this process's pages of [data, data + bytes) once the caller has copied what it
+  // needs from them (a weight repacked at load), so the checkpoint is not resident twice: see
+  // MappedFile::release. Reading the range again stays valid (its pages fault back in from the
+  // file), only slower, so call it only for bytes that will not be read again — never for tensors
+  // used in place (embeddings, a lm_head tied to them). A range outside every shard (a view of a
+  // converted copy) is ignored.
+  void release(const void* data, size_t bytes);
+  // Bytes of pages given back so far, over all shards.
+  size_t released_bytes() const;
 
  private:
   std::string dir_;

@@ -13,6 +13,37 @@
 
 namespace dsinfer::model {
 
+namespace {
+
+// Weights resident once. A matrix is repacked at load (kernels::PackedMatrix) and never read from
+// the checkpoint again, yet the mapped pages it was read through would stay in the resident set
+// beside the packed copy: peak RSS was ~1.8x the checkpoint. Each matrix's pages (and its FP8
+// scale grid's) are given back as soon as it is packed, so the peak is the packed weights plus
+// about one matrix. Only packed matrices are released: the embedding (and a lm_head tied to it)
+// is read in place by every step. Vectors (norms, router, bias) were converted to fp32 copies
+// and are small; their pages are left alone.
+void release_packed(Checkpoint& ckpt, const WeightView& w) {
+  ckpt.release(w.data, size_t(w.bytes()));
+  if (w.scale_inv)
+    ckpt.release(w.scale_inv, size_t((w.rows + w.block_rows - 1) / w.block_rows * w.scale_cols) * sizeof(float));
+}
+
+void release_packed(Checkpoint& ckpt, const MlpWeights& m) {
+  release_packed(ckpt, m.gate);
+  release_packed(ckpt, m.up);
+  release_packed(ckpt, m.down);
+}
+
+void release_packed(Checkpoint& ckpt, const AttentionWeights& a) {  // after MlaAttention packed all of it
+  if (a.q_a) release_packed(ckpt, *a.q_a);
+  release_packed(ckpt, a.q);
+  release_packed(ckpt, a.kv_a);
+  release_packed(ckpt, a.kv_b);
+  release_packed(ckpt, a.o);
+}
+
+}  // namespace
+
 std::unique_ptr<DeepSeekModel> DeepSeekModel::load(const std::string& dir, const ModelOptions& options) {
   ModelConfig cfg = load_config(dir + "/config.json");
   return std::make_unique<DeepSeekModel>(std::move(cfg), Checkpoint::open(dir), options);
@@ -41,11 +72,17 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
     const LayerWeights& lw = weights_.layers[size_t(l)];
     // The layers run one after another and share their scratch (attention.h, AttentionScratch).
     attention_.emplace_back(cfg_, lw.attn, options_.precision, options_.attention_workspace_bytes, attention_scratch_);
+    release_packed(ckpt_, lw.attn);
     moe_.push_back(lw.is_moe ? std::make_unique<MoeLayer>(cfg_, lw.moe, int(l), options_.precision, scratch_) : nullptr);
+    if (lw.is_moe && lw.moe.shared) release_packed(ckpt_, *lw.moe.shared);
     dense_.push_back(lw.is_moe ? PackedMlp{} : PackedMlp::pack(lw.mlp));
+    if (!lw.is_moe) release_packed(ckpt_, lw.mlp);
   }
   lm_head_ = kernels::pack_matrix(weights_.lm_head);
-  if (!options_.executor) local_moe_.prepare();
+  if (weights_.lm_head.data != weights_.embed.data) release_packed(ckpt_, weights_.lm_head);  // tied: read in place
+  // With an external executor the routed experts are its own (it may read them in place): left mapped.
+  if (!options_.executor) local_moe_.prepare([&](const MlpWeights& e) { release_packed(ckpt_, e); });
+  log_debug("gave back ", ckpt_.released_bytes() >> 20, " MiB of checkpoint pages after packing");
   if (weights_.skipped_mtp_tensors)
     log_debug("skipping ", weights_.skipped_mtp_tensors, " multi-token-prediction tensors (MTP not used)");
 }

@@ -11,18 +11,21 @@
 
 namespace dsinfer::model {
 
-void LocalMoe::prepare() {
+void LocalMoe::prepare(const std::function<void(const MlpWeights&)>& packed) {
   for (size_t l = 0; l < weights_.layers.size(); ++l)
-    if (weights_.layers[l].is_moe) layer(int(l));
+    if (weights_.layers[l].is_moe) layer(int(l), packed);
 }
 
-LocalMoe::Layer& LocalMoe::layer(int l) {
+LocalMoe::Layer& LocalMoe::layer(int l, const std::function<void(const MlpWeights&)>& packed) {
   if (layers_.size() < weights_.layers.size()) layers_.resize(weights_.layers.size());
   Layer& L = layers_[size_t(l)];
   if (!L.experts.empty()) return L;
   const MoeWeights& moe = weights_.layers[size_t(l)].moe;
   L.experts.reserve(moe.experts.size());
-  for (const MlpWeights& e : moe.experts) L.experts.push_back(PackedMlp::pack(e));
+  for (const MlpWeights& e : moe.experts) {
+    L.experts.push_back(PackedMlp::pack(e));
+    if (packed) packed(e);
+  }
   for (const PackedMlp& e : L.experts) {
     L.gate_up.push_back(&e.gate_up);
     L.gate.push_back(&e.gate);

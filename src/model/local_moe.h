@@ -7,6 +7,7 @@
 // are batch invariant. Expert weights are repacked once (prepare(), or on first use).
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "model/forward_options.h"
@@ -22,14 +23,16 @@ class LocalMoe : public MoeExecutor {
       : weights_(weights), precision_(precision) {}
   void run(const MoeInput& in, float* out) override;
   // Repacks every MoE layer's experts now (DeepSeekModel does this at load when LocalMoe runs).
-  void prepare();
+  // `packed`, when set, is called with each expert's weights as soon as they are packed (the
+  // model gives back their checkpoint pages there, so experts are never resident twice).
+  void prepare(const std::function<void(const MlpWeights&)>& packed = nullptr);
 
  private:
   struct Layer {
     std::vector<PackedMlp> experts;
     std::vector<const kernels::PackedMatrix*> gate_up, gate, up, down;
   };
-  Layer& layer(int l);
+  Layer& layer(int l, const std::function<void(const MlpWeights&)>& packed = nullptr);
 
   const ModelWeights& weights_;
   Precision precision_;

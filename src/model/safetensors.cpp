@@ -83,7 +83,17 @@ std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* bytes, size_t
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path)
-    : file_(path), tensors_(parse_safetensors(file_.data(), file_.size(), path)) {}
+    : file_(path), tensors_(parse_safetensors(file_.data(), file_.size(), path)) {
+  // The parsed tensors hold everything the header said: its pages are not needed again.
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, file_.data(), 8);
+  file_.release(0, size_t(8 + header_len));
+}
+
+void SafetensorsFile::release(const void* p, size_t bytes) {
+  check(contains(p), file_.path(), ": release of a range outside the file");
+  file_.release(size_t(static_cast<const uint8_t*>(p) - file_.data()), bytes);
+}
 
 void SafetensorsWriter::add(const std::string& name, DType dtype, std::vector<int64_t> shape,
                             std::vector<uint8_t> bytes) {

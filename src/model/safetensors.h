@@ -36,6 +36,10 @@ class SafetensorsFile {
   explicit SafetensorsFile(const std::string& path);
   const std::map<std::string, TensorInfo>& tensors() const { return tensors_; }
   const std::string& path() const { return file_.path(); }
+  bool contains(const void* p) const { return file_.contains(p); }
+  // Gives back the resident pages of [p, p + bytes), a range of this file (MappedFile::release).
+  void release(const void* p, size_t bytes);
+  size_t released_bytes() const { return file_.released_bytes(); }
 
  private:
   MappedFile file_;
