@@ -9,6 +9,7 @@ packages=(
   nlohmann-json3-dev libpcre2-dev libcpp-httplib-dev
   python3 python3-numpy python3-torch python3-jinja2
   gnuplot-nox
+  time  # /usr/bin/time -v: peak RSS figures in docs/benchmarks.md
 )
 # Node.js is only a test-time dependency (reference tokenizer, OpenAI SDK client). A machine may
 # already carry a newer Node.js that bundles npm (NodeSource); Debian's npm conflicts with it.
