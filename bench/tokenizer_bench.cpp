@@ -145,7 +145,7 @@ std::string default_model_dir() {
   std::string here = __FILE__;  // .../bench/tokenizer_bench.cpp
   std::string root = here.substr(0, here.rfind('/'));
   root = root.substr(0, root.rfind('/'));
-  return root + "/../shared/tokenizers/deepseek-v3";
+  return root + "/assets/tokenizer/deepseek-v3";
 }
 
 struct Result {

@@ -1,4 +1,4 @@
-# The layers above base, bottom to top (../shared/DESIGN.md). Each names the layers it may use.
+# The layers above base, bottom to top (docs/architecture.md). Each names the layers it may use.
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 # cpp-httplib as Debian builds it: a shared library, with the TLS/zlib/brotli defines its ABI needs.

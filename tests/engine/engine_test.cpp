@@ -33,7 +33,7 @@ std::unique_ptr<Engine> make_engine(EngineOptions opt, model::ModelOptions mo = 
   std::string dir = tiny_model();
   auto m = model::DeepSeekModel::load(dir, mo);
   uint64_t fp = Engine::fingerprint(dir, *m);
-  auto tok = tokenizer::Tokenizer::from_dir(std::string(DSINFER_SHARED_DIR) + "/tokenizers/deepseek-v3");
+  auto tok = tokenizer::Tokenizer::from_dir(std::string(DSINFER_ASSETS_DIR) + "/tokenizer/deepseek-v3");
   return std::make_unique<Engine>(std::move(m), std::move(tok), opt, fp);
 }
 

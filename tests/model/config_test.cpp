@@ -20,8 +20,8 @@ json read_json(const std::string& path) {
   return json::parse(in);
 }
 
-const std::string kV3 = std::string(DSINFER_SHARED_DIR) + "/configs/deepseek-v3.json";
-const std::string kV2Lite = std::string(DSINFER_SHARED_DIR) + "/configs/deepseek-v2-lite.json";
+const std::string kV3 = std::string(DSINFER_ASSETS_DIR) + "/configs/deepseek-v3.json";
+const std::string kV2Lite = std::string(DSINFER_ASSETS_DIR) + "/configs/deepseek-v2-lite.json";
 
 TEST(Config, ParsesRealDeepSeekV3) {
   ModelConfig c = load_config(kV3);

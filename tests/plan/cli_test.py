@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Drives `dsinfer plan` and `dsinfer simulate` as a user would and checks what comes out.
 
-usage: cli_test.py DSINFER_BIN SOURCE_DIR SHARED_DIR
+usage: cli_test.py DSINFER_BIN SOURCE_DIR ASSETS_DIR
 """
 import json
 import os
@@ -10,8 +10,8 @@ import subprocess
 import sys
 import tempfile
 
-BIN, SOURCE, SHARED = sys.argv[1:4]
-V3 = os.path.join(SHARED, "configs", "deepseek-v3.json")
+BIN, SOURCE, ASSETS = sys.argv[1:4]
+V3 = os.path.join(ASSETS, "configs", "deepseek-v3.json")
 HW = os.path.join(SOURCE, "data", "hardware.json")
 DAY = os.path.join(SOURCE, "docs", "examples", "deepseek-2025-02-28.json")
 failures = []

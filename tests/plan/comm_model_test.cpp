@@ -9,8 +9,8 @@
 namespace dsinfer::plan {
 namespace {
 
-const std::string kV3 = std::string(DSINFER_SHARED_DIR) + "/configs/deepseek-v3.json";
-const std::string kV2Lite = std::string(DSINFER_SHARED_DIR) + "/configs/deepseek-v2-lite.json";
+const std::string kV3 = std::string(DSINFER_ASSETS_DIR) + "/configs/deepseek-v3.json";
+const std::string kV2Lite = std::string(DSINFER_ASSETS_DIR) + "/configs/deepseek-v2-lite.json";
 const std::string kHardware = std::string(DSINFER_SOURCE_DIR) + "/data/hardware.json";
 
 TEST(CommModel, NodesPerTokenWithGroupLimitedRouting) {

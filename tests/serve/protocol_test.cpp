@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "kernels/cpu_features.h"
 #include "serve/api_error.h"
 #include "serve/metrics_text.h"
 #include "serve/reasoning.h"
@@ -11,7 +12,7 @@ namespace {
 
 const tokenizer::Tokenizer& tok() {
   static const tokenizer::Tokenizer t =
-      tokenizer::Tokenizer::from_dir(std::string(DSINFER_SHARED_DIR) + "/tokenizers/deepseek-v3");
+      tokenizer::Tokenizer::from_dir(std::string(DSINFER_ASSETS_DIR) + "/tokenizer/deepseek-v3");
   return t;
 }
 
@@ -156,6 +157,10 @@ TEST(Metrics, PrometheusTextHasTypesAndCumulativeBuckets) {
   EXPECT_NE(t.find("dsinfer_time_to_first_token_seconds_bucket{model=\"my\\\"model\",le=\"0.25\"} 2\n"), std::string::npos);
   EXPECT_NE(t.find("dsinfer_time_to_first_token_seconds_bucket{model=\"my\\\"model\",le=\"+Inf\"} 3\n"), std::string::npos);
   EXPECT_NE(t.find("dsinfer_time_to_first_token_seconds_count{model=\"my\\\"model\"} 3\n"), std::string::npos);
+  // The kernel path in use (kernels/cpu_features.h), as a labelled gauge.
+  EXPECT_NE(t.find(std::string("dsinfer_kernel_path{model=\"my\\\"model\",isa=\"") +
+                   kernels::isa_name(kernels::active_isa()) + "\"} 1\n"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 #   0.23.x, installed under the build tree at test time) on the committed corpus, for DeepSeek-V3's
 #   tokenizer.json and variants of it that exercise the other components;
 # - chat template: conversations rendered identically to the Jinja template (python3-jinja2).
-set(tokenizer_model ${DSINFER_SHARED}/tokenizers/deepseek-v3)
+set(tokenizer_model ${DSINFER_ASSETS}/tokenizer/deepseek-v3)
 add_test(NAME tokenizer_exactness_vs_hf
          COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_exactness.py --dsinfer ${DSINFER_BIN}
                  --model ${tokenizer_model} --work ${PROJECT_BINARY_DIR}/tokenizer_npm)

@@ -23,7 +23,7 @@ namespace {
 using Ids = std::vector<int32_t>;
 
 const Tokenizer& deepseek() {
-  static const Tokenizer t = Tokenizer::from_dir(std::string(DSINFER_SHARED_DIR) + "/tokenizers/deepseek-v3");
+  static const Tokenizer t = Tokenizer::from_dir(std::string(DSINFER_ASSETS_DIR) + "/tokenizer/deepseek-v3");
   return t;
 }
 
