@@ -1,7 +1,5 @@
 #include "machine_limits.h"
 
-#include "base/simd.h"
-
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -12,6 +10,7 @@
 #include "base/simd.h"
 #include "base/thread_pool.h"
 #include "base/timer.h"
+#include "kernels/cpu_features.h"
 
 namespace dsinfer::bench {
 
@@ -28,12 +27,12 @@ bool smoke_mode(int argc, char** argv) {
   return false;
 }
 
-// Sums p[0, n). With `prefetch`, each 256-byte step also asks for the lines 4 KB (into L1) and
-// 32 KB (into L2) ahead: on this VM that reads ~20% faster than plain loads (the best of the
-// distances tried, 2-8 KB / 16-64 KB), and the limit a kernel is compared with should be the
-// faster of the two.
-static float sum_range(const float* p, size_t n, bool prefetch) {
-#if defined(__AVX512F__)
+// Sums p[0, n) with the vector width of the kernel path in use (kernels/cpu_features.h). With
+// `prefetch`, each 256-byte step also asks for the lines 4 KB (into L1) and 32 KB (into L2)
+// ahead: on this VM that reads ~20% faster than plain loads (the best of the distances tried,
+// 2-8 KB / 16-64 KB), and the limit a kernel is compared with should be the faster of the two.
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static float sum_range_avx512(const float* p, size_t n, bool prefetch) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   size_t i = 0;
   for (; i + 64 <= n; i += 64) {
@@ -48,20 +47,46 @@ static float sum_range(const float* p, size_t n, bool prefetch) {
     a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
   }
   float s = hsum(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-#else
-  (void)prefetch;
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
-    a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
-  }
-  alignas(32) float t[8];
-  _mm256_store_ps(t, _mm256_add_ps(a0, a1));
-  float s = t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
-#endif
   for (; i < n; ++i) s += p[i];
   return s;
+}
+
+__attribute__((target("avx2"))) static float sum_range_avx2(const float* p, size_t n, bool prefetch) {
+  __m256 a[8];
+  for (auto& v : a) v = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    if (prefetch)
+      for (int l = 0; l < 4; ++l) {
+        _mm_prefetch(reinterpret_cast<const char*>(p + i + 8192 + 16 * l), _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(p + i + 1024 + 16 * l), _MM_HINT_T0);
+      }
+    for (int j = 0; j < 8; ++j) a[j] = _mm256_add_ps(a[j], _mm256_load_ps(p + i + 8 * j));
+  }
+  for (int j = 1; j < 8; ++j) a[0] = _mm256_add_ps(a[0], a[j]);
+  float s = hsum(a[0]);
+  for (; i < n; ++i) s += p[i];
+  return s;
+}
+#endif
+
+static float sum_range_generic(const float* p, size_t n, bool) {
+  float s[16] = {};
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) s[j] += p[i + j];
+  for (; i < n; ++i) s[0] += p[i];
+  float t = 0;
+  for (float v : s) t += v;
+  return t;
+}
+
+static float sum_range(const float* p, size_t n, bool prefetch) {
+#if defined(__x86_64__)
+  if (kernels::active_isa() == kernels::Isa::kAvx512) return sum_range_avx512(p, n, prefetch);
+  if (kernels::active_isa() == kernels::Isa::kAvx2) return sum_range_avx2(p, n, prefetch);
+#endif
+  return sum_range_generic(p, n, prefetch);
 }
 
 // One pass over buf on every thread; GB/s.
@@ -94,9 +119,10 @@ static double stream_read(size_t bytes, int reps, bool prefetch) {
   return median(rates);
 }
 
-// Independent accumulator chains hide the FMA latency; 2 FLOPs per lane per FMA.
-static double fma_loop_seconds(long iters, float* out) {
-#if defined(__AVX512F__)
+// Independent accumulator chains hide the FMA latency; 2 FLOPs per lane per FMA. The peak is
+// that of the kernel path in use: AVX2's 8 lanes under DSINFER_ISA=avx2 on an AVX-512 machine.
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static double fma_loop_avx512(long iters, float* out) {
   __m512 acc[12];
   for (int j = 0; j < 12; ++j) acc[j] = _mm512_set1_ps(float(j));
   __m512 m = _mm512_set1_ps(0.9999f), a = _mm512_set1_ps(1e-4f);
@@ -106,7 +132,10 @@ static double fma_loop_seconds(long iters, float* out) {
   double dt = now_seconds() - t0;
   for (int j = 1; j < 12; ++j) acc[0] = _mm512_add_ps(acc[0], acc[j]);
   *out = hsum(acc[0]);
-#else
+  return dt;
+}
+
+__attribute__((target("avx2,fma"))) static double fma_loop_avx2(long iters, float* out) {
   __m256 acc[12];
   for (int j = 0; j < 12; ++j) acc[j] = _mm256_set1_ps(float(j));
   __m256 m = _mm256_set1_ps(0.9999f), a = _mm256_set1_ps(1e-4f);
@@ -114,22 +143,41 @@ static double fma_loop_seconds(long iters, float* out) {
   for (long i = 0; i < iters; ++i)
     for (int j = 0; j < 12; ++j) acc[j] = _mm256_fmadd_ps(acc[j], m, a);
   double dt = now_seconds() - t0;
-  alignas(32) float t[8];
-  _mm256_store_ps(t, acc[0]);
-  *out = t[0];
+  for (int j = 1; j < 12; ++j) acc[0] = _mm256_add_ps(acc[0], acc[j]);
+  *out = hsum(acc[0]);
+  return dt;
+}
 #endif
+
+// Generic: 4 lanes of 12 chains, what a compiler makes of plain code (SSE or NEON width).
+static double fma_loop_generic(long iters, float* out) {
+  float acc[12][4];
+  for (int j = 0; j < 12; ++j)
+    for (float& v : acc[j]) v = float(j);
+  double t0 = now_seconds();
+  for (long i = 0; i < iters; ++i)
+    for (auto& chain : acc)
+      for (float& v : chain) v = v * 0.9999f + 1e-4f;
+  double dt = now_seconds() - t0;
+  *out = acc[0][0];
   return dt;
 }
 
-static constexpr int kLanes =
-#if defined(__AVX512F__)
-    16;
-#else
-    8;
+static double fma_loop_seconds(long iters, float* out) {
+#if defined(__x86_64__)
+  if (kernels::active_isa() == kernels::Isa::kAvx512) return fma_loop_avx512(iters, out);
+  if (kernels::active_isa() == kernels::Isa::kAvx2) return fma_loop_avx2(iters, out);
 #endif
+  return fma_loop_generic(iters, out);
+}
 
-#if defined(__AVX512BF16__)
-static double bf16_loop_seconds(long iters, float* out) {
+static int lanes() {
+  const kernels::Isa isa = kernels::active_isa();
+  return isa == kernels::Isa::kAvx512 ? 16 : isa == kernels::Isa::kAvx2 ? 8 : 4;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512bf16"))) static double bf16_loop_seconds(long iters, float* out) {
   __m512 acc[12];
   for (int j = 0; j < 12; ++j) acc[j] = _mm512_setzero_ps();
   __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3c00);
@@ -164,15 +212,14 @@ MachineLimits measure_machine_limits(size_t bytes, int repetitions) {
   m.threads = ThreadPool::global().size();
   m.stream_read_gbps = std::max(stream_read(bytes, repetitions, false), stream_read(bytes, repetitions, true));
   long iters = bytes >= (size_t(1) << 30) ? 20'000'000 : 2'000'000;
-  m.fma_fp32_gflops = all_threads_gflops(fma_loop_seconds, iters, 12.0 * kLanes * 2, repetitions);
-#if defined(__AVX512BF16__)
-  // vdpbf16ps: 32 bf16 products summed pairwise into 16 fp32 lanes = 64 FLOPs per instruction.
-  m.bf16_dot_gflops = all_threads_gflops(bf16_loop_seconds, iters, 12.0 * 64, repetitions);
-  m.isa = "avx512+bf16";
-#elif defined(__AVX512F__)
-  m.isa = "avx512";
-#else
-  m.isa = "avx2";
+  m.fma_fp32_gflops = all_threads_gflops(fma_loop_seconds, iters, 12.0 * lanes() * 2, repetitions);
+  m.isa = kernels::isa_name(kernels::active_isa());
+#if defined(__x86_64__)
+  if (kernels::active_isa() == kernels::Isa::kAvx512 && __builtin_cpu_supports("avx512bf16")) {
+    // vdpbf16ps: 32 bf16 products summed pairwise into 16 fp32 lanes = 64 FLOPs per instruction.
+    m.bf16_dot_gflops = all_threads_gflops(bf16_loop_seconds, iters, 12.0 * 64, repetitions);
+    m.isa += "+bf16";
+  }
 #endif
   return m;
 }
@@ -182,7 +229,7 @@ LimitProbe::LimitProbe(size_t stream_bytes) : buf_(stream_buffer(stream_bytes)) 
 double LimitProbe::stream_read_gbps() { return std::max(stream_pass(buf_, false), stream_pass(buf_, true)); }
 
 double LimitProbe::fma_gflops() {
-  return all_threads_gflops(fma_loop_seconds, 1'000'000, 12.0 * kLanes * 2, 1);
+  return all_threads_gflops(fma_loop_seconds, 1'000'000, 12.0 * lanes() * 2, 1);
 }
 
 std::string describe(const MachineLimits& m) {

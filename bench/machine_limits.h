@@ -13,7 +13,7 @@ namespace dsinfer::bench {
 
 struct MachineLimits {
   double stream_read_gbps = 0;  // all threads, median of repetitions
-  double fma_fp32_gflops = 0;   // all threads, fp32 FMA on the widest vectors compiled in
+  double fma_fp32_gflops = 0;   // all threads, fp32 FMA at the vector width of the kernel path in use
   double bf16_dot_gflops = 0;   // all threads, AVX512_BF16 vdpbf16ps (0 when unavailable)
   int threads = 0;
   std::string isa;

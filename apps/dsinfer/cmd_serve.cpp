@@ -15,6 +15,7 @@
 #include "base/timer.h"
 #include "command.h"
 #include "engine/engine.h"
+#include "kernels/cpu_features.h"
 #include "model/deepseek.h"
 #include "model_flags.h"
 #include "serve/server.h"
@@ -88,6 +89,8 @@ int run(Args& args) {
   std::printf("dsinfer serve: model '%s' (context %lld tokens, KV cache %lld tokens in %s) listening on http://%s:%d\n",
               so.model_names[0].c_str(), (long long)eng.max_model_len(), (long long)eng.kv_capacity_tokens(), kv_name,
               so.host.c_str(), port);
+  std::printf("dsinfer serve: kernel path %s (DSINFER_ISA chooses; dsinfer --version lists this CPU's paths)\n",
+              kernels::isa_name(kernels::active_isa()));
   std::fflush(stdout);
 
   std::atomic<bool> finished{false};

@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "command.h"
+#include "kernels/cpu_features.h"
 
 namespace dsinfer::app {
 
@@ -23,7 +24,24 @@ static void print_help() {
   for (auto& c : all) std::printf("  %-12s %s\n", c.name, c.summary);
 }
 
+// The kernel path in use and every path this CPU could run (DSINFER_ISA picks among them).
+static void print_version() {
+  std::printf("dsinfer %s\nkernel path: %s (this CPU runs:", DSINFER_VERSION, kernels::isa_name(kernels::active_isa()));
+  for (kernels::Isa isa : kernels::supported_isas()) std::printf(" %s", kernels::isa_name(isa));
+  std::printf("; set DSINFER_ISA to choose)\n");
+}
+
 static int main_impl(int argc, char** argv) {
+  try {  // a DSINFER_ISA this CPU cannot honour stops here, before any work, with its reason
+    kernels::isa_from_environment();
+  } catch (const Error& e) {
+    std::fprintf(stderr, "dsinfer: error: %s\n", e.what());
+    return 2;
+  }
+  if (argc >= 2 && !std::strcmp(argv[1], "--version")) {
+    print_version();
+    return 0;
+  }
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     print_help();
     return argc < 2 ? 2 : 0;

@@ -134,7 +134,8 @@ void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const
   // copies cost about 1/s_q of the attention itself. The calling thread's buffers, reached by
   // the workers through the pointers below.
   static thread_local AlignedBuffer<float> tl_kt, tl_qh, tl_vh;
-  const bool transposed = s_q >= kQTile && active_isa() == Isa::kAvx512;
+  const Isa isa = active_isa();
+  const bool transposed = s_q >= kQTile && (isa == Isa::kAvx512 || isa == Isa::kAvx2);
   const int64_t q_tile = transposed ? 3 * kQTile : kQTile, q_tiles = (s_q + q_tile - 1) / q_tile;
   const size_t kt_tile = size_t(d_qk * kKTile);
   float *kt = nullptr, *qh = nullptr, *vh = nullptr;

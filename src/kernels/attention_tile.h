@@ -1,6 +1,6 @@
 // Internal: the inner step shared by mla_decode and mla_prefill — R query rows against n key rows
 // with an online softmax (flash attention's recurrence), so no score matrix larger than R x n
-// ever exists. AVX-512 and portable versions; chosen by kernels/cpu_features.h.
+// ever exists. Generic, AVX2 and AVX-512 versions; chosen by kernels/cpu_features.h.
 #pragma once
 
 #include <cstdint>
@@ -34,5 +34,10 @@ struct TileArgs {
 };
 
 void attend_tile(const TileArgs& a, TileState& st);
+
+#if defined(__x86_64__)
+void attend_tile_avx512(const TileArgs& a, TileState& st);  // attention_tile_avx512.cpp
+void attend_tile_avx2(const TileArgs& a, TileState& st);    // attention_tile_avx2.cpp
+#endif
 
 }  // namespace dsinfer::kernels::detail

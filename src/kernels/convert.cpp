@@ -20,20 +20,55 @@ void for_rows(int64_t m, int64_t k, Row row) {
   });
 }
 
-bool use_avx512() { return active_isa() == Isa::kAvx512; }
+// One row of each conversion, per kernel path; the generic rows are the scalar definitions.
+struct RowFns {
+  void (*e4m3)(const uint8_t*, int64_t, float, float*);
+  void (*bf16)(const uint16_t*, int64_t, float*);
+  void (*to_bf16)(const float*, int64_t, uint16_t*);
+  void (*round_bf16)(const float*, int64_t, float*);
+  void (*quantize)(const float*, int64_t, bool, float*, uint8_t*, float*);
+};
 
-// out[i, j] = scalar(a[i, j]) row by row, through the AVX-512 row function when the CPU has it.
-template <typename Src, typename Dst, typename Scalar>
+void quantize_row_scalar(const float* xi, int64_t k, bool ue8m0, float* row_scales, uint8_t* codes, float* values);
+
+const RowFns kGenericRows{
+    [](const uint8_t* a, int64_t n, float scale, float* o) {
+      for (int64_t j = 0; j < n; ++j) o[j] = e4m3_to_f32(a[j]) * scale;
+    },
+    [](const uint16_t* a, int64_t n, float* o) {
+      for (int64_t j = 0; j < n; ++j) o[j] = bf16_to_f32(a[j]);
+    },
+    [](const float* c, int64_t n, uint16_t* d) {
+      for (int64_t j = 0; j < n; ++j) d[j] = f32_to_bf16(c[j]);
+    },
+    [](const float* x, int64_t n, float* o) {
+      for (int64_t j = 0; j < n; ++j) o[j] = round_to_bf16(x[j]);
+    },
+    quantize_row_scalar};
+
+#if defined(__x86_64__)
+const RowFns kAvx2Rows{detail::e4m3_to_f32_avx2, detail::bf16_to_f32_avx2, detail::f32_to_bf16_avx2,
+                       detail::round_to_bf16_avx2, detail::quantize_row_1x128_avx2};
+const RowFns kAvx512Rows{detail::e4m3_to_f32_avx512, detail::bf16_to_f32_avx512, detail::f32_to_bf16_avx512,
+                         detail::round_to_bf16_avx512, detail::quantize_row_1x128_avx512};
+#endif
+
+const RowFns& rows_for_isa() {
+#if defined(__x86_64__)
+  switch (active_isa()) {
+    case Isa::kAvx512: return kAvx512Rows;
+    case Isa::kAvx2: return kAvx2Rows;
+    default: break;
+  }
+#endif
+  return kGenericRows;
+}
+
+// out[i, j] = row conversion of a[i, j], row by row.
+template <typename Src, typename Dst>
 void convert_rows(const Src* a, int64_t lda, int64_t m, int64_t k, Dst* out, int64_t ldo,
-                  void (*vec)(const Src*, int64_t, Dst*), Scalar scalar) {
-  const bool use_vec = use_avx512();
-  for_rows(m, k, [&](int64_t i) {
-    const Src* src = a + i * lda;
-    Dst* dst = out + i * ldo;
-    if (use_vec) vec(src, k, dst);
-    else
-      for (int64_t j = 0; j < k; ++j) dst[j] = scalar(src[j]);
-  });
+                  void (*row)(const Src*, int64_t, Dst*)) {
+  for_rows(m, k, [&](int64_t i) { row(a + i * lda, k, out + i * ldo); });
 }
 
 void quantize_row_scalar(const float* xi, int64_t k, bool ue8m0, float* row_scales, uint8_t* codes, float* values) {
@@ -56,37 +91,30 @@ void quantize_row_scalar(const float* xi, int64_t k, bool ue8m0, float* row_scal
 }  // namespace
 
 void e4m3_rows_to_f32(const uint8_t* a, int64_t lda, int64_t m, int64_t k, float* out, int64_t ldo) {
-  convert_rows(a, lda, m, k, out, ldo, +[](const uint8_t* s, int64_t n, float* o) { detail::e4m3_to_f32_avx512(s, n, 1.0f, o); },
-               [](uint8_t v) { return e4m3_to_f32(v); });
+  const auto row = rows_for_isa().e4m3;
+  for_rows(m, k, [&](int64_t i) { row(a + i * lda, k, 1.0f, out + i * ldo); });
 }
 
-void e4m3_to_f32_scaled(const uint8_t* a, int64_t n, float scale, float* out) {
-  if (use_avx512()) detail::e4m3_to_f32_avx512(a, n, scale, out);
-  else
-    for (int64_t j = 0; j < n; ++j) out[j] = e4m3_to_f32(a[j]) * scale;
-}
+void e4m3_to_f32_scaled(const uint8_t* a, int64_t n, float scale, float* out) { rows_for_isa().e4m3(a, n, scale, out); }
 
 void bf16_rows_to_f32(const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* out, int64_t ldo) {
-  convert_rows(a, lda, m, k, out, ldo, detail::bf16_to_f32_avx512, [](uint16_t v) { return bf16_to_f32(v); });
+  convert_rows(a, lda, m, k, out, ldo, rows_for_isa().bf16);
 }
 
 void f32_rows_to_bf16(const float* c, int64_t ldc, int64_t m, int64_t n, uint16_t* d, int64_t ldd) {
-  convert_rows(c, ldc, m, n, d, ldd, detail::f32_to_bf16_avx512, [](float v) { return f32_to_bf16(v); });
+  convert_rows(c, ldc, m, n, d, ldd, rows_for_isa().to_bf16);
 }
 
 void round_rows_to_bf16(const float* x, int64_t ldx, int64_t m, int64_t k, float* out, int64_t ldo) {
-  convert_rows(x, ldx, m, k, out, ldo, detail::round_to_bf16_avx512, [](float v) { return round_to_bf16(v); });
+  convert_rows(x, ldx, m, k, out, ldo, rows_for_isa().round_bf16);
 }
 
 void quantize_rows_1x128(const float* x, int64_t m, int64_t k, int64_t ldx, bool ue8m0, float* scales, uint8_t* codes,
                          float* values) {
-  const bool vec = use_avx512();
+  const auto row = rows_for_isa().quantize;
   const int64_t kb = k_blocks(k);
   for_rows(m, k, [&](int64_t i) {
-    uint8_t* q = codes ? codes + i * k : nullptr;
-    float* v = values ? values + i * k : nullptr;
-    if (vec) detail::quantize_row_1x128_avx512(x + i * ldx, k, ue8m0, scales + i * kb, q, v);
-    else quantize_row_scalar(x + i * ldx, k, ue8m0, scales + i * kb, q, v);
+    row(x + i * ldx, k, ue8m0, scales + i * kb, codes ? codes + i * k : nullptr, values ? values + i * k : nullptr);
   });
 }
 

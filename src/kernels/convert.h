@@ -3,7 +3,7 @@
 //
 // They used to be scalar loops on the calling thread. At m = 1 the quantiser took 5 µs of a
 // 45 µs 1024x1024 FP8 GEMV, and widening a 512x4096 FP8 A took ~2 ms of a ~14 ms GEMM, so they
-// are vectorised (AVX-512 where cpuid reports it) and split over the thread pool by rows when a
+// are vectorised (AVX-512 or AVX2, as kernels/cpu_features.h chooses) and split over the thread pool by rows when a
 // call is large. Every function gives exactly the bits of the scalar definitions in
 // base/dtype.h on every path (tests compare the two over every e4m3 code and rounding edge).
 #pragma once
@@ -32,12 +32,19 @@ void quantize_rows_1x128(const float* x, int64_t m, int64_t k, int64_t ldx, bool
                          float* values);
 
 namespace detail {
-// One row's worth of each conversion, AVX-512 (convert_avx512.cpp); n any length.
+#if defined(__x86_64__)
+// One row's worth of each conversion per x86 path (convert_avx512.cpp, convert_avx2.cpp); n any length.
 void e4m3_to_f32_avx512(const uint8_t* a, int64_t n, float scale, float* out);
 void bf16_to_f32_avx512(const uint16_t* a, int64_t n, float* out);
 void f32_to_bf16_avx512(const float* c, int64_t n, uint16_t* d);
 void round_to_bf16_avx512(const float* x, int64_t n, float* out);
 void quantize_row_1x128_avx512(const float* x, int64_t k, bool ue8m0, float* scales, uint8_t* codes, float* values);
+void e4m3_to_f32_avx2(const uint8_t* a, int64_t n, float scale, float* out);
+void bf16_to_f32_avx2(const uint16_t* a, int64_t n, float* out);
+void f32_to_bf16_avx2(const float* c, int64_t n, uint16_t* d);
+void round_to_bf16_avx2(const float* x, int64_t n, float* out);
+void quantize_row_1x128_avx2(const float* x, int64_t k, bool ue8m0, float* scales, uint8_t* codes, float* values);
+#endif
 }  // namespace detail
 
 }  // namespace dsinfer::kernels

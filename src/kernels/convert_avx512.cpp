@@ -1,6 +1,8 @@
 // AVX-512 bodies of kernels/convert.h, compiled for that ISA whatever the build's -march and
 // called only when cpuid reports it. Each reproduces the scalar definition in base/dtype.h bit
 // for bit; the comments say why each step is exact.
+#if defined(__x86_64__)
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -146,3 +148,5 @@ void quantize_row_1x128_avx512(const float* x, int64_t k, bool ue8m0, float* sca
 
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
+
+#endif  // __x86_64__

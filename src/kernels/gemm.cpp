@@ -75,6 +75,19 @@ const GemmProblem* with_packed_a(const GemmProblem* given, const int64_t* rows, 
   return problems.data();
 }
 
+detail::PanelFn panel_for(Isa isa) {
+  switch (isa) {
+#if defined(__x86_64__)
+    case Isa::kAvx512: return detail::gemm_panel_avx512;
+    case Isa::kAvx2: return detail::gemm_panel_avx2;
+#endif
+#if defined(__aarch64__)
+    case Isa::kNeon: return detail::gemm_panel_neon;
+#endif
+    default: return detail::gemm_panel_generic;
+  }
+}
+
 // Runs every (problem, panel, row range) task on the pool; tasks are listed problem by problem,
 // panel by panel, so a contiguous chunk of tasks streams neighbouring weights.
 void run_tasks(const GemmProblem* given, const int64_t* rows, size_t count) {
@@ -96,10 +109,10 @@ void run_tasks(const GemmProblem* given, const int64_t* rows, size_t count) {
     work += double(given[q].b->panels) * double(given[q].b->k) * double(kPanelCols) * double(std::max<int64_t>(m, 8));
   }
   if (tasks.empty()) return;
-  const bool avx512 = active_isa() == Isa::kAvx512;
-  auto panel_fn = avx512 ? detail::gemm_panel_avx512 : detail::gemm_panel_avx2;
-  const GemmProblem* problems = given;
-  if (avx512) problems = with_packed_a(given, rows, count);
+  const Isa isa = active_isa();
+  const detail::PanelFn panel_fn = panel_for(isa);
+  // The converting paths of the vector panels read A from the packed copy.
+  const GemmProblem* problems = isa == Isa::kGeneric ? given : with_packed_a(given, rows, count);
   // About 256K weight elements (or multiply-adds) per chunk keeps the pool's overhead small.
   const double per_task = work / double(tasks.size());
   const size_t grain = size_t(std::max(1.0, 262144.0 / std::max(per_task, 1.0)));

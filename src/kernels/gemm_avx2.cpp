@@ -1,9 +1,23 @@
-// AVX2 + FMA panel kernels: the fallback for CPUs without AVX-512. Same reduction order as the
-// AVX-512 kernels (see gemm_internal.h), so the results are bit-identical; B is decoded to fp32 a
-// chunk at a time with scalar table lookups, which is slower but only the FMAs matter for m > 1.
+// AVX2 + FMA + F16C panel kernels, for CPUs without AVX-512 (and under DSINFER_ISA=avx2). Same
+// reduction order as every other path (gemm_internal.h), so the results are bit-identical.
+//
+// Decoding a packed 64-column row (packed_matrix.h) into eight 8-float vectors:
+//   FP8:  a 32-byte load is 16 words; the even bytes (low in each word) and the odd bytes each
+//         become fp16 by placing sign at bit 15 and exponent+mantissa at bits 13..7: that fp16
+//         is the e4m3 value times 2^-8, subnormals included, and F16C's vcvtph2ps widens it
+//         exactly. The 2^8 is put back on the A side (a * 256 is exact and the product a * w is
+//         then the same real number, so every FMA rounds identically).
+//   BF16: unpacking each 128-bit lane's words with zero (as the AVX-512 decoder does).
+//   F32:  plain loads.
+// The vectors hold the panel's columns in a fixed permuted order ("register order"); `Layout`
+// maps each (vector, lane) to its column. The bandwidth-bound path (m <= kOnTheFlyRows) keeps
+// its accumulators in register order and un-permutes once at the end; the converting path
+// writes each decoded vector's two 4-column halves straight to their columns in scratch and
+// runs a 6 x 16 register block (12 accumulators of AVX2's 16 registers).
+#if defined(__x86_64__)
+
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 
 #include "base/dtype.h"
 #include "base/simd.h"
@@ -16,29 +30,270 @@ namespace dsinfer::kernels::detail {
 
 namespace {
 
-template <int MR>
-void rows_panel(const GemmProblem& g, const float* a, const float* sa, const float* sb, const float* b, int64_t k0,
-                int64_t k1, float* c, const __m256i* mask) {
-  for (int64_t kb0 = k0; kb0 < k1; kb0 += kScaleBlock) {
-    const int64_t kend = std::min(kb0 + kScaleBlock, k1), kb = kb0 / kScaleBlock;
-    __m256 acc[MR][8];
-    for (int r = 0; r < MR; ++r)
-      for (int j = 0; j < 8; ++j) acc[r][j] = _mm256_setzero_ps();
-    const float* bk = b + (kb0 - k0) * kPanelCols;
-    for (int64_t kk = kb0; kk < kend; ++kk, bk += kPanelCols) {
-      for (int r = 0; r < MR; ++r) {
-        __m256 av = _mm256_broadcast_ss(a + r * g.lda + kk);
-        for (int j = 0; j < 8; ++j) acc[r][j] = _mm256_fmadd_ps(av, _mm256_load_ps(bk + 8 * j), acc[r][j]);
+enum Src { kSrcF32, kSrcBf16, kSrcFp8 };
+
+// Prefetch distances as in gemm_avx512.cpp: far ahead into L2, near ahead into L1.
+constexpr size_t kPrefetchL1Bytes = 2048;
+constexpr size_t kPrefetchL2Bytes = 16384;
+
+inline void prefetch_row(const uint8_t* row, size_t bytes) {
+  for (size_t l = 0; l < bytes; l += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(row + kPrefetchL2Bytes + l), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(row + kPrefetchL1Bytes + l), _MM_HINT_T0);
+  }
+}
+
+template <int SRC>
+constexpr size_t row_bytes() {
+  return SRC == kSrcFp8 ? 64 : SRC == kSrcBf16 ? 128 : 256;
+}
+
+// Half h of a packed row -> register-order vectors 4h .. 4h + 3.
+template <int SRC>
+inline void decode_half(const uint8_t* row, int h, __m256* w) {
+  if constexpr (SRC == kSrcFp8) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * h));
+    const __m256i even = _mm256_and_si256(_mm256_srai_epi16(_mm256_slli_epi16(x, 8), 1), _mm256_set1_epi16(short(0xBFFF)));
+    const __m256i odd = _mm256_and_si256(_mm256_srai_epi16(x, 1), _mm256_set1_epi16(short(0xBF80)));
+    w[0] = _mm256_cvtph_ps(_mm256_castsi256_si128(even));
+    w[1] = _mm256_cvtph_ps(_mm256_extracti128_si256(even, 1));
+    w[2] = _mm256_cvtph_ps(_mm256_castsi256_si128(odd));
+    w[3] = _mm256_cvtph_ps(_mm256_extracti128_si256(odd, 1));
+  } else if constexpr (SRC == kSrcBf16) {
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 64 * h));
+    const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 64 * h + 32));
+    w[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, y0));
+    w[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, y0));
+    w[2] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, y1));
+    w[3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, y1));
+  } else {
+    const float* f = reinterpret_cast<const float*>(row) + 32 * h;
+    for (int i = 0; i < 4; ++i) w[i] = _mm256_loadu_ps(f + 8 * i);
+  }
+}
+
+// Which packed position (0..63) lane l of register-order vector v holds, per the decoders above.
+int position_of(int src, int v, int l) {
+  if (src == kSrcFp8) {  // v = 4 * load + 2 * odd + upper 128 bits; word = 8 * upper + l
+    const int load = v / 4, odd = (v / 2) % 2, upper = v % 2;
+    return 32 * load + 2 * (8 * upper + l) + odd;
+  }
+  if (src == kSrcBf16) {  // v = 2 * load + unpackhi; lanes 0-3 from the low 128 bits, 4-7 the high
+    const int load = v / 2, hi = v % 2;
+    return 16 * load + (l < 4 ? l : 8 + l - 4) + 4 * hi;
+  }
+  return 8 * v + l;
+}
+
+// Column of every (vector, lane), and for the converting path the first column of each
+// vector's two 128-bit halves (each half holds 4 consecutive columns; checked at start).
+struct Layout {
+  int col[kPanelCols];
+  int half_col[8][2];
+};
+
+Layout make_layout(int src, DType dtype) {
+  int col_at[kPanelCols];
+  for (int c = 0; c < kPanelCols; ++c) col_at[packed_position(dtype, c)] = c;
+  Layout L;
+  for (int v = 0; v < 8; ++v)
+    for (int l = 0; l < 8; ++l) L.col[8 * v + l] = col_at[position_of(src, v, l)];
+  for (int v = 0; v < 8; ++v)
+    for (int h = 0; h < 2; ++h) {
+      L.half_col[v][h] = L.col[8 * v + 4 * h];
+      for (int l = 1; l < 4; ++l)
+        if (L.col[8 * v + 4 * h + l] != L.half_col[v][h] + l) __builtin_trap();  // layout and decoder disagree
+    }
+  return L;
+}
+
+const Layout& layout(int src) {
+  static const Layout fp8 = make_layout(kSrcFp8, DType::kF8E4M3), bf16 = make_layout(kSrcBf16, DType::kBF16),
+                      f32 = make_layout(kSrcF32, DType::kF32);
+  return src == kSrcFp8 ? fp8 : src == kSrcBf16 ? bf16 : f32;
+}
+
+// A values are multiplied by this before the FMA (see the FP8 decode above).
+template <int SRC>
+inline __m256 a_broadcast(float a) {
+  const __m256 v = _mm256_set1_ps(a);
+  if constexpr (SRC == kSrcFp8) return _mm256_mul_ps(v, _mm256_set1_ps(256.0f));
+  else return v;
+}
+
+// C (in register order, cperm) from one k block's accumulators: kb == 0 ? acc * s : fma(acc, s, C).
+inline void fold_block(__m256 acc, float s, int64_t kb, float* cperm) {
+  const __m256 vs = _mm256_set1_ps(s);
+  _mm256_storeu_ps(cperm, kb == 0 ? _mm256_mul_ps(acc, vs) : _mm256_fmadd_ps(acc, vs, _mm256_loadu_ps(cperm)));
+}
+
+// The bandwidth-bound path: rows [i, i + mr) (mr <= kOnTheFlyRows) decode B straight from the
+// packed panel. One row takes both halves of each k row (8 accumulators); more rows go two at a
+// time over one half per pass of a k block (4 accumulators a row), the block then read from L1.
+template <int SRC>
+void on_the_fly(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb, const uint8_t* panel, int64_t valid,
+                float* c) {
+  const int64_t K = g.b->k;
+  constexpr size_t kRow = row_bytes<SRC>();
+  alignas(32) float cperm[kOnTheFlyRows][kPanelCols];
+  for (int64_t kb0 = 0; kb0 < K; kb0 += kScaleBlock) {
+    const int64_t kend = std::min(kb0 + kScaleBlock, K), kb = kb0 / kScaleBlock;
+    const float sbk = sb ? sb[kb] : 1.0f;
+    const uint8_t* block = panel + size_t(kb0) * kRow;
+    if (mr == 1) {
+      const float* a = g.a + i0 * g.lda;
+      __m256 acc[8];
+      for (auto& v : acc) v = _mm256_setzero_ps();
+      const uint8_t* bk = block;
+      for (int64_t kk = kb0; kk < kend; ++kk, bk += kRow) {
+        prefetch_row(bk, kRow);
+        const __m256 av = a_broadcast<SRC>(a[kk]);
+        __m256 w[4];
+        decode_half<SRC>(bk, 0, w);
+        for (int v = 0; v < 4; ++v) acc[v] = _mm256_fmadd_ps(av, w[v], acc[v]);
+        decode_half<SRC>(bk, 1, w);
+        for (int v = 0; v < 4; ++v) acc[4 + v] = _mm256_fmadd_ps(av, w[v], acc[4 + v]);
+      }
+      const float s = (g.sa ? g.sa[i0 * g.ldsa + kb] : 1.0f) * sbk;
+      for (int v = 0; v < 8; ++v) fold_block(acc[v], s, kb, cperm[0] + 8 * v);
+      continue;
+    }
+    for (int64_t r0 = 0; r0 < mr; r0 += 2) {
+      const int rows = int(std::min<int64_t>(2, mr - r0));
+      const float* a0 = g.a + (i0 + r0) * g.lda;
+      const float* a1 = rows == 2 ? a0 + g.lda : a0;
+      for (int h = 0; h < 2; ++h) {
+        __m256 acc0[4], acc1[4];
+        for (int v = 0; v < 4; ++v) acc0[v] = acc1[v] = _mm256_setzero_ps();
+        const uint8_t* bk = block;
+        for (int64_t kk = kb0; kk < kend; ++kk, bk += kRow) {
+          if (h == 0 && r0 == 0) prefetch_row(bk, kRow);
+          __m256 w[4];
+          decode_half<SRC>(bk, h, w);
+          const __m256 x0 = a_broadcast<SRC>(a0[kk]), x1 = a_broadcast<SRC>(a1[kk]);
+          for (int v = 0; v < 4; ++v) {
+            acc0[v] = _mm256_fmadd_ps(x0, w[v], acc0[v]);
+            acc1[v] = _mm256_fmadd_ps(x1, w[v], acc1[v]);
+          }
+        }
+        for (int r = 0; r < rows; ++r) {
+          const float s = (g.sa ? g.sa[(i0 + r0 + r) * g.ldsa + kb] : 1.0f) * sbk;
+          for (int v = 0; v < 4; ++v) fold_block(r == 0 ? acc0[v] : acc1[v], s, kb, cperm[r0 + r] + 8 * (4 * h + v));
+        }
       }
     }
+  }
+  const Layout& L = layout(SRC);
+  for (int64_t r = 0; r < mr; ++r) {
+    float* cr = c + (i0 + r) * g.ldc;
+    for (int j = 0; j < kPanelCols; ++j)
+      if (L.col[j] < valid) cr[L.col[j]] = cperm[r][j];
+  }
+}
+
+// MR rows x 16 columns (sub-panel sp) over one k block [kb0, kend) of fp32 B (b: its first row;
+// rows of 64 floats).
+template <int MR, bool PACKED>
+void block_rows(const GemmProblem& g, int64_t i, int sp, const float* sb, const float* b, int64_t kb0, int64_t kend,
+                float* c, const __m256i* mask) {
+  const int64_t kb = kb0 / kScaleBlock;
+  __m256 acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  const float* a = PACKED ? g.a_packed + (i / kRowGroup) * g.b->k * kRowGroup : g.a + i * g.lda;
+  const float* bk = b + 16 * sp;
+  for (int64_t kk = kb0; kk < kend; ++kk, bk += kPanelCols) {
+    const __m256 w0 = _mm256_load_ps(bk), w1 = _mm256_load_ps(bk + 8);
     for (int r = 0; r < MR; ++r) {
-      const float s = (sa ? sa[r * g.ldsa + kb] : 1.0f) * (sb ? sb[kb] : 1.0f);
-      const __m256 vs = _mm256_set1_ps(s);
-      float* cr = c + r * g.ldc;
-      for (int j = 0; j < 8; ++j) {
-        __m256 v = kb == 0 ? _mm256_mul_ps(acc[r][j], vs)
-                           : _mm256_fmadd_ps(acc[r][j], vs, _mm256_maskload_ps(cr + 8 * j, mask[j]));
-        _mm256_maskstore_ps(cr + 8 * j, mask[j], v);
+      const __m256 av = _mm256_broadcast_ss(PACKED ? a + kk * kRowGroup + r : a + r * g.lda + kk);
+      acc[r][0] = _mm256_fmadd_ps(av, w0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(av, w1, acc[r][1]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    const float s = (g.sa ? g.sa[(i + r) * g.ldsa + kb] : 1.0f) * (sb ? sb[kb] : 1.0f);
+    const __m256 vs = _mm256_set1_ps(s);
+    float* cr = c + (i + r) * g.ldc + 16 * sp;
+    for (int h = 0; h < 2; ++h) {
+      const __m256i m = mask[2 * sp + h];
+      const __m256 v = kb == 0 ? _mm256_mul_ps(acc[r][h], vs)
+                               : _mm256_fmadd_ps(acc[r][h], vs, _mm256_maskload_ps(cr + 8 * h, m));
+      _mm256_maskstore_ps(cr + 8 * h, m, v);
+    }
+  }
+}
+
+template <bool PACKED>
+void rows_dispatch(int mr, const GemmProblem& g, int64_t i, int sp, const float* sb, const float* b, int64_t kb0,
+                   int64_t kend, float* c, const __m256i* mask) {
+  switch (mr) {
+    case 1: block_rows<1, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask); break;
+    case 2: block_rows<2, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask); break;
+    case 3: block_rows<3, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask); break;
+    case 4: block_rows<4, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask); break;
+    case 5: block_rows<5, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask); break;
+    default: block_rows<6, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask); break;
+  }
+}
+
+// Decodes k rows [k0, k1) of the panel to fp32 in column order: scratch[(kk - k0) * 64 + col].
+template <int SRC>
+void decode_chunk(const uint8_t* panel, int64_t k0, int64_t k1, float* scratch) {
+  const Layout& L = layout(SRC);
+  const uint8_t* src = panel + size_t(k0) * row_bytes<SRC>();
+  for (int64_t kk = k0; kk < k1; ++kk, src += row_bytes<SRC>()) {
+    prefetch_row(src, row_bytes<SRC>());
+    float* d = scratch + (kk - k0) * kPanelCols;
+    for (int h = 0; h < 2; ++h) {
+      __m256 w[4];
+      decode_half<SRC>(src, h, w);
+      for (int v = 0; v < 4; ++v) {
+        __m256 x = w[v];
+        if constexpr (SRC == kSrcFp8) x = _mm256_mul_ps(x, _mm256_set1_ps(256.0f));  // exact: the e4m3 values
+        _mm_storeu_ps(d + L.half_col[4 * h + v][0], _mm256_castps256_ps128(x));
+        _mm_storeu_ps(d + L.half_col[4 * h + v][1], _mm256_extractf128_ps(x, 1));
+      }
+    }
+  }
+}
+
+template <int SRC>
+void panel_impl(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* scratch) {
+  const PackedMatrix& B = *g.b;
+  const int64_t valid = std::min(kPanelCols, B.n - p * kPanelCols);
+  const uint8_t* panel = B.panel(p);
+  const float* sb = B.panel_scales(p);
+  float* c = g.c + p * kPanelCols;
+  if (m1 - m0 <= kOnTheFlyRows) {
+    for (int64_t i = m0; i < m1; i += kOnTheFlyRows)
+      on_the_fly<SRC>(g, i, std::min<int64_t>(kOnTheFlyRows, m1 - i), sb, panel, valid, c);
+    return;
+  }
+  __m256i mask[8];
+  for (int j = 0; j < 8; ++j) {
+    alignas(32) int32_t bits[8];
+    for (int t = 0; t < 8; ++t) bits[t] = 8 * j + t < valid ? -1 : 0;
+    mask[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(bits));
+  }
+  const int subpanels = int((valid + 15) / 16);
+  for (int64_t k0 = 0; k0 < B.k; k0 += kChunkK) {
+    const int64_t k1 = std::min(B.k, k0 + kChunkK);
+    const float* b;  // this chunk as fp32 rows of 64 columns
+    if constexpr (SRC == kSrcF32) {
+      b = reinterpret_cast<const float*>(panel) + k0 * kPanelCols;
+    } else {
+      decode_chunk<SRC>(panel, k0, k1, scratch);
+      b = scratch;
+    }
+    for (int64_t kb0 = k0; kb0 < k1; kb0 += kScaleBlock) {
+      const int64_t kend = std::min(k1, kb0 + kScaleBlock);
+      const float* bb = b + (kb0 - k0) * kPanelCols;
+      for (int64_t i = m0; i < m1; i += kRowGroup) {
+        const int mr = int(std::min<int64_t>(kRowGroup, m1 - i));
+        for (int sp = 0; sp < subpanels; ++sp) {
+          if (g.a_packed) rows_dispatch<true>(mr, g, i, sp, sb, bb, kb0, kend, c, mask);
+          else rows_dispatch<false>(mr, g, i, sp, sb, bb, kb0, kend, c, mask);
+        }
       }
     }
   }
@@ -47,45 +302,15 @@ void rows_panel(const GemmProblem& g, const float* a, const float* sa, const flo
 }  // namespace
 
 void gemm_panel_avx2(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* scratch) {
-  const PackedMatrix& B = *g.b;
-  const int64_t valid = std::min(kPanelCols, B.n - p * kPanelCols);
-  __m256i mask[8];
-  for (int j = 0; j < 8; ++j) {
-    alignas(32) int32_t bits[8];
-    for (int t = 0; t < 8; ++t) bits[t] = 8 * j + t < valid ? -1 : 0;
-    mask[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(bits));
-  }
-  int pos[kPanelCols];
-  for (int c = 0; c < kPanelCols; ++c) pos[c] = packed_position(B.dtype, c);
-  const uint8_t* panel = B.panel(p);
-  const float* sb = B.panel_scales(p);
-  float* c = g.c + p * kPanelCols;
-  for (int64_t k0 = 0; k0 < B.k; k0 += kChunkK) {
-    const int64_t k1 = std::min(B.k, k0 + kChunkK);
-    for (int64_t kk = k0; kk < k1; ++kk) {
-      float* d = scratch + (kk - k0) * kPanelCols;
-      const size_t row = size_t(kk) * kPanelCols;
-      for (int col = 0; col < kPanelCols; ++col) {
-        const size_t at = row + size_t(pos[col]);
-        switch (B.dtype) {
-          case DType::kF8E4M3: d[col] = e4m3_to_f32(panel[at]); break;
-          case DType::kBF16: d[col] = bf16_to_f32(reinterpret_cast<const uint16_t*>(panel)[at]); break;
-          default: d[col] = reinterpret_cast<const float*>(panel)[at]; break;
-        }
-      }
-    }
-    for (int64_t i = m0; i < m1; i += 3) {
-      const int mr = int(std::min<int64_t>(3, m1 - i));
-      const float* a = g.a + i * g.lda;
-      const float* sa = g.sa ? g.sa + i * g.ldsa : nullptr;
-      float* ci = c + i * g.ldc;
-      if (mr == 3) rows_panel<3>(g, a, sa, sb, scratch, k0, k1, ci, mask);
-      else if (mr == 2) rows_panel<2>(g, a, sa, sb, scratch, k0, k1, ci, mask);
-      else rows_panel<1>(g, a, sa, sb, scratch, k0, k1, ci, mask);
-    }
+  switch (g.b->dtype) {
+    case DType::kF8E4M3: panel_impl<kSrcFp8>(g, p, m0, m1, scratch); break;
+    case DType::kBF16: panel_impl<kSrcBf16>(g, p, m0, m1, scratch); break;
+    default: panel_impl<kSrcF32>(g, p, m0, m1, scratch); break;
   }
 }
 
 }  // namespace dsinfer::kernels::detail
 
 #pragma GCC pop_options
+
+#endif  // __x86_64__

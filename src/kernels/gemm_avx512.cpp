@@ -1,11 +1,15 @@
 // AVX-512 panel kernels (F + BW + VL + VBMI), compiled for that ISA whatever the build's -march
-// and called only when cpuid reports it (kernels/cpu_features.h).
+// and called only when cpuid reports it (kernels/cpu_features.h). Without VBMI (Skylake-SP,
+// Cascade Lake) FP8 panels take the AVX2 panel, whose decode needs no byte permutes.
+#if defined(__x86_64__)
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 
 #include "base/dtype.h"
 #include "base/simd.h"
+#include "kernels/cpu_features.h"
 #include "kernels/gemm_internal.h"
 
 #pragma GCC push_options
@@ -182,6 +186,8 @@ void panel_impl(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* 
 
 void gemm_panel_avx512(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* scratch) {
   static const Tables t = make_tables();
+  static const bool vbmi = cpu_has_avx512_vbmi();
+  if (g.b->dtype == DType::kF8E4M3 && !vbmi) return gemm_panel_avx2(g, p, m0, m1, scratch);
   switch (g.b->dtype) {
     case DType::kF8E4M3: panel_impl<kSrcFp8>(g, p, m0, m1, scratch, t); break;
     case DType::kBF16: panel_impl<kSrcBf16>(g, p, m0, m1, scratch, t); break;
@@ -192,3 +198,5 @@ void gemm_panel_avx512(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, 
 }  // namespace dsinfer::kernels::detail
 
 #pragma GCC pop_options
+
+#endif  // __x86_64__

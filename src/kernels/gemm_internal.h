@@ -28,7 +28,7 @@ struct GemmProblem {
   const PackedMatrix* b = nullptr;
   float* c = nullptr;  // [m, n] fp32
   int64_t ldc = 0;
-  // Optional copy of A for the converting path (m > kOnTheFlyRows, AVX-512): rows in groups of
+  // Optional copy of A for the converting path (m > kOnTheFlyRows, vector panels): rows in groups of
   // kRowGroup, each group k-major ([m / 6][k][6], the last group zero-padded), so the register
   // block's broadcasts read one sequential stream instead of six rows a whole row apart.
   const float* a_packed = nullptr;
@@ -38,7 +38,15 @@ struct GemmProblem {
 void pack_a_groups(const GemmProblem& g, int64_t m, int64_t k, int64_t g0, int64_t g1, float* out);
 
 // Computes rows [m0, m1) of C for panel p. scratch: kChunkK * 64 floats, 64-byte aligned.
+// One function per kernel path (cpu_features.h); each exists only where its ISA can be compiled.
+using PanelFn = void (*)(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* scratch);
+void gemm_panel_generic(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* scratch);
+#if defined(__x86_64__)
 void gemm_panel_avx512(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* scratch);
 void gemm_panel_avx2(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* scratch);
+#endif
+#if defined(__aarch64__)
+void gemm_panel_neon(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* scratch);
+#endif
 
 }  // namespace dsinfer::kernels::detail

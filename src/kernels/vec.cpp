@@ -1,12 +1,74 @@
 #include "kernels/vec.h"
 
+#include <cmath>
+
 #include "base/simd.h"
+#include "kernels/cpu_features.h"
 
 namespace dsinfer::kernels {
 
-float dot(const float* a, const float* b, int64_t n) {
+// dot's one order, on every path: 4 accumulators of 16 lanes; blocks of 64 elements feed them
+// in turn (element i of a block to accumulator i / 16, lane i % 16, by fma); then blocks of 16
+// feed accumulator 0 and the last partial block accumulator 1; the result is
+// hsum((s0 + s1) + (s2 + s3)) with hsum's tree (base/simd.h: lanes i and i + 8, then i and
+// i + 4, i and i + 2, and the last two). AVX2 holds each 16-lane accumulator in two registers.
+namespace {
+
+float hsum16(const float* l) {
+  float t[8], u[4], v[2];
+  for (int j = 0; j < 8; ++j) t[j] = l[j] + l[j + 8];
+  for (int j = 0; j < 4; ++j) u[j] = t[j] + t[j + 4];
+  for (int j = 0; j < 2; ++j) v[j] = u[j] + u[j + 2];
+  return v[0] + v[1];
+}
+
+float dot_generic(const float* a, const float* b, int64_t n) {
+  float s[4][16] = {};
   int64_t i = 0;
-#if defined(__AVX512F__)
+  for (; i + 64 <= n; i += 64)
+    for (int q = 0; q < 4; ++q)
+      for (int j = 0; j < 16; ++j) s[q][j] = std::fma(a[i + 16 * q + j], b[i + 16 * q + j], s[q][j]);
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) s[0][j] = std::fma(a[i + j], b[i + j], s[0][j]);
+  for (int j = 0; i + j < n; ++j) s[1][j] = std::fma(a[i + j], b[i + j], s[1][j]);
+  float l[16];
+  for (int j = 0; j < 16; ++j) l[j] = (s[0][j] + s[1][j]) + (s[2][j] + s[3][j]);
+  return hsum16(l);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* b, int64_t n) {
+  __m256 s[4][2];
+  for (auto& q : s) q[0] = q[1] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    for (int q = 0; q < 4; ++q)
+      for (int h = 0; h < 2; ++h) {
+        const int64_t at = i + 16 * q + 8 * h;
+        s[q][h] = _mm256_fmadd_ps(_mm256_loadu_ps(a + at), _mm256_loadu_ps(b + at), s[q][h]);
+      }
+  for (; i + 16 <= n; i += 16)
+    for (int h = 0; h < 2; ++h)
+      s[0][h] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * h), _mm256_loadu_ps(b + i + 8 * h), s[0][h]);
+  alignas(32) float l[16];
+  for (int h = 0; h < 2; ++h)
+    _mm256_store_ps(l + 8 * h, _mm256_add_ps(_mm256_add_ps(s[0][h], s[1][h]), _mm256_add_ps(s[2][h], s[3][h])));
+  if (i < n) {  // the partial block belongs to accumulator 1: redo that fold for its lanes
+    alignas(32) float s1[16], rest[16];
+    for (int h = 0; h < 2; ++h) {
+      _mm256_store_ps(s1 + 8 * h, s[1][h]);
+      _mm256_store_ps(rest + 8 * h, _mm256_add_ps(s[2][h], s[3][h]));
+    }
+    alignas(32) float s0[16];
+    for (int h = 0; h < 2; ++h) _mm256_store_ps(s0 + 8 * h, s[0][h]);
+    for (int j = 0; i + j < n; ++j) s1[j] = std::fma(a[i + j], b[i + j], s1[j]);
+    for (int j = 0; j < 16; ++j) l[j] = (s0[j] + s1[j]) + rest[j];
+  }
+  return hsum16(l);
+}
+
+__attribute__((target("avx512f,fma"))) float dot_avx512(const float* a, const float* b, int64_t n) {
+  int64_t i = 0;
   __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
   for (; i + 64 <= n; i += 64) {
     s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
@@ -17,15 +79,23 @@ float dot(const float* a, const float* b, int64_t n) {
   for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
   if (i < n) {
     __mmask16 m = __mmask16((1u << (n - i)) - 1);
-    s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
-    i = n;
+    s1 = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1, m);
   }
   return hsum(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
-#else
-  float s = 0;
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
+}
 #endif
+
+}  // namespace
+
+float dot(const float* a, const float* b, int64_t n) {
+#if defined(__x86_64__)
+  switch (active_isa()) {
+    case Isa::kAvx512: return dot_avx512(a, b, n);
+    case Isa::kAvx2: return dot_avx2(a, b, n);
+    default: break;
+  }
+#endif
+  return dot_generic(a, b, n);
 }
 
 void axpy(float alpha, const float* x, float* y, int64_t n) {

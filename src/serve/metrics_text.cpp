@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "kernels/cpu_features.h"
+
 namespace dsinfer::serve {
 namespace {
 
@@ -67,6 +69,8 @@ std::string escape_label(const std::string& s) {
 std::string render_metrics(const engine::EngineMetrics& m, const HttpCounters& http, const std::string& model_name) {
   Writer w;
   w.labels = "model=\"" + escape_label(model_name) + "\"";
+  w.head("dsinfer_kernel_path", "gauge", "The kernel path (instruction set) the forward pass runs with: 1 for the one in use.");
+  w.sample("dsinfer_kernel_path", 1, std::string("isa=\"") + kernels::isa_name(kernels::active_isa()) + "\"");
   w.head("dsinfer_http_requests_total", "counter", "HTTP requests answered, by endpoint and status code.");
   for (const auto& [key, count] : http.requests)
     w.sample("dsinfer_http_requests_total", double(count),

@@ -36,6 +36,20 @@ cp -r "$m" "$work/trunc"; truncate -s 1000000 "$work/trunc/model.safetensors"
 expect_error "truncated" "$bin" logits --model "$work/trunc" --tokens 1 --out "$work/o.npy"
 expect_error "nope/config.json" "$bin" generate --model "$work/nope" --tokens 1
 
+# Kernel path (kernels/cpu_features.h): an unknown name, and a path no x86-64 or aarch64 CPU has both of.
+expect_error "not a kernel path" env DSINFER_ISA=sse9 "$bin" logits --model "$m" --tokens 1 --out "$work/o.npy"
+case "$(uname -m)" in
+  x86_64) foreign=neon ;;
+  *) foreign=avx2 ;;
+esac
+expect_error "cannot run" env DSINFER_ISA=$foreign "$bin" generate --model "$m" --tokens 1
+version=$("$bin" --version)
+if [[ "$version" == *"kernel path: "* && "$version" == *"generic"* ]]; then passes=$((passes + 1)); else
+  echo "FAIL: dsinfer --version names no kernel path: [$version]"; fails=$((fails + 1)); fi
+version=$(DSINFER_ISA=generic "$bin" --version)
+if [[ "$version" == *"kernel path: generic"* ]]; then passes=$((passes + 1)); else
+  echo "FAIL: DSINFER_ISA=generic not honoured: [$version]"; fails=$((fails + 1)); fi
+
 # Token and flag problems.
 expect_error "outside the vocabulary" "$bin" logits --model "$m" --tokens 5,129280 --out "$work/o.npy"
 expect_error "not a token id" "$bin" logits --model "$m" --tokens "" --out "$work/o.npy"

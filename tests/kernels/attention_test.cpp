@@ -4,10 +4,13 @@
 
 #include <cmath>
 
+#include "isa_test.h"
 #include "reference.h"
 
 namespace dsinfer::kernels {
 namespace {
+
+class AttentionIsa : public IsaTest {};
 
 // A paged cache whose unused rows hold NaN: any read outside a sequence's blocks poisons the output.
 struct PagedCache {
@@ -27,7 +30,7 @@ struct PagedCache {
   }
 };
 
-TEST(Attention, MlaDecodeMatchesNaiveSoftmaxWithBottomRightCausality) {
+TEST_P(AttentionIsa, MlaDecodeMatchesNaiveSoftmaxWithBottomRightCausality) {
   const int64_t dim = 40, dv = 32, heads = 3;
   for (auto [len, s_q] : {std::pair{1L, 1L}, {63L, 1L}, {64L, 2L}, {200L, 5L}}) {
     PagedCache c(12, dim, len, uint32_t(len));
@@ -58,7 +61,7 @@ TEST(Attention, MlaDecodeMatchesNaiveSoftmaxWithBottomRightCausality) {
 }
 
 // 70 queries take the transposed-key (GEMM) score path, 5 the dot-product one.
-TEST(Attention, CausalAttentionMatchesNaiveSoftmax) {
+TEST_P(AttentionIsa, CausalAttentionMatchesNaiveSoftmax) {
   for (int64_t s_q : {70L, 5L}) {
   const int64_t heads = 2, dqk = 24, dv = 16, ctx = 150;
   auto q = ref::randn(size_t(s_q * heads * dqk), 1), k = ref::randn(size_t(ctx * heads * dqk), 2),
@@ -84,7 +87,7 @@ TEST(Attention, CausalAttentionMatchesNaiveSoftmax) {
 // Non-causal prefill over a key range with its lse, and the merge of two disjoint key ranges,
 // against the naive softmax over all keys: how a chunk's attention over a long cached context
 // is assembled tile by tile.
-TEST(Attention, PrefillLseAndMergeOfKeyRangesMatchNaiveSoftmax) {
+TEST_P(AttentionIsa, PrefillLseAndMergeOfKeyRangesMatchNaiveSoftmax) {
   const int64_t heads = 3, dqk = 24, dv = 16, ctx = 200, s_q = 37, split = 83;
   auto q = ref::randn(size_t(s_q * heads * dqk), 4), k = ref::randn(size_t(ctx * heads * dqk), 5),
        v = ref::randn(size_t(ctx * heads * dv), 6);
@@ -116,7 +119,7 @@ TEST(Attention, PrefillLseAndMergeOfKeyRangesMatchNaiveSoftmax) {
     }
 }
 
-TEST(Attention, Bf16CacheRoundsOnStore) {
+TEST_P(AttentionIsa, Bf16CacheRoundsOnStore) {
   std::vector<uint16_t> rows(64 * 4);
   LatentCacheView v{rows.data(), DType::kBF16, 64, 4};
   int32_t table[] = {0};
@@ -126,6 +129,8 @@ TEST(Attention, Bf16CacheRoundsOnStore) {
   latent_cache_gather(v, table, 5, 1, back);
   for (int i = 0; i < 4; ++i) EXPECT_EQ(back[i], round_to_bf16(row[i]));
 }
+
+DSINFER_ISA_SUITE(AttentionIsa);
 
 }  // namespace
 }  // namespace dsinfer::kernels

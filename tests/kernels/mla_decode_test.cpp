@@ -6,6 +6,7 @@
 #include "kernels/attention.h"
 #include "kernels/cpu_features.h"
 #include "reference.h"
+#include "isa_test.h"
 
 namespace dsinfer::kernels {
 namespace {
@@ -70,10 +71,7 @@ void reference(const Batch& c, const std::vector<float>& q, int64_t s_q, int64_t
 
 class MlaDecode : public ::testing::TestWithParam<std::tuple<DType, Isa>> {
  protected:
-  void SetUp() override {
-    if (std::get<1>(GetParam()) == Isa::kAvx512 && !cpu_has_avx512()) GTEST_SKIP();
-    set_isa_override(std::get<1>(GetParam()));
-  }
+  void SetUp() override { force_isa_or_skip(std::get<1>(GetParam())); }
   void TearDown() override { reset_isa_override(); }
 };
 
@@ -120,7 +118,7 @@ TEST_P(MlaDecode, SequenceResultIsBatchInvariant) {
 
 INSTANTIATE_TEST_SUITE_P(Caches, MlaDecode,
                          ::testing::Combine(::testing::Values(DType::kBF16, DType::kF32, DType::kF8E4M3),
-                                            ::testing::Values(Isa::kAvx2, Isa::kAvx512)),
+                                            DSINFER_ALL_ISAS),
                          [](const auto& info) {
                            return std::string(dtype_name(std::get<0>(info.param))) + "_" + isa_name(std::get<1>(info.param));
                          });

@@ -7,12 +7,17 @@
 #include "kernels/rope.h"
 #include "kernels/routing.h"
 #include "kernels/sampling.h"
+#include "isa_test.h"
+#include "kernels/vec.h"
 #include "reference.h"
 
 namespace dsinfer::kernels {
 namespace {
 
-TEST(Ops, RmsNormMatchesDefinition) {
+// Kernels with a vector path per ISA run once per path this CPU supports.
+class OpsIsa : public IsaTest {};
+
+TEST_P(OpsIsa, RmsNormMatchesDefinition) {
   auto x = ref::randn(3 * 130, 1), w = ref::randn(130, 2);
   std::vector<float> y(x.size());
   rmsnorm(x.data(), 3, 130, 130, w.data(), 1e-6f, y.data(), 130);
@@ -24,7 +29,7 @@ TEST(Ops, RmsNormMatchesDefinition) {
   }
 }
 
-TEST(Ops, SiluAndMulMatchesDefinitionOverWideRange) {
+TEST_P(OpsIsa, SiluAndMulMatchesDefinitionOverWideRange) {
   // Odd width (vector tail), large |gate| (exp overflow/underflow), several rows.
   const int64_t m = 3, n = 37;
   auto gu = ref::randn(size_t(m * 2 * n), 4, 4.0f);
@@ -40,7 +45,7 @@ TEST(Ops, SiluAndMulMatchesDefinitionOverWideRange) {
     }
 }
 
-TEST(Ops, SiluAndMul) {
+TEST_P(OpsIsa, SiluAndMul) {
   std::vector<float> gu = {1, -2, 0.5f, 3, 4, -1};  // gate {1,-2,0.5}, up {3,4,-1}
   std::vector<float> out(3);
   silu_and_mul(gu.data(), 1, 3, out.data());
@@ -154,7 +159,7 @@ TEST(Ops, V2GateDoesNotScaleNormalisedWeights) {
 
 // The vectorised max, argmax and softmax weights against plain loops, with ties and a tail that
 // is not a multiple of the vector width.
-TEST(Ops, MaxArgmaxAndExpWeightsMatchScalarLoops) {
+TEST_P(OpsIsa, MaxArgmaxAndExpWeightsMatchScalarLoops) {
   for (int64_t n : {1, 15, 16, 17, 1000, 129280}) {
     std::vector<float> x(static_cast<size_t>(n));
     uint64_t s = uint64_t(n);
@@ -174,6 +179,37 @@ TEST(Ops, MaxArgmaxAndExpWeightsMatchScalarLoops) {
       ASSERT_NEAR(w[size_t(i)], ref, 4e-7 * ref + 1e-37) << "n " << n << " i " << i;
     }
     EXPECT_NEAR(sum, ref_sum, 1e-6 * ref_sum) << n;
+  }
+}
+
+DSINFER_ISA_SUITE(OpsIsa);
+
+// exp_poly's one definition and the fixed summation orders make these the same bits on every
+// path (cpu_features.h): a seeded sample does not depend on the machine.
+TEST(Ops, DotSiluAndExpWeightsAreBitIdenticalAcrossPaths) {
+  for (int64_t n : {1L, 7L, 16L, 63L, 64L, 100L, 1000L, 4099L}) {
+    auto a = ref::randn(size_t(n), uint32_t(n), 3.0f), b = ref::randn(size_t(n), uint32_t(n + 1), 3.0f);
+    auto gu = ref::randn(size_t(2 * n), uint32_t(n + 2), 6.0f);
+    float d0 = 0;
+    std::vector<float> silu0, w0;
+    double sum0 = 0;
+    bool first = true;
+    for (Isa isa : supported_isas()) {
+      set_isa_override(isa);
+      const float d = dot(a.data(), b.data(), n);
+      std::vector<float> silu(static_cast<size_t>(n)), w(static_cast<size_t>(n));
+      silu_and_mul(gu.data(), 1, n, silu.data());
+      const double sum = exp_weights(a.data(), n, 2.0f, 0.7f, w.data());
+      reset_isa_override();
+      if (first) {
+        d0 = d, silu0 = silu, w0 = w, sum0 = sum, first = false;
+        continue;
+      }
+      EXPECT_EQ(d, d0) << isa_name(isa) << " n " << n;
+      EXPECT_EQ(silu, silu0) << isa_name(isa) << " n " << n;
+      EXPECT_EQ(w, w0) << isa_name(isa) << " n " << n;
+      EXPECT_EQ(sum, sum0) << isa_name(isa) << " n " << n;
+    }
   }
 }
 
