@@ -55,10 +55,13 @@ inline void decode_half(const uint8_t* row, int h, __m256* w) {
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * h));
     const __m256i even = _mm256_and_si256(_mm256_srai_epi16(_mm256_slli_epi16(x, 8), 1), _mm256_set1_epi16(short(0xBFFF)));
     const __m256i odd = _mm256_and_si256(_mm256_srai_epi16(x, 1), _mm256_set1_epi16(short(0xBF80)));
-    w[0] = _mm256_cvtph_ps(_mm256_castsi256_si128(even));
-    w[1] = _mm256_cvtph_ps(_mm256_extracti128_si256(even, 1));
-    w[2] = _mm256_cvtph_ps(_mm256_castsi256_si128(odd));
-    w[3] = _mm256_cvtph_ps(_mm256_extracti128_si256(odd, 1));
+    // Widen from memory: vcvtph2ps with a register source costs a shuffle-port uop (and the
+    // upper half an extract, another), the memory form only a load. The asm keeps GCC from
+    // folding the store and reloads back into register shuffles.
+    alignas(32) uint16_t halves[32];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(halves), even);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(halves + 16), odd);
+    for (int i = 0; i < 4; ++i) asm("vcvtph2ps %1, %0" : "=x"(w[i]) : "m"(*reinterpret_cast<const __m128i*>(halves + 8 * i)));
   } else if constexpr (SRC == kSrcBf16) {
     const __m256i zero = _mm256_setzero_si256();
     const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 64 * h));
