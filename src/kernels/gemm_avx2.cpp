@@ -61,6 +61,7 @@ inline void decode_half(const uint8_t* row, int h, __m256* w) {
     alignas(32) uint16_t halves[32];
     _mm256_store_si256(reinterpret_cast<__m256i*>(halves), even);
     _mm256_store_si256(reinterpret_cast<__m256i*>(halves + 16), odd);
+    #pragma GCC unroll 4
     for (int i = 0; i < 4; ++i) asm("vcvtph2ps %1, %0" : "=x"(w[i]) : "m"(*reinterpret_cast<const __m128i*>(halves + 8 * i)));
   } else if constexpr (SRC == kSrcBf16) {
     const __m256i zero = _mm256_setzero_si256();
@@ -147,18 +148,22 @@ void on_the_fly(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb, c
     if (mr == 1) {
       const float* a = g.a + i0 * g.lda;
       __m256 acc[8];
-      for (auto& v : acc) v = _mm256_setzero_ps();
+      #pragma GCC unroll 8
+      for (int v = 0; v < 8; ++v) acc[v] = _mm256_setzero_ps();
       const uint8_t* bk = block;
       for (int64_t kk = kb0; kk < kend; ++kk, bk += kRow) {
         prefetch_row(bk, kRow);
         const __m256 av = a_broadcast<SRC>(a[kk]);
         __m256 w[4];
         decode_half<SRC>(bk, 0, w);
+        #pragma GCC unroll 4
         for (int v = 0; v < 4; ++v) acc[v] = _mm256_fmadd_ps(av, w[v], acc[v]);
         decode_half<SRC>(bk, 1, w);
+        #pragma GCC unroll 4
         for (int v = 0; v < 4; ++v) acc[4 + v] = _mm256_fmadd_ps(av, w[v], acc[4 + v]);
       }
       const float s = (g.sa ? g.sa[i0 * g.ldsa + kb] : 1.0f) * sbk;
+      #pragma GCC unroll 8
       for (int v = 0; v < 8; ++v) fold_block(acc[v], s, kb, cperm[0] + 8 * v);
       continue;
     }
@@ -168,6 +173,7 @@ void on_the_fly(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb, c
       const float* a1 = rows == 2 ? a0 + g.lda : a0;
       for (int h = 0; h < 2; ++h) {
         __m256 acc0[4], acc1[4];
+        #pragma GCC unroll 4
         for (int v = 0; v < 4; ++v) acc0[v] = acc1[v] = _mm256_setzero_ps();
         const uint8_t* bk = block;
         for (int64_t kk = kb0; kk < kend; ++kk, bk += kRow) {
@@ -175,6 +181,7 @@ void on_the_fly(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb, c
           __m256 w[4];
           decode_half<SRC>(bk, h, w);
           const __m256 x0 = a_broadcast<SRC>(a0[kk]), x1 = a_broadcast<SRC>(a1[kk]);
+          #pragma GCC unroll 4
           for (int v = 0; v < 4; ++v) {
             acc0[v] = _mm256_fmadd_ps(x0, w[v], acc0[v]);
             acc1[v] = _mm256_fmadd_ps(x1, w[v], acc1[v]);
@@ -182,6 +189,7 @@ void on_the_fly(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb, c
         }
         for (int r = 0; r < rows; ++r) {
           const float s = (g.sa ? g.sa[(i0 + r0 + r) * g.ldsa + kb] : 1.0f) * sbk;
+          #pragma GCC unroll 4
           for (int v = 0; v < 4; ++v) fold_block(r == 0 ? acc0[v] : acc1[v], s, kb, cperm[r0 + r] + 8 * (4 * h + v));
         }
       }
@@ -201,22 +209,28 @@ template <int MR, bool PACKED>
 void block_rows(const GemmProblem& g, int64_t i, int sp, const float* sb, const float* b, int64_t kb0, int64_t kend,
                 float* c, const __m256i* mask) {
   const int64_t kb = kb0 / kScaleBlock;
+  // Every loop over the register block is unrolled: left to itself GCC kept the accumulators
+  // in a stack array and stored all twelve on every k (as it did in the attention tiles).
   __m256 acc[MR][2];
+  #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
   const float* a = PACKED ? g.a_packed + (i / kRowGroup) * g.b->k * kRowGroup : g.a + i * g.lda;
   const float* bk = b + 16 * sp;
   for (int64_t kk = kb0; kk < kend; ++kk, bk += kPanelCols) {
     const __m256 w0 = _mm256_load_ps(bk), w1 = _mm256_load_ps(bk + 8);
+    #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const __m256 av = _mm256_broadcast_ss(PACKED ? a + kk * kRowGroup + r : a + r * g.lda + kk);
       acc[r][0] = _mm256_fmadd_ps(av, w0, acc[r][0]);
       acc[r][1] = _mm256_fmadd_ps(av, w1, acc[r][1]);
     }
   }
+  #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
     const float s = (g.sa ? g.sa[(i + r) * g.ldsa + kb] : 1.0f) * (sb ? sb[kb] : 1.0f);
     const __m256 vs = _mm256_set1_ps(s);
     float* cr = c + (i + r) * g.ldc + 16 * sp;
+    #pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
       const __m256i m = mask[2 * sp + h];
       const __m256 v = kb == 0 ? _mm256_mul_ps(acc[r][h], vs)
