@@ -2,8 +2,11 @@
 // streaming-read bandwidth measured in the same run. The bandwidth bound of batch-1 decode is
 // stream_gbps / bytes_per_token; the ratio to it says how close the model runs to the memory.
 // With --batch B, B sequences also decode together and the step is compared with batch 1 in the
-// same run: how much batching pays on this machine, without the HTTP server in the way.
-//   decode_bench --model DIR [--tokens N] [--batch B] [--precision fp32|default] [--kv-cache-dtype bf16|fp8]
+// same run: how much batching pays on this machine, without the HTTP server in the way; its
+// arithmetic rate is compared with the fp32 FMA peak of the kernel path in use. With --prefill P,
+// one P-token prompt is prefilled (median of 3) and its GFLOP/s compared with that peak too.
+//   decode_bench --model DIR [--tokens N] [--batch B] [--prefill P] [--precision fp32|default]
+//                [--kv-cache-dtype bf16|fp8]
 //   (--smoke: tiny model, few tokens)
 #include <algorithm>
 #include <cstdio>
@@ -21,17 +24,61 @@
 
 using namespace dsinfer;
 
+namespace {
+
+// Multiply-adds of the linear layers one token touches (the non-absorbed projections of MLA, the
+// dense MLP or the shared and top-k routed experts with the router), without lm_head.
+double token_macs(const model::ModelConfig& c) {
+  const double h = double(c.hidden_size), heads = double(c.num_attention_heads);
+  double attn = c.q_lora_rank ? h * double(*c.q_lora_rank) + double(*c.q_lora_rank) * heads * double(c.qk_head_dim())
+                              : h * heads * double(c.qk_head_dim());
+  attn += h * double(c.latent_dim()) + double(c.kv_lora_rank) * heads * double(c.qk_nope_head_dim + c.v_head_dim) +
+          heads * double(c.v_head_dim) * h;
+  double total = 0;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    total += attn;
+    if (c.is_moe_layer(l))
+      total += 3 * h * double(c.moe_intermediate_size) * double(c.n_shared_experts + c.num_experts_per_tok) +
+               h * double(c.n_routed_experts);
+    else
+      total += 3 * h * double(c.intermediate_size);
+  }
+  return total;
+}
+
+// FLOPs of prefilling a P-token prompt: the linear layers per token, causal attention
+// (query i sees i + 1 keys: q.k over qk_head_dim and p.v over v_head_dim per head), and lm_head
+// for the last token only.
+double prefill_flops(const model::ModelConfig& c, double p) {
+  const double attention = double(c.num_hidden_layers) * double(c.num_attention_heads) * p * (p + 1) / 2 *
+                           double(c.qk_head_dim() + c.v_head_dim);
+  return 2 * (p * token_macs(c) + attention + double(c.hidden_size) * double(c.vocab_size));
+}
+
+// FLOPs of one decode step of `batch` sequences at context `ctx`: the absorbed form's attention
+// reads the latent rows (scores over kv_lora + rope, output over kv_lora) plus W_UK/W_UV folded
+// per head, which token_macs counts as kv_b's decompression; and lm_head for every row.
+double decode_step_flops(const model::ModelConfig& c, double batch, double ctx) {
+  const double attention = double(c.num_hidden_layers) * double(c.num_attention_heads) * ctx *
+                           double(c.latent_dim() + c.kv_lora_rank);
+  return 2 * batch * (token_macs(c) + attention + double(c.hidden_size) * double(c.vocab_size));
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   bool smoke = bench::smoke_mode(argc, argv);
   std::string dir;
   int tokens = smoke ? 4 : 64;
   int batch = smoke ? 4 : 1;
+  int prefill_tokens = smoke ? 32 : 0;
   bool fp8_kv = false;
   model::Precision precision = model::Precision::kDefault;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--model") && i + 1 < argc) dir = argv[++i];
     else if (!std::strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) batch = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--prefill") && i + 1 < argc) prefill_tokens = std::max(0, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--kv-cache-dtype") && i + 1 < argc) {
       const std::string v = argv[++i];
       if (v != "fp8" && v != "bf16") return std::fprintf(stderr, "--kv-cache-dtype must be bf16 or fp8\n"), 2;
@@ -44,7 +91,7 @@ int main(int argc, char** argv) {
   }
   if (dir.empty()) {
     if (!smoke) {
-      std::fprintf(stderr, "usage: decode_bench --model DIR [--tokens N] [--batch B] [--precision fp32|default] [--kv-cache-dtype bf16|fp8] | --smoke\n");
+      std::fprintf(stderr, "usage: decode_bench --model DIR [--tokens N] [--batch B] [--prefill P] [--precision fp32|default] [--kv-cache-dtype bf16|fp8] | --smoke\n");
       return 2;
     }
     dir = (std::filesystem::temp_directory_path() / "dsinfer-decode-bench-tiny").string();
@@ -60,7 +107,7 @@ int main(int argc, char** argv) {
   const auto& cfg = m->config();
   const int prompt = 8;
   const int64_t blocks_per_seq = (prompt + tokens + 63) / 64;
-  cache::KvPool pool(m->cache_spec(), blocks_per_seq * (batch + 1) + 1);
+  cache::KvPool pool(m->cache_spec(), std::max(blocks_per_seq * (batch + 1), int64_t(prefill_tokens + 63) / 64) + 1);
   std::vector<float> logits(size_t(cfg.vocab_size) * std::max(prompt, batch));
 
   // Decodes `n` sequences together for `tokens` steps after an 8-token prompt each; returns the
@@ -108,6 +155,32 @@ int main(int argc, char** argv) {
     std::printf("decode at batch %d: %.2f tok/s (median step %.2f ms) = %.2fx batch 1's tokens/s; "
                 "the step costs %.2fx a batch-1 step\n",
                 batch, batch / med_b, med_b * 1e3, batch / med_b * med, med_b / med);
+    const double gflops = decode_step_flops(cfg, batch, prompt + tokens / 2.0) / med_b / 1e9;
+    std::printf("decode at batch %d: %.1f GFLOP/s = %.0f%% of the fp32 FMA peak (%.1f GFLOP/s, %s)\n", batch, gflops,
+                100 * gflops / lim.fma_fp32_gflops, lim.fma_fp32_gflops, lim.isa.c_str());
+  }
+  if (prefill_tokens > 0) {
+    // One prompt, logits for its last token only, as the engine prefills; each run paired with
+    // an FMA loop measured right before and after it.
+    std::vector<int32_t> ids, table;
+    for (int j = 0; j < prefill_tokens; ++j) ids.push_back(int32_t((j * 7919 + 11) % cfg.vocab_size));
+    pool.allocate(pool.blocks_for(prefill_tokens), table);
+    bench::LimitProbe probe(size_t(64) << 20);
+    const double flops = prefill_flops(cfg, prefill_tokens);
+    bench::Paired r = bench::paired_runs(
+        smoke ? 1 : 3, [&] { return probe.fma_gflops(); },
+        [&] {
+          model::Batch b;
+          b.add(ids.data(), prefill_tokens, 0, table.data(), false);
+          const double t0 = now_seconds();
+          m->forward(b, pool.view(), logits.data());
+          return flops / (now_seconds() - t0) / 1e9;
+        });
+    pool.release(table);
+    std::printf("prefill %d tokens: %.2f s, %.0f tokens/s, %.1f GFLOP/s = %.0f%% of the fp32 FMA peak (%.1f GFLOP/s "
+                "measured around each run, %s)\n",
+                prefill_tokens, flops / r.rate / 1e9, prefill_tokens / (flops / r.rate / 1e9), r.rate, 100 * r.ratio,
+                r.limit, lim.isa.c_str());
   }
   return 0;
 }
