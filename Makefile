@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 MODEL ?= models/default
 PRESET ?= release
 
-.PHONY: setup build test test-asan serve default-model bench clean
+.PHONY: setup build test test-asan serve default-model bench clean setup-aarch64 build-aarch64 test-aarch64
 
 setup:
 	@bash scripts/setup.sh
@@ -27,5 +27,22 @@ serve: default-model
 bench: build
 	@bash scripts/bench.sh
 
+# aarch64: cross build with Debian's g++-aarch64-linux-gnu and arm64 libraries, tests under
+# qemu-user (docs/kernels.md, "aarch64 / NEON"). test-aarch64 builds only the kernel, model and
+# tokenizer test binaries and runs them (ctest preset aarch64).
+AARCH64_TEST_TARGETS = kernels_tests model_tests tokenizer_tests
+
+setup-aarch64:
+	@bash scripts/setup_aarch64.sh
+
+build-aarch64: setup-aarch64
+	@cmake --preset aarch64 >/dev/null
+	@cmake --build --preset aarch64 -j $(JOBS)
+
+test-aarch64: setup-aarch64
+	@cmake --preset aarch64 >/dev/null
+	@cmake --build --preset aarch64 -j $(JOBS) --target $(AARCH64_TEST_TARGETS)
+	@ctest --preset aarch64 -j $(JOBS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-aarch64
