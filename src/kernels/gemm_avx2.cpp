@@ -6,7 +6,8 @@
 //         become fp16 by placing sign at bit 15 and exponent+mantissa at bits 13..7: that fp16
 //         is the e4m3 value times 2^-8, subnormals included, and F16C's vcvtph2ps widens it
 //         exactly. The 2^8 is put back on the A side (a * 256 is exact and the product a * w is
-//         then the same real number, so every FMA rounds identically).
+//         then the same real number, so every FMA rounds identically), or on the weights where
+//         an |a| is so large (>= 2^120) that a * 256 would overflow.
 //   BF16: unpacking each 128-bit lane's words with zero (as the AVX-512 decoder does).
 //   F32:  plain loads.
 // The vectors hold the panel's columns in a fixed permuted order ("register order"); `Layout`
@@ -17,6 +18,7 @@
 #if defined(__x86_64__)
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "base/dtype.h"
@@ -118,12 +120,38 @@ const Layout& layout(int src) {
   return src == kSrcFp8 ? fp8 : src == kSrcBf16 ? bf16 : f32;
 }
 
-// A values are multiplied by this before the FMA (see the FP8 decode above).
-template <int SRC>
+// FP8 weights decode to value * 2^-8. The 2^8 goes onto A (one multiply per k, exact) when
+// every |a| of the rows is below 2^120, so that a * 256 cannot overflow; otherwise onto each
+// decoded weight vector (exact too: |w| <= 448), which costs 8 multiplies a k row.
+template <int SRC, bool SCALE_A>
 inline __m256 a_broadcast(float a) {
   const __m256 v = _mm256_set1_ps(a);
-  if constexpr (SRC == kSrcFp8) return _mm256_mul_ps(v, _mm256_set1_ps(256.0f));
+  if constexpr (SRC == kSrcFp8 && SCALE_A) return _mm256_mul_ps(v, _mm256_set1_ps(256.0f));
   else return v;
+}
+
+template <int SRC, bool SCALE_A>
+inline void weights_to_scale(__m256* w) {
+  if constexpr (SRC == kSrcFp8 && !SCALE_A)
+    for (int v = 0; v < 4; ++v) w[v] = _mm256_mul_ps(w[v], _mm256_set1_ps(256.0f));
+}
+
+// Whether rows [i0, i0 + mr) of A can take the 2^8 (every |a| < 2^120; NaN passes, as NaN
+// propagates the same either way).
+bool a_scalable(const GemmProblem& g, int64_t i0, int64_t mr) {
+  const __m256 limit = _mm256_set1_ps(0x1p120f), abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int64_t r = 0; r < mr; ++r) {
+    const float* a = g.a + (i0 + r) * g.lda;
+    const int64_t k = g.b->k;
+    __m256 over = _mm256_setzero_ps();
+    int64_t kk = 0;
+    for (; kk + 8 <= k; kk += 8)
+      over = _mm256_or_ps(over, _mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(a + kk), abs_mask), limit, _CMP_GE_OQ));
+    if (_mm256_movemask_ps(over)) return false;
+    for (; kk < k; ++kk)
+      if (std::fabs(a[kk]) >= 0x1p120f) return false;
+  }
+  return true;
 }
 
 // C (in register order, cperm) from one k block's accumulators: kb == 0 ? acc * s : fma(acc, s, C).
@@ -135,7 +163,7 @@ inline void fold_block(__m256 acc, float s, int64_t kb, float* cperm) {
 // The bandwidth-bound path: rows [i, i + mr) (mr <= kOnTheFlyRows) decode B straight from the
 // packed panel. One row takes both halves of each k row (8 accumulators); more rows go two at a
 // time over one half per pass of a k block (4 accumulators a row), the block then read from L1.
-template <int SRC>
+template <int SRC, bool SCALE_A>
 void on_the_fly(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb, const uint8_t* panel, int64_t valid,
                 float* c) {
   const int64_t K = g.b->k;
@@ -153,12 +181,14 @@ void on_the_fly(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb, c
       const uint8_t* bk = block;
       for (int64_t kk = kb0; kk < kend; ++kk, bk += kRow) {
         prefetch_row(bk, kRow);
-        const __m256 av = a_broadcast<SRC>(a[kk]);
+        const __m256 av = a_broadcast<SRC, SCALE_A>(a[kk]);
         __m256 w[4];
         decode_half<SRC>(bk, 0, w);
+        weights_to_scale<SRC, SCALE_A>(w);
         #pragma GCC unroll 4
         for (int v = 0; v < 4; ++v) acc[v] = _mm256_fmadd_ps(av, w[v], acc[v]);
         decode_half<SRC>(bk, 1, w);
+        weights_to_scale<SRC, SCALE_A>(w);
         #pragma GCC unroll 4
         for (int v = 0; v < 4; ++v) acc[4 + v] = _mm256_fmadd_ps(av, w[v], acc[4 + v]);
       }
@@ -180,7 +210,8 @@ void on_the_fly(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb, c
           if (h == 0 && r0 == 0) prefetch_row(bk, kRow);
           __m256 w[4];
           decode_half<SRC>(bk, h, w);
-          const __m256 x0 = a_broadcast<SRC>(a0[kk]), x1 = a_broadcast<SRC>(a1[kk]);
+          weights_to_scale<SRC, SCALE_A>(w);
+          const __m256 x0 = a_broadcast<SRC, SCALE_A>(a0[kk]), x1 = a_broadcast<SRC, SCALE_A>(a1[kk]);
           #pragma GCC unroll 4
           for (int v = 0; v < 4; ++v) {
             acc0[v] = _mm256_fmadd_ps(x0, w[v], acc0[v]);
@@ -282,8 +313,11 @@ void panel_impl(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* 
   const float* sb = B.panel_scales(p);
   float* c = g.c + p * kPanelCols;
   if (m1 - m0 <= kOnTheFlyRows) {
-    for (int64_t i = m0; i < m1; i += kOnTheFlyRows)
-      on_the_fly<SRC>(g, i, std::min<int64_t>(kOnTheFlyRows, m1 - i), sb, panel, valid, c);
+    for (int64_t i = m0; i < m1; i += kOnTheFlyRows) {
+      const int64_t mr = std::min<int64_t>(kOnTheFlyRows, m1 - i);
+      if (SRC != kSrcFp8 || a_scalable(g, i, mr)) on_the_fly<SRC, true>(g, i, mr, sb, panel, valid, c);
+      else on_the_fly<SRC, false>(g, i, mr, sb, panel, valid, c);
+    }
     return;
   }
   __m256i mask[8];
