@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 MODEL ?= models/default
 PRESET ?= release
 
-.PHONY: setup build test test-asan serve default-model bench clean setup-aarch64 build-aarch64 test-aarch64
+.PHONY: setup build test test-asan test-portable serve default-model bench clean setup-aarch64 build-aarch64 test-aarch64
 
 setup:
 	@bash scripts/setup.sh
@@ -17,6 +17,11 @@ test: build
 
 test-asan:
 	@$(MAKE) --no-print-directory test PRESET=asan
+
+# The same suite from a build for any x86-64 (no -march=native): the run-time kernel dispatch
+# must give full-speed paths without the compiler targeting this CPU.
+test-portable:
+	@$(MAKE) --no-print-directory test PRESET=portable
 
 default-model: build
 	@bash scripts/default_model.sh $(MODEL)
@@ -45,4 +50,4 @@ test-aarch64: setup-aarch64
 	@ctest --preset aarch64 -j $(JOBS)
 
 clean:
-	rm -rf build build-asan build-aarch64
+	rm -rf build build-asan build-portable build-aarch64
