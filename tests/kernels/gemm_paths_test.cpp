@@ -116,5 +116,24 @@ TEST(GemmPaths, ActivationsPastTwoTo120GiveTheGenericBits) {
       });
 }
 
+// The ends of the range in which the AVX2 FP8 GEMV decodes weights straight into fp32 bits
+// (w * 2^-120, with 2^64 on A): every nonzero |a| in [2^-30, 2^64). Row 0 sits on both ends
+// (and holds zeros), so it runs that decode; a row with a value just outside (2^-31) runs the
+// fallback; both must give the generic bits.
+TEST(GemmPaths, Fp8GemvDecodeRangeEdgesGiveTheGenericBits) {
+  expect_paths_match_generic(
+      {{63, 129}, {130, 300}}, {1, 2, 4},
+      [](std::vector<float>& a, int64_t m, int64_t lda, int64_t k) {
+        a[0] = 0x1p-30f;
+        a[1] = -0x1.fffffep63f;
+        a[2] = 0.0f;
+        a[3] = -0x1p-30f;
+        for (int64_t i = 4; i < k; i += 7) a[size_t(i)] *= 0x1p-28f;  // small, still >= 2^-30 mostly
+        for (int64_t i = 4; i < k; i += 7)
+          if (std::fabs(a[size_t(i)]) < 0x1p-30f) a[size_t(i)] = 0x1p-30f;
+        if (m > 1) a[size_t(lda + 5)] = 0x1p-31f;  // outside: that row group falls back
+      });
+}
+
 }  // namespace
 }  // namespace dsinfer::kernels
