@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 MODEL ?= models/default
 PRESET ?= release
 
-.PHONY: setup build test test-asan test-portable serve default-model bench clean setup-aarch64 build-aarch64 test-aarch64
+.PHONY: setup build test test-asan test-portable test-portable-kernels serve default-model bench clean setup-aarch64 build-aarch64 test-aarch64
 
 setup:
 	@bash scripts/setup.sh
@@ -22,6 +22,13 @@ test-asan:
 # must give full-speed paths without the compiler targeting this CPU.
 test-portable:
 	@$(MAKE) --no-print-directory test PRESET=portable
+
+# The kernel suites alone from the portable build (what CI runs: a kernel that only compiles or
+# only dispatches under -march=native fails here in a minute, without a second full build).
+test-portable-kernels: setup
+	@cmake --preset portable >/dev/null
+	@cmake --build --preset portable -j $(JOBS) --target kernels_tests
+	@ctest --preset portable -j $(JOBS) -L kernels
 
 default-model: build
 	@bash scripts/default_model.sh $(MODEL)
