@@ -13,6 +13,7 @@
 #include "base/simd.h"
 #include "kernels/attention_tile.h"
 #include "kernels/exp_poly.h"
+#include "kernels/prefetch.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
@@ -37,18 +38,6 @@ inline void store_part(float* p, int64_t left, __m256 v) {
   if (left >= 8) _mm256_storeu_ps(p, v);
   else _mm256_maskstore_ps(p, lanes_below(left), v);
 }
-
-// One line of the caller's prefetch range per 8 channels (see attention_tile_avx512.cpp).
-struct PrefetchCursor {
-  const uint8_t* p = nullptr;
-  const uint8_t* end = nullptr;
-  void step() {
-    if (p < end) {
-      _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T1);
-      p += 64;
-    }
-  }
-};
 
 // Scores of MR rows x NK keys over d channels, each reduced across lanes at the end.
 template <int MR, int NK>

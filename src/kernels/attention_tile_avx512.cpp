@@ -9,6 +9,7 @@
 #include "base/simd.h"
 #include "kernels/attention_tile.h"
 #include "kernels/exp_poly.h"
+#include "kernels/prefetch.h"
 
 namespace dsinfer::kernels::detail {
 
@@ -20,19 +21,6 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1); }
-
-// One line of the caller's prefetch range per 16 channels: spread over the tile's arithmetic,
-// the prefetches never queue up behind L1's few fill buffers.
-struct PrefetchCursor {
-  const uint8_t* p = nullptr;
-  const uint8_t* end = nullptr;
-  void step() {
-    if (p < end) {
-      _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T1);
-      p += 64;
-    }
-  }
-};
 
 // Scores of MR rows x NK keys with MR * NK accumulators over d, each reduced at the end.
 // The register blocks' loops carry `unroll` pragmas: left to itself GCC kept the 8 x 3 block's

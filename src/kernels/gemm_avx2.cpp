@@ -24,6 +24,7 @@
 #include "base/dtype.h"
 #include "base/simd.h"
 #include "kernels/gemm_internal.h"
+#include "kernels/prefetch.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
@@ -33,17 +34,6 @@ namespace dsinfer::kernels::detail {
 namespace {
 
 enum Src { kSrcF32, kSrcBf16, kSrcFp8 };
-
-// Prefetch distances as in gemm_avx512.cpp: far ahead into L2, near ahead into L1.
-constexpr size_t kPrefetchL1Bytes = 2048;
-constexpr size_t kPrefetchL2Bytes = 16384;
-
-inline void prefetch_row(const uint8_t* row, size_t bytes) {
-  for (size_t l = 0; l < bytes; l += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(row + kPrefetchL2Bytes + l), _MM_HINT_T1);
-    _mm_prefetch(reinterpret_cast<const char*>(row + kPrefetchL1Bytes + l), _MM_HINT_T0);
-  }
-}
 
 template <int SRC>
 constexpr size_t row_bytes() {

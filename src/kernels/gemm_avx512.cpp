@@ -11,6 +11,7 @@
 #include "base/simd.h"
 #include "kernels/cpu_features.h"
 #include "kernels/gemm_internal.h"
+#include "kernels/prefetch.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,fma,f16c,bmi2")
@@ -20,24 +21,6 @@ namespace dsinfer::kernels::detail {
 namespace {
 
 enum Src { kSrcF32, kSrcBf16, kSrcFp8 };
-// Software prefetch for the paths that read packed panels from memory, in bytes ahead of the
-// row being read. Without it one core reached about half its streaming rate: out-of-order
-// execution runs only ~1.6 KB ahead of a decode loop that spends ~20 uops per 64-byte FP8 row.
-// Two distances: far ahead into L2 (the L2's miss queue holds ~3x as many lines as L1's fill
-// buffers, which had capped a T0-only prefetch), near ahead into L1. Measured on a 7168x2048
-// GEMV (two threads, alternating runs): one 4 KB T0 prefetch 18.3 GB/s FP8 / 21.1 BF16; 2 KB
-// T0 + 16 KB T1 19.9 / 24.9. Panels of a matrix are contiguous, so near the end of a panel
-// this fetches the start of the next one, which the same thread usually takes next.
-constexpr size_t kPrefetchL1Bytes = 2048;
-constexpr size_t kPrefetchL2Bytes = 16384;
-
-inline void prefetch_row(const uint8_t* row, size_t bytes) {
-  for (size_t l = 0; l < bytes; l += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(row + kPrefetchL2Bytes + l), _MM_HINT_T1);
-    _mm_prefetch(reinterpret_cast<const char*>(row + kPrefetchL1Bytes + l), _MM_HINT_T0);
-  }
-}
-
 // The e4m3 -> bf16 byte tables: hi/lo byte of the bf16 pattern of each magnitude code 0..127
 // (every e4m3 value, subnormals included, is exact in bf16).
 struct Tables {

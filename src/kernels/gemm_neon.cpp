@@ -39,6 +39,7 @@
 #include <cstdint>
 
 #include "kernels/gemm_internal.h"
+#include "kernels/prefetch.h"
 
 // GCC's pre-allocation scheduler hoists every decode of a row above its FMAs and then spills
 // accumulators to the stack inside the hot loops; out-of-order cores do not need it.
@@ -109,19 +110,6 @@ inline void update_c(float* c, float32x4_t acc, float s, bool first, int lanes) 
 }
 
 inline int lanes_of(int x, int64_t valid) { return int(std::clamp<int64_t>(valid - 4 * x, 0, 4)); }
-
-// Software prefetch for the decode GEMV, in bytes ahead of the row being read: far ahead into
-// L2, near ahead into L1 (the x86 kernels' distances; untuned on ARM hardware, which this
-// project cannot reach). Panels are contiguous, so near a panel's end this fetches the next.
-constexpr size_t kPrefetchL1Bytes = 2048;
-constexpr size_t kPrefetchL2Bytes = 16384;
-
-inline void prefetch_row(const uint8_t* row, size_t bytes) {
-  for (size_t l = 0; l < bytes; l += 64) {
-    __builtin_prefetch(row + kPrefetchL2Bytes + l, 0, 2);
-    __builtin_prefetch(row + kPrefetchL1Bytes + l, 0, 3);
-  }
-}
 
 // ---- Decode GEMV: MR (1..4) rows, on the fly ------------------------------------------------
 
