@@ -5,6 +5,7 @@
 
 #include "kernels/cpu_features.h"
 #include "kernels/exp_poly.h"
+#include "kernels/lane_fold.h"
 
 namespace dsinfer::kernels {
 
@@ -14,13 +15,7 @@ namespace dsinfer::kernels {
 // u[j] = t[j] + t[j + 4], v[j] = u[j] + u[j + 2], v[0] + v[1]; the tail is added in order.
 namespace {
 
-double fold16(const double* l) {
-  double t[8], u[4], v[2];
-  for (int j = 0; j < 8; ++j) t[j] = l[j] + l[j + 8];
-  for (int j = 0; j < 4; ++j) u[j] = t[j] + t[j + 4];
-  for (int j = 0; j < 2; ++j) v[j] = u[j] + u[j + 2];
-  return v[0] + v[1];
-}
+using detail::fold16;
 
 double exp_tail(const float* x, int64_t i, int64_t n, float shift, float scale, float* w, double sum) {
   for (; i < n; ++i) sum += w[i] = exp_poly((x[i] - shift) * scale);

@@ -4,6 +4,7 @@
 
 #include "base/simd.h"
 #include "kernels/cpu_features.h"
+#include "kernels/lane_fold.h"
 
 namespace dsinfer::kernels {
 
@@ -14,13 +15,7 @@ namespace dsinfer::kernels {
 // i + 4, i and i + 2, and the last two). AVX2 holds each 16-lane accumulator in two registers.
 namespace {
 
-float hsum16(const float* l) {
-  float t[8], u[4], v[2];
-  for (int j = 0; j < 8; ++j) t[j] = l[j] + l[j + 8];
-  for (int j = 0; j < 4; ++j) u[j] = t[j] + t[j + 4];
-  for (int j = 0; j < 2; ++j) v[j] = u[j] + u[j + 2];
-  return v[0] + v[1];
-}
+using detail::fold16;
 
 float dot_generic(const float* a, const float* b, int64_t n) {
   float s[4][16] = {};
@@ -33,7 +28,7 @@ float dot_generic(const float* a, const float* b, int64_t n) {
   for (int j = 0; i + j < n; ++j) s[1][j] = std::fma(a[i + j], b[i + j], s[1][j]);
   float l[16];
   for (int j = 0; j < 16; ++j) l[j] = (s[0][j] + s[1][j]) + (s[2][j] + s[3][j]);
-  return hsum16(l);
+  return fold16(l);
 }
 
 #if defined(__x86_64__)
@@ -64,7 +59,7 @@ __attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* 
     for (int j = 0; i + j < n; ++j) s1[j] = std::fma(a[i + j], b[i + j], s1[j]);
     for (int j = 0; j < 16; ++j) l[j] = (s0[j] + s1[j]) + rest[j];
   }
-  return hsum16(l);
+  return fold16(l);
 }
 
 __attribute__((target("avx512f,fma"))) float dot_avx512(const float* a, const float* b, int64_t n) {
