@@ -10,11 +10,12 @@
 //   neon     aarch64 (Advanced SIMD is part of ARMv8-A): GEMM/GEMV panels; the rest is generic.
 //
 // DSINFER_ISA=generic|avx2|avx512|neon forces a path the CPU supports (a path it lacks is refused
-// with an error naming what is missing). What may differ between paths is listed in
-// docs/kernels.md ("What is bit-identical across paths"): GEMM/GEMV and every conversion are
-// bit-identical on all paths; exp-based kernels (attention softmax, SiLU, sampling weights) use
-// one polynomial exp on every path but reduce in vector-width-dependent orders, so they agree to
-// a few ulp, not bit for bit.
+// with an error naming what is missing). What may differ between paths (docs/kernels.md, "What
+// is bit-identical across paths"): GEMM/GEMV, every conversion, dot (rmsnorm), SiLU and the
+// sampling weights and their sum are the same bits on every path (one reduction order, one
+// exp: exp_poly.h, lane_fold.h). Attention (mla_decode, mla_prefill) reduces its dot products and
+// softmax sums in each vector width's order: every path stays within 2e-5 of the float64
+// reference in the tests, but its results are not guaranteed identical across paths.
 #pragma once
 
 #include <string>
