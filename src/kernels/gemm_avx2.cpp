@@ -265,7 +265,7 @@ void on_the_fly(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb, c
 // rows of 64 floats).
 template <int MR, bool PACKED>
 void block_rows(const GemmProblem& g, int64_t i, int sp, const float* sb, const float* b, int64_t kb0, int64_t kend,
-                float* c, const __m256i* mask) {
+                float* c, const __m256i* mask, bool full) {
   const int64_t kb = kb0 / kScaleBlock;
   // Every loop over the register block is unrolled: left to itself GCC kept the accumulators
   // in a stack array and stored all twelve on every k (as it did in the attention tiles).
@@ -290,6 +290,13 @@ void block_rows(const GemmProblem& g, int64_t i, int sp, const float* sb, const 
     float* cr = c + (i + r) * g.ldc + 16 * sp;
     #pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
+      // Masked loads and stores only where the panel ends inside these 8 columns: vmaskmovps
+      // stores are microcoded and slow on AMD cores, and a full panel needs no mask.
+      if (full) {
+        const __m256 v = kb == 0 ? _mm256_mul_ps(acc[r][h], vs) : _mm256_fmadd_ps(acc[r][h], vs, _mm256_loadu_ps(cr + 8 * h));
+        _mm256_storeu_ps(cr + 8 * h, v);
+        continue;
+      }
       const __m256i m = mask[2 * sp + h];
       const __m256 v = kb == 0 ? _mm256_mul_ps(acc[r][h], vs)
                                : _mm256_fmadd_ps(acc[r][h], vs, _mm256_maskload_ps(cr + 8 * h, m));
@@ -300,14 +307,14 @@ void block_rows(const GemmProblem& g, int64_t i, int sp, const float* sb, const 
 
 template <bool PACKED>
 void rows_dispatch(int mr, const GemmProblem& g, int64_t i, int sp, const float* sb, const float* b, int64_t kb0,
-                   int64_t kend, float* c, const __m256i* mask) {
+                   int64_t kend, float* c, const __m256i* mask, bool full) {
   switch (mr) {
-    case 1: block_rows<1, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask); break;
-    case 2: block_rows<2, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask); break;
-    case 3: block_rows<3, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask); break;
-    case 4: block_rows<4, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask); break;
-    case 5: block_rows<5, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask); break;
-    default: block_rows<6, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask); break;
+    case 1: block_rows<1, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask, full); break;
+    case 2: block_rows<2, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask, full); break;
+    case 3: block_rows<3, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask, full); break;
+    case 4: block_rows<4, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask, full); break;
+    case 5: block_rows<5, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask, full); break;
+    default: block_rows<6, PACKED>(g, i, sp, sb, b, kb0, kend, c, mask, full); break;
   }
 }
 
@@ -369,8 +376,9 @@ void panel_impl(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* 
       for (int64_t i = m0; i < m1; i += kRowGroup) {
         const int mr = int(std::min<int64_t>(kRowGroup, m1 - i));
         for (int sp = 0; sp < subpanels; ++sp) {
-          if (g.a_packed) rows_dispatch<true>(mr, g, i, sp, sb, bb, kb0, kend, c, mask);
-          else rows_dispatch<false>(mr, g, i, sp, sb, bb, kb0, kend, c, mask);
+          const bool full = 16 * (sp + 1) <= valid;
+          if (g.a_packed) rows_dispatch<true>(mr, g, i, sp, sb, bb, kb0, kend, c, mask, full);
+          else rows_dispatch<false>(mr, g, i, sp, sb, bb, kb0, kend, c, mask, full);
         }
       }
     }
