@@ -1,6 +1,6 @@
 // AVX2 attention tile (attention_tile.h), compiled for that ISA whatever the build's -march and
 // called only when cpuid reports it. The register blocks are sized for AVX2's 16 registers:
-// scores 4 queries x 3 keys (12 accumulators, reduced across lanes at the end) or, from the
+// scores 6 queries x 2 keys (12 accumulators, reduced across lanes at the end) or, from the
 // transposed key tile, 6 queries x 16 keys (nothing reduced across lanes); values 6 queries x
 // 16 channels. Same exp as every path (exp_poly.h); sums run in 8-lane order, so results
 // agree with the AVX-512 tile to rounding, not bit for bit (cpu_features.h).
@@ -69,7 +69,10 @@ template <int MR>
 inline void dots_rows(const TileArgs& a, int64_t r0, PrefetchCursor& pf) {
   const float* q[MR];
   for (int i = 0; i < MR; ++i) q[i] = a.q + (r0 + i) * a.ldq;
-  constexpr int NK = MR >= 4 ? 3 : 4;
+  // 6 x 2 (12 accumulators, 2 key and 1 query register: 15 of 16). The 4 x 3 block this
+  // replaced needed all 16, and GCC spilled an accumulator to the stack on every 8 channels:
+  // a third of the tile's time went to that store in a profile of mla_decode.
+  constexpr int NK = MR >= 2 ? 2 : 4;
   int64_t t = 0;
   for (; t + NK <= a.n; t += NK) {
     const float* k[NK];
@@ -198,8 +201,15 @@ void attend_tile_avx2(const TileArgs& a, TileState& st) {
   if (a.kt) {
     qk_all_rows(a);
   } else {
-    for (; r + 4 <= a.R; r += 4) dots_rows<4>(a, r, pf);
-    for (; r < a.R; ++r) dots_rows<1>(a, r, pf);
+    for (; r + 6 <= a.R; r += 6) dots_rows<6>(a, r, pf);
+    switch (a.R - r) {
+      case 5: dots_rows<5>(a, r, pf); break;
+      case 4: dots_rows<4>(a, r, pf); break;
+      case 3: dots_rows<3>(a, r, pf); break;
+      case 2: dots_rows<2>(a, r, pf); break;
+      case 1: dots_rows<1>(a, r, pf); break;
+      default: break;
+    }
   }
   softmax_rows(a, st);
   for (r = 0; r + 6 <= a.R; r += 6) pv_rows<6>(a, st, r);
