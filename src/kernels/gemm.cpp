@@ -111,8 +111,10 @@ void run_tasks(const GemmProblem* given, const int64_t* rows, size_t count) {
   if (tasks.empty()) return;
   const Isa isa = active_isa();
   const detail::PanelFn panel_fn = panel_for(isa);
-  // The converting paths of the vector panels read A from the packed copy.
-  const GemmProblem* problems = isa == Isa::kGeneric ? given : with_packed_a(given, rows, count);
+  // The x86 panels' converting paths read A from the packed copy (the generic and NEON panels
+  // read A in place).
+  const bool packs_a = isa == Isa::kAvx2 || isa == Isa::kAvx512;
+  const GemmProblem* problems = packs_a ? with_packed_a(given, rows, count) : given;
   // About 256K weight elements (or multiply-adds) per chunk keeps the pool's overhead small.
   const double per_task = work / double(tasks.size());
   const size_t grain = size_t(std::max(1.0, 262144.0 / std::max(per_task, 1.0)));
