@@ -130,14 +130,26 @@ const Layout& layout(int src) {
 // a power of two: each FMA rounds as on the other paths while those stay normal. They do when
 // every nonzero |a| of the rows is in [2^-30, 2^64): products of such a with e4m3 values are
 // multiples of 2^-62, so a nonzero partial sum is at least 2^-62 (2^-118 scaled), and
-// a * 2^64 cannot overflow. Rows with any other value (or inf/NaN) take kF16: the vcvtph2ps
-// decode (w * 2^-8) with each weight vector multiplied by 2^8, exact for any A.
+// a * 2^64 cannot overflow; and the block scales sa * sb (both below 2^36) times 2^56 cannot
+// either. Rows with any other value (or inf/NaN) take kF16: the vcvtph2ps decode (w * 2^-8)
+// with each weight vector multiplied by 2^8, exact for any A.
 enum Fp8Mode { kBits, kF16 };
 
-bool a_in_bits_range(const GemmProblem& g, int64_t i0, int64_t mr) {
+// Every scale below 2^36 (NaN and inf are not).
+bool scales_below_2_36(const float* s, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!(std::fabs(s[i]) < 0x1p36f)) return false;
+  return true;
+}
+
+bool a_in_bits_range(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb) {
   const __m256 lo = _mm256_set1_ps(0x1p-30f), hi = _mm256_set1_ps(0x1p64f), zero = _mm256_setzero_ps(),
                abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const int64_t k = g.b->k;
+  if (sb && !scales_below_2_36(sb, g.b->k_blocks)) return false;
+  if (g.sa)
+    for (int64_t r = 0; r < mr; ++r)
+      if (!scales_below_2_36(g.sa + (i0 + r) * g.ldsa, g.b->k_blocks)) return false;
   for (int64_t r = 0; r < mr; ++r) {
     const float* a = g.a + (i0 + r) * g.lda;
     __m256 ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
@@ -349,7 +361,7 @@ void panel_impl(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* 
   if (m1 - m0 <= kOnTheFlyRows) {
     for (int64_t i = m0; i < m1; i += kOnTheFlyRows) {
       const int64_t mr = std::min<int64_t>(kOnTheFlyRows, m1 - i);
-      if (SRC != kSrcFp8 || a_in_bits_range(g, i, mr)) on_the_fly<SRC, kBits>(g, i, mr, sb, panel, valid, c);
+      if (SRC != kSrcFp8 || a_in_bits_range(g, i, mr, sb)) on_the_fly<SRC, kBits>(g, i, mr, sb, panel, valid, c);
       else on_the_fly<SRC, kF16>(g, i, mr, sb, panel, valid, c);
     }
     return;

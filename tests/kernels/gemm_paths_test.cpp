@@ -135,5 +135,35 @@ TEST(GemmPaths, Fp8GemvDecodeRangeEdgesGiveTheGenericBits) {
       });
 }
 
+// Huge activation block scales (an FP8-quantised activation of magnitude ~2^100): the AVX2 FP8
+// GEMV's decode multiplies the block scale by 2^56, which must not overflow where the generic
+// path's product stays finite.
+TEST(GemmPaths, HugeActivationScalesGiveTheGenericBits) {
+  std::vector<Isa> others;
+  for (Isa isa : supported_isas())
+    if (isa != Isa::kGeneric) others.push_back(isa);
+  if (others.empty()) GTEST_SKIP() << "only the generic path runs here";
+  const int64_t n = 64, k = 256, kb = k_blocks(k);
+  Weights w;
+  const PackedMatrix p = make_packed(DType::kF8E4M3, n, k, 7, w);
+  for (int64_t m : {1L, 2L, 4L}) {
+    auto a = ref::randn(size_t(m * k), uint32_t(m));
+    std::vector<float> sa(size_t(m * kb), 1.0f);
+    sa[0] = 0x1p100f;       // row 0, block 0
+    sa[size_t(kb - 1)] = 0x1p-100f;
+    std::vector<float> want(size_t(m * n));
+    set_isa_override(Isa::kGeneric);
+    gemm_f32_nt(a.data(), k, sa.data(), kb, m, p, want.data(), n);
+    for (Isa isa : others) {
+      set_isa_override(isa);
+      std::vector<float> got(size_t(m * n));
+      gemm_f32_nt(a.data(), k, sa.data(), kb, m, p, got.data(), n);
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_TRUE(same_bits(got[i], want[i])) << isa_name(isa) << " m=" << m << " at " << i << ": " << got[i] << " vs " << want[i];
+    }
+    reset_isa_override();
+  }
+}
+
 }  // namespace
 }  // namespace dsinfer::kernels
