@@ -34,9 +34,11 @@ struct Task {
   int64_t m0, m1;
 };
 
-// The problems with A copied into the converting path's packed layout (gemm_internal.h) when
-// any of them runs that path: the calling thread's buffers, reused, filled over the pool.
-const GemmProblem* with_packed_a(const GemmProblem* given, const int64_t* rows, size_t count) {
+// The problems as the x86 panels read them, in the calling thread's copy: A copied into the
+// converting path's packed layout (gemm_internal.h) when any problem runs that path, and for the
+// AVX2 FP8 GEMV whether the rows it runs fit its exact bit decode — decided here once per call
+// rather than by every panel task. Returns `given` when neither applies.
+const GemmProblem* prepare_x86_problems(const GemmProblem* given, const int64_t* rows, size_t count, Isa isa) {
   static thread_local std::vector<GemmProblem> tl_problems;
   static thread_local AlignedBuffer<float> tl_packed;
   struct Item {
@@ -49,7 +51,9 @@ const GemmProblem* with_packed_a(const GemmProblem* given, const int64_t* rows, 
   std::vector<Item>& items = tl_items;
   items.clear();
   size_t total = 0;
+  bool fp8_gemv = false;
   for (size_t q = 0; q < count; ++q) {
+    fp8_gemv = fp8_gemv || (isa == Isa::kAvx2 && given[q].b->dtype == DType::kF8E4M3);
     // Only the converting path of FP8/BF16 panels reads a_packed (fp32 panels run on the fly).
     if (rows[q] <= detail::kOnTheFlyRows || given[q].b->dtype == DType::kF32) continue;
     const int64_t groups = (rows[q] + detail::kRowGroup - 1) / detail::kRowGroup, k = given[q].b->k;
@@ -60,8 +64,16 @@ const GemmProblem* with_packed_a(const GemmProblem* given, const int64_t* rows, 
       items.push_back({q, g0, std::min(groups, g0 + step), total + size_t(g0) * per_group});
     total += size_t(groups) * per_group;
   }
-  if (items.empty() || total > kMaxPackedFloats) return given;
+  const bool pack = !items.empty() && total <= kMaxPackedFloats;
+  if (!pack && !fp8_gemv) return given;
   problems.assign(given, given + count);
+  if (fp8_gemv)
+    for (size_t q = 0; q < count; ++q) {
+      const int64_t m = rows[q], tail = m <= detail::kOnTheFlyRows ? m : m % kRowsPerTask;
+      if (problems[q].b->dtype == DType::kF8E4M3 && tail > 0 && tail <= detail::kOnTheFlyRows)
+        problems[q].fp8_bits_fit = detail::fp8_bits_decode_fits(given[q], m - tail, m);
+    }
+  if (!pack) return problems.data();
   grow(tl_packed, total);
   float* packed = tl_packed.data();
   for (const Item& it : items)
@@ -111,10 +123,9 @@ void run_tasks(const GemmProblem* given, const int64_t* rows, size_t count) {
   if (tasks.empty()) return;
   const Isa isa = active_isa();
   const detail::PanelFn panel_fn = panel_for(isa);
-  // The x86 panels' converting paths read A from the packed copy (the generic and NEON panels
-  // read A in place).
-  const bool packs_a = isa == Isa::kAvx2 || isa == Isa::kAvx512;
-  const GemmProblem* problems = packs_a ? with_packed_a(given, rows, count) : given;
+  // The generic and NEON panels read the problems as given.
+  const bool x86 = isa == Isa::kAvx2 || isa == Isa::kAvx512;
+  const GemmProblem* problems = x86 ? prepare_x86_problems(given, rows, count, isa) : given;
   // About 256K weight elements (or multiply-adds) per chunk keeps the pool's overhead small.
   const double per_task = work / double(tasks.size());
   const size_t grain = size_t(std::max(1.0, 262144.0 / std::max(per_task, 1.0)));

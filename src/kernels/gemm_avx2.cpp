@@ -33,7 +33,8 @@ namespace dsinfer::kernels::detail {
 
 namespace {
 
-enum Src { kSrcF32, kSrcBf16, kSrcFp8 };
+// Layout ids: a dtype's decoder, or kSrcFp8Bits for the GEMV's FP8 bit decode (memory order).
+enum Src { kSrcF32, kSrcBf16, kSrcFp8, kSrcFp8Bits };
 
 template <int SRC>
 constexpr size_t row_bytes() {
@@ -79,8 +80,6 @@ inline void decode_half_bits(const uint8_t* row, int h, __m256* w) {
     w[i] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(x, 20), keep));
   }
 }
-
-constexpr int kSrcFp8Bits = 3;  // layout id of decode_half_bits (FP8 weights, memory order)
 
 // Which packed position (0..63) lane l of register-order vector v holds, per the decoders above.
 int position_of(int src, int v, int l) {
@@ -142,16 +141,15 @@ bool scales_below_2_36(const float* s, int64_t n) {
   return true;
 }
 
-bool a_in_bits_range(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb) {
+}  // namespace
+
+bool fp8_bits_decode_fits(const GemmProblem& g, int64_t r0, int64_t r1) {
   const __m256 lo = _mm256_set1_ps(0x1p-30f), hi = _mm256_set1_ps(0x1p64f), zero = _mm256_setzero_ps(),
                abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const int64_t k = g.b->k;
-  if (sb && !scales_below_2_36(sb, g.b->k_blocks)) return false;
-  if (g.sa)
-    for (int64_t r = 0; r < mr; ++r)
-      if (!scales_below_2_36(g.sa + (i0 + r) * g.ldsa, g.b->k_blocks)) return false;
-  for (int64_t r = 0; r < mr; ++r) {
-    const float* a = g.a + (i0 + r) * g.lda;
+  for (int64_t r = r0; r < r1; ++r) {
+    if (g.sa && !scales_below_2_36(g.sa + r * g.ldsa, g.b->k_blocks)) return false;
+    const float* a = g.a + r * g.lda;
     __m256 ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
     int64_t kk = 0;
     for (; kk + 8 <= k; kk += 8) {
@@ -167,6 +165,8 @@ bool a_in_bits_range(const GemmProblem& g, int64_t i0, int64_t mr, const float* 
   }
   return true;
 }
+
+namespace {
 
 template <int SRC, Fp8Mode MODE>
 inline void decode_for_gemv(const uint8_t* row, int h, __m256* w) {
@@ -361,7 +361,9 @@ void panel_impl(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* 
   if (m1 - m0 <= kOnTheFlyRows) {
     for (int64_t i = m0; i < m1; i += kOnTheFlyRows) {
       const int64_t mr = std::min<int64_t>(kOnTheFlyRows, m1 - i);
-      if (SRC != kSrcFp8 || a_in_bits_range(g, i, mr, sb)) on_the_fly<SRC, kBits>(g, i, mr, sb, panel, valid, c);
+      // A was checked once per call (fp8_bits_fit); this panel's own scales here.
+      const bool bits = g.fp8_bits_fit && (!sb || scales_below_2_36(sb, B.k_blocks));
+      if (SRC != kSrcFp8 || bits) on_the_fly<SRC, kBits>(g, i, mr, sb, panel, valid, c);
       else on_the_fly<SRC, kF16>(g, i, mr, sb, panel, valid, c);
     }
     return;

@@ -32,6 +32,10 @@ struct GemmProblem {
   // kRowGroup, each group k-major ([m / 6][k][6], the last group zero-padded), so the register
   // block's broadcasts read one sequential stream instead of six rows a whole row apart.
   const float* a_packed = nullptr;
+  // AVX2 only: the rows that run on the fly (all m <= kOnTheFlyRows of them, or a last task's
+  // tail) fit the AVX2 FP8 GEMV's exact bit decode (fp8_bits_decode_fits). Decided once per
+  // call by gemm.cpp, not once per panel.
+  bool fp8_bits_fit = false;
 };
 
 // Writes problem g's A in the a_packed layout to out: row groups [g0, g1), k floats x 6 each.
@@ -42,6 +46,9 @@ void pack_a_groups(const GemmProblem& g, int64_t m, int64_t k, int64_t g0, int64
 using PanelFn = void (*)(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* scratch);
 void gemm_panel_generic(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* scratch);
 #if defined(__x86_64__)
+// Whether rows [r0, r1) of g's A (and their block scales) fit the AVX2 FP8 GEMV's exact decode
+// (gemm_avx2.cpp: every nonzero |a| in [2^-30, 2^64), every activation scale below 2^36).
+bool fp8_bits_decode_fits(const GemmProblem& g, int64_t r0, int64_t r1);
 void gemm_panel_avx512(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* scratch);
 void gemm_panel_avx2(const GemmProblem& g, int64_t p, int64_t m0, int64_t m1, float* scratch);
 #endif
