@@ -34,6 +34,7 @@ struct Task {
   int64_t m0, m1;
 };
 
+#if defined(__x86_64__)
 // The problems as the x86 panels read them, in the calling thread's copy: A copied into the
 // converting path's packed layout (gemm_internal.h) when any problem runs that path, and for the
 // AVX2 FP8 GEMV whether the rows it runs fit its exact bit decode — decided here once per call
@@ -86,6 +87,7 @@ const GemmProblem* prepare_x86_problems(const GemmProblem* given, const int64_t*
   });
   return problems.data();
 }
+#endif
 
 detail::PanelFn panel_for(Isa isa) {
   switch (isa) {
@@ -124,8 +126,10 @@ void run_tasks(const GemmProblem* given, const int64_t* rows, size_t count) {
   const Isa isa = active_isa();
   const detail::PanelFn panel_fn = panel_for(isa);
   // The generic and NEON panels read the problems as given.
-  const bool x86 = isa == Isa::kAvx2 || isa == Isa::kAvx512;
-  const GemmProblem* problems = x86 ? prepare_x86_problems(given, rows, count, isa) : given;
+  const GemmProblem* problems = given;
+#if defined(__x86_64__)
+  if (isa == Isa::kAvx2 || isa == Isa::kAvx512) problems = prepare_x86_problems(given, rows, count, isa);
+#endif
   // About 256K weight elements (or multiply-adds) per chunk keeps the pool's overhead small.
   const double per_task = work / double(tasks.size());
   const size_t grain = size_t(std::max(1.0, 262144.0 / std::max(per_task, 1.0)));
