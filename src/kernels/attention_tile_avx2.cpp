@@ -115,15 +115,18 @@ void qk_block(const TileArgs& a, int64_t r0) {
   for (int j0 = 0; 16 * j0 < a.n; ++j0) qk_rows<MR>(a, r0, j0);
 }
 
-void qk_all_rows(const TileArgs& a) {
+// Every register block of this tile is 6 query rows (15 of AVX2's 16 registers): runs
+// block.template operator()<MR>(r0) over rows [0, R) in blocks of 6, then one of the 1-5 left.
+template <typename Block>
+void in_row_blocks(int64_t R, Block block) {
   int64_t r = 0;
-  for (; r + 6 <= a.R; r += 6) qk_block<6>(a, r);
-  switch (a.R - r) {
-    case 5: qk_block<5>(a, r); break;
-    case 4: qk_block<4>(a, r); break;
-    case 3: qk_block<3>(a, r); break;
-    case 2: qk_block<2>(a, r); break;
-    case 1: qk_block<1>(a, r); break;
+  for (; r + 6 <= R; r += 6) block.template operator()<6>(r);
+  switch (R - r) {
+    case 5: block.template operator()<5>(r); break;
+    case 4: block.template operator()<4>(r); break;
+    case 3: block.template operator()<3>(r); break;
+    case 2: block.template operator()<2>(r); break;
+    case 1: block.template operator()<1>(r); break;
     default: break;
   }
 }
@@ -197,30 +200,10 @@ void softmax_rows(const TileArgs& a, TileState& st) {
 
 void attend_tile_avx2(const TileArgs& a, TileState& st) {
   PrefetchCursor pf{a.prefetch, a.prefetch ? a.prefetch + a.prefetch_bytes : nullptr};
-  int64_t r = 0;
-  if (a.kt) {
-    qk_all_rows(a);
-  } else {
-    for (; r + 6 <= a.R; r += 6) dots_rows<6>(a, r, pf);
-    switch (a.R - r) {
-      case 5: dots_rows<5>(a, r, pf); break;
-      case 4: dots_rows<4>(a, r, pf); break;
-      case 3: dots_rows<3>(a, r, pf); break;
-      case 2: dots_rows<2>(a, r, pf); break;
-      case 1: dots_rows<1>(a, r, pf); break;
-      default: break;
-    }
-  }
+  if (a.kt) in_row_blocks(a.R, [&]<int MR>(int64_t r) { qk_block<MR>(a, r); });
+  else in_row_blocks(a.R, [&]<int MR>(int64_t r) { dots_rows<MR>(a, r, pf); });
   softmax_rows(a, st);
-  for (r = 0; r + 6 <= a.R; r += 6) pv_rows<6>(a, st, r);
-  switch (a.R - r) {
-    case 5: pv_rows<5>(a, st, r); break;
-    case 4: pv_rows<4>(a, st, r); break;
-    case 3: pv_rows<3>(a, st, r); break;
-    case 2: pv_rows<2>(a, st, r); break;
-    case 1: pv_rows<1>(a, st, r); break;
-    default: break;
-  }
+  in_row_blocks(a.R, [&]<int MR>(int64_t r) { pv_rows<MR>(a, st, r); });
 }
 
 }  // namespace dsinfer::kernels::detail
