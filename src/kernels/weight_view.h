@@ -32,6 +32,10 @@ struct WeightView {
     return scale_inv[((row0 + row) / block_rows) * scale_cols + col / block_cols];
   }
   int64_t bytes() const { return rows * cols * int64_t(dtype_size(dtype)); }
+  // Bytes of the scale-grid rows that cover `rows` weight rows (FP8; 0 without scales).
+  int64_t scale_bytes() const {
+    return scale_inv ? (rows + block_rows - 1) / block_rows * scale_cols * int64_t(sizeof(float)) : 0;
+  }
 };
 
 // Writes row r of w, dequantised to fp32, into out[0, w.cols).

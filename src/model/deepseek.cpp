@@ -24,8 +24,7 @@ namespace {
 // and are small; their pages are left alone.
 void release_packed(Checkpoint& ckpt, const WeightView& w) {
   ckpt.release(w.data, size_t(w.bytes()));
-  if (w.scale_inv)
-    ckpt.release(w.scale_inv, size_t((w.rows + w.block_rows - 1) / w.block_rows * w.scale_cols) * sizeof(float));
+  if (w.scale_inv) ckpt.release(w.scale_inv, size_t(w.scale_bytes()));
 }
 
 void release_packed(Checkpoint& ckpt, const MlpWeights& m) {

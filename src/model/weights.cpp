@@ -139,11 +139,7 @@ ModelWeights ModelWeights::load(const Checkpoint& ckpt, const ModelConfig& cfg) 
 }
 
 double ModelWeights::bytes_per_token(const ModelConfig& cfg) const {
-  auto wb = [](const WeightView& v) {
-    double b = double(v.bytes());
-    if (v.scale_inv) b += double((v.rows + v.block_rows - 1) / v.block_rows * v.scale_cols) * 4;
-    return b;
-  };
+  auto wb = [](const WeightView& v) { return double(v.bytes() + v.scale_bytes()); };
   auto mb = [&](const MlpWeights& m) { return wb(m.gate) + wb(m.up) + wb(m.down); };
   double total = wb(lm_head);
   for (const LayerWeights& l : layers) {
