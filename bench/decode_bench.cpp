@@ -21,50 +21,9 @@
 #include "model/deepseek.h"
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
+#include "plan/cost_model.h"
 
 using namespace dsinfer;
-
-namespace {
-
-// Multiply-adds of the linear layers one token touches (the non-absorbed projections of MLA, the
-// dense MLP or the shared and top-k routed experts with the router), without lm_head.
-double token_macs(const model::ModelConfig& c) {
-  const double h = double(c.hidden_size), heads = double(c.num_attention_heads);
-  double attn = c.q_lora_rank ? h * double(*c.q_lora_rank) + double(*c.q_lora_rank) * heads * double(c.qk_head_dim())
-                              : h * heads * double(c.qk_head_dim());
-  attn += h * double(c.latent_dim()) + double(c.kv_lora_rank) * heads * double(c.qk_nope_head_dim + c.v_head_dim) +
-          heads * double(c.v_head_dim) * h;
-  double total = 0;
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    total += attn;
-    if (c.is_moe_layer(l))
-      total += 3 * h * double(c.moe_intermediate_size) * double(c.n_shared_experts + c.num_experts_per_tok) +
-               h * double(c.n_routed_experts);
-    else
-      total += 3 * h * double(c.intermediate_size);
-  }
-  return total;
-}
-
-// FLOPs of prefilling a P-token prompt: the linear layers per token, causal attention
-// (query i sees i + 1 keys: q.k over qk_head_dim and p.v over v_head_dim per head), and lm_head
-// for the last token only.
-double prefill_flops(const model::ModelConfig& c, double p) {
-  const double attention = double(c.num_hidden_layers) * double(c.num_attention_heads) * p * (p + 1) / 2 *
-                           double(c.qk_head_dim() + c.v_head_dim);
-  return 2 * (p * token_macs(c) + attention + double(c.hidden_size) * double(c.vocab_size));
-}
-
-// FLOPs of one decode step of `batch` sequences at context `ctx`: the absorbed form's attention
-// reads the latent rows (scores over kv_lora + rope, output over kv_lora) plus W_UK/W_UV folded
-// per head, which token_macs counts as kv_b's decompression; and lm_head for every row.
-double decode_step_flops(const model::ModelConfig& c, double batch, double ctx) {
-  const double attention = double(c.num_hidden_layers) * double(c.num_attention_heads) * ctx *
-                           double(c.latent_dim() + c.kv_lora_rank);
-  return 2 * batch * (token_macs(c) + attention + double(c.hidden_size) * double(c.vocab_size));
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   bool smoke = bench::smoke_mode(argc, argv);
@@ -160,7 +119,7 @@ int main(int argc, char** argv) {
     std::printf("decode at batch %d: %.2f tok/s (median step %.2f ms) = %.2fx batch 1's tokens/s; "
                 "the step costs %.2fx a batch-1 step\n",
                 batch, batch / med_b, med_b * 1e3, batch / med_b * med, med_b / med);
-    const double gflops = decode_step_flops(cfg, batch, prompt + tokens / 2.0) / med_b / 1e9;
+    const double gflops = plan::decode_step_flops(cfg, batch, prompt + tokens / 2.0) / med_b / 1e9;
     std::printf("decode at batch %d: %.1f GFLOP/s = %.0f%% of the fp32 FMA peak (%.1f GFLOP/s measured before and "
                 "after, %s)\n",
                 batch, gflops, 100 * gflops / fma_around, fma_around, lim.isa.c_str());
@@ -171,7 +130,7 @@ int main(int argc, char** argv) {
     std::vector<int32_t> ids, table;
     for (int j = 0; j < prefill_tokens; ++j) ids.push_back(int32_t((j * 7919 + 11) % cfg.vocab_size));
     pool.allocate(pool.blocks_for(prefill_tokens), table);
-    const double flops = prefill_flops(cfg, prefill_tokens);
+    const double flops = plan::prefill_flops(cfg, prefill_tokens);
     bench::Paired r = bench::paired_runs(
         smoke ? 1 : 3, [&] { return probe.fma_gflops(); },
         [&] {

@@ -229,4 +229,49 @@ double CostModel::kv_bytes_per_token(bool with_mtp) const {
   return double(c_.latent_dim()) * kBf16 * double(num_layers() + mtp);
 }
 
+namespace {
+
+// A CostModel only asked for FLOPs: any positive rates will do (its seconds are not read).
+CostModel flop_counter(const model::ModelConfig& c) {
+  static const HardwareProfile unit = [] {
+    HardwareProfile h;
+    h.fp8_flops = h.bf16_flops = h.hbm_bandwidth = 1;
+    return h;
+  }();
+  static const KernelEfficiency unit_eff = [] {
+    KernelEfficiency e;
+    e.gemm_compute = e.gemm_memory = e.attention_decode_compute = e.attention_decode_memory = 1;
+    e.elementwise_memory = e.end_to_end = 1;
+    e.attention_prefill_by_length = {{1, 1}};
+    return e;
+  }();
+  return CostModel(c, unit, unit_eff);
+}
+
+}  // namespace
+
+double prefill_flops(const model::ModelConfig& c, double tokens) {
+  const CostModel cm = flop_counter(c);
+  OpCost o = cm.lm_head(1);
+  for (int l = 0; l < cm.num_layers(); ++l) {
+    o += cm.mla_prefill_projections(tokens, 0) + cm.mla_prefill_attention(tokens, (tokens + 1) / 2);
+    o += c.is_moe_layer(l) ? cm.gate(tokens) + cm.shared_experts(tokens) +
+                                 cm.routed_experts(tokens * double(c.num_experts_per_tok), double(c.n_routed_experts))
+                           : cm.dense_mlp(tokens);
+  }
+  return o.flops;
+}
+
+double decode_step_flops(const model::ModelConfig& c, double batch, double ctx) {
+  const CostModel cm = flop_counter(c);
+  OpCost o = cm.lm_head(batch);
+  for (int l = 0; l < cm.num_layers(); ++l) {
+    o += cm.mla_decode_pre(batch) + cm.mla_decode_attention(batch, 1, ctx) + cm.mla_decode_post(batch);
+    o += c.is_moe_layer(l) ? cm.gate(batch) + cm.shared_experts(batch) +
+                                 cm.routed_experts(batch * double(c.num_experts_per_tok), double(c.n_routed_experts))
+                           : cm.dense_mlp(batch);
+  }
+  return o.flops;
+}
+
 }  // namespace dsinfer::plan

@@ -92,4 +92,11 @@ class CostModel {
   double wbytes_;  // bytes per weight: 1 for FP8 checkpoints, 2 for BF16
 };
 
+// Model FLOPs of one forward pass, from the same ops the simulators compose (no hardware in
+// them): a single prompt of `tokens` new tokens with nothing cached (non-absorbed MLA, causal,
+// logits for the last token only), and a decode step of `batch` sequences at context `ctx`
+// (absorbed MLA over the latent cache, logits for every row). Benchmarks divide by these.
+double prefill_flops(const model::ModelConfig& c, double tokens);
+double decode_step_flops(const model::ModelConfig& c, double batch, double ctx);
+
 }  // namespace dsinfer::plan

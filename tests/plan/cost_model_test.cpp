@@ -48,6 +48,20 @@ TEST_F(Fixture, ActivatedParametersMatch37B) {
   EXPECT_NEAR(flops / 2 / 1e9, 37, 37 * 0.03);
 }
 
+TEST_F(Fixture, ForwardFlopsFollowActivatedParametersAndAttention) {
+  // One prompt token: 2 x the 37B activated parameters less the embedding (a lookup), plus its
+  // attention to itself (61 layers x 128 heads x (192 + 128)).
+  const double self_attention = 2.0 * 61 * 128 * (192 + 128);
+  EXPECT_NEAR((prefill_flops(v3, 1) - self_attention) / 2 / 1e9, 37 - 0.93, 37 * 0.03);
+  // Causal: query i sees i + 1 keys, so T tokens do T(T+1)/2 query-key pairs per head and layer.
+  const double T = 1000, linear = prefill_flops(v3, 1) - self_attention - 2 * 129280.0 * 7168;
+  EXPECT_NEAR(prefill_flops(v3, T), T * linear + 2 * 129280.0 * 7168 + 2.0 * 61 * 128 * T * (T + 1) / 2 * 320,
+              1e-9 * prefill_flops(v3, T));
+  // Decode: FlashMLA's count, scores over 576 latent values and outputs over 512, per cached token.
+  EXPECT_NEAR(decode_step_flops(v3, 1, 4096) - decode_step_flops(v3, 1, 0), 2.0 * 61 * 128 * 4096 * (576 + 512), 1.0);
+  EXPECT_NEAR(decode_step_flops(v3, 32, 4096), 32 * decode_step_flops(v3, 1, 4096), 1e-9 * decode_step_flops(v3, 32, 4096));
+}
+
 TEST_F(Fixture, LatentCacheIs70KBPerToken) {
   // (512 + 64) values x 2 bytes x 61 layers.
   EXPECT_DOUBLE_EQ(cm.kv_bytes_per_token(false), 576.0 * 2 * 61);
