@@ -9,7 +9,6 @@
 #include "base/scratch.h"
 #include "base/thread_pool.h"
 #include "kernels/attention_tile.h"
-#include "kernels/cpu_features.h"
 
 namespace dsinfer::kernels {
 
@@ -134,8 +133,7 @@ void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const
   // copies cost about 1/s_q of the attention itself. The calling thread's buffers, reached by
   // the workers through the pointers below.
   static thread_local AlignedBuffer<float> tl_kt, tl_qh, tl_vh;
-  const Isa isa = active_isa();
-  const bool transposed = s_q >= kQTile && (isa == Isa::kAvx512 || isa == Isa::kAvx2);
+  const bool transposed = s_q >= kQTile && detail::tile_reads_transposed_keys();
   const int64_t q_tile = transposed ? 3 * kQTile : kQTile, q_tiles = (s_q + q_tile - 1) / q_tile;
   const size_t kt_tile = size_t(d_qk * kKTile);
   float *kt = nullptr, *qh = nullptr, *vh = nullptr;

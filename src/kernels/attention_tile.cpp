@@ -53,6 +53,11 @@ void attend_tile_generic(const TileArgs& a, TileState& st) {
 
 }  // namespace
 
+bool tile_reads_transposed_keys() {
+  const Isa isa = active_isa();
+  return isa == Isa::kAvx512 || isa == Isa::kAvx2;
+}
+
 void attend_tile(const TileArgs& a, TileState& st) {
   switch (active_isa()) {
 #if defined(__x86_64__)

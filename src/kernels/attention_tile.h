@@ -34,6 +34,9 @@ struct TileArgs {
 };
 
 void attend_tile(const TileArgs& a, TileState& st);
+// Whether the active path's tile reads TileArgs::kt (the generic tile ignores it, so callers
+// need not build it there).
+bool tile_reads_transposed_keys();
 
 #if defined(__x86_64__)
 void attend_tile_avx512(const TileArgs& a, TileState& st);  // attention_tile_avx512.cpp
