@@ -45,20 +45,16 @@ __attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* 
   for (; i + 16 <= n; i += 16)
     for (int h = 0; h < 2; ++h)
       s[0][h] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * h), _mm256_loadu_ps(b + i + 8 * h), s[0][h]);
+  // The partial block feeds accumulator 1; lanes past n keep their sums (AVX-512's mask3 fma).
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int h = 0; i < n && h < 2; ++h) {
+    const __m256i in = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n - i - 8 * h)), lane);
+    const __m256 p = _mm256_fmadd_ps(_mm256_maskload_ps(a + i + 8 * h, in), _mm256_maskload_ps(b + i + 8 * h, in), s[1][h]);
+    s[1][h] = _mm256_blendv_ps(s[1][h], p, _mm256_castsi256_ps(in));
+  }
   alignas(32) float l[16];
   for (int h = 0; h < 2; ++h)
     _mm256_store_ps(l + 8 * h, _mm256_add_ps(_mm256_add_ps(s[0][h], s[1][h]), _mm256_add_ps(s[2][h], s[3][h])));
-  if (i < n) {  // the partial block belongs to accumulator 1: redo that fold for its lanes
-    alignas(32) float s1[16], rest[16];
-    for (int h = 0; h < 2; ++h) {
-      _mm256_store_ps(s1 + 8 * h, s[1][h]);
-      _mm256_store_ps(rest + 8 * h, _mm256_add_ps(s[2][h], s[3][h]));
-    }
-    alignas(32) float s0[16];
-    for (int h = 0; h < 2; ++h) _mm256_store_ps(s0 + 8 * h, s[0][h]);
-    for (int j = 0; i + j < n; ++j) s1[j] = std::fma(a[i + j], b[i + j], s1[j]);
-    for (int j = 0; j < 16; ++j) l[j] = (s0[j] + s1[j]) + rest[j];
-  }
   return fold16(l);
 }
 
