@@ -43,7 +43,11 @@ std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* bytes, size_t
 
   std::map<std::string, TensorInfo> out;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
-  for (auto& [name, entry] : header.items()) {
+  for (auto& item : header.items()) {
+    // Named references rather than a structured binding: clang before 16 cannot capture a
+    // binding in the lambda below.
+    const std::string& name = item.key();
+    const json& entry = item.value();
     if (name == "__metadata__") continue;
     auto where = [&] { return str(path, ": tensor ", name); };
     check(entry.is_object(), where(), ": entry must be an object");
