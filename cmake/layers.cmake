@@ -1,7 +1,10 @@
 # The layers above base, bottom to top (docs/architecture.md). Each names the layers it may use.
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
-# cpp-httplib as Debian builds it: a shared library, with the TLS/zlib/brotli defines its ABI needs.
+# zlib: gzip/deflate request bodies (serve/content_coding.cpp).
+find_package(ZLIB REQUIRED)
+# cpp-httplib as Debian builds it (a shared library with the TLS/zlib/brotli defines its ABI
+# needs): only the HTTP *client* of `dsinfer bench`; the server is serve/http_server.cpp.
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 
 dsinfer_layer(kernels DEPS dsinfer_base)
@@ -11,5 +14,5 @@ dsinfer_layer(cache DEPS dsinfer_base)
 dsinfer_layer(parallel DEPS dsinfer_model)
 dsinfer_layer(plan DEPS dsinfer_model)
 dsinfer_layer(engine DEPS dsinfer_model dsinfer_tokenizer dsinfer_cache dsinfer_parallel)
-dsinfer_layer(serve DEPS dsinfer_engine PkgConfig::HTTPLIB)
+dsinfer_layer(serve DEPS dsinfer_engine ZLIB::ZLIB)
 set(DSINFER_APP_LIBS dsinfer_serve dsinfer_plan)

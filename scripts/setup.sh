@@ -6,10 +6,11 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libpcre2-dev libcpp-httplib-dev
+  nlohmann-json3-dev libpcre2-dev libcpp-httplib-dev zlib1g-dev
   python3 python3-numpy python3-torch python3-jinja2
   gnuplot-nox
   time  # /usr/bin/time -v: peak RSS figures in docs/benchmarks.md
+  clang libclang-rt-14-dev llvm  # libFuzzer targets (make test-fuzz): clang, its libFuzzer, llvm-symbolizer
 )
 # Node.js is only a test-time dependency (reference tokenizer, OpenAI SDK client). A machine may
 # already carry a newer Node.js that bundles npm (NodeSource); Debian's npm conflicts with it.

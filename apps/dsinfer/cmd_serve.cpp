@@ -1,14 +1,16 @@
 // dsinfer serve: the OpenAI/DeepSeek-compatible HTTP server over the continuous-batching engine.
 // SIGTERM or SIGINT drains: new requests get 503, in-flight ones finish (or end cleanly after
-// --drain-timeout), then the process exits 0.
+// --drain-timeout), then the process exits 0. A second signal exits at once (status 128+signal).
 #include <pthread.h>
 #include <signal.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "base/error.h"
 #include "base/log.h"
@@ -38,8 +40,8 @@ int run(Args& args) {
   std::string dir = args.require("model");
   serve::ServerOptions so;
   engine::EngineOptions eo;
-  so.host = args.get_or("host", so.host);
-  so.port = int(args.get_int("port", so.port));
+  so.http.host = args.get_or("host", so.http.host);
+  so.http.port = int(args.get_int("port", so.http.port));
   std::string names = args.get_or("served-model-name", "");
   eo.kv_cache_gb = args.get_double("kv-cache-gb", eo.kv_cache_gb);
   eo.max_batch_tokens = args.get_int("max-batch-tokens", eo.max_batch_tokens);
@@ -47,8 +49,12 @@ int run(Args& args) {
   eo.max_queued = args.get_int("max-queued-requests", eo.max_queued);
   eo.max_model_len = args.get_int("max-model-len", eo.max_model_len);
   eo.prefix_caching = !args.flag("no-prefix-cache");
-  so.max_body_bytes = size_t(args.get_double("max-body-mb", double(so.max_body_bytes) / (1 << 20)) * (1 << 20));
-  so.http_threads = int(args.get_int("http-threads", so.http_threads));
+  const double body_mb = args.get_double("max-body-mb", double(so.http.limits.max_body_bytes) / (1 << 20));
+  const int64_t http_threads = args.get_int("http-threads", so.http.worker_threads);
+  const int64_t max_connections = args.get_int("max-connections", int64_t(so.http.max_connections));
+  so.http.header_timeout_s = args.get_double("header-timeout", so.http.header_timeout_s);
+  so.http.body_timeout_s = args.get_double("body-timeout", so.http.body_timeout_s);
+  so.http.idle_timeout_s = args.get_double("keep-alive-timeout", so.http.idle_timeout_s);
   so.drain_timeout_s = args.get_double("drain-timeout", so.drain_timeout_s);
   model::ModelOptions mo = model_options(args);
   AccountingConfig ac;
@@ -61,10 +67,18 @@ int run(Args& args) {
   check(ac.prices.input_cache_hit >= 0 && ac.prices.input_cache_miss >= 0 && ac.prices.output >= 0,
         "--price-input-cache-hit, --price-input-cache-miss and --price-output must not be negative");
   check(ac.gpu_hour_usd >= 0 && ac.gpus >= 0, "--gpu-hour-usd and --gpus must not be negative");
-  check(so.port >= 0 && so.port <= 65535, "--port must be in [0, 65535]");
+  check(so.http.port >= 0 && so.http.port <= 65535, "--port must be in [0, 65535]");
   check(eo.kv_cache_gb > 0, "--kv-cache-gb must be positive");
-  check(so.max_body_bytes >= 1024, "--max-body-mb is too small");
-  check(so.drain_timeout_s >= 0, "--drain-timeout must not be negative");
+  check(body_mb >= 0.001 && body_mb <= 4096, "--max-body-mb must be in [0.001, 4096]");
+  so.http.limits.max_body_bytes = size_t(body_mb * (1 << 20));
+  check(http_threads >= 1 && http_threads <= 256, "--http-threads must be in [1, 256]");
+  so.http.worker_threads = int(http_threads);
+  check(max_connections >= 1 && max_connections <= 1000000, "--max-connections must be in [1, 1000000]");
+  so.http.max_connections = size_t(max_connections);
+  for (auto [flag, v] : {std::pair{"--header-timeout", so.http.header_timeout_s}, {"--body-timeout", so.http.body_timeout_s},
+                         {"--keep-alive-timeout", so.http.idle_timeout_s}})
+    check(v > 0 && v <= 3600, flag, " must be in (0, 3600] seconds");
+  check(so.drain_timeout_s >= 0 && so.drain_timeout_s <= 86400, "--drain-timeout must be in [0, 86400] seconds");
   so.model_names = split_names(names);
   if (so.model_names.empty())
     so.model_names.push_back(std::filesystem::weakly_canonical(std::filesystem::path(dir)).filename().string());
@@ -88,26 +102,34 @@ int run(Args& args) {
   int port = server.bind();
   std::printf("dsinfer serve: model '%s' (context %lld tokens, KV cache %lld tokens in %s) listening on http://%s:%d\n",
               so.model_names[0].c_str(), (long long)eng.max_model_len(), (long long)eng.kv_capacity_tokens(), kv_name,
-              so.host.c_str(), port);
+              so.http.host.c_str(), port);
   std::printf("dsinfer serve: kernel path %s (DSINFER_ISA chooses; dsinfer --version lists this CPU's paths)\n",
               kernels::isa_name(kernels::active_isa()));
   std::fflush(stdout);
 
+  // The first SIGTERM/SIGINT drains (on its own thread, so the watcher keeps listening); a
+  // second one means "now": exit at once, whatever is in flight.
   std::atomic<bool> finished{false};
+  std::thread drainer;
   std::thread watcher([&] {
     timespec tick{0, 200 * 1000 * 1000};
+    bool draining = false;
     while (!finished) {
       int sig = sigtimedwait(&sigs, nullptr, &tick);
-      if (sig == SIGTERM || sig == SIGINT) {
-        log_info("signal ", sig, ": draining");
-        server.drain();
-        return;
+      if (sig != SIGTERM && sig != SIGINT) continue;
+      if (draining) {
+        std::fprintf(stderr, "dsinfer serve: second signal %d: exiting now\n", sig);
+        std::_Exit(128 + sig);
       }
+      draining = true;
+      log_info("signal ", sig, ": draining (a second signal exits at once)");
+      drainer = std::thread([&] { server.drain(); });
     }
   });
   server.serve();
   finished = true;
   watcher.join();
+  if (drainer.joinable()) drainer.join();
   eng.shutdown();
   std::printf("dsinfer serve: stopped\n");
   std::fflush(stdout);
@@ -118,7 +140,8 @@ const Registration reg({"serve", "OpenAI/DeepSeek-compatible HTTP server with co
                         "--model DIR [--host 127.0.0.1] [--port 8000 (0: any free port)] [--served-model-name NAME[,NAME]]\n"
                         "       [--kv-cache-gb 2] [--max-batch-tokens 2048] [--max-running-requests 64]\n"
                         "       [--max-queued-requests 256] [--max-model-len N] [--no-prefix-cache]\n"
-                        "       [--max-body-mb 8] [--http-threads N] [--drain-timeout 30] [--precision default|fp32]\n"
+                        "       [--max-body-mb 8] [--http-threads 2] [--max-connections 1024] [--header-timeout 10]\n"
+                        "       [--body-timeout 30] [--keep-alive-timeout 5] [--drain-timeout 30] [--precision default|fp32]\n"
                         "       [--kv-cache-dtype bf16|fp8]   (fp8: FlashMLA's FP8 latent rows, ~1.76x the tokens per GB)\n"
                         "       [--price-input-cache-hit 0.14] [--price-input-cache-miss 0.55] [--price-output 2.19]\n"
                         "       (USD per million tokens) [--gpu-hour-usd 2] [--gpus 1]   (GET /v1/accounting, /metrics)",

@@ -39,12 +39,32 @@ std::string RequestStream::error() const {
   return error_;
 }
 
+void RequestStream::set_listener(std::function<void()> fn) {
+  bool news;
+  {
+    std::lock_guard lock(mu_);
+    listener_ = std::make_shared<const std::function<void()>>(std::move(fn));
+    news = done_ || !pending_.empty();
+  }
+  if (news) notify();
+}
+
+void RequestStream::notify() {
+  std::shared_ptr<const std::function<void()>> fn;
+  {
+    std::lock_guard lock(mu_);
+    fn = listener_;
+  }
+  cv_.notify_all();
+  if (fn) (*fn)();
+}
+
 void RequestStream::push(ChoiceUpdate u) {
   {
     std::lock_guard lock(mu_);
     pending_.push_back(std::move(u));
   }
-  cv_.notify_all();
+  notify();
 }
 
 void RequestStream::set_usage(const Usage& u) {
@@ -59,7 +79,7 @@ void RequestStream::finish(const std::string& error) {
     done_ = true;
     error_ = error;
   }
-  cv_.notify_all();
+  notify();
 }
 
 }  // namespace dsinfer::engine

@@ -1,12 +1,14 @@
 // A request as the engine sees it, and the stream through which the engine reports back to
 // whoever submitted it (an HTTP handler thread). The engine's step thread pushes ChoiceUpdates;
-// the owner waits for them. docs/serving.md has the request state table.
+// the owner waits for them, or is told by a listener. docs/serving.md has the request state table.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -46,6 +48,11 @@ class RequestStream {
   // Returns true when the request is finished (all updates delivered or failed).
   bool wait(std::vector<ChoiceUpdate>& out, double timeout_s);
   bool done() const;
+  // Owner side, for owners that do not block in wait(): `fn` is called after every push and at
+  // finish, on the engine's thread and without the stream's lock held, so it must only hand
+  // the news on (an event loop posts itself a task that calls wait(out, 0)). If updates are
+  // already pending when it is set, it is called at once.
+  void set_listener(std::function<void()> fn);
   Usage usage() const;
   std::string error() const;  // non-empty when the engine failed the request
 
@@ -64,6 +71,9 @@ class RequestStream {
   Usage usage_;
   std::string error_;
   bool done_ = false;
+  std::shared_ptr<const std::function<void()>> listener_;  // shared: notify copies it without allocating
+
+  void notify();
 };
 
 }  // namespace dsinfer::engine

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "base/error.h"
 #include "kernels/cpu_features.h"
 
 namespace dsinfer::serve {
@@ -75,6 +76,20 @@ std::string render_metrics(const engine::EngineMetrics& m, const HttpCounters& h
   for (const auto& [key, count] : http.requests)
     w.sample("dsinfer_http_requests_total", double(count),
              "endpoint=\"" + escape_label(key.first) + "\",status=\"" + std::to_string(key.second) + "\"");
+  const http::ConnectionStats& c = http.connections;
+  w.counter("dsinfer_http_connections_accepted_total", "TCP connections accepted.", double(c.accepted));
+  w.gauge("dsinfer_http_connections_open", "TCP connections open now.", double(c.open));
+  w.head("dsinfer_http_connections_closed_total", "counter",
+         "Connections the server closed or lost, by why (normal ends, deadlines, a full connection table).");
+  const std::pair<const char*, uint64_t> closed[] = {
+      {"idle", c.closed_idle},           {"peer", c.closed_peer},         {"header_timeout", c.timed_out_headers},
+      {"body_timeout", c.timed_out_body}, {"write_timeout", c.timed_out_write}, {"evicted", c.evicted},
+      {"refused_full", c.refused_full}};
+  for (const auto& [why, n] : closed) w.sample("dsinfer_http_connections_closed_total", double(n), str("reason=\"", why, "\""));
+  w.counter("dsinfer_http_responses_abandoned_total", "Responses whose client left before they were complete.",
+            double(c.abandoned));
+  w.counter("dsinfer_http_bad_requests_total", "Requests refused while reading them (malformed, too large, bad coding).",
+            double(c.bad_requests));
   w.head("dsinfer_requests_finished_total", "counter", "Engine requests finished, by reason.");
   w.sample("dsinfer_requests_finished_total", double(m.requests_finished_stop), "reason=\"stop\"");
   w.sample("dsinfer_requests_finished_total", double(m.requests_finished_length), "reason=\"length\"");

@@ -9,11 +9,13 @@
 #include <utility>
 
 #include "engine/metrics.h"
+#include "serve/http_server.h"
 
 namespace dsinfer::serve {
 
 struct HttpCounters {
   std::map<std::pair<std::string, int>, uint64_t> requests;  // (endpoint, status) -> count
+  http::ConnectionStats connections;
 };
 
 std::string render_metrics(const engine::EngineMetrics& m, const HttpCounters& http, const std::string& model_name);

@@ -1,10 +1,13 @@
-// The HTTP front end (cpp-httplib): OpenAI/DeepSeek-compatible routes over one Engine.
+// The OpenAI/DeepSeek-compatible API over one Engine, on the event-driven HTTP server
+// (serve/http_server.h):
 //   POST /v1/chat/completions, POST /v1/completions  (JSON or SSE streaming)
-//   GET /v1/models, GET /health, GET /metrics (Prometheus text)
-// Every handler thread only parses, submits to the engine and relays the engine's updates; a
-// streaming client that goes away cancels its request, which frees its KV blocks at the next
-// step boundary. drain() is what SIGTERM does: refuse new requests (503), let the in-flight ones
-// finish (or end them cleanly after the drain timeout), then stop listening.
+//   GET /v1/models, GET /health, GET /metrics (Prometheus text), GET /v1/accounting
+// A worker thread parses, tokenizes and submits; from then on the request costs no thread: the
+// engine's stream listener posts a pump task to the event loop, which formats what is new and
+// writes it. A client that goes away (streaming or not) cancels its request, which frees its KV
+// blocks at the next step boundary. drain() is what SIGTERM does: refuse new requests (503), let
+// the in-flight ones finish (or end them after the drain timeout), give their last bytes a short
+// grace to go out, then stop; no slow socket can extend any of these.
 #pragma once
 
 #include <atomic>
@@ -17,26 +20,20 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/engine.h"
+#include "serve/http_server.h"
 #include "serve/metrics_text.h"
 #include "serve/protocol.h"
 
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}  // namespace httplib
-
 namespace dsinfer::serve {
+
+class CompletionStream;
 
 // Defaults for the HTTP side of `dsinfer serve`, in one place.
 struct ServerOptions {
-  std::string host = "127.0.0.1";
-  int port = 8000;                     // 0: any free port (see bind())
+  http::ServerOptions http;              // address, limits, timeouts, connection cap, workers
   std::vector<std::string> model_names;  // "model" values accepted; the first is reported
-  size_t max_body_bytes = 8u << 20;    // larger bodies get 413
-  int http_threads = 0;                // 0: enough for every running and queued request
   double drain_timeout_s = 30;
-  int keep_alive_timeout_s = 5;
+  double drain_grace_s = 5;  // after the drain: for the last chunks to reach the clients
 };
 
 // Cost accounting (issue 6) plugs in here: extra Prometheus text appended to /metrics and the
@@ -59,22 +56,20 @@ class Server {
   void stop();
 
  private:
-  struct StreamState;
+  struct Pump;
 
   engine::Engine& engine_;
   ServerOptions options_;
   AccountingHooks accounting_;
   ProtocolContext protocol_;
-  std::unique_ptr<httplib::Server> http_;
-  std::atomic<int64_t> active_{0};
+  http::Server http_;
   mutable std::mutex counters_mu_;
   HttpCounters counters_;
   double started_ = 0;
 
   void routes();
-  void generate(Endpoint endpoint, const httplib::Request& req, httplib::Response& res);
-  void reply_error(httplib::Response& res, int status, const std::string& message, const std::string& type,
-                   const std::string& param = {}, const std::string& code = {});
+  void generate(Endpoint endpoint, const http::Request& req, const http::Reply& reply);
+  void pump(const std::shared_ptr<Pump>& p);
   void count(const std::string& path, int status);
 };
 
