@@ -19,12 +19,14 @@ const size_t kPage = size_t(::sysconf(_SC_PAGESIZE));
 }  // namespace
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever; the fstat
+  // below then refuses it. (The flag changes nothing for a regular file or its mapping.)
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   check(fd >= 0, "cannot open ", path, ": ", std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    fail(path, " is not a regular file");
+    fail(path, " is not a regular file (a directory, FIFO, device or socket)");
   }
   size_ = size_t(st.st_size);
   if (size_ > 0) {
