@@ -2,11 +2,12 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/json.h"
+#include "base/read_file.h"
 
 namespace dsinfer::model {
 
@@ -21,13 +22,7 @@ Checkpoint Checkpoint::open(const std::string& dir) {
   std::vector<std::string> shard_names;
   std::map<std::string, std::string> weight_map;
   if (fs::exists(index_path)) {
-    std::ifstream in(index_path);
-    json idx;
-    try {
-      idx = json::parse(in);
-    } catch (const json::exception& e) {
-      fail(index_path.string(), " is not valid JSON: ", e.what());
-    }
+    json idx = parse_json(read_regular_file(index_path.string(), "checkpoint index"), index_path.string());
     check(idx.is_object() && idx.contains("weight_map") && idx["weight_map"].is_object(), index_path.string(),
           ": missing weight_map");
     for (auto& [name, file] : idx["weight_map"].items()) {

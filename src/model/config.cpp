@@ -1,11 +1,12 @@
 #include "model/config.h"
 
 #include <cmath>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/json.h"
+#include "base/read_file.h"
 #include "kernels/rope.h"
 
 namespace dsinfer::model {
@@ -90,6 +91,17 @@ void require_positive(int64_t v, const char* key) {
   if (v <= 0) fail("config.json: field '", key, "' must be positive, got ", v);
 }
 
+// A float field the forward divides by, takes a power or a logarithm of, or scales every
+// activation with: zero, negative, NaN or Inf loads fine and then yields NaN or empty output.
+// JSON has no NaN or Inf, but 1e999 parses as Inf.
+void require_finite_positive(double v, const char* key) {
+  if (!(std::isfinite(v) && v > 0)) fail("config.json: field '", key, "' must be a finite positive number, got ", v);
+}
+
+void require_finite(double v, const char* key) {
+  if (!std::isfinite(v)) fail("config.json: field '", key, "' must be a finite number, got ", v);
+}
+
 }  // namespace
 
 ModelConfig parse_config(const json& j) {
@@ -158,7 +170,12 @@ ModelConfig parse_config(const json& j) {
     y.beta_slow = get_num_or(*it, "beta_slow", 1);
     y.mscale = get_num_or(*it, "mscale", 1);
     y.mscale_all_dim = get_num_or(*it, "mscale_all_dim", 0);
-    if (!(y.factor >= 1)) fail("config.json: field 'rope_scaling.factor' must be >= 1, got ", y.factor);
+    if (!(y.factor >= 1 && std::isfinite(y.factor)))
+      fail("config.json: field 'rope_scaling.factor' must be a finite number >= 1, got ", y.factor);
+    require_finite(y.beta_fast, "rope_scaling.beta_fast");
+    require_finite(y.beta_slow, "rope_scaling.beta_slow");
+    require_finite(y.mscale, "rope_scaling.mscale");
+    require_finite(y.mscale_all_dim, "rope_scaling.mscale_all_dim");
     if (y.original_max_position_embeddings <= 0)
       fail("config.json: field 'rope_scaling.original_max_position_embeddings' must be positive");
     if (!(y.beta_fast > y.beta_slow))
@@ -183,6 +200,9 @@ ModelConfig parse_config(const json& j) {
   }
 
   // Consistency.
+  require_finite_positive(c.rms_norm_eps, "rms_norm_eps");
+  require_finite_positive(c.rope_theta, "rope_theta");
+  require_finite_positive(c.routed_scaling_factor, "routed_scaling_factor");
   require_positive(c.vocab_size, "vocab_size");
   require_positive(c.hidden_size, "hidden_size");
   require_positive(c.intermediate_size, "intermediate_size");
@@ -226,14 +246,13 @@ ModelConfig parse_config(const json& j) {
 }
 
 ModelConfig load_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail("cannot open ", path, " (a model directory needs config.json)");
-  json j;
+  std::string text;
   try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    fail(path, " is not valid JSON: ", e.what());
+    text = read_regular_file(path, "model config");
+  } catch (const Error& e) {
+    fail(e.what(), " (a model directory needs config.json)");
   }
+  json j = parse_json(text, path);
   try {
     return parse_config(j);
   } catch (const Error& e) {

@@ -35,6 +35,10 @@ struct ModelOptions {
   AttentionMode attention = AttentionMode::kAuto;
   MoeExecutor* executor = nullptr;      // nullptr: LocalMoe
   RoutingObserver* observer = nullptr;  // told every layer's routing
+  // Refuse a checkpoint holding NaN or Inf, naming the tensor (model/finite_check.h). Each
+  // matrix is scanned as it is packed, while its pages are resident anyway; docs/benchmarks.md
+  // has the cost. Vectors (norms, router, bias) are always checked.
+  bool check_weights = true;
 };
 
 class DeepSeekModel {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/json.h"
 
 namespace dsinfer::model {
 
@@ -31,12 +32,8 @@ std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* bytes, size_t
   check(header_len <= size - 8, path, ": header length ", header_len, " exceeds the file size ", size,
         " (truncated or not a safetensors file)");
   check(header_len <= (uint64_t(100) << 20), path, ": header length ", header_len, " is implausibly large");
-  json header;
-  try {
-    header = json::parse(bytes + 8, bytes + 8 + header_len);
-  } catch (const json::exception& e) {
-    fail(path, ": header is not valid JSON (", e.what(), ")");
-  }
+  json header = parse_json(std::string_view(reinterpret_cast<const char*>(bytes + 8), size_t(header_len)),
+                           path + ": header");
   check(header.is_object(), path, ": header must be a JSON object");
   const uint8_t* base = bytes + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "base/error.h"
+#include "model/finite_check.h"
 
 namespace dsinfer::model {
 
@@ -69,6 +70,8 @@ class Loader {
     WeightView w{t.dtype, t.data, 1, t.numel()};
     std::vector<float> out(size_t(t.numel()));
     kernels::dequant_row(w, 0, out.data());
+    // Small and copied once: always checked (the matrices are checked as they are packed).
+    check_finite(out.data(), int64_t(out.size()), t.file + ": tensor " + name);
     return out;
   }
 

@@ -1,6 +1,7 @@
 #include "model/checkpoint.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "model/deepseek.h"
 #include "model/weights.h"
 #include "test_models.h"
 
@@ -112,6 +114,95 @@ TEST(Checkpoint, BadTensorsAreNamed) {
   });
   msg = load_error(fp8_norm);
   EXPECT_NE(msg.find("model.norm.weight"), std::string::npos) << msg;
+}
+
+// A private copy of a model dir whose tensor `name` has element `index` overwritten with
+// `bytes` (a NaN or Inf bit pattern of the tensor's dtype).
+std::string with_poisoned_tensor(const std::string& src, const std::string& name, int64_t index,
+                                 const std::vector<uint8_t>& bytes) {
+  std::string dst = src + "-poisoned-" + std::to_string(std::hash<std::string>()(name)) + "-" + std::to_string(index);
+  fs::remove_all(dst);
+  fs::create_directories(dst);
+  for (auto& e : fs::directory_iterator(src)) fs::copy_file(e.path(), dst / e.path().filename());
+  std::ifstream in(dst + "/model.safetensors", std::ios::binary);
+  std::vector<char> file((std::istreambuf_iterator<char>(in)), {});
+  uint64_t n;
+  std::memcpy(&n, file.data(), 8);
+  nlohmann::json h = nlohmann::json::parse(file.begin() + 8, file.begin() + 8 + long(n));
+  const size_t off = 8 + n + h[name]["data_offsets"][0].get<size_t>() + size_t(index) * bytes.size();
+  std::memcpy(file.data() + off, bytes.data(), bytes.size());
+  std::ofstream(dst + "/model.safetensors", std::ios::binary).write(file.data(), long(file.size()));
+  return dst;
+}
+
+std::string model_load_error(const std::string& dir) {
+  try {
+    DeepSeekModel::load(dir);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Checkpoint, NonFiniteWeightsAreRefusedNamingTheTensor) {
+  const std::string bf16 = testing::tiny_model("tiny-v3", false), fp8 = testing::tiny_model("tiny-v3", true);
+  struct Case {
+    std::string dir, tensor;
+    int64_t index;
+    std::vector<uint8_t> bytes;
+  };
+  const Case cases[] = {
+      {bf16, "model.layers.0.self_attn.kv_b_proj.weight", 77, {0xc0, 0x7f}},           // bf16 NaN
+      {bf16, "model.layers.1.mlp.experts.3.down_proj.weight", 5, {0x80, 0xff}},       // bf16 -Inf
+      {bf16, "model.embed_tokens.weight", 1000, {0x80, 0x7f}},                        // +Inf
+      {bf16, "lm_head.weight", 3, {0xc0, 0x7f}},
+      {bf16, "model.layers.2.post_attention_layernorm.weight", 0, {0xc0, 0x7f}},      // a vector
+      {fp8, "model.layers.0.self_attn.o_proj.weight", 12, {0x7f}},                    // e4m3 NaN
+      {fp8, "model.layers.2.mlp.shared_experts.up_proj.weight_scale_inv", 0, {0, 0, 0x80, 0x7f}},  // Inf scale
+  };
+  for (const Case& c : cases) {
+    std::string dir = with_poisoned_tensor(c.dir, c.tensor, c.index, c.bytes);
+    std::string msg = model_load_error(dir);
+    EXPECT_NE(msg.find("tensor " + c.tensor + " holds NaN or Inf"), std::string::npos) << c.tensor << ": " << msg;
+    // The opt-out loads it (for the engine's non-finite-logits test, and for users who must).
+    ModelOptions lax;
+    lax.check_weights = false;
+    if (c.tensor.find("layernorm") == std::string::npos) {
+      EXPECT_NO_THROW(DeepSeekModel::load(dir, lax)) << c.tensor;
+    }
+    fs::remove_all(dir);
+  }
+  EXPECT_EQ(model_load_error(bf16), "");
+  EXPECT_EQ(model_load_error(fp8), "");
+}
+
+TEST(Checkpoint, NonRegularShardIsRefusedWithoutBlocking) {
+  std::string dir = testing::tiny_model("tiny-v3", false);
+  std::string fifo = dir + "-fifo", sub = dir + "-dir";
+  fs::remove_all(fifo);
+  fs::remove_all(sub);
+  fs::create_directories(fifo);
+  fs::create_directories(sub + "/model.safetensors");
+  fs::copy_file(dir + "/config.json", fifo + "/config.json");
+  fs::copy_file(dir + "/config.json", sub + "/config.json");
+  ASSERT_EQ(::mkfifo((fifo + "/model.safetensors").c_str(), 0600), 0);
+  std::string msg = load_error(fifo);  // blocked forever in open() before the fix
+  EXPECT_NE(msg.find(fifo + "/model.safetensors is not a regular file"), std::string::npos) << msg;
+  msg = load_error(sub);
+  EXPECT_NE(msg.find(sub + "/model.safetensors is not a regular file"), std::string::npos) << msg;
+  fs::remove_all(fifo);
+  fs::remove_all(sub);
+}
+
+TEST(Checkpoint, DeeplyNestedHeaderIsRefused) {
+  std::string dir = testing::tiny_model("tiny-v3", false);
+  std::string deep = with_edited_header(dir, "deep", [](nlohmann::json& h) {
+    nlohmann::json v = 1;
+    for (int i = 0; i < 1000; ++i) v = nlohmann::json::array({std::move(v)});
+    h["__metadata__"]["x"] = std::move(v);
+  });
+  std::string msg = load_error(deep);
+  EXPECT_NE(msg.find("model.safetensors: header nests JSON deeper than"), std::string::npos) << msg;
 }
 
 TEST(Checkpoint, TruncatedShardIsReportedWithItsPath) {

@@ -2,8 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -22,6 +27,15 @@ json read_json(const std::string& path) {
 
 const std::string kV3 = std::string(DSINFER_ASSETS_DIR) + "/configs/deepseek-v3.json";
 const std::string kV2Lite = std::string(DSINFER_ASSETS_DIR) + "/configs/deepseek-v2-lite.json";
+
+std::string load_error(const std::string& path) {
+  try {
+    load_config(path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 TEST(Config, ParsesRealDeepSeekV3) {
   ModelConfig c = load_config(kV3);
@@ -113,6 +127,38 @@ TEST(Config, RejectsBadValuesNamingTheField) {
   j = v3; j["num_key_value_heads"] = 8;
   expect_rejected(j, "num_key_value_heads");
   expect_rejected(json::array(), "object");
+}
+
+TEST(Config, FloatFieldsMustBeFiniteAndPositive) {
+  const json v3 = read_json(kV3);
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  for (const char* key : {"rms_norm_eps", "rope_theta", "routed_scaling_factor"})
+    for (double bad : {0.0, -1e-6, inf, nan}) {
+      json j = v3;
+      j[key] = bad;  // JSON text has no NaN, but 1e999 parses as Inf
+      expect_rejected(j, key);
+    }
+  json j = v3;
+  j["rope_scaling"]["mscale"] = inf;
+  expect_rejected(j, "rope_scaling.mscale");
+  j = v3;
+  j["rope_scaling"]["factor"] = inf;
+  expect_rejected(j, "rope_scaling.factor");
+}
+
+TEST(Config, LoadNamesTheFileForDirectoriesFifosAndDeepNesting) {
+  const std::string base = ::testing::TempDir() + "/dsinfer-config-" + std::to_string(::getpid());
+  std::filesystem::create_directories(base + "/dir/config.json");
+  std::string msg = load_error(base + "/dir/config.json");
+  EXPECT_NE(msg.find(base + "/dir/config.json is not a regular file"), std::string::npos) << msg;
+  std::filesystem::create_directories(base + "/fifo");
+  ASSERT_EQ(::mkfifo((base + "/fifo/config.json").c_str(), 0600), 0);
+  msg = load_error(base + "/fifo/config.json");  // would block forever in open() before the fix
+  EXPECT_NE(msg.find("config.json is not a regular file"), std::string::npos) << msg;
+  std::ofstream(base + "/deep.json") << "{\"a\":" << std::string(100000, '[') << std::string(100000, ']') << "}";
+  msg = load_error(base + "/deep.json");
+  EXPECT_NE(msg.find(base + "/deep.json nests JSON deeper than"), std::string::npos) << msg;
+  std::filesystem::remove_all(base);
 }
 
 TEST(Config, LoadReportsMissingAndMalformedFiles) {
