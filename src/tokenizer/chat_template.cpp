@@ -88,6 +88,27 @@ std::string text_field(const nlohmann::json& obj, const char* key, const std::st
   return it->get<std::string>();
 }
 
+// "content": a string, null, or OpenAI's array of parts. Text parts ({"type": "text", "text"})
+// are concatenated in order, with nothing between them: the client split the text, joining it
+// back restores it. Other part types (image_url, input_audio, file) name a modality this model
+// does not have, so they are refused rather than silently dropped.
+std::string content_field(const nlohmann::json& obj, const std::string& where) {
+  auto it = obj.find("content");
+  if (it == obj.end() || it->is_null() || it->is_string()) return text_field(obj, "content", where, false);
+  if (!it->is_array())
+    fail(where, ": \"content\" must be a string or an array of content parts, got ", it->type_name());
+  std::string text;
+  for (size_t k = 0; k < it->size(); ++k) {
+    const nlohmann::json& part = (*it)[k];
+    std::string pwhere = str(where, " content part ", k);
+    if (!part.is_object()) fail(pwhere, " must be a JSON object");
+    std::string type = text_field(part, "type", pwhere, true);
+    if (type != "text") fail(pwhere, " has type '", type, "'; only \"text\" parts are supported");
+    text += text_field(part, "text", pwhere, true);
+  }
+  return text;
+}
+
 }  // namespace
 
 std::vector<ChatMessage> chat_messages_from_json(const nlohmann::json& messages) {
@@ -99,7 +120,12 @@ std::vector<ChatMessage> chat_messages_from_json(const nlohmann::json& messages)
     if (!m.is_object()) fail(where, " must be a JSON object");
     ChatMessage msg;
     msg.role = text_field(m, "role", where, true);
-    msg.content = text_field(m, "content", where, false);
+    // OpenAI's "developer" role is its newer name for "system".
+    if (msg.role == "developer") msg.role = "system";
+    // The template would drop any other role without a trace: the model would never see it.
+    if (msg.role != "system" && msg.role != "user" && msg.role != "assistant" && msg.role != "tool")
+      fail(where, " has role '", msg.role, "'; expected system, developer, user, assistant or tool");
+    msg.content = content_field(m, where);
     msg.reasoning_content = text_field(m, "reasoning_content", where, false);
     msg.tool_call_id = text_field(m, "tool_call_id", where, false);
     if (auto it = m.find("tool_calls"); it != m.end() && !it->is_null()) {

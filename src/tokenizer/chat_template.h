@@ -23,7 +23,7 @@ struct ToolCall {
 };
 
 struct ChatMessage {
-  std::string role;  // system, user, assistant or tool; the template ignores any other role
+  std::string role;  // system, user, assistant or tool (chat_messages_from_json refuses others)
   // An assistant message with tool calls and empty content stands for JSON null content, which is
   // what makes the template render its tool calls.
   std::string content;
@@ -39,7 +39,9 @@ std::string render_chat(const std::vector<ChatMessage>& messages, bool add_gener
 
 // OpenAI-style messages ([{"role", "content", "tool_calls": [{"id", "type", "function": {"name",
 // "arguments"}}], "tool_call_id", "reasoning_content"}]) -> ChatMessage. Null content becomes
-// empty; throws Error naming the message and field for anything else malformed.
+// empty; content as an array of {"type": "text", "text"} parts is concatenated; role
+// "developer" becomes "system". Throws Error naming the message and field for an unknown role,
+// a non-text content part, or anything else malformed.
 std::vector<ChatMessage> chat_messages_from_json(const nlohmann::json& messages);
 
 // True when `jinja` is DeepSeek-V3's chat template, the one render_chat reproduces.

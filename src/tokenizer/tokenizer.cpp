@@ -1,13 +1,14 @@
 #include "tokenizer/tokenizer.h"
 
-#include <fstream>
-#include <sstream>
+#include <filesystem>
 #include <unordered_map>
 #include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/json.h"
+#include "base/read_file.h"
 #include "tokenizer/added_vocabulary.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/byte_level.h"
@@ -34,21 +35,18 @@ struct Tokenizer::Impl {
   std::vector<std::string> bytes;          // by id: what the ByteLevel decoder makes of it
   size_t vocab_size = 0;
   std::string bos_token, eos_token, chat_template;
+  std::string chat_template_problem;  // "" when render_chat works
   int32_t bos_id = -1, eos_id = -1;
 };
 
 namespace {
 
-std::string read_file(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open ", what, " ", path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (!in.good() && !in.eof()) fail("cannot read ", what, " ", path);
-  return ss.str();
+// Anything at the path counts: a directory or FIFO named tokenizer.json is then refused by
+// read_regular_file with its name, instead of being skipped as absent.
+bool file_exists(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::exists(path, ec);
 }
-
-bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
 
 // bos_token / eos_token in tokenizer_config.json: a string, an AddedToken object, or null.
 std::string token_content(const nlohmann::json& cfg, const char* key, const std::string& origin) {
@@ -80,20 +78,15 @@ Tokenizer Tokenizer::from_dir(const std::string& model_dir) {
   if (!file_exists(path))
     fail("no tokenizer.json in ", model_dir,
          " (a model directory needs the tokenizer.json and tokenizer_config.json of its model)");
-  std::string json = read_file(path, "tokenizer file");
+  std::string json = read_regular_file(path, "tokenizer file");
   std::string config_path = model_dir + "/tokenizer_config.json";
-  std::string config = file_exists(config_path) ? read_file(config_path, "tokenizer config") : "";
+  std::string config = file_exists(config_path) ? read_regular_file(config_path, "tokenizer config") : "";
   return from_json(json, config, path);
 }
 
 Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view config_json,
                                const std::string& origin) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(tokenizer_json);
-  } catch (const nlohmann::json::exception& e) {
-    fail(origin, " is not valid JSON: ", e.what());
-  }
+  nlohmann::json j = parse_json(tokenizer_json, origin);
   if (!j.is_object()) fail(origin, " must hold a JSON object");
   auto impl = std::make_shared<Impl>();
   try {
@@ -187,15 +180,10 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   }
 
   if (!config_json.empty()) {
-    nlohmann::json cfg;
     std::string cfg_origin = origin.size() >= 14 && origin.compare(origin.size() - 14, 14, "tokenizer.json") == 0
                                  ? origin.substr(0, origin.size() - 14) + "tokenizer_config.json"
                                  : "tokenizer_config.json";
-    try {
-      cfg = nlohmann::json::parse(config_json);
-    } catch (const nlohmann::json::exception& e) {
-      fail(cfg_origin, " is not valid JSON: ", e.what());
-    }
+    nlohmann::json cfg = parse_json(config_json, cfg_origin);
     if (!cfg.is_object()) fail(cfg_origin, " must hold a JSON object");
     impl->bos_token = token_content(cfg, "bos_token", cfg_origin);
     impl->eos_token = token_content(cfg, "eos_token", cfg_origin);
@@ -216,6 +204,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   tok.impl_ = impl;
   impl->bos_id = impl->bos_token.empty() ? -1 : tok.token_id(impl->bos_token);
   impl->eos_id = impl->eos_token.empty() ? -1 : tok.token_id(impl->eos_token);
+  impl->chat_template_problem = tok.probe_chat_template();
   return tok;
 }
 
@@ -316,6 +305,31 @@ const std::string& Tokenizer::token_bytes(int32_t id) const {
 const std::string& Tokenizer::bos_token() const { return impl_->bos_token; }
 const std::string& Tokenizer::eos_token() const { return impl_->eos_token; }
 const std::string& Tokenizer::chat_template() const { return impl_->chat_template; }
+
+std::string Tokenizer::probe_chat_template() const {
+  // Every role and a tool call: what a client may send, rendered and encoded as a request would be.
+  std::vector<ChatMessage> probe(5);
+  probe[0].role = "system";
+  probe[0].content = "You are a helpful assistant.";
+  probe[1].role = "user";
+  probe[1].content = "What is the weather?";
+  probe[2].role = "assistant";
+  probe[2].tool_calls.push_back({"call_0", "function", "get_weather", R"({"city": "Paris"})"});
+  probe[3].role = "tool";
+  probe[3].content = "sunny";
+  probe[3].tool_call_id = "call_0";
+  probe[4].role = "user";
+  probe[4].content = "Thanks.";
+  try {
+    std::string text = render_chat(probe, true);
+    if (text.empty() || encode(text).empty()) return "the chat template renders a conversation as empty text";
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const std::string& Tokenizer::chat_template_problem() const { return impl_->chat_template_problem; }
 
 std::string Tokenizer::render_chat(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
   if (impl_->chat_template.empty())

@@ -55,6 +55,12 @@ class Tokenizer {
   // Renders a conversation with this tokenizer's chat template. Only the DeepSeek-V3 template is
   // implemented natively; any other template is rejected with an Error naming the problem.
   std::string render_chat(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+  // Why render_chat cannot serve conversations with this tokenizer ("" when it can): no
+  // template, a template dsinfer does not render, or one that renders nothing. Found once at
+  // load by rendering a probe conversation (probe_chat_template), so a server can refuse chat
+  // as its own shortcoming and warn at start instead of failing each request.
+  const std::string& chat_template_problem() const;
+  std::string probe_chat_template() const;
 
   struct Impl;
 

@@ -44,7 +44,6 @@ CONVERSATIONS = [
     ("tool calls in two turns", [sys_("Use tools."), user("Weather?"), tools(weather), tool('{"temp": 18}'), asst("18°C."), user("And the time?"), tools(time_), tool('{"time": "14:05"}', "call_2"), asst("14:05.")], True),
     ("tool outputs across turns", [user("q1"), tools(weather), tool("r1"), asst("a1"), user("q2"), tools(search), tool("r2"), tool("r3", "call_3")], True),
     ("user after tool output", [user("Weather?"), tools(weather), tool('{"temp": 18}'), user("Thanks, and tomorrow?")], True),
-    ("unknown roles are ignored", [{"role": "developer", "content": "ignored"}, user("Hi"), {"role": "function", "content": "x"}], True),
     ("assistant with content and tool calls renders content", [user("Hi"), {"role": "assistant", "content": "Let me check.", "tool_calls": [weather]}, tool("r")], True),
     ("arguments with newlines and unicode", [user("Write"), tools(call("write_file", {"path": "a.txt", "text": "line1\nline2 ✓"}))], False),
     ("long system prompt", [sys_("Rules:\n" + "\n".join(f"{i}. Rule number {i}." for i in range(1, 30))), user("Go")], True),

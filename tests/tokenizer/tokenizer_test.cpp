@@ -164,11 +164,47 @@ TEST(ChatTemplate, MessagesFromJsonAndTheirErrors) {
                 .find("message 0 has no \"role\""),
             std::string::npos);
   EXPECT_NE(error_of([] { chat_messages_from_json(nlohmann::json::parse(R"([{"role":"user","content":[1]}])")); })
-                .find("\"content\" must be a string"),
+                .find("message 0 content part 0 must be a JSON object"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { chat_messages_from_json(nlohmann::json::parse(R"([{"role":"user","content":7}])")); })
+                .find("\"content\" must be a string or an array of content parts"),
             std::string::npos);
   EXPECT_NE(error_of([] { chat_messages_from_json(nlohmann::json::parse(R"({"role":"user"})")); })
                 .find("must be a JSON array"),
             std::string::npos);
+}
+
+TEST(ChatTemplate, UnknownRolesAreRefusedNotDropped) {
+  // The template renders nothing for a role it does not know: the model would silently never
+  // see that message.
+  std::string msg = error_of([] {
+    chat_messages_from_json(nlohmann::json::parse(R"([{"role":"user","content":"a"},{"role":"function","content":"x"}])"));
+  });
+  EXPECT_NE(msg.find("message 1 has role 'function'"), std::string::npos) << msg;
+  auto dev = chat_messages_from_json(nlohmann::json::parse(R"([{"role":"developer","content":"Be brief."}])"));
+  EXPECT_EQ(dev.at(0).role, "system");  // OpenAI's newer name for it
+}
+
+TEST(ChatTemplate, ContentMayBeAnArrayOfTextParts) {
+  auto m = chat_messages_from_json(nlohmann::json::parse(
+      R"([{"role":"user","content":[{"type":"text","text":"Hello, "},{"type":"text","text":"world"}]},
+          {"role":"system","content":[]}])"));
+  EXPECT_EQ(m.at(0).content, "Hello, world");
+  EXPECT_EQ(m.at(1).content, "");
+  std::string msg = error_of([] {
+    chat_messages_from_json(nlohmann::json::parse(
+        R"([{"role":"user","content":[{"type":"text","text":"look"},{"type":"image_url","image_url":{"url":"x"}}]}])"));
+  });
+  EXPECT_NE(msg.find("message 0 content part 1 has type 'image_url'"), std::string::npos) << msg;
+  EXPECT_NE(error_of([] {
+              chat_messages_from_json(nlohmann::json::parse(R"([{"role":"user","content":[{"type":"text"}]}])"));
+            }).find("has no \"text\""),
+            std::string::npos);
+}
+
+TEST(ChatTemplate, TheShippedTemplatePassesTheProbe) {
+  EXPECT_EQ(deepseek().chat_template_problem(), "");
+  EXPECT_EQ(deepseek().probe_chat_template(), "");
 }
 
 class TempDir {
@@ -213,11 +249,30 @@ TEST(FromDir, ErrorsNameTheFileAndTheProblem) {
   EXPECT_EQ(t.bos_id(), -1);
   EXPECT_EQ(t.encode("aa"), (Ids{0, 0}));
   EXPECT_NE(error_of([&] { t.render_chat({}, true); }).find("no chat_template"), std::string::npos);
+  EXPECT_NE(t.chat_template_problem().find("no chat_template"), std::string::npos) << t.chat_template_problem();
   TempDir other_template;
   other_template.write("tokenizer.json", R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})");
   other_template.write("tokenizer_config.json", R"({"chat_template": "{{ messages }}"})");
   Tokenizer o = Tokenizer::from_dir(other_template.path());
   EXPECT_NE(error_of([&] { o.render_chat({}, true); }).find("not the DeepSeek-V3 one"), std::string::npos);
+  EXPECT_NE(o.chat_template_problem().find("not the DeepSeek-V3 one"), std::string::npos);
+}
+
+TEST(FromDir, DeepNestingAndNonRegularFilesAreErrorsNamingTheFile) {
+  TempDir deep;
+  deep.write("tokenizer.json", std::string(100000, '[') + std::string(100000, ']'));
+  std::string msg = error_of([&] { Tokenizer::from_dir(deep.path()); });
+  EXPECT_NE(msg.find(deep.path() + "/tokenizer.json nests JSON deeper than"), std::string::npos) << msg;
+  TempDir deep_config;
+  deep_config.write("tokenizer.json", R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})");
+  deep_config.write("tokenizer_config.json", "{\"x\":" + std::string(5000, '[') + std::string(5000, ']') + "}");
+  msg = error_of([&] { Tokenizer::from_dir(deep_config.path()); });
+  EXPECT_NE(msg.find("tokenizer_config.json nests JSON deeper than"), std::string::npos) << msg;
+  TempDir dir_config;
+  dir_config.write("tokenizer.json", R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})");
+  std::filesystem::create_directory(dir_config.path() + "/tokenizer_config.json");
+  msg = error_of([&] { Tokenizer::from_dir(dir_config.path()); });
+  EXPECT_NE(msg.find("tokenizer_config.json is not a regular file"), std::string::npos) << msg;
 }
 
 }  // namespace
