@@ -78,10 +78,11 @@ std::shared_ptr<RequestStream> Engine::submit(std::vector<int32_t> prompt, const
   for (int32_t id : prompt) check(id >= 0 && id < vocab, "token id ", id, " is outside the vocabulary [0, ", vocab, ")");
   const int64_t len = int64_t(prompt.size());
   check(len < max_model_len_, "the prompt has ", len, " tokens but the context is ", max_model_len_, " tokens");
-  check(len + params.max_tokens <= max_model_len_, "the prompt (", len, " tokens) plus max_tokens (", params.max_tokens,
-        ") exceeds the context of ", max_model_len_, " tokens");
-  check(len + params.max_tokens <= kv_capacity_tokens_, "the prompt plus max_tokens (", len + params.max_tokens,
-        " tokens) exceeds the KV cache (", kv_capacity_tokens_, " tokens); raise --kv-cache-gb");
+  // max_tokens against the room left, never len + max_tokens: near 2^63 the sum overflows.
+  check(params.max_tokens <= max_model_len_ - len, "the prompt (", len, " tokens) plus max_tokens (",
+        params.max_tokens, ") exceeds the context of ", max_model_len_, " tokens");
+  check(params.max_tokens <= kv_capacity_tokens_ - len, "the prompt (", len, " tokens) plus max_tokens (",
+        params.max_tokens, ") exceeds the KV cache (", kv_capacity_tokens_, " tokens); raise --kv-cache-gb");
   auto stream = std::make_shared<RequestStream>();
   stream->id = next_id_++;
   {
@@ -150,7 +151,18 @@ void Engine::loop() {
       abort_everything = std::exchange(abort_all_, false);
       stopping = stop_;
     }
-    for (auto& in : incoming) accept(std::move(in));
+    for (auto& in : incoming) {
+      // Whatever accepting one request throws (out of memory) ends that request only.
+      std::shared_ptr<RequestStream> stream = in.stream;
+      try {
+        accept(std::move(in));
+      } catch (const std::exception& e) {
+        log_warn("request ", stream->id, " failed on admission: ", e.what());
+        requests_.erase(stream->id);
+        stream->finish(str("internal error: ", e.what()));
+        --in_flight_;
+      }
+    }
     std::vector<Request*> gone;
     for (auto& [id, r] : requests_)
       if (abort_everything || stopping || r->stream->cancelled) gone.push_back(r.get());
@@ -186,10 +198,12 @@ void Engine::accept(Incoming in) {
   r->params = std::move(in.params);
   r->stream = std::move(in.stream);
   r->arrival = in.arrival;
+  r->stops = std::make_shared<const StopSet>(r->params.stop);
   r->base_seed = r->params.seed ? *r->params.seed : std::random_device{}() * 0x100000001ull + r->id;
   r->seqs.push_back(make_sequence(*r, 0));
-  scheduler_->add(r->seqs[0].get());
+  Sequence* first = r->seqs[0].get();
   requests_.emplace(r->id, std::move(r));
+  scheduler_->add(first);  // last: if anything above throws, the scheduler never saw the request
 }
 
 std::unique_ptr<Sequence> Engine::make_sequence(Request& r, int index) {
@@ -198,11 +212,12 @@ std::unique_ptr<Sequence> Engine::make_sequence(Request& r, int index) {
   s->request = &r;
   s->index = index;
   s->tokens = r.prompt;
-  s->tokens.reserve(r.prompt.size() + size_t(r.params.max_tokens));
+  // submit() bounded max_tokens by the context; min() keeps that true for any caller.
+  s->tokens.reserve(size_t(std::min<int64_t>(int64_t(r.prompt.size()) + r.params.max_tokens, max_model_len_)));
   s->num_prompt = int64_t(r.prompt.size());
   s->rng = mix64(r.base_seed + 0x9e3779b97f4a7c15ull * uint64_t(index + 1));
   s->detok = std::make_unique<tokenizer::StreamingDetokenizer>(tokenizer_);
-  s->stop = StopMatcher(r.params.stop);
+  s->stop = StopMatcher(r.stops);
   return s;
 }
 
@@ -250,21 +265,38 @@ void Engine::step() {
   scheduler_->advance(step_);
   const double now = now_seconds();
   int64_t row = 0;
+  std::vector<Request*> failed;
   for (const ScheduledChunk& c : step_.chunks) {
     if (!c.wants_logits) continue;
     const float* logits = runner_->logits_row(row++);
     Sequence& seq = *c.seq;
     Request& r = *seq.request;
-    // Fork first: the siblings share the prompt's blocks, which the parent may release if its
-    // first token already finishes it.
-    if (seq.index == 0 && !r.forked && r.params.n > 1) fork_choices(r, logits, now);
-    process_token(seq, logits, now);
+    if (!r.error.empty()) continue;  // a sibling already failed this request in this step
+    // What one request's tokens do (non-finite logits, a detokenizer or stop-matcher failure)
+    // ends that request alone; it is failed after the loop, since later chunks may be its own.
+    try {
+      // Fork first: the siblings share the prompt's blocks, which the parent may release if its
+      // first token already finishes it.
+      if (seq.index == 0 && !r.forked && r.params.n > 1) fork_choices(r, logits, now);
+      process_token(seq, logits, now);
+    } catch (const Error& e) {
+      r.error = e.what();
+      failed.push_back(&r);
+    } catch (const std::exception& e) {
+      r.error = str("internal error: ", e.what());
+      failed.push_back(&r);
+    }
   }
   std::vector<Request*> done;
   for (const ScheduledChunk& c : step_.chunks)
-    if (c.wants_logits) done.push_back(c.seq->request);
+    if (c.wants_logits && c.seq->request->error.empty()) done.push_back(c.seq->request);
   std::sort(done.begin(), done.end());
   done.erase(std::unique(done.begin(), done.end()), done.end());
+  for (Request* r : failed) {
+    log_warn("request ", r->id, " failed: ", r->error);
+    r->stream->finish(r->error);  // first: the stream reports this error, not a plain abort
+    abort(*r);
+  }
   {
     std::lock_guard lock(metrics_mu_);
     ++metrics_.steps;

@@ -6,9 +6,33 @@
 #include <cstring>
 #include <limits>
 
+#include "base/error.h"
 #include "kernels/sampling.h"
 
 namespace dsinfer::engine {
+
+namespace {
+
+// The first index of a NaN or ±Inf in x[0, n), or -1. A logits row is read once per token
+// anyway; this pass over its exponent bits vectorises and costs about as much as max_value.
+int64_t first_non_finite(const float* x, int64_t n) {
+  constexpr int64_t kBlock = 1024;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    uint32_t any = 0;
+    for (int64_t i = b; i < e; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, x + i, sizeof bits);
+      any |= uint32_t((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    if (any)
+      for (int64_t i = b; i < e; ++i)
+        if (!std::isfinite(x[i])) return i;
+  }
+  return -1;
+}
+
+}  // namespace
 
 Sampler::Sampler(int64_t vocab_size)
     : vocab_(vocab_size), work_(size_t(vocab_size)), w_(size_t(vocab_size)), counts_(size_t(vocab_size)), stamp_(size_t(vocab_size), 0) {}
@@ -35,15 +59,22 @@ void Sampler::apply_penalties(const SamplingContext& ctx) {
   }
   for (int32_t t : idx_) {
     float& l = work_[size_t(t)];
-    if (rep) l = l > 0 ? float(l / p.repetition_penalty) : float(l * p.repetition_penalty);
+    double v = l;
+    if (rep) v = v > 0 ? v / p.repetition_penalty : v * p.repetition_penalty;
     int32_t c = counts_[size_t(t)];
-    if (c > 0) l -= float(c * p.frequency_penalty + p.presence_penalty);
+    if (c > 0) v -= c * p.frequency_penalty + p.presence_penalty;
+    // A finite logit stays finite: a penalty past float's range would make the row's maximum
+    // infinite and every weight NaN.
+    constexpr double kMax = std::numeric_limits<float>::max();
+    l = float(std::clamp(v, -kMax, kMax));
   }
 }
 
 int32_t Sampler::draw(const SamplingParams& p, uint64_t& rng) {
   // Unnormalised weights relative to the most likely token (weight 1), computed once.
   const float mx = kernels::max_value(work_.data(), vocab_);
+  // greedy() is false, so temperature >= kGreedyTemperature and 1 / temperature <= 1e5; the row
+  // is finite, so every weight is in [0, 1] and the best token's is 1: total >= 1.
   const double total = kernels::exp_weights(work_.data(), vocab_, mx, float(1.0 / p.temperature), w_.data());
   const float min_w = float(p.min_p);  // min_p is relative to the best token's weight, 1
   if (p.top_k == 0 && p.top_p >= 1.0) {  // no ranking needed: one pass over the vocabulary
@@ -110,6 +141,9 @@ int32_t Sampler::draw(const SamplingParams& p, uint64_t& rng) {
     cum += w;
     kept = i + 1;
   }
+  // The most likely token always has weight 1 and so is a candidate; should rounding ever leave
+  // none, fall back to it rather than read before the list.
+  if (kept == 0) return kernels::argmax(work_.data(), vocab_);
   double target = kernels::uniform01(rng) * cum, run = 0;
   for (size_t i = 0; i < kept; ++i) {
     run += w_[size_t(cand_[i].second)];
@@ -120,13 +154,16 @@ int32_t Sampler::draw(const SamplingParams& p, uint64_t& rng) {
 
 int32_t Sampler::sample(const float* logits, const SamplingContext& ctx, TokenLogprob* lp) {
   const SamplingParams& p = *ctx.params;
+  if (const int64_t bad = first_non_finite(logits, vocab_); bad >= 0)
+    throw NonFiniteLogits(str("the model produced a non-finite logit (", logits[bad], " for token id ", bad,
+                              "), so no token can be sampled; the model's weights or activations are broken"));
   int32_t id;
-  if (p.temperature <= 0 && !p.has_penalties()) {
+  if (p.greedy() && !p.has_penalties()) {
     id = kernels::argmax(logits, vocab_);  // plain greedy reads the row in place: no 0.5 MB copy per token
   } else {
     std::memcpy(work_.data(), logits, size_t(vocab_) * sizeof(float));
     apply_penalties(ctx);
-    id = p.temperature <= 0 ? kernels::argmax(work_.data(), vocab_) : draw(p, *ctx.rng);
+    id = p.greedy() ? kernels::argmax(work_.data(), vocab_) : draw(p, *ctx.rng);
   }
   if (lp && p.logprobs >= 0) logprobs(logits, id, p.logprobs, *lp);
   return id;

@@ -8,10 +8,17 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/error.h"
 #include "engine/request.h"
 #include "engine/sampling_params.h"
 
 namespace dsinfer::engine {
+
+// Thrown by Sampler::sample for a logits row holding NaN or Inf: the request cannot continue.
+class NonFiniteLogits : public Error {
+ public:
+  using Error::Error;
+};
 
 struct SamplingContext {
   const SamplingParams* params = nullptr;
@@ -24,7 +31,9 @@ class Sampler {
  public:
   explicit Sampler(int64_t vocab_size);
 
-  // `logits` is left unchanged. When lp is given and params->logprobs >= 0, fills it.
+  // `logits` is left unchanged. When lp is given and params->logprobs >= 0, fills it. Total over
+  // every valid SamplingParams (any temperature, top_k, top_p, min_p); throws NonFiniteLogits
+  // when the row holds NaN or Inf.
   int32_t sample(const float* logits, const SamplingContext& ctx, TokenLogprob* lp);
 
   // log_softmax of `logits` at `id` and its top k alternatives.

@@ -6,6 +6,8 @@
 
 namespace dsinfer::engine {
 
+bool SamplingParams::greedy() const { return !(temperature >= kGreedyTemperature); }
+
 void SamplingParams::validate() const {
   auto finite = [](double v) { return std::isfinite(v); };
   check(finite(temperature) && temperature >= 0 && temperature <= 2, "temperature must be in [0, 2], got ", temperature);
@@ -19,7 +21,10 @@ void SamplingParams::validate() const {
   check(finite(repetition_penalty) && repetition_penalty > 0 && repetition_penalty <= 10,
         "repetition_penalty must be in (0, 10], got ", repetition_penalty);
   check(stop.size() <= kMaxStopStrings, "at most ", kMaxStopStrings, " stop strings are allowed");
-  for (const auto& s : stop) check(!s.empty(), "stop strings must not be empty");
+  for (const auto& s : stop) {
+    check(!s.empty(), "stop strings must not be empty");
+    check(s.size() <= kMaxStopBytes, "stop strings must be at most ", kMaxStopBytes, " bytes, got one of ", s.size());
+  }
   check(max_tokens >= 1, "max_tokens must be at least 1, got ", max_tokens);
   check(logprobs >= -1 && logprobs <= kMaxTopLogprobs, "top_logprobs must be in [0, ", kMaxTopLogprobs, "], got ", logprobs);
   check(n >= 1 && n <= kMaxChoices, "n must be in [1, ", kMaxChoices, "], got ", n);

@@ -9,7 +9,7 @@
 namespace dsinfer::engine {
 
 struct SamplingParams {
-  double temperature = 1.0;        // 0: greedy
+  double temperature = 1.0;        // below kGreedyTemperature (0 included): greedy
   double top_p = 1.0;              // nucleus mass kept, (0, 1]
   int64_t top_k = 0;               // 0: off
   double min_p = 0.0;              // drop tokens below min_p * p(most likely)
@@ -26,11 +26,20 @@ struct SamplingParams {
 
   // Throws Error naming the first field out of range.
   void validate() const;
+  // Temperatures this small pick the most likely token with certainty in any real distribution,
+  // and 1 / temperature would overflow a float below ~3e-39: they are greedy.
+  bool greedy() const;
   bool has_penalties() const { return repetition_penalty != 1.0 || frequency_penalty != 0.0 || presence_penalty != 0.0; }
 };
 
+// The smallest temperature that is sampled (vLLM's threshold too): 1 / 1e-5 scales logits by
+// 1e5, far from overflow.
+inline constexpr double kGreedyTemperature = 1e-5;
 inline constexpr int64_t kMaxTopLogprobs = 20;
 inline constexpr int64_t kMaxChoices = 16;
+// Stop strings per request (DeepSeek's API allows 16, OpenAI's 4) and bytes per string: every
+// generated token is matched against each, so both bound the per-token cost (StopMatcher).
 inline constexpr size_t kMaxStopStrings = 16;
+inline constexpr size_t kMaxStopBytes = 1024;
 
 }  // namespace dsinfer::engine

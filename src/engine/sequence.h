@@ -46,6 +46,7 @@ struct Request {
   std::vector<int32_t> prompt;
   SamplingParams params;
   std::shared_ptr<RequestStream> stream;
+  std::shared_ptr<const StopSet> stops;  // compiled once, shared by every choice's StopMatcher
   double arrival = 0;
   uint64_t base_seed = 0;
   std::vector<std::unique_ptr<Sequence>> seqs;  // choice 0 first; the others join after its prefill
@@ -53,6 +54,7 @@ struct Request {
   int finished = 0;
   bool forked = false;
   bool first_token_seen = false;
+  std::string error;  // set when handling this request threw: it ends with this error
 };
 
 }  // namespace dsinfer::engine

@@ -5,33 +5,65 @@
 
 namespace dsinfer::engine {
 
+StopSet::StopSet(std::vector<std::string> stops) : stops_(std::move(stops)) {
+  failure_.reserve(stops_.size());
+  for (const std::string& s : stops_) {
+    std::vector<uint32_t> f(s.size(), 0);
+    for (size_t i = 1, k = 0; i < s.size(); ++i) {
+      while (k > 0 && s[i] != s[k]) k = f[k - 1];
+      if (s[i] == s[k]) ++k;
+      f[i] = uint32_t(k);
+    }
+    failure_.push_back(std::move(f));
+  }
+}
+
+StopMatcher::StopMatcher(std::shared_ptr<const StopSet> stops) : stops_(std::move(stops)) {
+  if (stops_) state_.assign(stops_->size(), 0);
+}
+
+StopMatcher::StopMatcher(std::vector<std::string> stops)
+    : StopMatcher(std::make_shared<const StopSet>(std::move(stops))) {}
+
 std::string StopMatcher::push(std::string_view text, bool& stopped) {
   stopped = false;
+  const size_t old = held_.size();
   held_.append(text);
-  if (stops_.empty()) return std::exchange(held_, {});
+  if (!stops_ || stops_->size() == 0) return std::exchange(held_, {});
+  // Earliest start of a stop string in held_. Every state is at most held_'s length before this
+  // push (held_ keeps the longest matched prefix), so a match lies wholly inside held_.
   size_t first = std::string::npos;
-  for (const auto& s : stops_) first = std::min(first, held_.find(s));
+  for (size_t k = 0; k < stops_->size(); ++k) {
+    const std::string& s = stops_->stop(k);
+    const std::vector<uint32_t>& f = stops_->failure(k);
+    size_t q = state_[k];
+    for (size_t i = old; i < held_.size(); ++i) {
+      while (q > 0 && held_[i] != s[q]) q = f[q - 1];
+      if (held_[i] == s[q]) ++q;
+      if (q == s.size()) {
+        first = std::min(first, i + 1 - s.size());
+        break;
+      }
+    }
+    state_[k] = uint32_t(q);
+  }
   if (first != std::string::npos) {
     stopped = true;
     std::string out = held_.substr(0, first);
     held_.clear();
+    std::fill(state_.begin(), state_.end(), 0);
     return out;
   }
   // Keep the longest tail that is a proper prefix of some stop string.
-  size_t keep = 0;
-  for (const auto& s : stops_) {
-    for (size_t len = std::min(s.size() - 1, held_.size()); len > keep; --len) {
-      if (held_.compare(held_.size() - len, len, s, 0, len) == 0) {
-        keep = len;
-        break;
-      }
-    }
-  }
+  const size_t keep = *std::max_element(state_.begin(), state_.end());
   std::string out = held_.substr(0, held_.size() - keep);
   held_.erase(0, held_.size() - keep);
   return out;
 }
 
-std::string StopMatcher::flush() { return std::exchange(held_, {}); }
+std::string StopMatcher::flush() {
+  std::fill(state_.begin(), state_.end(), 0);
+  return std::exchange(held_, {});
+}
 
 }  // namespace dsinfer::engine

@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "base/timer.h"
 #include "model/presets.h"
@@ -224,6 +227,80 @@ TEST(Engine, RejectsBadRequestsAndAFullQueue) {
   EXPECT_THROW(e->submit(prompt_of(10, 3), greedy(2)), QueueFull);
   e->cancel(a);
   collect(*b);
+}
+
+TEST(Engine, MaxTokensNearTwoToTheSixtyThreeIsRefusedNotOverflowed) {
+  EngineOptions opt;
+  opt.kv_blocks = 8;
+  auto e = make_engine(opt);
+  // len + max_tokens overflowed to a negative number, passed the checks, and the step thread
+  // died in vector::reserve (std::length_error, process abort).
+  for (int64_t huge : {INT64_MAX, INT64_MAX - 5, int64_t(1) << 62}) {
+    EXPECT_THROW(e->submit(prompt_of(10, 1), greedy(huge)), Error) << huge;
+  }
+  auto r = collect(*e->submit(prompt_of(10, 1), greedy(3)));  // and the engine still serves
+  EXPECT_EQ(r.tokens[0].size(), 3u);
+}
+
+// A copy of the tiny model whose embedding row `token` is NaN: any sequence holding that token
+// gets NaN logits, every other sequence is unaffected (batch invariance). Loaded with the
+// weight scan off, as a model whose activations overflow would behave.
+std::string model_with_nan_token(int32_t token) {
+  namespace fs = std::filesystem;
+  std::string src = tiny_model(), dst = src + "-nan-" + std::to_string(::getpid());
+  fs::remove_all(dst);
+  fs::create_directories(dst);
+  for (auto& f : fs::directory_iterator(src)) fs::copy_file(f.path(), dst / f.path().filename());
+  std::fstream f(dst + "/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+  uint64_t n = 0;
+  f.read(reinterpret_cast<char*>(&n), 8);
+  std::string header(n, '\0');
+  f.read(header.data(), std::streamsize(n));
+  auto h = nlohmann::json::parse(header)["model.embed_tokens.weight"];
+  EXPECT_EQ(h["dtype"], "BF16");
+  const int64_t hidden = h["shape"][1].get<int64_t>();
+  std::vector<uint16_t> nan_row(size_t(hidden), 0x7fc0);
+  f.seekp(std::streamoff(8 + n + h["data_offsets"][0].get<uint64_t>() + uint64_t(token) * uint64_t(hidden) * 2));
+  f.write(reinterpret_cast<const char*>(nan_row.data()), std::streamsize(hidden * 2));
+  return dst;
+}
+
+TEST(Engine, NonFiniteLogitsFailThatRequestOnlyWithAReason) {
+  const int32_t kPoison = 4242;
+  std::string dir = model_with_nan_token(kPoison);
+  model::ModelOptions mo;
+  mo.check_weights = false;
+  auto m = model::DeepSeekModel::load(dir, mo);
+  auto tok = tokenizer::Tokenizer::from_dir(std::string(DSINFER_ASSETS_DIR) + "/tokenizer/deepseek-v3");
+  EngineOptions opt;
+  opt.kv_blocks = 32;
+  Engine e(std::move(m), std::move(tok), opt, 1);
+  auto poisoned_prompt = prompt_of(20, 4);
+  poisoned_prompt[7] = kPoison;
+  // Sampled with top_k/top_p (the path that read before its candidate list) and greedily, with
+  // n = 2 (a sibling must not run on), beside a healthy request in the same batches.
+  SamplingParams sampled;
+  sampled.temperature = 0.7;
+  sampled.top_k = 5;
+  sampled.top_p = 0.9;
+  sampled.n = 2;
+  sampled.max_tokens = 4;
+  auto healthy = e.submit(prompt_of(20, 5), greedy(6));
+  auto bad_sampled = e.submit(poisoned_prompt, sampled);
+  auto bad_greedy = e.submit(poisoned_prompt, greedy(4));
+  for (auto* s : {&bad_sampled, &bad_greedy}) {
+    collect(**s);
+    EXPECT_NE((*s)->error().find("non-finite logit"), std::string::npos) << (*s)->error();
+  }
+  auto ok = collect(*healthy);
+  EXPECT_EQ(healthy->error(), "");
+  EXPECT_EQ(ok.tokens[0].size(), 6u);
+  auto after = e.submit(prompt_of(30, 6), greedy(3));  // still serving
+  EXPECT_EQ(collect(*after).tokens[0].size(), 3u);
+  EXPECT_EQ(after->error(), "");
+  ASSERT_TRUE(wait_until([&] { return e.idle() && e.metrics().kv_blocks_used == 0; }));
+  e.shutdown();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

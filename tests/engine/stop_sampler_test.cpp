@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
+#include <memory>
 
 #include "base/error.h"
 #include "engine/sampler.h"
@@ -42,6 +44,75 @@ TEST(StopMatcher, FlushReleasesHeldTextAndNoStopsPassThrough) {
   EXPECT_EQ(m.flush(), "x");
   StopMatcher none;
   EXPECT_EQ(none.push("anything", stopped), "anything");
+}
+
+// The matcher before KMP, kept as the reference: earliest start over all stops, else hold the
+// longest tail that is a proper prefix of some stop.
+std::string naive_push(const std::vector<std::string>& stops, std::string& held, std::string_view text, bool& stopped) {
+  stopped = false;
+  held.append(text);
+  size_t first = std::string::npos;
+  for (const auto& s : stops) first = std::min(first, held.find(s));
+  if (first != std::string::npos) {
+    stopped = true;
+    std::string out = held.substr(0, first);
+    held.clear();
+    return out;
+  }
+  size_t keep = 0;
+  for (const auto& s : stops)
+    for (size_t len = std::min(s.size() - 1, held.size()); len > keep; --len)
+      if (held.compare(held.size() - len, len, s, 0, len) == 0) {
+        keep = len;
+        break;
+      }
+  std::string out = held.substr(0, held.size() - keep);
+  held.erase(0, held.size() - keep);
+  return out;
+}
+
+TEST(StopMatcher, MatchesTheReferenceOnRandomText) {
+  // A two-letter alphabet makes overlapping, self-similar stops (aab, abab) the common case.
+  uint64_t rng = 99;
+  auto rand_str = [&](size_t max_len) {
+    std::string s(1 + size_t(kernels::uniform01(rng) * double(max_len)), 'a');
+    for (char& c : s) c = kernels::uniform01(rng) < 0.5 ? 'a' : 'b';
+    return s;
+  };
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::vector<std::string> stops;
+    for (int k = 0, n = 1 + trial % 4; k < n; ++k) stops.push_back(rand_str(6));
+    StopMatcher m(stops);
+    std::string held, got, want;
+    bool s1 = false, s2 = false;
+    for (int step = 0; step < 30 && !s1; ++step) {
+      std::string piece = rand_str(3);
+      got += m.push(piece, s1);
+      want += naive_push(stops, held, piece, s2);
+      ASSERT_EQ(s1, s2) << trial;
+      ASSERT_EQ(got, want) << trial;
+    }
+    if (!s1) {
+      ASSERT_EQ(m.flush(), held);
+    }
+  }
+}
+
+TEST(StopMatcher, ChoicesShareOneStopSetAndLongStopsStayCheap) {
+  auto set = std::make_shared<const StopSet>(std::vector<std::string>(kMaxStopStrings, std::string(kMaxStopBytes, 'x')));
+  StopMatcher a(set), b(set);
+  EXPECT_EQ(set.use_count(), 3);  // shared, not copied per choice
+  bool stopped = false;
+  // 1 KiB stops of one repeated byte: the old tail search was quadratic in the stop's length
+  // for every stop and every token; this stays linear in the new text.
+  std::string out;
+  for (int i = 0; i < 1023; ++i) out += a.push("x", stopped);
+  EXPECT_FALSE(stopped);
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(a.push("x", stopped), "");
+  EXPECT_TRUE(stopped);
+  EXPECT_EQ(b.push("xy", stopped), "xy");  // b has its own state
+  EXPECT_FALSE(stopped);
 }
 
 std::vector<float> make_logits(int64_t n, uint64_t seed) {
@@ -226,6 +297,73 @@ TEST(SamplingParams, RejectsOutOfRangeValues) {
   bad([](SamplingParams& p) { p.presence_penalty = 3; });
   SamplingParams ok;
   EXPECT_NO_THROW(ok.validate());
+}
+
+TEST(Sampler, TinyTemperaturesAreGreedyAndNeverOverflow) {
+  const int64_t n = 1000;
+  auto l = make_logits(n, 5);
+  const int32_t best = kernels::argmax(l.data(), n);
+  Sampler s(n);
+  // 1e-40 made 1 / temperature inf, every weight NaN, the candidate list empty, and draw() read
+  // before its start (SIGSEGV) whenever top_k or top_p asked for ranking.
+  for (double t : {1e-40, 1e-300, 5e-324, 1e-6, kGreedyTemperature / 2}) {
+    SamplingParams p;
+    p.temperature = t;
+    p.top_k = 5;
+    p.top_p = 0.9;
+    uint64_t rng = 3;
+    SamplingContext ctx{&p, nullptr, 0, 0, &rng};
+    EXPECT_TRUE(p.greedy()) << t;
+    EXPECT_EQ(s.sample(l.data(), ctx, nullptr), best) << t;
+  }
+  // At the threshold it samples, and a gap of one logit is e^-100000: still the best token.
+  SamplingParams p;
+  p.temperature = kGreedyTemperature;
+  p.top_k = 5;
+  EXPECT_FALSE(p.greedy());
+  uint64_t rng = 3;
+  SamplingContext ctx{&p, nullptr, 0, 0, &rng};
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(s.sample(l.data(), ctx, nullptr), best);
+}
+
+TEST(Sampler, NonFiniteLogitsThrowInsteadOfReadingOutOfRange) {
+  const int64_t n = 300;
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (float bad : {nan, inf, -inf}) {
+    for (int mode = 0; mode < 4; ++mode) {
+      auto l = make_logits(n, 8);
+      l[123] = bad;
+      SamplingParams p;
+      p.temperature = mode == 0 ? 0.0 : 0.8;
+      p.top_k = mode == 2 ? 10 : 0;
+      p.top_p = mode == 3 ? 0.5 : 1.0;
+      p.logprobs = 2;
+      uint64_t rng = 1;
+      SamplingContext ctx{&p, nullptr, 0, 0, &rng};
+      Sampler s(n);
+      TokenLogprob lp;
+      try {
+        s.sample(l.data(), ctx, &lp);
+        ADD_FAILURE() << "no error for " << bad << " in mode " << mode;
+      } catch (const NonFiniteLogits& e) {
+        EXPECT_NE(std::string(e.what()).find("token id 123"), std::string::npos) << e.what();
+      }
+    }
+  }
+}
+
+TEST(Sampler, PenaltiesNeverPushALogitPastFloatRange) {
+  // Dividing 3e38 by a repetition penalty of 0.5 gave +Inf, so max - max = NaN in every weight.
+  std::vector<float> l = {3e38f, 1.0f, -3e38f, 0.5f};
+  SamplingParams p;
+  p.temperature = 1.0;
+  p.top_k = 2;
+  p.repetition_penalty = 0.5;
+  std::vector<int32_t> ctx_tokens = {0, 2};
+  uint64_t rng = 7;
+  SamplingContext ctx{&p, ctx_tokens.data(), 2, 2, &rng};
+  Sampler s(4);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(s.sample(l.data(), ctx, nullptr), 0);
 }
 
 }  // namespace
