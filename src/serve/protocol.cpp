@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "base/json.h"
 #include "serve/api_error.h"
 #include "tokenizer/chat_template.h"
 
@@ -31,7 +32,9 @@ int64_t get_int(const json& body, const char* name, int64_t fallback) {
   const json* v = field(body, name);
   if (!v) return fallback;
   if (v->is_number_float()) {
+    // Range first: converting a double outside int64_t (1e300) to an integer is undefined.
     double d = v->get<double>();
+    if (!(d > -0x1p63 && d < 0x1p63)) bad(name, str("'", name, "' is out of range"));
     if (d != double(int64_t(d))) bad(name, str("'", name, "' must be an integer"));
     return int64_t(d);
   }
@@ -71,10 +74,13 @@ void parse_sampling(const json& body, Endpoint ep, ParsedRequest& r, int64_t voc
   p.n = get_int(body, "n", 1);
   p.ignore_eos = get_bool(body, "ignore_eos", false);
   if (const json* s = field(body, "seed")) {
+    // Any 64-bit integer, negative ones as their two's complement bits.
     if (!s->is_number_integer()) bad("seed", "'seed' must be an integer");
     p.seed = s->is_number_unsigned() ? s->get<uint64_t>() : uint64_t(s->get<int64_t>());
   }
   if (const json* s = field(body, "stop")) {
+    if (s->is_array() && s->size() > engine::kMaxStopStrings)
+      bad("stop", str("'stop' holds ", s->size(), " strings; at most ", engine::kMaxStopStrings, " are allowed"));
     if (s->is_string()) {
       p.stop = {s->get<std::string>()};
     } else if (s->is_array()) {
@@ -85,6 +91,9 @@ void parse_sampling(const json& body, Endpoint ep, ParsedRequest& r, int64_t voc
     } else {
       bad("stop", "'stop' must be a string or an array of strings");
     }
+    for (const auto& x : p.stop)
+      if (x.size() > engine::kMaxStopBytes)
+        bad("stop", str("a stop string is ", x.size(), " bytes; at most ", engine::kMaxStopBytes, " bytes are allowed"));
   }
   if (const json* s = field(body, "stop_token_ids")) {
     if (!s->is_array()) bad("stop_token_ids", "'stop_token_ids' must be an array of token ids");
@@ -119,9 +128,9 @@ void parse_sampling(const json& body, Endpoint ep, ParsedRequest& r, int64_t voc
 ParsedRequest parse_request(Endpoint endpoint, const std::string& text, const ProtocolContext& ctx) {
   json body;
   try {
-    body = json::parse(text);
-  } catch (const json::exception& e) {
-    bad("", str("the request body is not valid JSON: ", e.what()));
+    body = parse_json(text, "the request body");
+  } catch (const Error& e) {
+    bad("", e.what());
   }
   if (!body.is_object()) bad("", "the request body must be a JSON object");
   ParsedRequest r;
@@ -139,6 +148,14 @@ ParsedRequest parse_request(Endpoint endpoint, const std::string& text, const Pr
   if (!r.stream && field(body, "stream_options")) bad("stream_options", "'stream_options' is only allowed with 'stream': true");
 
   if (endpoint == Endpoint::kChat) {
+    // A model whose chat template cannot be rendered cannot serve chat at all: that is the
+    // server's shortcoming, not the client's (the tokenizer checked the template at load).
+    if (const std::string& problem = ctx.tokenizer->chat_template_problem(); !problem.empty())
+      throw ApiError(501,
+                     str("this model has no usable chat template (", problem,
+                         "), so /v1/chat/completions is unavailable; use /v1/completions with a prompt rendered "
+                         "by the client"),
+                     "server_error", "", "chat_template_unavailable");
     const json* msgs = field(body, "messages");
     if (!msgs) bad("messages", "'messages' is required");
     if (!msgs->is_array() || msgs->empty()) bad("messages", "'messages' must be a non-empty array");
@@ -183,7 +200,8 @@ ParsedRequest parse_request(Endpoint endpoint, const std::string& text, const Pr
     max_tokens = get_int(body, max_name, 0);
     if (max_tokens <= 0) bad(max_name, str("'", max_name, "' must be at least 1, got ", max_tokens));
   }
-  if (len + max_tokens > ctx.max_model_len)
+  // Against the room left, never len + max_tokens: near 2^63 the sum overflows and passes.
+  if (max_tokens > ctx.max_model_len - len)
     bad(max_name,
         str("the prompt (", len, " tokens) plus max_tokens (", max_tokens, ") exceeds the model's context of ",
             ctx.max_model_len, " tokens"),
