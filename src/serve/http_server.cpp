@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,6 +32,10 @@ constexpr size_t kReadChunk = 64 << 10;
 // server stops reading that socket until the response is done (it still sees the client leave).
 constexpr size_t kMaxPipelined = 256 << 10;
 constexpr double kTickS = 0.1;  // how often deadlines are checked
+// Bytes read and dropped after a final response (the rest of a refused body) before the server
+// stops being polite and closes.
+constexpr size_t kMaxLingerBytes = 4 << 20;
+constexpr int kReadsPerEvent = 16;
 
 const char* reason(int status) {
   switch (status) {
@@ -222,7 +227,8 @@ struct Server::Conn {
   bool keep_alive = true, head_only = false, http10 = false, streaming = false, sent_continue = false;
   bool reading_paused = false;
   bool processing_input = false;
-  bool peer_eof = false;  // the client shut its side after sending a request  // process_input is on the stack (a finished response must not re-enter it)
+  bool peer_eof = false;  // the client shut its side after sending a request
+  size_t lingered = 0;    // bytes dropped while lingering  // process_input is on the stack (a finished response must not re-enter it)
   double idle_since = 0, request_started = 0, headers_done_at = 0, linger_until = 0;
   double last_write_progress = 0;
 
@@ -279,6 +285,16 @@ ConnectionStats Server::stats() const {
 }
 
 int Server::bind() {
+  // Every connection is a descriptor: lift the soft limit (often 1024) toward the hard one so
+  // the connection table, not EMFILE, is what bounds the clients.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    rlim_t want = std::min<rlim_t>(nofile.rlim_max, rlim_t(options_.max_connections) + 256);
+    if (nofile.rlim_cur < want) {
+      nofile.rlim_cur = want;
+      setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+  }
   addrinfo hints{}, *res = nullptr;
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -466,9 +482,15 @@ void Server::on_event(Conn& c, uint32_t events) {
   if (alive && (events & (EPOLLIN | EPOLLRDHUP))) read_from(*alive);
 }
 
-void Server::read_from(Conn& c) {
+void Server::read_from(Conn& conn) {
+  const uint64_t id = conn.id;
   char buf[kReadChunk];
-  while (true) {
+  // At most kReadsPerEvent reads per wake-up: epoll is level-triggered, so the rest waits for
+  // the next turn and one fast sender cannot hold the loop.
+  for (int reads = 0; reads < kReadsPerEvent; ++reads) {
+    Conn* cp = find(id);
+    if (!cp) return;
+    Conn& c = *cp;
     if (c.phase == Conn::Phase::kHandling && c.in.size() >= kMaxPipelined) {
       // Enough waiting already; keep watching for the client leaving (RDHUP), not for more data.
       c.reading_paused = true;
@@ -477,15 +499,21 @@ void Server::read_from(Conn& c) {
     }
     ssize_t r = ::recv(c.fd, buf, sizeof buf, 0);
     if (r > 0) {
-      if (c.phase != Conn::Phase::kLingering && c.phase != Conn::Phase::kClosing) c.in.append(buf, size_t(r));
+      if (c.phase == Conn::Phase::kLingering || c.phase == Conn::Phase::kClosing) {
+        if ((c.lingered += size_t(r)) > kMaxLingerBytes) close_conn(c);  // still sending a refused body
+        continue;
+      }
+      c.in.append(buf, size_t(r));
+      // Parse as it arrives: the parser's limits bound what is kept, so a client sending faster
+      // than the loop drains cannot grow the buffer past one read.
+      if (c.phase == Conn::Phase::kReading) process_input(c);
       continue;
     }
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (r == 0 && c.phase == Conn::Phase::kReading && !c.in.empty()) {
       // The client sent a request and shut its side (nc, scripts): answer it, then close.
       // Only the bytes already here count; with the read side at EOF, stop watching it.
-      const uint64_t id = c.id;
       c.peer_eof = true;
       set_events(c, c.events & ~uint32_t(EPOLLIN | EPOLLRDHUP));
       process_input(c);
@@ -501,7 +529,6 @@ void Server::read_from(Conn& c) {
     close_conn(c);
     return;
   }
-  if (c.phase == Conn::Phase::kReading) process_input(c);
 }
 
 void Server::process_input(Conn& conn) {

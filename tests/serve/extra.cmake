@@ -1,0 +1,6 @@
+# The hostile-client load script (scripts/hostile_clients.py) in its short form: slowloris, slow
+# bodies, a disconnect storm, body/header floods, garbage, 200 concurrent streams and the shutdown
+# deadlines, against servers it starts itself on a tiny model. docs/serving.md has the full run.
+add_test(NAME serve_hostile_clients
+         COMMAND ${DSINFER_PYTHON} ${PROJECT_SOURCE_DIR}/scripts/hostile_clients.py --dsinfer ${DSINFER_BIN} --quick)
+set_tests_properties(serve_hostile_clients PROPERTIES LABELS "serve;e2e" TIMEOUT 300 RUN_SERIAL TRUE)
