@@ -1,11 +1,30 @@
 #include "args.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
-
-#include "base/error.h"
+#include <limits>
 
 namespace dsinfer::app {
+
+namespace {
+
+template <typename... Parts>
+[[noreturn]] void usage(Parts&&... parts) {
+  throw UsageError(str(std::forward<Parts>(parts)...));
+}
+
+// "[0, 65535]", "(0, 4096]", "at least 1", "at most 5": the range as a user reads it.
+template <typename T>
+std::string range_text(T lo, T hi, bool lo_open = false) {
+  const bool no_lo = lo == std::numeric_limits<T>::lowest(), no_hi = hi == std::numeric_limits<T>::max();
+  if (no_lo && no_hi) return "";
+  if (no_hi) return str(lo_open ? " greater than " : " at least ", lo);
+  if (no_lo) return str(" at most ", hi);
+  return str(" in ", lo_open ? "(" : "[", lo, ", ", hi, "]");
+}
+
+}  // namespace
 
 Args::Args(std::string command, const std::vector<std::string>& argv) : command_(std::move(command)) {
   for (size_t i = 0; i < argv.size(); ++i) {
@@ -54,23 +73,30 @@ std::string Args::get_or(const std::string& name, const std::string& fallback) {
   return v ? *v : fallback;
 }
 
-int64_t Args::get_int(const std::string& name, int64_t fallback) {
+int64_t Args::get_int(const std::string& name, int64_t fallback, int64_t lo, int64_t hi) {
   auto v = get(name);
   if (!v) return fallback;
   errno = 0;
   char* end = nullptr;
   long long x = std::strtoll(v->c_str(), &end, 10);
-  if (errno || end == v->c_str() || *end) fail("--", name, " must be an integer, got '", *v, "'");
+  const std::string range = range_text(lo, hi);
+  if (errno || end == v->c_str() || *end) usage("--", name, " must be an integer", range, ", got '", *v, "'");
+  if (x < lo || x > hi) usage("--", name, " must be", range, ", got ", x);
   return x;
 }
 
-double Args::get_double(const std::string& name, double fallback) {
+double Args::get_double(const std::string& name, double fallback, double lo, double hi, bool lo_open) {
   auto v = get(name);
   if (!v) return fallback;
   errno = 0;
   char* end = nullptr;
   double x = std::strtod(v->c_str(), &end);
-  if (errno || end == v->c_str() || *end) fail("--", name, " must be a number, got '", *v, "'");
+  // strtod reads "inf" and "nan"; no flag means either, and either would slip through a range
+  // check written as x < lo (NaN compares false) or overflow what is computed from it.
+  const std::string range = range_text(lo, hi, lo_open);
+  if (errno || end == v->c_str() || *end || !std::isfinite(x))
+    usage("--", name, " must be a finite number", range, ", got '", *v, "'");
+  if (x < lo || x > hi || (lo_open && x == lo)) usage("--", name, " must be", range, ", got ", x);
   return x;
 }
 

@@ -4,13 +4,24 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "base/error.h"
+
 namespace dsinfer::app {
+
+// A numeric flag that is not a number, not finite, or out of range: main() prints it and exits
+// 2, the usual status for usage errors, where a failure while running exits 1. (Other flag
+// mistakes, an unknown or missing flag, still exit 1: scripts and tests rely on it.)
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
 
 class Args {
  public:
@@ -21,8 +32,13 @@ class Args {
   std::optional<std::string> get(const std::string& name);
   std::string require(const std::string& name);
   std::string get_or(const std::string& name, const std::string& fallback);
-  int64_t get_int(const std::string& name, int64_t fallback);
-  double get_double(const std::string& name, double fallback);
+  // Numbers, checked at the boundary so no command sees an out-of-range value: an integer in
+  // [lo, hi], or a finite number in [lo, hi] (never NaN or Inf), else UsageError naming the flag,
+  // the range and what was given. `lo_open` excludes lo itself ("must be positive").
+  int64_t get_int(const std::string& name, int64_t fallback, int64_t lo = std::numeric_limits<int64_t>::min(),
+                  int64_t hi = std::numeric_limits<int64_t>::max());
+  double get_double(const std::string& name, double fallback, double lo = -std::numeric_limits<double>::max(),
+                    double hi = std::numeric_limits<double>::max(), bool lo_open = false);
 
   // Throws Error naming the first unknown flag or stray positional argument.
   void finish();

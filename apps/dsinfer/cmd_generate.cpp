@@ -23,8 +23,8 @@ int run(Args& args) {
   std::string dir = args.require("model");
   auto prompt = args.get("prompt");
   auto tokens = args.get("tokens");
-  int64_t max_new = args.get_int("max-new-tokens", 16);
-  double temperature = args.get_double("temperature", 0.0);
+  int64_t max_new = args.get_int("max-new-tokens", 16, 1, int64_t(1) << 31);
+  double temperature = args.get_double("temperature", 0.0, 0, 100);  // below 1e-5: greedy
   uint64_t seed = uint64_t(args.get_int("seed", 0));
   bool json_out = args.flag("json");
   bool chat = args.flag("chat");
@@ -32,8 +32,6 @@ int run(Args& args) {
   model::ModelOptions opt = model_options(args);
   args.finish();
   check(prompt.has_value() != tokens.has_value(), "give exactly one of --prompt TEXT or --tokens IDS");
-  check(max_new >= 1, "--max-new-tokens must be at least 1");
-  check(temperature >= 0, "--temperature must not be negative");
   check(!chat || prompt, "--chat needs --prompt");
 
   auto m = model::DeepSeekModel::load(dir, opt);
@@ -68,7 +66,7 @@ int run(Args& args) {
     recorder = std::make_unique<parallel::ExpertLoadRecorder>(ro);
     m->set_observer(recorder.get());
   }
-  check(int64_t(ids.size()) + max_new <= cfg.max_position_embeddings, "prompt plus --max-new-tokens exceeds the context (",
+  check(max_new <= cfg.max_position_embeddings - int64_t(ids.size()), "prompt plus --max-new-tokens exceeds the context (",
         cfg.max_position_embeddings, ")");
 
   SingleSequence seq(*m, int64_t(ids.size()) + max_new);

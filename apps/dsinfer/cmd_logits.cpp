@@ -1,6 +1,7 @@
 // dsinfer logits: every position's logits for a token list, as a float32 .npy [n, vocab] — the
 // interface the PyTorch reference checks the model through.
 #include <cstdio>
+#include <cmath>
 #include <fstream>
 
 #include "base/error.h"
@@ -19,7 +20,7 @@ int run(Args& args) {
   std::string out = args.require("out");
   model::ModelOptions opt = model_options(args);
   opt.attention = parse_attention_mode(args.get_or("attention", "auto"));
-  int64_t step_from = args.get_int("step-from", -1);
+  int64_t step_from = args.get_int("step-from", -1, -1);
   args.finish();
   check(step_from == -1 || (step_from >= 1 && step_from <= int64_t(ids.size())),
         "--step-from must be between 1 and the number of tokens (", ids.size(), ")");
@@ -40,6 +41,11 @@ int run(Args& args) {
     all.insert(all.end(), l.begin(), l.end());
   }
   write_npy_f32(out, all.data(), {int64_t(ids.size()), vocab});
+  // Written anyway (to look at), but a broken model must not look like a successful run.
+  for (size_t i = 0; i < all.size(); ++i)
+    check(std::isfinite(all[i]), "the model produced a non-finite logit (", all[i], " at position ",
+          int64_t(i) / vocab, ", token id ", int64_t(i) % vocab, "); its weights or activations are broken (", out,
+          " was written anyway)");
   return 0;
 }
 

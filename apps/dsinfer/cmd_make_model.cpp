@@ -18,10 +18,9 @@ int run(Args& args) {
   model::RandomCheckpointOptions opt;
   opt.fp8 = args.flag("fp8");
   opt.seed = uint64_t(args.get_int("seed", 0));
-  int64_t shard_mb = args.get_int("max-shard-mb", 2048);
+  int64_t shard_mb = args.get_int("max-shard-mb", 2048, 1, int64_t(1) << 30);
   std::string tok_dir = args.get_or("tokenizer-dir", "");
   args.finish();
-  check(shard_mb > 0, "--max-shard-mb must be positive");
   opt.max_shard_bytes = shard_mb << 20;
 
   model::ModelConfig cfg = model::preset_config(preset);

@@ -41,44 +41,34 @@ int run(Args& args) {
   serve::ServerOptions so;
   engine::EngineOptions eo;
   so.http.host = args.get_or("host", so.http.host);
-  so.http.port = int(args.get_int("port", so.http.port));
+  so.http.port = int(args.get_int("port", so.http.port, 0, 65535));
   std::string names = args.get_or("served-model-name", "");
-  eo.kv_cache_gb = args.get_double("kv-cache-gb", eo.kv_cache_gb);
-  eo.max_batch_tokens = args.get_int("max-batch-tokens", eo.max_batch_tokens);
-  eo.max_running = args.get_int("max-running-requests", eo.max_running);
-  eo.max_queued = args.get_int("max-queued-requests", eo.max_queued);
-  eo.max_model_len = args.get_int("max-model-len", eo.max_model_len);
+  // Ranges wide enough for any real deployment, narrow enough that nothing computed from them
+  // overflows (a pool of inf GB, a context of -5 tokens).
+  eo.kv_cache_gb = args.get_double("kv-cache-gb", eo.kv_cache_gb, 0, 100000, true);
+  eo.max_batch_tokens = args.get_int("max-batch-tokens", eo.max_batch_tokens, 1, 1 << 24);
+  eo.max_running = args.get_int("max-running-requests", eo.max_running, 1, 1 << 16);
+  eo.max_queued = args.get_int("max-queued-requests", eo.max_queued, 1, 1 << 24);
+  eo.max_model_len = args.get_int("max-model-len", eo.max_model_len, 0, int64_t(1) << 31);  // 0: the model's
   eo.prefix_caching = !args.flag("no-prefix-cache");
-  const double body_mb = args.get_double("max-body-mb", double(so.http.limits.max_body_bytes) / (1 << 20));
-  const int64_t http_threads = args.get_int("http-threads", so.http.worker_threads);
-  const int64_t max_connections = args.get_int("max-connections", int64_t(so.http.max_connections));
-  so.http.header_timeout_s = args.get_double("header-timeout", so.http.header_timeout_s);
-  so.http.body_timeout_s = args.get_double("body-timeout", so.http.body_timeout_s);
-  so.http.idle_timeout_s = args.get_double("keep-alive-timeout", so.http.idle_timeout_s);
-  so.drain_timeout_s = args.get_double("drain-timeout", so.drain_timeout_s);
+  const double body_mb = args.get_double("max-body-mb", double(so.http.limits.max_body_bytes) / (1 << 20), 0.001, 4096);
+  const int64_t http_threads = args.get_int("http-threads", so.http.worker_threads, 1, 256);
+  const int64_t max_connections = args.get_int("max-connections", int64_t(so.http.max_connections), 1, 1000000);
+  so.http.header_timeout_s = args.get_double("header-timeout", so.http.header_timeout_s, 0, 3600, true);
+  so.http.body_timeout_s = args.get_double("body-timeout", so.http.body_timeout_s, 0, 3600, true);
+  so.http.idle_timeout_s = args.get_double("keep-alive-timeout", so.http.idle_timeout_s, 0, 3600, true);
+  so.drain_timeout_s = args.get_double("drain-timeout", so.drain_timeout_s, 0, 86400);
   model::ModelOptions mo = model_options(args);
   AccountingConfig ac;
-  ac.prices.input_cache_hit = args.get_double("price-input-cache-hit", ac.prices.input_cache_hit);
-  ac.prices.input_cache_miss = args.get_double("price-input-cache-miss", ac.prices.input_cache_miss);
-  ac.prices.output = args.get_double("price-output", ac.prices.output);
-  ac.gpu_hour_usd = args.get_double("gpu-hour-usd", ac.gpu_hour_usd);
-  ac.gpus = args.get_double("gpus", ac.gpus);
+  ac.prices.input_cache_hit = args.get_double("price-input-cache-hit", ac.prices.input_cache_hit, 0, 1e9);
+  ac.prices.input_cache_miss = args.get_double("price-input-cache-miss", ac.prices.input_cache_miss, 0, 1e9);
+  ac.prices.output = args.get_double("price-output", ac.prices.output, 0, 1e9);
+  ac.gpu_hour_usd = args.get_double("gpu-hour-usd", ac.gpu_hour_usd, 0, 1e9);
+  ac.gpus = args.get_double("gpus", ac.gpus, 0, 1e9);
   args.finish();
-  check(ac.prices.input_cache_hit >= 0 && ac.prices.input_cache_miss >= 0 && ac.prices.output >= 0,
-        "--price-input-cache-hit, --price-input-cache-miss and --price-output must not be negative");
-  check(ac.gpu_hour_usd >= 0 && ac.gpus >= 0, "--gpu-hour-usd and --gpus must not be negative");
-  check(so.http.port >= 0 && so.http.port <= 65535, "--port must be in [0, 65535]");
-  check(eo.kv_cache_gb > 0, "--kv-cache-gb must be positive");
-  check(body_mb >= 0.001 && body_mb <= 4096, "--max-body-mb must be in [0.001, 4096]");
   so.http.limits.max_body_bytes = size_t(body_mb * (1 << 20));
-  check(http_threads >= 1 && http_threads <= 256, "--http-threads must be in [1, 256]");
   so.http.worker_threads = int(http_threads);
-  check(max_connections >= 1 && max_connections <= 1000000, "--max-connections must be in [1, 1000000]");
   so.http.max_connections = size_t(max_connections);
-  for (auto [flag, v] : {std::pair{"--header-timeout", so.http.header_timeout_s}, {"--body-timeout", so.http.body_timeout_s},
-                         {"--keep-alive-timeout", so.http.idle_timeout_s}})
-    check(v > 0 && v <= 3600, flag, " must be in (0, 3600] seconds");
-  check(so.drain_timeout_s >= 0 && so.drain_timeout_s <= 86400, "--drain-timeout must be in [0, 86400] seconds");
   so.model_names = split_names(names);
   if (so.model_names.empty())
     so.model_names.push_back(std::filesystem::weakly_canonical(std::filesystem::path(dir)).filename().string());
@@ -92,6 +82,10 @@ int run(Args& args) {
   signal(SIGPIPE, SIG_IGN);  // a vanished client is an error return, not a dead server
 
   auto tok = tokenizer::Tokenizer::from_dir(dir);
+  // Checked once here, not blamed on each client: /v1/chat/completions then answers 501.
+  if (!tok.chat_template_problem().empty())
+    log_warn("this model has no usable chat template (", tok.chat_template_problem(),
+             "): /v1/chat/completions will answer 501; /v1/completions works");
   auto m = model::DeepSeekModel::load(dir, mo);
   const DType kv_dtype = m->cache_dtype();
   const char* kv_name = kv_dtype == DType::kF8E4M3 ? "fp8" : kv_dtype == DType::kBF16 ? "bf16" : "fp32";

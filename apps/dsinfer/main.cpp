@@ -57,6 +57,9 @@ static int main_impl(int argc, char** argv) {
     try {
       Args args(name, rest);
       return c.run(args);
+    } catch (const UsageError& e) {
+      std::fprintf(stderr, "dsinfer %s: error: %s\n", c.name, e.what());
+      return 2;
     } catch (const Error& e) {
       std::fprintf(stderr, "dsinfer %s: error: %s\n", c.name, e.what());
       return 1;

@@ -22,6 +22,20 @@ expect_error() {
   fi
 }
 
+# expect_usage NEEDLE CMD...: a command-line mistake: exit status 2 and one stderr line naming it.
+expect_usage() {
+  local needle=$1; shift
+  local err rc lines
+  err=$("$@" 2>&1 >/dev/null); rc=$?
+  lines=$(printf '%s' "$err" | grep -c '')
+  if [ "$rc" -ne 2 ] || [ "$lines" -ne 1 ] || [[ "$err" != *"$needle"* ]]; then
+    echo "FAIL: $* -> rc=$rc, stderr=[$err], wanted status 2 and one line containing [$needle]"
+    fails=$((fails + 1))
+  else
+    passes=$((passes + 1))
+  fi
+}
+
 m="$work/m"
 # Model directory problems.
 mkdir -p "$work/empty"
@@ -35,6 +49,45 @@ expect_error "kv_a_proj_with_mqa" "$bin" logits --model "$work/shape" --tokens 1
 cp -r "$m" "$work/trunc"; truncate -s 1000000 "$work/trunc/model.safetensors"
 expect_error "truncated" "$bin" logits --model "$work/trunc" --tokens 1 --out "$work/o.npy"
 expect_error "nope/config.json" "$bin" generate --model "$work/nope" --tokens 1
+
+# Models that load but are wrong: each refused with the field, tensor or file named.
+# bad_float NAME FROM TO: a copy of the model with one config.json value replaced.
+bad_float() {
+  cp -r "$m" "$work/f-$1"; sed -i "s/\"$1\": $2,/\"$1\": $3,/" "$work/f-$1/config.json"
+  grep -q "\"$1\": $3," "$work/f-$1/config.json" || { echo "FAIL: could not edit $1"; fails=$((fails + 1)); }
+  expect_error "field '$1' must be a finite positive number" "$bin" generate --model "$work/f-$1" --tokens 1
+}
+bad_float rms_norm_eps 1e-06 0
+bad_float rope_theta 10000.0 -1
+bad_float routed_scaling_factor 2.5 -2.5
+cp -r "$m" "$work/nan"
+python3 - "$work/nan/model.safetensors" <<'PY'
+import json, struct, sys
+with open(sys.argv[1], "r+b") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    t = json.loads(f.read(n))["model.layers.1.self_attn.o_proj.weight"]
+    f.seek(8 + n + t["data_offsets"][0] + 2 * 100)
+    f.write(b"\xc0\x7f")  # bf16 NaN
+PY
+expect_error "tensor model.layers.1.self_attn.o_proj.weight holds NaN or Inf" "$bin" generate --model "$work/nan" --tokens 1
+expect_error "o_proj.weight holds NaN" "$bin" logits --model "$work/nan" --tokens 1 --out "$work/o.npy"
+mkdir -p "$work/dircfg" && cp "$m"/*.json "$m"/*.safetensors "$work/dircfg/" && rm "$work/dircfg/config.json" && mkdir "$work/dircfg/config.json"
+expect_error "config.json is not a regular file" "$bin" generate --model "$work/dircfg" --tokens 1
+mkdir -p "$work/fifo" && cp "$m"/*.json "$work/fifo/" && mkfifo "$work/fifo/model.safetensors"
+expect_error "model.safetensors is not a regular file" timeout 20 "$bin" generate --model "$work/fifo" --tokens 1
+
+# Numeric flags: finite and in range, else status 2 naming the flag (checked before the model loads).
+expect_usage "--kv-cache-gb must be a finite number" "$bin" serve --model "$m" --kv-cache-gb inf
+expect_usage "--kv-cache-gb must be" "$bin" serve --model "$m" --kv-cache-gb 0
+expect_usage "--max-body-mb must be" "$bin" serve --model "$m" --max-body-mb -1
+expect_usage "--max-body-mb must be a finite number" "$bin" serve --model "$m" --max-body-mb nan
+expect_usage "--max-model-len must be" "$bin" serve --model "$m" --max-model-len -5
+expect_usage "--max-running-requests must be" "$bin" serve --model "$m" --max-running-requests 0
+expect_usage "--port must be" "$bin" serve --model "$m" --port 70000
+expect_usage "--drain-timeout must be a finite number" "$bin" serve --model "$m" --drain-timeout inf
+expect_usage "--temperature must be a finite number" "$bin" generate --model "$m" --tokens 1 --temperature nan
+expect_usage "--max-new-tokens must be" "$bin" generate --model "$m" --tokens 1 --max-new-tokens 9223372036854775807
+expect_usage "--max-shard-mb must be" "$bin" make-model --preset tiny-v3 --out "$work/x" --max-shard-mb -1
 
 # Kernel path (kernels/cpu_features.h): an unknown name, and a path no x86-64 or aarch64 CPU has both of.
 expect_error "not a kernel path" env DSINFER_ISA=sse9 "$bin" logits --model "$m" --tokens 1 --out "$work/o.npy"

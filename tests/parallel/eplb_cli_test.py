@@ -28,9 +28,9 @@ def expect(cond, what):
         failures.append(what)
 
 
-def expect_error(dsinfer, args, needle, what):
+def expect_error(dsinfer, args, needle, what, status=1):
     res = run(dsinfer, *args)
-    expect(res.returncode == 1, f"{what}: exit {res.returncode}, want 1 (stderr: {res.stderr.strip()})")
+    expect(res.returncode == status, f"{what}: exit {res.returncode}, want {status} (stderr: {res.stderr.strip()})")
     expect(needle in res.stderr, f"{what}: stderr lacks '{needle}': {res.stderr.strip()}")
     expect("internal error" not in res.stderr, f"{what}: reported as an internal error")
 
@@ -87,7 +87,7 @@ def main():
         expect_error(dsinfer, ["--load", readme, "--replicas", "0", "--groups", "4", "--nodes", "2", "--gpus", "8"],
                      "--replicas must be a positive integer", "zero replicas")
         expect_error(dsinfer, ["--load", readme, "--replicas", "x", "--groups", "4", "--nodes", "2", "--gpus", "8"],
-                     "must be an integer", "non-integer replicas")
+                     "must be an integer", "non-integer replicas", status=2)  # a usage error (apps/dsinfer/args.h)
         # Invalid loads.
         for name, text, needle in (("neg.json", "[[1, -2, 3]]", "load[0][1] = -2 is negative"),
                                    ("nan.json", "[[1, NaN, 3]]", "not valid JSON"),
