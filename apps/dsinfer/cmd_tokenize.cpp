@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/json.h"
 #include "command.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -36,23 +37,30 @@ void print_string(const std::string& s) {
 
 nlohmann::json parse_line(const std::string& line, size_t number) {
   try {
-    return nlohmann::json::parse(line);
-  } catch (const nlohmann::json::exception& e) {
+    // Depth-limited: a conversation nested 70,000 deep would otherwise overflow the stack when
+    // its tool-call arguments are dumped.
+    return parse_json(line, str("stdin line ", number));
+  } catch (const Error& e) {
     // The parser quotes the offending bytes, which may be the invalid UTF-8 that failed.
-    fail("stdin line ", number, " is not valid JSON (strings must be UTF-8): ", tokenizer::utf8_lossy(e.what()));
+    fail(tokenizer::utf8_lossy(e.what()), " (strings must be UTF-8)");
   }
 }
 
-// Calls fn(json, line_number) for each non-empty line of stdin (JSON Lines), flushing output every
-// 256 lines so a pipe sees results as they come.
+// Calls fn(json, line_number) for each line of stdin (JSON Lines), flushing output every 256
+// lines so a pipe sees results as they come. A blank line is passed as nullptr, so a command can
+// print one line for it and output line N stays the answer to input line N.
 template <typename Fn>
 void for_each_json_line(Fn fn) {
   std::string line;
   size_t number = 0;
   while (std::getline(std::cin, line)) {
     ++number;
-    if (line.empty() || line == "\r") continue;
-    fn(parse_line(line, number), number);
+    if (line.empty() || line == "\r") {
+      fn(nullptr, number);
+    } else {
+      const nlohmann::json j = parse_line(line, number);
+      fn(&j, number);
+    }
     if (number % 256 == 0) std::fflush(stdout);
   }
 }
@@ -98,7 +106,13 @@ int run_tokenize(Args& args) {
     emit(*text);
     return 0;
   }
-  for_each_json_line([&](const nlohmann::json& j, size_t number) {
+  for_each_json_line([&](const nlohmann::json* line, size_t number) {
+    if (!line) {  // a blank line: the empty text (no messages, no ids)
+      if (chat && render_only) print_string("");
+      else emit("");
+      return;
+    }
+    const nlohmann::json& j = *line;
     if (chat) {
       std::string rendered = render(tok, j, number);
       if (render_only) print_string(rendered);
@@ -121,7 +135,12 @@ int run_detokenize(Args& args) {
     print_string(tok.decode(parse_id_list(*ids_flag, "ids"), skip_special));
     return 0;
   }
-  for_each_json_line([&](const nlohmann::json& j, size_t number) {
+  for_each_json_line([&](const nlohmann::json* line, size_t number) {
+    if (!line) {  // a blank line: no ids, the empty text
+      print_string("");
+      return;
+    }
+    const nlohmann::json& j = *line;
     if (!j.is_array()) fail("stdin line ", number, " must be a JSON array of token ids, got ", j.type_name());
     std::vector<int32_t> ids;
     ids.reserve(j.size());
@@ -146,6 +165,7 @@ Registration tokenize_registration({
     "  --model DIR    model directory holding tokenizer.json and tokenizer_config.json\n"
     "  --text STRING  tokenize this one string instead of reading stdin\n"
     "  (stdin)        one JSON string per line; prints one JSON array of ids per line\n"
+    "                 (a blank line counts as the empty string: output line N answers input line N)\n"
     "  --add-bos      put the BOS id first (by default no BOS is added; special-token\n"
     "                 strings inside the text are recognised either way)\n"
     "  --chat         each stdin line is a conversation, {\"messages\": [...],\n"

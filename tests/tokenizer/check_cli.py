@@ -35,8 +35,13 @@ def main():
     expect("tokenize --text", run(args, ["tokenize", *m, "--text", text]), 0,
            json.dumps(ids).replace(" ", "") + "\n")
     expect("tokenize --add-bos", run(args, ["tokenize", *m, "--add-bos", "--text", "hi"]), 0, "[0,6366]\n")
+    # A blank line is the empty string: output line N answers input line N.
     expect("tokenize stdin", run(args, ["tokenize", *m], json.dumps(text) + "\n\n" + json.dumps("") + "\n"), 0,
-           json.dumps(ids).replace(" ", "") + "\n[]\n")
+           json.dumps(ids).replace(" ", "") + "\n[]\n[]\n")
+    expect("tokenize keeps blank lines", run(args, ["tokenize", *m], '"hi"\n\n\r\n"hi"\n'), 0,
+           "[6366]\n[]\n[]\n[6366]\n")
+    expect("detokenize keeps blank lines", run(args, ["detokenize", *m], "[6366]\n\n[6366]\n"), 0, '"hi"\n""\n"hi"\n')
+    expect("chat render keeps blank lines", run(args, ["tokenize", *m, "--chat", "--render"], "\n"), 0, '""\n')
     expect("detokenize stdin", run(args, ["detokenize", *m], json.dumps(ids) + "\n"), 0,
            json.dumps(text, ensure_ascii=False) + "\n")
     expect("detokenize --ids --skip-special", run(args, ["detokenize", *m, "--skip-special", "--ids", "0,6366,1"]), 0,
@@ -62,6 +67,15 @@ def main():
     expect("--render without --chat", run(args, ["tokenize", *m, "--render"]), 1, want_err="--render needs --chat")
     expect("chat line without messages", run(args, ["tokenize", *m, "--chat"], '{"msgs": []}\n'), 1,
            want_err='stdin line 1: the object has no "messages"')
+    expect("chat line with an unknown role", run(args, ["tokenize", *m, "--chat"],
+                                                 '[{"role": "function", "content": "x"}]\n'), 1,
+           want_err="stdin line 1: message 0 has role 'function'")
+    # Tool-call arguments nested 70,000 deep overflowed the stack when dumped into the prompt.
+    deep = "[" * 70000 + "]" * 70000
+    expect("chat line nested 70,000 deep", run(args, ["tokenize", *m, "--chat"],
+                                               '[{"role": "assistant", "content": null, "tool_calls": [{"type": "function", '
+                                               '"function": {"name": "f", "arguments": {"a": ' + deep + '}}}]}]\n'), 1,
+           want_err="stdin line 1 nests JSON deeper than 128 levels")
     if failures:
         sys.exit(f"{len(failures)} CLI check(s) failed")
     print("all CLI checks passed")
