@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 MODEL ?= models/default
 PRESET ?= release
 
-.PHONY: setup build test test-asan test-portable test-portable-kernels serve default-model bench clean setup-aarch64 build-aarch64 test-aarch64
+.PHONY: setup build test test-asan test-portable test-portable-kernels serve default-model bench clean setup-aarch64 build-aarch64 test-aarch64 build-fuzz test-fuzz fuzz
 
 setup:
 	@bash scripts/setup.sh
@@ -12,8 +12,10 @@ build: setup
 	@cmake --preset $(PRESET) >/dev/null
 	@cmake --build --preset $(PRESET) -j $(JOBS)
 
+# The release suite ends with a short libFuzzer run of every fuzz target (test-fuzz below).
 test: build
 	@ctest --preset $(PRESET) -j $(JOBS)
+	@if [ "$(PRESET)" = release ]; then $(MAKE) --no-print-directory test-fuzz; fi
 
 test-asan:
 	@$(MAKE) --no-print-directory test PRESET=asan
@@ -56,5 +58,22 @@ test-aarch64: setup-aarch64
 	@cmake --build --preset aarch64 -j $(JOBS) --target $(AARCH64_TEST_TARGETS)
 	@ctest --preset aarch64 -j $(JOBS)
 
+# libFuzzer targets (tests/fuzz, docs/testing.md): clang with ASan + UBSan in build-fuzz.
+# test-fuzz replays every seed corpus and fuzzes each target for FUZZ_SHORT_SECONDS; fuzz is the
+# long run, FUZZ_SECONDS per target (FUZZ_TARGETS="fuzz_config ..." picks some).
+FUZZ_SHORT_SECONDS ?= 15
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?=
+
+build-fuzz: setup
+	@cmake --preset fuzz >/dev/null
+	@cmake --build --preset fuzz -j $(JOBS)
+
+test-fuzz: build-fuzz
+	@bash scripts/fuzz.sh --seconds $(FUZZ_SHORT_SECONDS) $(FUZZ_TARGETS)
+
+fuzz: build-fuzz
+	@bash scripts/fuzz.sh --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 clean:
-	rm -rf build build-asan build-portable build-aarch64
+	rm -rf build build-asan build-portable build-aarch64 build-fuzz
