@@ -114,7 +114,8 @@ int run(Args& args) {
 
 const Registration reg({"generate", "generate tokens for one prompt",
                         "--model DIR (--prompt TEXT | --tokens IDS) [--max-new-tokens N] [--temperature T] [--seed S]\n"
-                        "       [--chat] [--json] [--precision fp32|default] [--kv-cache-dtype bf16|fp8] [--dump-expert-load FILE.json]",
+                        "       [--chat] [--json] [--precision fp32|default] [--kv-cache-dtype bf16|fp8] [--dump-expert-load FILE.json]\n"
+                        "       [--no-weight-check]   (skip the NaN/Inf scan of the weights at load)",
                         run});
 
 }  // namespace

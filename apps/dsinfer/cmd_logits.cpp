@@ -51,7 +51,7 @@ int run(Args& args) {
 
 const Registration reg({"logits", "write every position's logits for a token list to a .npy file",
                         "--model DIR --tokens 5,17,301 --out FILE.npy [--precision fp32|default] [--kv-cache-dtype bf16|fp8] [--step-from K]\n"
-                        "       [--attention auto|absorbed|non-absorbed]",
+                        "       [--attention auto|absorbed|non-absorbed] [--no-weight-check]",
                         run});
 
 }  // namespace

@@ -136,7 +136,7 @@ const Registration reg({"serve", "OpenAI/DeepSeek-compatible HTTP server with co
                         "       [--max-queued-requests 256] [--max-model-len N] [--no-prefix-cache]\n"
                         "       [--max-body-mb 8] [--http-threads 2] [--max-connections 1024] [--header-timeout 10]\n"
                         "       [--body-timeout 30] [--keep-alive-timeout 5] [--drain-timeout 30] [--precision default|fp32]\n"
-                        "       [--kv-cache-dtype bf16|fp8]   (fp8: FlashMLA's FP8 latent rows, ~1.76x the tokens per GB)\n"
+                        "       [--kv-cache-dtype bf16|fp8]   (fp8: FlashMLA's FP8 latent rows, ~1.76x the tokens per GB) [--no-weight-check]\n"
                         "       [--price-input-cache-hit 0.14] [--price-input-cache-miss 0.55] [--price-output 2.19]\n"
                         "       (USD per million tokens) [--gpu-hour-usd 2] [--gpus 1]   (GET /v1/accounting, /metrics)",
                         run});

@@ -28,6 +28,9 @@ inline model::ModelOptions model_options(Args& args) {
   model::ModelOptions opt;
   opt.precision = parse_precision(args.get_or("precision", "default"));
   opt.fp8_kv_cache = parse_fp8_kv_cache(args.get_or("kv-cache-dtype", "bf16"));
+  // The NaN/Inf scan of the weights at load (model/finite_check.h); its cost is in
+  // docs/benchmarks.md.
+  opt.check_weights = !args.flag("no-weight-check");
   return opt;
 }
 

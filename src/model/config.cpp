@@ -93,7 +93,7 @@ void require_positive(int64_t v, const char* key) {
 
 // A float field the forward divides by, takes a power or a logarithm of, or scales every
 // activation with: zero, negative, NaN or Inf loads fine and then yields NaN or empty output.
-// JSON has no NaN or Inf, but 1e999 parses as Inf.
+// (JSON text has no NaN or Inf, but a json value built in code can hold them.)
 void require_finite_positive(double v, const char* key) {
   if (!(std::isfinite(v) && v > 0)) fail("config.json: field '", key, "' must be a finite positive number, got ", v);
 }

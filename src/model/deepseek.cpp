@@ -44,18 +44,24 @@ void release_packed(Checkpoint& ckpt, const AttentionWeights& a) {  // after Mla
 
 // NaN/Inf scans, each just before (or right after) the matrix is packed: its pages are faulted
 // in for packing anyway, so the scan adds one pass over memory and no I/O.
-void check_finite(const Checkpoint& ckpt, const MlpWeights& m) {
-  check_finite(ckpt, m.gate);
-  check_finite(ckpt, m.up);
-  check_finite(ckpt, m.down);
+// Timed as "load.weight_check" under DSINFER_PROFILE=1 (the figure in docs/benchmarks.md).
+void scan_finite(const Checkpoint& ckpt, const WeightView& w) {
+  ProfileScope scope("load.weight_check");
+  check_finite(ckpt, w);
 }
 
-void check_finite(const Checkpoint& ckpt, const AttentionWeights& a) {
-  if (a.q_a) check_finite(ckpt, *a.q_a);
-  check_finite(ckpt, a.q);
-  check_finite(ckpt, a.kv_a);
-  check_finite(ckpt, a.kv_b);
-  check_finite(ckpt, a.o);
+void scan_finite(const Checkpoint& ckpt, const MlpWeights& m) {
+  scan_finite(ckpt, m.gate);
+  scan_finite(ckpt, m.up);
+  scan_finite(ckpt, m.down);
+}
+
+void scan_finite(const Checkpoint& ckpt, const AttentionWeights& a) {
+  if (a.q_a) scan_finite(ckpt, *a.q_a);
+  scan_finite(ckpt, a.q);
+  scan_finite(ckpt, a.kv_a);
+  scan_finite(ckpt, a.kv_b);
+  scan_finite(ckpt, a.o);
 }
 
 }  // namespace
@@ -87,15 +93,15 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
   if (scan) {
     // Read in place by every step, never packed: scanned, then its pages given back, so the
     // scan does not leave the whole table resident (rows fault back in as tokens use them).
-    check_finite(ckpt_, weights_.embed);
+    scan_finite(ckpt_, weights_.embed);
     ckpt_.release(weights_.embed.data, size_t(weights_.embed.bytes()));
   }
   attention_.reserve(size_t(cfg_.num_hidden_layers));
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
     const LayerWeights& lw = weights_.layers[size_t(l)];
-    if (scan) check_finite(ckpt_, lw.attn);
-    if (scan && lw.is_moe && lw.moe.shared) check_finite(ckpt_, *lw.moe.shared);
-    if (scan && !lw.is_moe) check_finite(ckpt_, lw.mlp);
+    if (scan) scan_finite(ckpt_, lw.attn);
+    if (scan && lw.is_moe && lw.moe.shared) scan_finite(ckpt_, *lw.moe.shared);
+    if (scan && !lw.is_moe) scan_finite(ckpt_, lw.mlp);
     // The layers run one after another and share their scratch (attention.h, AttentionScratch).
     attention_.emplace_back(cfg_, lw.attn, options_.precision, options_.attention_workspace_bytes, attention_scratch_);
     release_packed(ckpt_, lw.attn);
@@ -104,18 +110,18 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
     dense_.push_back(lw.is_moe ? PackedMlp{} : PackedMlp::pack(lw.mlp));
     if (!lw.is_moe) release_packed(ckpt_, lw.mlp);
   }
-  if (scan && weights_.lm_head.data != weights_.embed.data) check_finite(ckpt_, weights_.lm_head);
+  if (scan && weights_.lm_head.data != weights_.embed.data) scan_finite(ckpt_, weights_.lm_head);
   lm_head_ = kernels::pack_matrix(weights_.lm_head);
   if (weights_.lm_head.data != weights_.embed.data) release_packed(ckpt_, weights_.lm_head);  // tied: read in place
   // With an external executor the routed experts are its own (it may read them in place): left mapped.
   if (!options_.executor) {
     local_moe_.prepare([&](const MlpWeights& e) {
-      if (scan) check_finite(ckpt_, e);  // just packed: its pages are still resident
+      if (scan) scan_finite(ckpt_, e);  // just packed: its pages are still resident
       release_packed(ckpt_, e);
     });
   } else if (scan) {
     for (const LayerWeights& lw : weights_.layers)
-      for (const MlpWeights& e : lw.moe.experts) check_finite(ckpt_, e);
+      for (const MlpWeights& e : lw.moe.experts) scan_finite(ckpt_, e);
   }
   log_debug("gave back ", ckpt_.released_bytes() >> 20, " MiB of checkpoint pages after packing");
   if (weights_.skipped_mtp_tensors)
