@@ -135,7 +135,7 @@ TEST(Config, FloatFieldsMustBeFiniteAndPositive) {
   for (const char* key : {"rms_norm_eps", "rope_theta", "routed_scaling_factor"})
     for (double bad : {0.0, -1e-6, inf, nan}) {
       json j = v3;
-      j[key] = bad;  // JSON text has no NaN, but 1e999 parses as Inf
+      j[key] = bad;  // JSON text holds neither NaN nor Inf, but a json built in code can
       expect_rejected(j, key);
     }
   json j = v3;
