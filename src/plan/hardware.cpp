@@ -5,11 +5,12 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/json.h"
+#include "base/read_file.h"
 #include "plan/json_fields.h"
 
 namespace dsinfer::plan {
@@ -172,15 +173,8 @@ HardwareCatalog parse_hardware(const json& j, const std::string& origin) {
 }
 
 HardwareCatalog load_hardware(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail("cannot open hardware file '", path, "'");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::parse_error& e) {
-    fail(path, ": not valid JSON (", e.what(), ")");
-  }
-  return parse_hardware(j, path);
+  // A regular file only (a FIFO would block), nesting-limited like every JSON dsinfer reads.
+  return parse_hardware(parse_json(read_regular_file(path, "hardware file"), path), path);
 }
 
 std::vector<std::string> hardware_search_paths(const std::string& exe_path) {

@@ -1,10 +1,11 @@
 #include "plan/workload.h"
 
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/json.h"
+#include "base/read_file.h"
 #include "plan/json_fields.h"
 
 namespace dsinfer::plan {
@@ -48,15 +49,8 @@ Workload parse_workload(const nlohmann::json& j, const std::string& origin) {
 }
 
 Workload load_workload(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail("cannot open workload file '", path, "'");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(path, ": not valid JSON (", e.what(), ")");
-  }
-  return parse_workload(j, path);
+  // A regular file only (a FIFO would block), nesting-limited like every JSON dsinfer reads.
+  return parse_workload(parse_json(read_regular_file(path, "workload file"), path), path);
 }
 
 }  // namespace dsinfer::plan
