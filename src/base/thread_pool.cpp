@@ -25,11 +25,19 @@ bool spin_until(Pred pred, int64_t ns) {
   }
 }
 
+thread_local size_t tl_worker_index = 0;
+
 }  // namespace
+
+size_t ThreadPool::worker_index() { return tl_worker_index; }
 
 ThreadPool::ThreadPool(int num_threads) {
   if (const char* env = std::getenv("DSINFER_SPIN_US")) spin_ns_ = int64_t(std::atof(env) * 1000);
-  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+  for (int i = 1; i < num_threads; ++i)
+    workers_.emplace_back([this, i] {
+      tl_worker_index = size_t(i);
+      worker_loop();
+    });
 }
 
 ThreadPool::~ThreadPool() {
@@ -45,7 +53,7 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::drain() {
   for (;;) {
     size_t task;
-    const std::function<void(size_t)>* fn;
+    const FunctionRef<void(size_t)>* fn;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (next_task_ >= num_tasks_) return;
@@ -72,7 +80,7 @@ void ThreadPool::worker_loop() {
   }
 }
 
-void ThreadPool::run(size_t num_tasks, const std::function<void(size_t)>& fn) {
+void ThreadPool::run(size_t num_tasks, FunctionRef<void(size_t)> fn) {
   if (num_tasks == 0) return;
   if (workers_.empty() || num_tasks == 1) {
     for (size_t i = 0; i < num_tasks; ++i) fn(i);
@@ -111,7 +119,7 @@ ThreadPool& ThreadPool::global() {
   return pool;
 }
 
-void parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_t)>& fn) {
+void parallel_for(size_t n, size_t grain, FunctionRef<void(size_t, size_t)> fn) {
   if (n == 0) return;
   ThreadPool& pool = ThreadPool::global();
   grain = std::max<size_t>(grain, 1);
@@ -122,7 +130,7 @@ void parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_
   pool.run(chunks, [&](size_t c) { fn(c * per, std::min(n, (c + 1) * per)); });
 }
 
-void parallel_rows(size_t rows, size_t row_elems, const std::function<void(size_t, size_t)>& fn) {
+void parallel_rows(size_t rows, size_t row_elems, FunctionRef<void(size_t, size_t)> fn) {
   constexpr size_t kInline = size_t(1) << 16, kChunk = size_t(1) << 14;
   if (rows == 0) return;
   row_elems = std::max<size_t>(row_elems, 1);
@@ -164,7 +172,7 @@ struct alignas(64) Share {
 
 }  // namespace
 
-void parallel_for_shares(size_t n, const std::function<void(size_t)>& fn) {
+void parallel_for_shares(size_t n, FunctionRef<void(size_t)> fn) {
   if (n == 0) return;
   ThreadPool& pool = ThreadPool::global();
   const size_t threads = std::min(size_t(pool.size()), n);

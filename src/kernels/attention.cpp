@@ -58,15 +58,27 @@ void mla_decode(const float* q, int64_t batch, int64_t s_q, int64_t h_q, const L
   // Longest first: the pool hands out tasks in order, one at a time.
   order.resize(S);
   for (size_t i = 0; i < S; ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return splits[a].cost > splits[b].cost; });
+  // std::sort with the index as tie-break gives stable_sort's order without its temporary buffer
+  // (an allocation per call).
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return splits[a].cost != splits[b].cost ? splits[a].cost > splits[b].cost : a < b;
+  });
+
+  // Per-thread tile buffers, sized here on the calling thread (base/scratch.h, WorkerSlots).
+  static thread_local WorkerSlots<float> tl_rows, tl_scores;
+  static thread_local WorkerSlots<int64_t> tl_visible;
+  WorkerSlots<float>& rows_slots = tl_rows;
+  WorkerSlots<float>& score_slots = tl_scores;
+  WorkerSlots<int64_t>& visible_slots = tl_visible;
+  rows_slots.grow_each(size_t(bs * d));
+  score_slots.grow_each(size_t(R * bs));
+  visible_slots.grow_each(size_t(R));
 
   ThreadPool::global().run(S, [&](size_t task) {
     const Split& sp = splits[order[task]];
-    thread_local std::vector<float> rows, scores;
-    thread_local std::vector<int64_t> visible;
-    grow(rows, size_t(bs * d));
-    grow(scores, size_t(R * bs));
-    grow(visible, size_t(R));
+    float* rows = rows_slots.mine();
+    float* scores = score_slots.mine();
+    int64_t* visible = visible_slots.mine();
     float* acc = partial + order[task] * per;
     detail::TileState st{acc + R * dv, acc + R * dv + R, acc};
     std::fill(acc, acc + R * dv, 0.0f);
@@ -82,8 +94,8 @@ void mla_decode(const float* q, int64_t batch, int64_t s_q, int64_t h_q, const L
         for (int64_t h = 0; h < h_q; ++h) visible[size_t(i * h_q + h)] = (causal ? L - s_q + i + 1 : L) - t0;
       if (visible[size_t(R - 1)] <= 0) continue;  // visible grows along the rows: none sees this block
       const int64_t needed = std::min(n, std::max<int64_t>(visible[size_t(R - 1)], 0));
-      latent_cache_gather(cache, table, t0, needed, rows.data());
-      detail::TileArgs a{qs, d, R, d, dv, rows.data(), d, rows.data(), d, needed, visible.data(), softmax_scale, scores.data()};
+      latent_cache_gather(cache, table, t0, needed, rows);
+      detail::TileArgs a{qs, d, R, d, dv, rows, d, rows, d, needed, visible, softmax_scale, scores};
       if (t0 + bs < sp.t1) {  // the next block of this split, contiguous in the pool
         a.prefetch = static_cast<const uint8_t*>(cache.row(table, t0 + bs));
         a.prefetch_bytes = std::min(bs, sp.t1 - t0 - bs) * cache.row_bytes();
@@ -160,18 +172,26 @@ void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const
           std::copy_n(q + i * ldq + int64_t(h) * d_qk, d_qk, qh + (int64_t(h) * s_q + i) * d_qk);
     });
   }
+  static thread_local WorkerSlots<float> tl_acc, tl_ml, tl_scores;
+  static thread_local WorkerSlots<int64_t> tl_visible;
+  WorkerSlots<float>& acc_slots = tl_acc;
+  WorkerSlots<float>& ml_slots = tl_ml;
+  WorkerSlots<float>& score_slots = tl_scores;
+  WorkerSlots<int64_t>& visible_slots = tl_visible;
+  acc_slots.grow_each(size_t(q_tile * dv));
+  ml_slots.grow_each(size_t(2 * q_tile));
+  score_slots.grow_each(size_t(q_tile * kKTile));
+  visible_slots.grow_each(size_t(q_tile));
   parallel_for(size_t(heads * q_tiles), 1, [&](size_t wb, size_t we) {
-    thread_local std::vector<float> acc, ml, scores;
-    thread_local std::vector<int64_t> visible;
-    grow(acc, size_t(q_tile * dv));
-    grow(ml, size_t(2 * q_tile));
-    grow(scores, size_t(q_tile * kKTile));
-    grow(visible, size_t(q_tile));
+    float* acc = acc_slots.mine();
+    float* ml = ml_slots.mine();
+    float* scores = score_slots.mine();
+    int64_t* visible = visible_slots.mine();
     for (size_t w = wb; w < we; ++w) {
       const int64_t h = int64_t(w) % heads, i0 = (int64_t(w) / heads) * q_tile;
       const int64_t R = std::min(q_tile, s_q - i0);
-      detail::TileState st{ml.data(), ml.data() + q_tile, acc.data()};
-      std::fill(acc.begin(), acc.begin() + R * dv, 0.0f);
+      detail::TileState st{ml, ml + q_tile, acc};
+      std::fill(acc, acc + R * dv, 0.0f);
       std::fill(st.m, st.m + R, kNegInf);
       std::fill(st.l, st.l + R, 0.0f);
       // Keys the tile's last query sees.
@@ -181,7 +201,7 @@ void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const
         for (int64_t r = 0; r < R; ++r)
           visible[size_t(r)] = causal ? context_len - s_q + i0 + r + 1 - t0 : context_len - t0;
         detail::TileArgs a{q + i0 * ldq + h * d_qk, ldq, R, d_qk, dv, k + t0 * ldk + h * d_qk, ldk,
-                           v + t0 * ldv + h * dv, ldv, n, visible.data(), softmax_scale, scores.data()};
+                           v + t0 * ldv + h * dv, ldv, n, visible, softmax_scale, scores};
         if (transposed) {
           a.kt = kt + size_t(h * k_tiles + t0 / kKTile) * kt_tile;
           a.q = qh + (h * s_q + i0) * d_qk;
@@ -194,7 +214,7 @@ void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const
       for (int64_t r = 0; r < R; ++r) {
         float* o = out + (i0 + r) * ldo + h * dv;
         const float inv = 1.0f / st.l[r];
-        for (int64_t c = 0; c < dv; ++c) o[c] = acc[size_t(r * dv + c)] * inv;
+        for (int64_t c = 0; c < dv; ++c) o[c] = acc[r * dv + c] * inv;
         if (lse) lse[h * s_q + i0 + r] = st.l[r] > 0 ? st.m[r] + std::log(st.l[r]) : kNegInf;
       }
     }

@@ -36,18 +36,22 @@ double rope_magnitude(const RopeParams& p) {
   return yarn_mscale(p.factor, p.mscale) / yarn_mscale(p.factor, p.mscale_all_dim);
 }
 
-void rope_tables(const RopeParams& p, const int32_t* positions, int64_t num_positions, float* cos_out,
-                 float* sin_out) {
-  const std::vector<double> f = rope_inv_freq(p);
-  const double mag = rope_magnitude(p);
-  const int64_t half = p.dim / 2;
+RopeTables::RopeTables(const RopeParams& p) : inv_freq_(rope_inv_freq(p)), magnitude_(rope_magnitude(p)) {}
+
+void RopeTables::fill(const int32_t* positions, int64_t num_positions, float* cos_out, float* sin_out) const {
+  const int64_t half = half_dim();
   for (int64_t t = 0; t < num_positions; ++t)
     for (int64_t i = 0; i < half; ++i) {
       // In double: at positions near 160K an fp32 angle would be off by ~0.01 rad.
-      double angle = double(positions[t]) * f[i];
-      cos_out[t * half + i] = float(std::cos(angle) * mag);
-      sin_out[t * half + i] = float(std::sin(angle) * mag);
+      double angle = double(positions[t]) * inv_freq_[size_t(i)];
+      cos_out[t * half + i] = float(std::cos(angle) * magnitude_);
+      sin_out[t * half + i] = float(std::sin(angle) * magnitude_);
     }
+}
+
+void rope_tables(const RopeParams& p, const int32_t* positions, int64_t num_positions, float* cos_out,
+                 float* sin_out) {
+  RopeTables(p).fill(positions, num_positions, cos_out, sin_out);
 }
 
 void apply_rope(float* x, int64_t count, int64_t stride, int64_t dim, const float* cos_row,

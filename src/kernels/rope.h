@@ -26,7 +26,21 @@ double yarn_mscale(double scale, double m);
 // The factor cos and sin are multiplied by: mscale(factor, mscale) / mscale(factor, mscale_all_dim).
 double rope_magnitude(const RopeParams& p);
 
-// cos/sin tables [num_positions, dim/2] for the given positions.
+// One model's rope: the YaRN-corrected frequencies and the magnitude, computed once at load so
+// that filling a step's tables allocates nothing.
+class RopeTables {
+ public:
+  explicit RopeTables(const RopeParams& p = {});
+  // cos/sin tables [num_positions, dim/2] for the given positions.
+  void fill(const int32_t* positions, int64_t num_positions, float* cos_out, float* sin_out) const;
+  int64_t half_dim() const { return int64_t(inv_freq_.size()); }
+
+ private:
+  std::vector<double> inv_freq_;
+  double magnitude_ = 1;
+};
+
+// RopeTables(p).fill(...), for one-off use.
 void rope_tables(const RopeParams& p, const int32_t* positions, int64_t num_positions, float* cos_out,
                  float* sin_out);
 

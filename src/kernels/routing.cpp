@@ -22,9 +22,22 @@ void top_indices(const float* v, int64_t n, int64_t k, std::vector<int32_t>& ord
 }  // namespace
 
 void route_topk(const float* logits, int64_t m, const RoutingParams& p, int32_t* ids, float* weights) {
+  RoutingScratch scratch;
+  route_topk(logits, m, p, ids, weights, scratch);
+}
+
+void route_topk(const float* logits, int64_t m, const RoutingParams& p, int32_t* ids, float* weights,
+                RoutingScratch& s) {
   const int64_t e = p.num_experts, per_group = e / p.num_groups;
-  std::vector<float> scores(static_cast<size_t>(e)), choice(static_cast<size_t>(e)), group_score(static_cast<size_t>(p.num_groups));
-  std::vector<int32_t> order, groups;
+  s.scores.resize(size_t(e));
+  s.choice.resize(size_t(e));
+  s.group_score.resize(size_t(p.num_groups));
+  s.keep.resize(size_t(p.num_groups));
+  float* scores = s.scores.data();
+  float* choice = s.choice.data();
+  float* group_score = s.group_score.data();
+  std::vector<int32_t>& order = s.order;
+  std::vector<int32_t>& groups = s.groups;
   for (int64_t t = 0; t < m; ++t) {
     const float* l = logits + t * e;
     if (p.scoring == GateScoring::kSoftmax) {
@@ -38,7 +51,7 @@ void route_topk(const float* logits, int64_t m, const RoutingParams& p, int32_t*
 
     if (p.method != GateTopk::kGreedy && p.num_groups > 1) {
       for (int64_t g = 0; g < p.num_groups; ++g) {
-        const float* c = choice.data() + g * per_group;
+        const float* c = choice + g * per_group;
         if (p.method == GateTopk::kGroupLimited) {
           group_score[g] = *std::max_element(c, c + per_group);
         } else {
@@ -46,13 +59,13 @@ void route_topk(const float* logits, int64_t m, const RoutingParams& p, int32_t*
           group_score[g] = c[order[0]] + c[order[1]];
         }
       }
-      top_indices(group_score.data(), p.num_groups, p.topk_groups, groups);
-      std::vector<bool> keep(size_t(p.num_groups), false);
-      for (int32_t g : groups) keep[g] = true;
+      top_indices(group_score, p.num_groups, p.topk_groups, groups);
+      std::fill(s.keep.begin(), s.keep.end(), uint8_t(0));
+      for (int32_t g : groups) s.keep[size_t(g)] = 1;
       for (int64_t i = 0; i < e; ++i)
-        if (!keep[i / per_group]) choice[i] = -std::numeric_limits<float>::infinity();
+        if (!s.keep[size_t(i / per_group)]) choice[i] = -std::numeric_limits<float>::infinity();
     }
-    top_indices(choice.data(), e, p.top_k, order);
+    top_indices(choice, e, p.top_k, order);
     float sum = 0;
     for (int k = 0; k < p.top_k; ++k) {
       ids[t * p.top_k + k] = order[k];

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace dsinfer::kernels {
 
@@ -29,7 +30,17 @@ struct RoutingParams {
   const float* bias = nullptr;  // [num_experts], noaux_tc only
 };
 
+// Working memory of route_topk, kept by the caller so a forward step allocates nothing.
+struct RoutingScratch {
+  std::vector<float> scores, choice, group_score;
+  std::vector<int32_t> order, groups;
+  std::vector<uint8_t> keep;
+};
+
 // logits [m, num_experts] -> ids [m, top_k], weights [m, top_k]. Ties go to the lower expert id.
+void route_topk(const float* logits, int64_t m, const RoutingParams& p, int32_t* ids, float* weights,
+                RoutingScratch& scratch);
+// With scratch of its own, for one-off use.
 void route_topk(const float* logits, int64_t m, const RoutingParams& p, int32_t* ids, float* weights);
 
 }  // namespace dsinfer::kernels

@@ -72,7 +72,8 @@ void MlaAttention::forward(const float* x, const Batch& batch, const kernels::La
   proj_scope.stop();
   // Attention {T, H, v}: absorbed sequences together, non-absorbed one by one.
   grow(s_.attn, T * H * cfg_.v_head_dim);
-  std::vector<size_t> absorbed;
+  std::vector<size_t>& absorbed = s_.absorbed;
+  absorbed.clear();
   for (size_t i = 0; i < batch.seqs.size(); ++i) {
     const SequenceChunk& s = batch.seqs[i];
     if (s.num_tokens == 0) continue;

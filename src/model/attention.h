@@ -27,6 +27,7 @@ struct AttentionScratch {
   std::vector<float> q, qa, kv, attn, ctx, kvb, k, v, qabs, olat, heads_in, heads_out, part, lse, part_lse;
   std::vector<int32_t> tables, seqlens, counts;
   std::vector<int64_t> rows;
+  std::vector<size_t> absorbed;  // sequences of the step attended in the absorbed form
 };
 
 class MlaAttention {

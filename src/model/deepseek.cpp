@@ -79,16 +79,18 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
       local_moe_(weights_, options.precision) {
   check(!(options_.fp8_kv_cache && options_.precision == Precision::kFp32),
         "the FP8 KV cache is a serving-precision option; --precision fp32 keeps an fp32 cache");
-  rope_.dim = cfg_.qk_rope_head_dim;
-  rope_.theta = cfg_.rope_theta;
+  kernels::RopeParams rope;
+  rope.dim = cfg_.qk_rope_head_dim;
+  rope.theta = cfg_.rope_theta;
   if (cfg_.yarn) {
-    rope_.factor = cfg_.yarn->factor;
-    rope_.beta_fast = cfg_.yarn->beta_fast;
-    rope_.beta_slow = cfg_.yarn->beta_slow;
-    rope_.original_max_position = cfg_.yarn->original_max_position_embeddings;
-    rope_.mscale = cfg_.yarn->mscale;
-    rope_.mscale_all_dim = cfg_.yarn->mscale_all_dim;
+    rope.factor = cfg_.yarn->factor;
+    rope.beta_fast = cfg_.yarn->beta_fast;
+    rope.beta_slow = cfg_.yarn->beta_slow;
+    rope.original_max_position = cfg_.yarn->original_max_position_embeddings;
+    rope.mscale = cfg_.yarn->mscale;
+    rope.mscale_all_dim = cfg_.yarn->mscale_all_dim;
   }
+  rope_ = kernels::RopeTables(rope);
   const bool scan = options_.check_weights;
   if (scan) {
     // Read in place by every step, never packed: scanned, then its pages given back, so the
@@ -149,7 +151,7 @@ void DeepSeekModel::forward(const Batch& batch, const KvCacheView& cache, float*
     for (int64_t i = 0; i < s.num_tokens; ++i) positions_[size_t(s.first_token + i)] = int32_t(s.cached_tokens + i);
   cos_.resize(size_t(T * half));
   sin_.resize(size_t(T * half));
-  kernels::rope_tables(rope_, positions_.data(), T, cos_.data(), sin_.data());
+  rope_.fill(positions_.data(), T, cos_.data(), sin_.data());
 
   for (int64_t t = 0; t < T; ++t) kernels::dequant_row(weights_.embed, batch.tokens[size_t(t)], x_.data() + t * hidden);
 

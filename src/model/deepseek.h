@@ -68,7 +68,7 @@ class DeepSeekModel {
   Checkpoint ckpt_;
   ModelWeights weights_;
   ModelOptions options_;
-  kernels::RopeParams rope_;
+  kernels::RopeTables rope_;
   LocalMoe local_moe_;
   AttentionScratch attention_scratch_;  // before attention_, which refers to it
   std::vector<MlaAttention> attention_;

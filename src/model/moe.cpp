@@ -43,7 +43,7 @@ void MoeLayer::forward(const float* x, int64_t T, MoeExecutor& executor, Routing
     kernels::gemm_f32_nt(x, hidden, nullptr, 0, T, router_, logits_.data(), E);
     ids_.resize(size_t(T * K));
     weights_.resize(size_t(T * K));
-    kernels::route_topk(logits_.data(), T, params_, ids_.data(), weights_.data());
+    kernels::route_topk(logits_.data(), T, params_, ids_.data(), weights_.data(), routing_scratch_);
   }
   if (observer) observer->on_routing(layer_, ids_.data(), T, int(K));
 

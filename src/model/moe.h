@@ -30,6 +30,7 @@ class MoeLayer {
   std::optional<PackedMlp> shared_;
   kernels::PackedMatrix router_;  // fp32 [n_routed, hidden], packed so a batch's scores are one GEMM
   kernels::RoutingParams params_;
+  kernels::RoutingScratch routing_scratch_;
   std::vector<float> logits_, weights_;
   std::vector<float>& scratch_;
   std::vector<int32_t> ids_;
