@@ -5,6 +5,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/profile.h"
+#include "base/scratch.h"
 #include "kernels/gemm.h"
 #include "kernels/weight_view.h"
 #include "kernels/norm.h"
@@ -76,7 +77,8 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
       ckpt_(std::move(ckpt)),
       weights_(ModelWeights::load(ckpt_, cfg_)),
       options_(options),
-      local_moe_(weights_, options.precision) {
+      local_moe_(weights_, options.precision),
+      dump_(Dump::from_environment()) {
   check(!(options_.fp8_kv_cache && options_.precision == Precision::kFp32),
         "the FP8 KV cache is a serving-precision option; --precision fp32 keeps an fp32 cache");
   kernels::RopeParams rope;
@@ -132,6 +134,8 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
 
 void DeepSeekModel::forward(const Batch& batch, const KvCacheView& cache, float* logits) {
   ProfileScope whole("forward");
+  // T new tokens in this step (prefill chunks and decode tokens of every sequence, flattened),
+  // D hidden, R rows that want logits, V vocab, dr/2 rope pairs.
   const int64_t T = int64_t(batch.tokens.size()), hidden = cfg_.hidden_size, half = cfg_.qk_rope_head_dim / 2;
   check(cache.dtype() == cache_dtype() && cache.spec.dim == cfg_.latent_dim() &&
             cache.spec.rope_dim == cfg_.qk_rope_head_dim && cache.spec.num_layers == cfg_.num_hidden_layers,
@@ -142,32 +146,38 @@ void DeepSeekModel::forward(const Batch& batch, const KvCacheView& cache, float*
     check(s.cached_tokens + s.num_tokens <= cfg_.max_position_embeddings, "sequence of ",
           s.cached_tokens + s.num_tokens, " tokens exceeds max_position_embeddings ", cfg_.max_position_embeddings);
 
-  x_.resize(size_t(T * hidden));
-  h_.resize(size_t(T * hidden));
-  branch_.resize(size_t(T * hidden));
-  // Token positions and their rope tables, shared by every layer.
-  positions_.resize(size_t(T));
+  grow(x_, T * hidden);       // x [T, D]: the residual stream
+  grow(h_, T * hidden);       // h [T, D]: a normalised copy, the input of a branch
+  grow(branch_, T * hidden);  // branch [T, D]: attention's or the FFN's output, added to x
+  // Token positions [T] and their rope tables cos, sin [T, dr/2], shared by every layer.
+  grow(positions_, T);
   for (const SequenceChunk& s : batch.seqs)
     for (int64_t i = 0; i < s.num_tokens; ++i) positions_[size_t(s.first_token + i)] = int32_t(s.cached_tokens + i);
-  cos_.resize(size_t(T * half));
-  sin_.resize(size_t(T * half));
+  grow(cos_, T * half);
+  grow(sin_, T * half);
   rope_.fill(positions_.data(), T, cos_.data(), sin_.data());
 
   for (int64_t t = 0; t < T; ++t) kernels::dequant_row(weights_.embed, batch.tokens[size_t(t)], x_.data() + t * hidden);
+  dump_("embed", -1, x_.data(), T, hidden);
 
   MoeExecutor& executor = options_.executor ? *options_.executor : local_moe_;
   const float eps = float(cfg_.rms_norm_eps);
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
     const LayerWeights& lw = weights_.layers[size_t(l)];
+    // x += MLA(norm(x))
     kernels::rmsnorm(x_.data(), T, hidden, hidden, lw.input_norm.data(), eps, h_.data(), hidden);
+    dump_("attn_norm", l, h_.data(), T, hidden);
     {
       ProfileScope scope("attention");
       attention_[size_t(l)].forward(h_.data(), batch, cache.layer(l), cos_.data(), sin_.data(), options_.attention,
                                     branch_.data());
     }
-    kernels::axpy(1.0f, branch_.data(), x_.data(), T * hidden);  // the residual
+    dump_("attn_out", l, branch_.data(), T, hidden);
+    kernels::axpy(1.0f, branch_.data(), x_.data(), T * hidden);
 
+    // x += FFN(norm(x)): routed + shared experts (MoE layers) or one dense MLP
     kernels::rmsnorm(x_.data(), T, hidden, hidden, lw.post_attention_norm.data(), eps, h_.data(), hidden);
+    dump_("ffn_norm", l, h_.data(), T, hidden);
     if (moe_[size_t(l)]) {
       ProfileScope scope("moe");
       moe_[size_t(l)]->forward(h_.data(), T, executor, options_.observer, branch_.data());
@@ -176,17 +186,23 @@ void DeepSeekModel::forward(const Batch& batch, const KvCacheView& cache, float*
       mlp_forward(dense_[size_t(l)], h_.data(), T, hidden, branch_.data(), hidden, scratch_,
                   activation_quant(options_.precision));
     }
-    kernels::axpy(1.0f, branch_.data(), x_.data(), T * hidden);  // the residual
+    dump_("ffn_out", l, branch_.data(), T, hidden);
+    kernels::axpy(1.0f, branch_.data(), x_.data(), T * hidden);
+    dump_("layer_out", l, x_.data(), T, hidden);
   }
   if (options_.observer) options_.observer->on_step_end();
 
+  // logits [R, V] = lm_head(norm(x)) for the R rows asked for
   ProfileScope head_scope("lm_head");
   const int64_t R = int64_t(batch.logits_rows.size());
-  final_.resize(size_t(R * hidden));
+  grow(final_, R * hidden);  // final [R, D]
   for (int64_t r = 0; r < R; ++r)
     kernels::rmsnorm(x_.data() + batch.logits_rows[size_t(r)] * hidden, 1, hidden, hidden, weights_.final_norm.data(),
                      eps, final_.data() + r * hidden, hidden);
+  dump_("final_norm", -1, final_.data(), R, hidden);
   kernels::linear(final_.data(), R, hidden, lm_head_, logits, cfg_.vocab_size, activation_quant(options_.precision));
+  dump_("logits", -1, logits, R, cfg_.vocab_size);
+  dump_.next_step();
 }
 
 }  // namespace dsinfer::model

@@ -15,6 +15,7 @@
 #include "model/batch.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
+#include "model/dump.h"
 #include "model/forward_options.h"
 #include "model/local_moe.h"
 #include "model/mlp.h"
@@ -75,6 +76,8 @@ class DeepSeekModel {
   std::vector<std::unique_ptr<MoeLayer>> moe_;  // null for dense layers
   std::vector<PackedMlp> dense_;               // per layer; empty for MoE layers
   kernels::PackedMatrix lm_head_;
+  Dump dump_;  // DSINFER_DUMP: named intermediates (model/dump.h)
+  // Step buffers, grown to the largest step seen (the engine's warm-up) and reused.
   std::vector<float> x_, h_, branch_, cos_, sin_, final_, scratch_;
   std::vector<int32_t> positions_;
 };

@@ -410,8 +410,13 @@ def dense_mlp(x, W, cfg, i):
 
 # ============================================================================ the model
 
-def forward(model_dir, tokens, dtype=torch.float64):
-    """Logits [T, vocab] for the causal sequence `tokens` at positions 0..T-1."""
+def forward(model_dir, tokens, dtype=torch.float64, dump=None):
+    """Logits [T, vocab] for the causal sequence `tokens` at positions 0..T-1.
+
+    dump(name, layer, tensor), when given, receives the named intermediates that dsinfer's
+    DSINFER_DUMP writes (src/model/dump.h): embed; per layer attn_norm, attn_out, ffn_norm,
+    ffn_out, layer_out; final_norm; logits (layer None for the ones outside a layer)."""
+    dump = dump or (lambda name, layer, t: None)
     cfg = Config.load(model_dir)
     W = Weights(model_dir, cfg, dtype)
     tokens = torch.as_tensor(list(tokens), dtype=torch.long)
@@ -424,20 +429,31 @@ def forward(model_dir, tokens, dtype=torch.float64):
 
     embed = W.get("model.embed_tokens.weight", (V, D))
     x = embed[tokens]                                                              # [T, D]
+    dump("embed", None, x)
     cos, sin = rope_tables(cfg, torch.arange(T))                                   # [T, dr/2]
     cos, sin = cos.to(dtype), sin.to(dtype)
     for i in range(cfg.num_hidden_layers):  # layers >= num_hidden_layers are MTP: not used here
         p = f"model.layers.{i}"
         h = rms_norm(x, W.get(p + ".input_layernorm.weight", (D,)), cfg.rms_norm_eps)
-        x = x + mla(h, W, cfg, i, cos, sin)
+        dump("attn_norm", i, h)
+        a = mla(h, W, cfg, i, cos, sin)                                            # [T, D]
+        dump("attn_out", i, a)
+        x = x + a
         h = rms_norm(x, W.get(p + ".post_attention_layernorm.weight", (D,)), cfg.rms_norm_eps)
-        x = x + (moe(h, W, cfg, i) if cfg.is_moe_layer(i) else dense_mlp(h, W, cfg, i))
+        dump("ffn_norm", i, h)
+        f = moe(h, W, cfg, i) if cfg.is_moe_layer(i) else dense_mlp(h, W, cfg, i)  # [T, D]
+        dump("ffn_out", i, f)
+        x = x + f
+        dump("layer_out", i, x)
     x = rms_norm(x, W.get("model.norm.weight", (D,)), cfg.rms_norm_eps)
+    dump("final_norm", None, x)
     if cfg.tie_word_embeddings and not W.has("lm_head.weight"):
         head = embed
     else:
         head = W.get("lm_head.weight", (V, D))
-    return linear(x, head)                                                         # [T, V]
+    logits = linear(x, head)                                                       # [T, V]
+    dump("logits", None, logits)
+    return logits
 
 
 def main(argv=None):

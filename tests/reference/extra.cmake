@@ -21,3 +21,12 @@ foreach(model tiny-v3 tiny-v3-fp8 tiny-v2lite tiny-mla576)
       --workdir ${DSINFER_TESTDATA}/reference/${model} --fresh)
   set_tests_properties(reference_${model} PROPERTIES LABELS reference TIMEOUT 300)
 endforeach()
+
+# reference_dump_<model>: DSINFER_DUMP's named intermediates against the reference's, layer by
+# layer (src/model/dump.h): where a divergence starts, not only that the logits differ.
+foreach(model tiny-v3 tiny-v2lite)
+  add_test(NAME reference_dump_${model}
+    COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_dump.py --dsinfer ${DSINFER_BIN} --preset ${model}
+      --workdir ${DSINFER_TESTDATA}/reference-dump/${model})
+  set_tests_properties(reference_dump_${model} PROPERTIES LABELS reference TIMEOUT 300)
+endforeach()
