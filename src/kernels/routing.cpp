@@ -40,19 +40,19 @@ void route_topk(const float* logits, int64_t m, const RoutingParams& p, int32_t*
   std::vector<int32_t>& groups = s.groups;
   for (int64_t t = 0; t < m; ++t) {
     const float* l = logits + t * e;
-    if (p.scoring == GateScoring::kSoftmax) {
+    if (p.scoring == ScoringFunc::kSoftmax) {
       float mx = *std::max_element(l, l + e), sum = 0;
       for (int64_t i = 0; i < e; ++i) sum += scores[i] = std::exp(l[i] - mx);
       for (int64_t i = 0; i < e; ++i) scores[i] /= sum;
     } else {
       for (int64_t i = 0; i < e; ++i) scores[i] = 1.0f / (1.0f + std::exp(-l[i]));
     }
-    for (int64_t i = 0; i < e; ++i) choice[i] = scores[i] + (p.method == GateTopk::kNoauxTc && p.bias ? p.bias[i] : 0.0f);
+    for (int64_t i = 0; i < e; ++i) choice[i] = scores[i] + (p.method == TopkMethod::kNoauxTc && p.bias ? p.bias[i] : 0.0f);
 
-    if (p.method != GateTopk::kGreedy && p.num_groups > 1) {
+    if (p.method != TopkMethod::kGreedy && p.num_groups > 1) {
       for (int64_t g = 0; g < p.num_groups; ++g) {
         const float* c = choice + g * per_group;
-        if (p.method == GateTopk::kGroupLimited) {
+        if (p.method == TopkMethod::kGroupLimitedGreedy) {
           group_score[g] = *std::max_element(c, c + per_group);
         } else {
           top_indices(c, per_group, 2, order);

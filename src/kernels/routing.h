@@ -13,15 +13,17 @@
 
 namespace dsinfer::kernels {
 
-enum class GateScoring { kSoftmax, kSigmoid };
-enum class GateTopk { kGreedy, kGroupLimited, kNoauxTc };
+// The gate policies as config.json names them (scoring_func, topk_method); model/config.h parses
+// into these same enums, so there is one definition and no translation.
+enum class ScoringFunc { kSoftmax, kSigmoid };
+enum class TopkMethod { kGreedy, kGroupLimitedGreedy, kNoauxTc };
 
 struct RoutingParams {
   int64_t num_experts = 0;
   int top_k = 0;
   int64_t num_groups = 1, topk_groups = 1;
-  GateScoring scoring = GateScoring::kSoftmax;
-  GateTopk method = GateTopk::kGreedy;
+  ScoringFunc scoring = ScoringFunc::kSoftmax;
+  TopkMethod method = TopkMethod::kGreedy;
   bool normalize = false;
   float scaling = 1.0f;
   // DeepSeek-V3 scales after normalising; DeepSeek-V2's gate scales only weights it did not

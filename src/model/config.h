@@ -10,10 +10,12 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "kernels/routing.h"
+
 namespace dsinfer::model {
 
-enum class TopkMethod { kGreedy, kGroupLimitedGreedy, kNoauxTc };
-enum class ScoringFunc { kSoftmax, kSigmoid };
+using kernels::ScoringFunc;  // the router's enums, defined once (kernels/routing.h)
+using kernels::TopkMethod;
 
 const char* to_string(TopkMethod m);
 const char* to_string(ScoringFunc s);
@@ -32,6 +34,9 @@ struct QuantConfig {
 
 struct ModelConfig {
   std::string architecture;  // DeepseekV2ForCausalLM or DeepseekV3ForCausalLM
+  // V3's gate multiplies the normalised top-k weights by routed_scaling_factor; V2's scales only
+  // weights it did not normalise (the two agree for every published config).
+  bool scales_normalized_gates() const { return architecture != "DeepseekV2ForCausalLM"; }
   std::string model_type;
 
   int64_t vocab_size = 0;

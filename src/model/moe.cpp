@@ -23,14 +23,11 @@ MoeLayer::MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer, Preci
   params_.top_k = int(cfg.num_experts_per_tok);
   params_.num_groups = cfg.n_group;
   params_.topk_groups = cfg.topk_group;
-  params_.scoring = cfg.scoring_func == ScoringFunc::kSoftmax ? kernels::GateScoring::kSoftmax
-                                                              : kernels::GateScoring::kSigmoid;
-  params_.method = cfg.topk_method == TopkMethod::kGreedy           ? kernels::GateTopk::kGreedy
-                   : cfg.topk_method == TopkMethod::kGroupLimitedGreedy ? kernels::GateTopk::kGroupLimited
-                                                                        : kernels::GateTopk::kNoauxTc;
+  params_.scoring = cfg.scoring_func;
+  params_.method = cfg.topk_method;
   params_.normalize = cfg.norm_topk_prob;
   params_.scaling = float(cfg.routed_scaling_factor);
-  params_.scale_normalized = cfg.architecture != "DeepseekV2ForCausalLM";
+  params_.scale_normalized = cfg.scales_normalized_gates();
   params_.bias = w.bias.empty() ? nullptr : w.bias.data();
 }
 

@@ -97,8 +97,8 @@ TEST(Ops, NoauxTcRoutingByHand) {
   p.top_k = 2;
   p.num_groups = 4;
   p.topk_groups = 2;
-  p.scoring = GateScoring::kSigmoid;
-  p.method = GateTopk::kNoauxTc;
+  p.scoring = ScoringFunc::kSigmoid;
+  p.method = TopkMethod::kNoauxTc;
   p.normalize = true;
   p.scaling = 2.5f;
   float bias[8] = {0, 0, 0, 0, 0, 0, 0.5f, 0};
@@ -121,7 +121,7 @@ TEST(Ops, GreedySoftmaxAndGroupLimitedRouting) {
   RoutingParams p;
   p.num_experts = 4;
   p.top_k = 2;
-  p.scoring = GateScoring::kSoftmax;
+  p.scoring = ScoringFunc::kSoftmax;
   float logits[4] = {1, 3, 2, 0};
   int32_t ids[2];
   float w[2];
@@ -131,7 +131,7 @@ TEST(Ops, GreedySoftmaxAndGroupLimitedRouting) {
   EXPECT_EQ(ids[1], 2);
   EXPECT_NEAR(w[0], std::exp(3) / z, 1e-6);
   // Group-limited: groups {0,1} {2,3}; only one group kept -> the best group's experts.
-  p.method = GateTopk::kGroupLimited;
+  p.method = TopkMethod::kGroupLimitedGreedy;
   p.num_groups = 2;
   p.topk_groups = 1;
   float l2[4] = {2.5f, 0, 3, -5};  // max of g0 = 2.5 < g1 = 3 -> group 1: experts 2, 3
