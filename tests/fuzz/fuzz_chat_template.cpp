@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/json.h"
 #include "fuzz_util.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -38,15 +39,11 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const tokenizer::Tokenizer& tok = deepseek_v3();
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(std::string_view(reinterpret_cast<const char*>(data), size));
-  } catch (const nlohmann::json::exception&) {
-    return 0;
-  }
+  // What parse_request does with the body's "messages".
   std::vector<tokenizer::ChatMessage> messages;
   try {
-    messages = tokenizer::chat_messages_from_json(j);
+    messages = tokenizer::chat_messages_from_json(
+        parse_json(std::string_view(reinterpret_cast<const char*>(data), size), "messages"));
   } catch (const Error&) {
     return 0;
   }

@@ -8,21 +8,17 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/json.h"
 #include "fuzz_util.h"
 #include "model/config.h"
 
 using namespace dsinfer;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(std::string_view(reinterpret_cast<const char*>(data), size));
-  } catch (const nlohmann::json::exception&) {
-    return 0;  // load_config reports this as "not valid JSON"
-  }
+  // What load_config does with the file's text.
   model::ModelConfig c;
   try {
-    c = model::parse_config(j);
+    c = model::parse_config(parse_json(std::string_view(reinterpret_cast<const char*>(data), size), "config.json"));
   } catch (const Error&) {
     return 0;
   }
