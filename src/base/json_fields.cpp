@@ -98,8 +98,8 @@ const json& FieldReader::value(const std::string& key) { return require(key); }
 
 double FieldReader::number_value(const json& v, const std::string& key, const std::string& index,
                                  NumberRange range) const {
-  if (!v.is_number() || !range.contains(v.get<double>()))
-    throw_about(key, index, str("must be ", describe(range), ", got ", shown_json(v)));
+  if (!v.is_number()) throw_about(key, index, str("must be a number, got ", shown_json(v)));
+  if (!range.contains(v.get<double>())) throw_about(key, index, str("must be ", describe(range), ", got ", shown_json(v)));
   return v.get<double>();
 }
 
@@ -138,9 +138,9 @@ int64_t FieldReader::integer_value(const json& v, const std::string& key, const 
       too_wide = std::isfinite(d) && d == std::trunc(d);
     }
   }
-  if (!exact || !range.contains(x))
-    throw_about(key, index,
-                str("must be ", describe(range), ", got ", shown_json(v), too_wide ? ", which does not fit in 64 bits" : ""));
+  if (!exact)
+    throw_about(key, index, str("must be an integer, got ", shown_json(v), too_wide ? ", which does not fit in 64 bits" : ""));
+  if (!range.contains(x)) throw_about(key, index, str("must be ", describe(range), ", got ", shown_json(v)));
   return x;
 }
 

@@ -11,7 +11,7 @@
 #include "base/error.h"
 #include "base/json.h"
 #include "base/read_file.h"
-#include "plan/json_fields.h"
+#include "base/json_fields.h"
 
 namespace dsinfer::plan {
 
@@ -21,6 +21,10 @@ namespace {
 
 constexpr double kTera = 1e12;
 constexpr double kGiga = 1e9;
+constexpr NumberRange kPositive = NumberRange::positive();
+constexpr NumberRange kFraction = NumberRange::fraction();
+// Counts stored as int.
+constexpr IntRange kPositiveInt = IntRange::positive(INT32_MAX);
 
 std::string lower(std::string s) {
   for (char& c : s) c = char(std::tolower((unsigned char)c));
@@ -28,29 +32,24 @@ std::string lower(std::string s) {
 }
 
 std::vector<std::string> read_sources(FieldReader& r) {
-  std::vector<std::string> out;
-  if (const json* list = r.optional_array("sources"))
-    for (const json& s : *list) {
-      if (!s.is_string()) fail(r.where("sources"), " must be a list of strings");
-      out.push_back(s.get<std::string>());
-    }
-  return out;
+  if (!r.has("sources")) return {};
+  return r.strings("sources", 1);
 }
 
 HardwareProfile parse_profile(const json& j, const std::string& origin, const std::string& path) {
   FieldReader r(j, origin, path);
   HardwareProfile p;
   p.name = r.string("name");
-  if (p.name.empty()) fail(r.where("name"), " must not be empty");
+  if (p.name.empty()) r.fail("name", "must not be empty");
   p.description = r.optional_string("description").value_or("");
-  p.fp8_flops = r.positive("fp8_dense_tflops") * kTera;
-  p.bf16_flops = r.positive("bf16_dense_tflops") * kTera;
-  p.hbm_bandwidth = r.positive("hbm_tb_per_s") * kTera;
-  p.hbm_bytes = r.positive("hbm_gb") * kGiga;
-  p.nvlink_bandwidth = r.positive("nvlink_gb_per_s") * kGiga;
-  p.nic_bandwidth = r.positive("nic_gb_per_s") * kGiga;
-  p.sms = int(r.positive_integer("sms"));
-  p.gpus_per_node = int(r.positive_integer("gpus_per_node"));
+  p.fp8_flops = r.number("fp8_dense_tflops", kPositive) * kTera;
+  p.bf16_flops = r.number("bf16_dense_tflops", kPositive) * kTera;
+  p.hbm_bandwidth = r.number("hbm_tb_per_s", kPositive) * kTera;
+  p.hbm_bytes = r.number("hbm_gb", kPositive) * kGiga;
+  p.nvlink_bandwidth = r.number("nvlink_gb_per_s", kPositive) * kGiga;
+  p.nic_bandwidth = r.number("nic_gb_per_s", kPositive) * kGiga;
+  p.sms = int(r.integer("sms", kPositiveInt));
+  p.gpus_per_node = int(r.integer("gpus_per_node", kPositiveInt));
   p.sources = read_sources(r);
   r.finish();
   return p;
@@ -59,39 +58,39 @@ HardwareProfile parse_profile(const json& j, const std::string& origin, const st
 EpBandwidth parse_ep_row(const json& j, const std::string& origin, const std::string& path, bool latency_columns) {
   FieldReader r(j, origin, path);
   EpBandwidth b;
-  b.ep = int(r.positive_integer("ep"));
-  b.dispatch = r.positive("dispatch_gb_per_s") * kGiga;
-  b.combine = r.positive("combine_gb_per_s") * kGiga;
+  b.ep = int(r.integer("ep", kPositiveInt));
+  b.dispatch = r.number("dispatch_gb_per_s", kPositive) * kGiga;
+  b.combine = r.number("combine_gb_per_s", kPositive) * kGiga;
   if (latency_columns) {
     // Published beside the bandwidths; kept for reference, the model uses the bandwidths.
-    r.positive("dispatch_us");
-    r.positive("combine_us");
+    r.number("dispatch_us", kPositive);
+    r.number("combine_us", kPositive);
   }
   r.finish();
   return b;
 }
 
 std::vector<EpBandwidth> parse_ep_table(FieldReader& parent, const std::string& key, bool latency_columns) {
-  const json& rows = parent.array(key);
+  const json& rows = parent.array(key, 1);
   std::vector<EpBandwidth> out;
   for (size_t i = 0; i < rows.size(); ++i)
     out.push_back(parse_ep_row(rows[i], parent.origin(), str(parent.child_path(key), "[", i, "]"), latency_columns));
   for (size_t i = 1; i < out.size(); ++i)
     if (out[i].ep <= out[i - 1].ep)
-      fail(parent.where(key), " must list rows in increasing 'ep' order");
+      parent.fail(key, "must list rows in increasing 'ep' order");
   return out;
 }
 
 DeepEpReference parse_deepep(const json& j, const std::string& origin) {
   FieldReader r(j, origin, "deepep");
   DeepEpReference d;
-  d.reference_nic = r.positive("reference_nic_gb_per_s") * kGiga;
-  d.reference_nvlink = r.positive("reference_nvlink_gb_per_s") * kGiga;
+  d.reference_nic = r.number("reference_nic_gb_per_s", kPositive) * kGiga;
+  d.reference_nvlink = r.number("reference_nvlink_gb_per_s", kPositive) * kGiga;
   d.normal_intranode = parse_ep_row(r.object("normal_intranode"), origin, "deepep.normal_intranode", false);
   d.normal_internode = parse_ep_table(r, "normal_internode", false);
-  d.low_latency_tokens = int(r.positive_integer("low_latency_tokens"));
+  d.low_latency_tokens = int(r.integer("low_latency_tokens", kPositiveInt));
   d.low_latency = parse_ep_table(r, "low_latency", true);
-  d.normal_kernel_sms = int(r.positive_integer("normal_kernel_sms"));
+  d.normal_kernel_sms = int(r.integer("normal_kernel_sms", kPositiveInt));
   r.allow("note");
   read_sources(r);
   r.finish();
@@ -101,20 +100,20 @@ DeepEpReference parse_deepep(const json& j, const std::string& origin) {
 KernelEfficiency parse_kernels(const json& j, const std::string& origin) {
   FieldReader r(j, origin, "kernels");
   KernelEfficiency k;
-  k.gemm_compute = r.fraction("gemm_compute");
-  k.gemm_memory = r.fraction("gemm_memory");
-  k.attention_decode_compute = r.fraction("attention_decode_compute");
-  k.attention_decode_memory = r.fraction("attention_decode_memory");
-  k.elementwise_memory = r.fraction("elementwise_memory");
-  k.end_to_end = r.fraction("end_to_end");
-  const json& rows = r.array("attention_prefill_by_length");
+  k.gemm_compute = r.number("gemm_compute", kFraction);
+  k.gemm_memory = r.number("gemm_memory", kFraction);
+  k.attention_decode_compute = r.number("attention_decode_compute", kFraction);
+  k.attention_decode_memory = r.number("attention_decode_memory", kFraction);
+  k.elementwise_memory = r.number("elementwise_memory", kFraction);
+  k.end_to_end = r.number("end_to_end", kFraction);
+  const json& rows = r.array("attention_prefill_by_length", 1);
   for (size_t i = 0; i < rows.size(); ++i) {
     FieldReader row(rows[i], origin, str("kernels.attention_prefill_by_length[", i, "]"));
-    double tokens = row.positive("tokens");
-    double fraction = row.fraction("fraction");
+    double tokens = row.number("tokens", kPositive);
+    double fraction = row.number("fraction", kFraction);
     row.finish();
     if (!k.attention_prefill_by_length.empty() && tokens <= k.attention_prefill_by_length.back().first)
-      fail(r.where("attention_prefill_by_length"), " must list rows in increasing 'tokens' order");
+      r.fail("attention_prefill_by_length", "must list rows in increasing 'tokens' order");
     k.attention_prefill_by_length.emplace_back(tokens, fraction);
   }
   r.allow("note");
@@ -157,13 +156,13 @@ HardwareCatalog parse_hardware(const json& j, const std::string& origin) {
   c.origin = origin;
   std::string format = r.string("format");
   if (format != "dsinfer-hardware-1")
-    fail(r.where("format"), " is '", format, "'; this dsinfer reads 'dsinfer-hardware-1'");
-  const json& profiles = r.array("profiles");
+    r.fail("format", "is '", format, "'; this dsinfer reads 'dsinfer-hardware-1'");
+  const json& profiles = r.array("profiles", 1);
   for (size_t i = 0; i < profiles.size(); ++i) {
     c.profiles.push_back(parse_profile(profiles[i], origin, str("profiles[", i, "]")));
     for (size_t k = 0; k + 1 < c.profiles.size(); ++k)
       if (lower(c.profiles[k].name) == lower(c.profiles.back().name))
-        fail(origin, ": key 'profiles[", i, "].name' repeats '", c.profiles.back().name, "'");
+        r.fail(str("profiles[", i, "].name"), "repeats '", c.profiles.back().name, "'");
   }
   c.deepep = parse_deepep(r.object("deepep"), origin);
   c.kernels = parse_kernels(r.object("kernels"), origin);

@@ -6,41 +6,37 @@
 #include "base/error.h"
 #include "base/json.h"
 #include "base/read_file.h"
-#include "plan/json_fields.h"
+#include "base/json_fields.h"
 
 namespace dsinfer::plan {
 
 Workload parse_workload(const nlohmann::json& j, const std::string& origin) {
+  constexpr NumberRange kPositive = NumberRange::positive(), kNonNegative = NumberRange::non_negative();
   FieldReader r(j, origin);
   Workload w;
-  w.input_tokens_per_day = r.positive("input_tokens_per_day");
-  w.cached_input_tokens_per_day = r.non_negative("cached_input_tokens_per_day");
+  w.input_tokens_per_day = r.number("input_tokens_per_day", kPositive);
+  w.cached_input_tokens_per_day = r.number("cached_input_tokens_per_day", kNonNegative);
   if (w.cached_input_tokens_per_day > w.input_tokens_per_day)
-    fail(r.where("cached_input_tokens_per_day"), " (", w.cached_input_tokens_per_day,
-         ") exceeds input_tokens_per_day (", w.input_tokens_per_day, "); cache hits are part of the input");
-  w.output_tokens_per_day = r.non_negative("output_tokens_per_day");
-  w.prefill_tokens_per_s_per_node = r.positive("prefill_tokens_per_s_per_node");
-  w.decode_tokens_per_s_per_node = r.positive("decode_tokens_per_s_per_node");
-  w.gpus_per_node = r.positive("gpus_per_node");
-  w.gpu_hour_usd = r.positive("gpu_hour_usd");
-  w.prices.input_cache_hit = r.non_negative("price_per_m_input_cache_hit");
-  w.prices.input_cache_miss = r.non_negative("price_per_m_input_cache_miss");
-  w.prices.output = r.non_negative("price_per_m_output");
-  w.prefill_nodes_per_unit = r.positive("prefill_nodes_per_unit");
-  w.decode_nodes_per_unit = r.positive("decode_nodes_per_unit");
-  if (r.optional_number("observed_average_nodes")) w.observed_average_nodes = r.positive("observed_average_nodes");
-  if (const nlohmann::json* hours = r.optional_array("hourly_load")) {
-    if (hours->size() != kHoursPerDay)
-      fail(r.where("hourly_load"), " must list ", kHoursPerDay, " hourly weights, got ", hours->size());
+    r.fail("cached_input_tokens_per_day", "(", w.cached_input_tokens_per_day,
+           ") exceeds input_tokens_per_day (", w.input_tokens_per_day, "); cache hits are part of the input");
+  w.output_tokens_per_day = r.number("output_tokens_per_day", kNonNegative);
+  w.prefill_tokens_per_s_per_node = r.number("prefill_tokens_per_s_per_node", kPositive);
+  w.decode_tokens_per_s_per_node = r.number("decode_tokens_per_s_per_node", kPositive);
+  w.gpus_per_node = r.number("gpus_per_node", kPositive);
+  w.gpu_hour_usd = r.number("gpu_hour_usd", kPositive);
+  w.prices.input_cache_hit = r.number("price_per_m_input_cache_hit", kNonNegative);
+  w.prices.input_cache_miss = r.number("price_per_m_input_cache_miss", kNonNegative);
+  w.prices.output = r.number("price_per_m_output", kNonNegative);
+  w.prefill_nodes_per_unit = r.number("prefill_nodes_per_unit", kPositive);
+  w.decode_nodes_per_unit = r.number("decode_nodes_per_unit", kPositive);
+  w.observed_average_nodes = r.optional_number("observed_average_nodes", kPositive);
+  if (r.has("hourly_load")) {
+    w.hourly_load = r.numbers("hourly_load", kNonNegative);
+    if (w.hourly_load.size() != kHoursPerDay)
+      r.fail("hourly_load", "must list ", kHoursPerDay, " hourly weights, got ", w.hourly_load.size());
     double sum = 0;
-    for (size_t h = 0; h < hours->size(); ++h) {
-      const nlohmann::json& v = (*hours)[h];
-      if (!v.is_number() || v.get<double>() < 0)
-        fail(r.where("hourly_load"), "[", h, "] must be a non-negative number, got ", v.dump());
-      w.hourly_load.push_back(v.get<double>());
-      sum += w.hourly_load.back();
-    }
-    if (!(sum > 0)) fail(r.where("hourly_load"), " must have at least one positive weight");
+    for (double h : w.hourly_load) sum += h;
+    if (!(sum > 0)) r.fail("hourly_load", "must have at least one positive weight");
   }
   r.allow("note");
   r.allow("sources");

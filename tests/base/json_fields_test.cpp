@@ -89,8 +89,9 @@ TEST(FieldReader, MissingKeysNameOriginAndPath) {
 TEST(FieldReader, WrongTypesNameTheKeyAndTheValue) {
   json j = json::parse(R"({"s": "two", "n": 1, "o": [1], "l": {"a": 1}, "b": 0})");
   FieldReader r(j, "t.json");
-  expect_message([&] { r.number("s"); }, "t.json: key 's' must be a finite number, got \"two\"", "s");
+  expect_message([&] { r.number("s"); }, "t.json: key 's' must be a number, got \"two\"", "s");
   expect_message([&] { r.integer("s"); }, "t.json: key 's' must be an integer, got \"two\"", "s");
+  expect_message([&] { r.number("s", NumberRange::positive()); }, "t.json: key 's' must be a number, got \"two\"", "s");
   expect_message([&] { r.boolean("b"); }, "t.json: key 'b' must be true or false, got 0", "b");
   expect_message([&] { r.string("n"); }, "t.json: key 'n' must be a string, got 1", "n");
   expect_message([&] { r.object("o"); }, "t.json: key 'o' must be an object, got [1]", "o");
@@ -176,7 +177,9 @@ TEST(FieldReader, IntegersAtTheEdgesOfInt64NeitherOverflowNorWrap) {
                  "t.json: key 'min' must be a non-negative integer, got -9223372036854775808", "min");
   expect_message([&] { r.integer("e3", {0, 999}); }, "t.json: key 'e3' must be an integer in [0, 999], got 1000.0", "e3");
   expect_message([&] { r.integer("frac", {5, std::numeric_limits<int64_t>::max()}); },
-                 "t.json: key 'frac' must be an integer >= 5, got 1.5", "frac");
+                 "t.json: key 'frac' must be an integer, got 1.5", "frac");  // the type first
+  expect_message([&] { r.integer("e3", {5000, std::numeric_limits<int64_t>::max()}); },
+                 "t.json: key 'e3' must be an integer >= 5000, got 1000.0", "e3");
   expect_message([&] { r.integer("max", {std::numeric_limits<int64_t>::min(), 5}); },
                  "t.json: key 'max' must be an integer <= 5, got 9223372036854775807", "max");
   EXPECT_EQ(r.integer("max", IntRange::non_negative()), std::numeric_limits<int64_t>::max());
