@@ -81,8 +81,9 @@ struct ModelConfig {
   double softmax_scale() const;
 };
 
-// Throws Error naming the field on anything missing, mistyped or inconsistent.
-ModelConfig parse_config(const nlohmann::json& j);
+// Throws Error naming the field on anything missing, mistyped or inconsistent; messages start
+// with `origin` (load_config passes the file's path).
+ModelConfig parse_config(const nlohmann::json& j, const std::string& origin = "config.json");
 ModelConfig load_config(const std::string& path);
 nlohmann::json to_json(const ModelConfig& c);
 

@@ -146,6 +146,30 @@ TEST(Config, FloatFieldsMustBeFiniteAndPositive) {
   expect_rejected(j, "rope_scaling.factor");
 }
 
+TEST(Config, IgnoresUnknownKeysAndRefusesIntegersBeyond64Bits) {
+  const json v3 = read_json(kV3);
+  json j = v3;
+  j["transformers_version"] = "4.99";  // Hugging Face configs carry many keys dsinfer does not read
+  j["some_future_field"] = {{"x", 1}};
+  EXPECT_NO_THROW(parse_config(j));
+  j = v3;
+  j["hidden_size"] = json::parse("18446744073709551615");  // was read as -1
+  expect_rejected(j, "field 'hidden_size' must be an integer");
+  j = v3;
+  j["vocab_size"] = int64_t(1) << 40;  // token ids are int32
+  expect_rejected(j, "field 'vocab_size' must be an integer in [1, 2147483647]");
+}
+
+TEST(Config, LoadNamesTheFileOnce) {
+  json j = read_json(kV3);
+  j["rms_norm_eps"] = 0;
+  const std::string path = ::testing::TempDir() + "/dsinfer-config-once-" + std::to_string(::getpid()) + ".json";
+  std::ofstream(path) << j.dump();
+  EXPECT_EQ(load_error(path),
+            path + ": field 'rms_norm_eps' must be a finite positive number (greater than zero), got 0");
+  std::filesystem::remove(path);
+}
+
 TEST(Config, LoadNamesTheFileForDirectoriesFifosAndDeepNesting) {
   const std::string base = ::testing::TempDir() + "/dsinfer-config-" + std::to_string(::getpid());
   std::filesystem::create_directories(base + "/dir/config.json");
