@@ -160,6 +160,9 @@ def corpus_tokenizer():
              for s in TEXTS]
     write(t, "deepseek_trimmed", tok_input(ds, short_cfg, texts[:3]))
     write(t, "deepseek_trimmed_2", tok_input(ds, "", texts[3:]))
+    # An empty tokenizer.json field: the real DeepSeek-V3 tokenizer from assets/.
+    write(t, "deepseek_real", tok_input("", "", texts[:4]))
+    write(t, "deepseek_real_2", tok_input("", "", texts[4:] + ["x" * 300, "1234567890" * 5, "\n\n\n \t\u3000\u00a0"]))
     tiny_vocab = {c: i for i, c in enumerate("abcdefghijklmnopqrstuvwxyz ĠĊ")}
     tiny_vocab.update({"ab": 29, "abc": 30, "Ġa": 31})
     base = {"model": {"type": "BPE", "vocab": tiny_vocab, "merges": ["a b", "ab c", "Ġ a"]}}
