@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/json_fields.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/utf8.h"
 
@@ -16,19 +17,6 @@ struct Part {
   size_t begin, end;
   bool flag;  // before the behavior: "is a match"; after it: "remove"
 };
-
-std::string get_string(const nlohmann::json& j, const char* key, const char* what) {
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_string()) fail("tokenizer.json: ", what, " needs a string \"", key, "\"");
-  return it->get<std::string>();
-}
-
-bool get_bool(const nlohmann::json& j, const char* key, bool fallback) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return fallback;
-  if (!it->is_boolean()) fail("tokenizer.json: pre_tokenizer field \"", key, "\" must be true or false");
-  return it->get<bool>();
-}
 
 // Per-thread scratch, one slot per step depth, so nested steps never share a buffer.
 struct Scratch {
@@ -49,15 +37,10 @@ Scratch& scratch(size_t depth) {
 
 }  // namespace
 
-SplitBehavior parse_split_behavior(const std::string& name) {
-  if (name == "Removed") return SplitBehavior::kRemoved;
-  if (name == "Isolated") return SplitBehavior::kIsolated;
-  if (name == "MergedWithPrevious") return SplitBehavior::kMergedWithPrevious;
-  if (name == "MergedWithNext") return SplitBehavior::kMergedWithNext;
-  if (name == "Contiguous") return SplitBehavior::kContiguous;
-  fail("tokenizer.json: unknown split behavior '", name,
-       "' (expected Removed, Isolated, MergedWithPrevious, MergedWithNext or Contiguous)");
-}
+// tokenizer.json belongs to Hugging Face, which adds fields over time (prepend_scheme,
+// trim_offsets): fields dsinfer does not need are ignored. Messages say "tokenizer.json";
+// Tokenizer::from_json names the real file instead.
+constexpr FieldStyle kTokenizerStyle{UnknownKeys::kIgnore, "field"};
 
 PreTokenizer::PreTokenizer() = default;
 PreTokenizer::~PreTokenizer() = default;
@@ -65,13 +48,22 @@ PreTokenizer::PreTokenizer(PreTokenizer&&) noexcept = default;
 PreTokenizer& PreTokenizer::operator=(PreTokenizer&&) noexcept = default;
 
 PreTokenizer::PreTokenizer(const nlohmann::json& spec) {
-  if (!spec.is_null()) add(spec);
+  if (!spec.is_null()) add(spec, "pre_tokenizer");
 }
 
-void PreTokenizer::add(const nlohmann::json& spec) {
-  if (!spec.is_object() || !spec.contains("type") || !spec["type"].is_string())
-    fail("tokenizer.json: a pre_tokenizer must be an object with a \"type\"");
-  const std::string type = spec["type"].get<std::string>();
+void PreTokenizer::add(const nlohmann::json& spec, const std::string& path) {
+  FieldReader r(spec, "tokenizer.json", path, kTokenizerStyle);
+  const std::string type = r.string("type");
+  // Split must name its behavior; Punctuation's defaults to Isolated.
+  auto behavior = [&r](bool required) {
+    if (required) r.value("behavior");  // names the field when it is missing
+    return r.one_of_or("behavior", SplitBehavior::kIsolated,
+                       {{"Removed", SplitBehavior::kRemoved},
+                        {"Isolated", SplitBehavior::kIsolated},
+                        {"MergedWithPrevious", SplitBehavior::kMergedWithPrevious},
+                        {"MergedWithNext", SplitBehavior::kMergedWithNext},
+                        {"Contiguous", SplitBehavior::kContiguous}});
+  };
   if (byte_level_)
     fail("tokenizer.json: pre_tokenizer ", type, " after ByteLevel is not supported (it would see the byte-level "
          "alphabet instead of the text)");
@@ -83,43 +75,40 @@ void PreTokenizer::add(const nlohmann::json& spec) {
     steps_.push_back(std::move(st));
   };
   if (type == "Sequence") {
-    auto it = spec.find("pretokenizers");
-    if (it == spec.end() || !it->is_array()) fail("tokenizer.json: Sequence pre_tokenizer needs \"pretokenizers\"");
-    for (const auto& s : *it) add(s);
+    const nlohmann::json& steps = r.array("pretokenizers");
+    for (size_t i = 0; i < steps.size(); ++i) add(steps[i], str(r.child_path("pretokenizers"), "[", i, "]"));
   } else if (type == "Split") {
-    auto pat = spec.find("pattern");
-    if (pat == spec.end() || !pat->is_object()) fail("tokenizer.json: Split pre_tokenizer needs a \"pattern\" object");
-    SplitBehavior behavior = parse_split_behavior(get_string(spec, "behavior", "Split pre_tokenizer"));
-    bool invert = get_bool(spec, "invert", false);
-    if (pat->contains("Regex")) {
-      regex_step(get_string(*pat, "Regex", "Split pattern"), behavior, invert);
-    } else if (pat->contains("String")) {
+    FieldReader pattern = r.reader("pattern");
+    SplitBehavior split = behavior(true);
+    bool invert = r.boolean_or("invert", false);
+    if (pattern.has("Regex")) {
+      regex_step(pattern.string("Regex"), split, invert);
+    } else if (pattern.has("String")) {
       Step st;
-      st.literal = get_string(*pat, "String", "Split pattern");
-      st.behavior = behavior;
+      st.literal = pattern.string("String");
+      st.behavior = split;
       st.invert = invert;
       steps_.push_back(std::move(st));
     } else {
-      fail("tokenizer.json: Split pattern must be {\"Regex\": ...} or {\"String\": ...}");
+      r.fail("pattern", "must be {\"Regex\": ...} or {\"String\": ...}");
     }
   } else if (type == "ByteLevel") {
     Step st;
     st.kind = Step::kByteLevel;
-    st.add_prefix_space = get_bool(spec, "add_prefix_space", true);
-    if (get_bool(spec, "use_regex", true))
+    st.add_prefix_space = r.boolean_or("add_prefix_space", true);
+    if (r.boolean_or("use_regex", true))
       st.regex = std::make_unique<Regex>(translate_onig_pattern(kByteLevelPattern), "pre_tokenizer ByteLevel");
     steps_.push_back(std::move(st));
     byte_level_ = true;
   } else if (type == "Digits") {
     // char::is_numeric is the N category; one match per digit, or per run when not individual.
-    regex_step(get_bool(spec, "individual_digits", false) ? "\\p{N}" : "\\p{N}+", SplitBehavior::kIsolated, false);
+    regex_step(r.boolean_or("individual_digits", false) ? "\\p{N}" : "\\p{N}+", SplitBehavior::kIsolated, false);
   } else if (type == "Whitespace") {
     regex_step("\\w+|[^\\w\\s]+", SplitBehavior::kRemoved, true);
   } else if (type == "WhitespaceSplit") {
     regex_step("\\s+", SplitBehavior::kRemoved, false);
   } else if (type == "Punctuation") {
-    std::string behavior = spec.contains("behavior") ? get_string(spec, "behavior", "Punctuation") : "Isolated";
-    regex_step("[\\p{P}!-/:-@\\[-`{-~]", parse_split_behavior(behavior), false);
+    regex_step("[\\p{P}!-/:-@\\[-`{-~]", behavior(false), false);
   } else {
     fail("tokenizer.json: pre_tokenizer type '", type,
          "' is not supported (supported: Sequence, Split, ByteLevel, Digits, Whitespace, WhitespaceSplit, "

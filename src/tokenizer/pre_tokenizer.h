@@ -50,11 +50,9 @@ class PreTokenizer {
   std::vector<Step> steps_;
   bool byte_level_ = false;
 
-  void add(const nlohmann::json& spec);
+  void add(const nlohmann::json& spec, const std::string& path);  // path: where spec is, for messages
   void run_from(size_t step, std::string_view s, PieceSink& sink) const;
   void split(const Step& st, size_t step, std::string_view s, PieceSink& sink) const;
 };
-
-SplitBehavior parse_split_behavior(const std::string& name);
 
 }  // namespace dsinfer::tokenizer

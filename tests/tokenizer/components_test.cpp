@@ -128,6 +128,32 @@ Ids split_ids(const char* behavior, bool invert = false) {
   return load(j).encode("the-final--countdown");
 }
 
+TEST(PreTokenizer, BadFieldsNameTheirPathInsideASequence) {
+  auto message = [](const json& pre) {
+    json j = tiny();
+    j["pre_tokenizer"] = pre;
+    try {
+      load(j);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  json split = {{"type", "Split"}, {"pattern", {{"String", "-"}}}};
+  json seq = {{"type", "Sequence"}, {"pretokenizers", {{{"type", "Digits"}}, split}}};
+  EXPECT_EQ(message(seq), "tokenizer.json: missing field 'pre_tokenizer.pretokenizers[1].behavior'");
+  seq["pretokenizers"][1]["behavior"] = "Merged";
+  EXPECT_NE(message(seq).find("field 'pre_tokenizer.pretokenizers[1].behavior' must be one of \"Removed\", "), std::string::npos)
+      << message(seq);
+  seq["pretokenizers"][1]["behavior"] = "Removed";
+  seq["pretokenizers"][0]["individual_digits"] = "yes";
+  EXPECT_EQ(message(seq),
+            "tokenizer.json: field 'pre_tokenizer.pretokenizers[0].individual_digits' must be true or false, got \"yes\"");
+  seq["pretokenizers"][0]["individual_digits"] = true;
+  seq["pretokenizers"][0]["some_new_hf_field"] = 1;  // fields dsinfer does not need are ignored
+  EXPECT_EQ(message(seq), "no error");
+}
+
 TEST(PreTokenizer, SplitBehaviors) {
   EXPECT_EQ(split_ids("Removed"), (Ids{0, 2, 3}));
   EXPECT_EQ(split_ids("Isolated"), (Ids{0, 1, 2, 1, 1, 3}));
