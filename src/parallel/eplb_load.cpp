@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/json.h"
 
 namespace dsinfer::parallel {
 
@@ -49,12 +50,8 @@ ExpertLoad make_expert_load(const std::vector<std::vector<double>>& rows) {
 }
 
 ExpertLoad parse_expert_load_json(const std::string& text, const std::string& source) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail(source, ": not valid JSON (", e.what(), ")");
-  }
+  // Nesting-limited like every JSON dsinfer reads: a deep document would overflow the stack later.
+  const json doc = parse_json(text, source);
   const char* shape_hint = "; expected a JSON array of arrays, load[layer][expert], e.g. [[90,132,40],[20,107,104]]";
   check(doc.is_array(), source, ": top level is ", doc.type_name(), shape_hint);
   check(!doc.empty(), source, ": no layers", shape_hint);

@@ -38,7 +38,8 @@ TEST(ExpertLoad, ParsesArrayOfArrays) {
 
 TEST(ExpertLoad, RejectsMalformedJsonNamingTheEntry) {
   auto parse = [](const std::string& text) { return [text] { parse_expert_load_json(text, "f.json"); }; };
-  expect_error(parse("[[1, 2"), "f.json: not valid JSON");
+  expect_error(parse("[[1, 2"), "f.json is not valid JSON");
+  expect_error(parse(std::string(100000, '[') + std::string(100000, ']')), "f.json nests JSON deeper than");
   expect_error(parse("{\"load\": [[1]]}"), "top level is object");
   expect_error(parse("[]"), "no layers");
   expect_error(parse("[[]]"), "layer 0 has no experts");
