@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
       std::vector<int32_t> ids;
       for (int j = 0; j < prompt; ++j) ids.push_back(int32_t((j * 7919 + 3 + i * 104729) % cfg.vocab_size));
       model::Batch b;
-      b.add(ids.data(), prompt, 0, tables[size_t(i)].data(), false);
+      b.add(ids.data(), prompt, 0, tables[size_t(i)].data(), model::Batch::Logits::kLast);
       double t0 = now_seconds();
       m->forward(b, pool.view(), logits.data());
       if (i == 0) prefill_s = now_seconds() - t0;
@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
     std::vector<double> steps;
     for (int t = 0; t < tokens; ++t) {
       model::Batch d;
-      for (int i = 0; i < n; ++i) d.add(&next[size_t(i)], 1, prompt + t, tables[size_t(i)].data(), false);
+      for (int i = 0; i < n; ++i) d.add(&next[size_t(i)], 1, prompt + t, tables[size_t(i)].data(), model::Batch::Logits::kLast);
       double s0 = now_seconds();
       m->forward(d, pool.view(), logits.data());
       steps.push_back(now_seconds() - s0);
@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
         smoke ? 1 : 3, [&] { return probe.fma_gflops(); },
         [&] {
           model::Batch b;
-          b.add(ids.data(), prefill_tokens, 0, table.data(), false);
+          b.add(ids.data(), prefill_tokens, 0, table.data(), model::Batch::Logits::kLast);
           const double t0 = now_seconds();
           m->forward(b, pool.view(), logits.data());
           return flops / (now_seconds() - t0) / 1e9;

@@ -8,11 +8,12 @@
 #include "base/error.h"
 #include "base/timer.h"
 #include "command.h"
-#include "engine/sampler.h"
+#include "engine/engine.h"
+#include "engine/run_request.h"
 #include "model/deepseek.h"
 #include "model_flags.h"
 #include "parallel/expert_load_recorder.h"
-#include "single_sequence.h"
+#include "one_request.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -39,22 +40,20 @@ int run(Args& args) {
   auto tok = tokenizer::Tokenizer::from_dir(dir);
   std::vector<int32_t> ids;
   if (prompt) {
-    // As Hugging Face prepares a DeepSeek prompt: BOS, then the text (or the chat template,
-    // which writes its own BOS, around a single user turn).
+    // As Hugging Face prepares a DeepSeek prompt, and as /v1/completions does: BOS (per
+    // add_bos_token) then the text; or the chat template, which writes its own BOS, around a
+    // single user turn, as /v1/chat/completions does.
     if (chat) {
       tokenizer::ChatMessage user;
       user.role = "user";
       user.content = *prompt;
       ids = tok.encode(tok.render_chat({user}, true));
-    }
-    else {
-      if (tok.bos_id() >= 0) ids.push_back(tok.bos_id());
-      tok.encode(*prompt, ids);
+    } else {
+      ids = tok.encode_prompt(*prompt);
     }
   } else {
     ids = parse_id_list(*tokens, "tokens");
   }
-  check(!ids.empty(), "the prompt is empty");
   std::unique_ptr<parallel::ExpertLoadRecorder> recorder;
   if (!dump_load.empty()) {
     check(cfg.n_routed_experts > 0 && cfg.first_k_dense_replace < cfg.num_hidden_layers,
@@ -66,38 +65,30 @@ int run(Args& args) {
     recorder = std::make_unique<parallel::ExpertLoadRecorder>(ro);
     m->set_observer(recorder.get());
   }
-  check(max_new <= cfg.max_position_embeddings - int64_t(ids.size()), "prompt plus --max-new-tokens exceeds the context (",
-        cfg.max_position_embeddings, ")");
 
-  SingleSequence seq(*m, int64_t(ids.size()) + max_new);
-  uint64_t rng = seed;
-  // DeepSeek pads the model's vocabulary past the tokenizer's (129,280 vs 128,815 ids): never
-  // pick an id that has no text.
-  const int64_t pickable = std::min<int64_t>(cfg.vocab_size, int64_t(tok.vocab_size()));
-  // The server's sampler, so a seeded `generate` draws as a seeded request would.
-  engine::Sampler sampler(pickable);
+  // The server's engine with one request's room: the prompt as one prefill chunk, then one
+  // token per step, sampled as a seeded request is. Limits are the engine's to check.
+  const double bytes_per_token = m->weights().bytes_per_token(cfg);
+  engine::Engine eng(std::move(m), tok, one_request_options(int64_t(ids.size()), max_new));
   engine::SamplingParams params;
   params.temperature = temperature;
-  auto pick = [&](const std::vector<float>& logits) {
-    engine::SamplingContext ctx{&params, nullptr, 0, 0, &rng};
-    return sampler.sample(logits.data(), ctx, nullptr);
-  };
-  double t0 = now_seconds();
-  std::vector<int32_t> out{pick(seq.feed(ids, false))};
-  double t1 = now_seconds();
-  while (int64_t(out.size()) < max_new && out.back() != cfg.eos_token_id) out.push_back(pick(seq.feed({out.back()}, false)));
-  double t2 = now_seconds();
-
+  params.seed = seed;
+  params.max_tokens = max_new;
+  const int64_t prompt_tokens = int64_t(ids.size());
+  engine::RequestResult res = engine::run_request(eng, ids, params);
+  check(res.error.empty(), res.error);
+  const std::vector<int32_t>& out = res.tokens[0];
+  const double prefill_tps = double(prompt_tokens) / res.first_token_s;
+  const double decode_s = res.done_s - res.first_token_s;
   const int64_t decoded = int64_t(out.size()) - 1;  // tokens produced by decode steps
-  const double prefill_tps = double(ids.size()) / (t1 - t0);
-  const double decode_tps = decoded > 0 ? double(decoded) / (t2 - t1) : 0.0;
-  const double bytes_per_token = m->weights().bytes_per_token(cfg);
+  const double decode_tps = decoded > 0 && decode_s > 0 ? double(decoded) / decode_s : 0.0;
   if (recorder) recorder->write_json(dump_load);
   const std::string text = tok.decode(out, true);
   if (json_out) {
     nlohmann::json j = {{"token_ids", out},
                         {"text", text},
-                        {"prompt_tokens", ids.size()},
+                        {"prompt_token_ids", ids},
+                        {"prompt_tokens", prompt_tokens},
                         {"generated_tokens", out.size()},
                         {"prefill_tokens_per_s", prefill_tps},
                         {"decode_tokens_per_s", decode_tps},

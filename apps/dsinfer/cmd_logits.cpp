@@ -9,7 +9,10 @@
 #include "command.h"
 #include "model/deepseek.h"
 #include "model_flags.h"
-#include "single_sequence.h"
+#include "engine/engine.h"
+#include "engine/run_request.h"
+#include "one_request.h"
+#include "tokenizer/tokenizer.h"
 
 namespace dsinfer::app {
 namespace {
@@ -29,17 +32,26 @@ int run(Args& args) {
 
   auto m = model::DeepSeekModel::load(dir, opt);
   const int64_t vocab = m->config().vocab_size;
-
-  SingleSequence seq(*m, int64_t(ids.size()));
-  std::vector<float> all;
-  all.reserve(ids.size() * size_t(vocab));
-  size_t prefill = step_from < 0 ? ids.size() : size_t(step_from);
-  std::vector<float> l = seq.feed(std::vector<int32_t>(ids.begin(), ids.begin() + long(prefill)), true);
-  all.insert(all.end(), l.begin(), l.end());
-  for (size_t i = prefill; i < ids.size(); ++i) {
-    l = seq.feed({ids[i]}, true);
-    all.insert(all.end(), l.begin(), l.end());
-  }
+  auto tok = tokenizer::Tokenizer::from_dir(dir);
+  // Through the engine as any request: the first `prefill` tokens as one prefill chunk, then
+  // the rest fed one per step (teacher-forced, so the decode path sees exactly these tokens),
+  // every position's logits returned. The last forced token (any id) only ends the request: no
+  // row is ever sampled, so a broken model's logits still come back to be written and named.
+  const int64_t n = int64_t(ids.size());
+  const int64_t prefill = step_from < 0 ? n : step_from;
+  engine::SamplingParams params;
+  params.temperature = 0;
+  params.ignore_eos = true;
+  params.return_logits = true;
+  params.forced_tokens.assign(ids.begin() + prefill, ids.end());
+  params.forced_tokens.push_back(0);
+  params.max_tokens = int64_t(params.forced_tokens.size());
+  engine::Engine eng(std::move(m), std::move(tok), one_request_options(prefill, params.max_tokens));
+  engine::RequestResult res =
+      engine::run_request(eng, std::vector<int32_t>(ids.begin(), ids.begin() + prefill), params);
+  check(res.error.empty(), res.error);
+  check(res.logits_rows == n, "the engine returned ", res.logits_rows, " logits rows for ", n, " tokens");
+  const std::vector<float>& all = res.logits;
   write_npy_f32(out, all.data(), {int64_t(ids.size()), vocab});
   // Written anyway (to look at), but a broken model must not look like a successful run.
   for (size_t i = 0; i < all.size(); ++i)

@@ -89,8 +89,7 @@ int run(Args& args) {
   auto m = model::DeepSeekModel::load(dir, mo);
   const DType kv_dtype = m->cache_dtype();
   const char* kv_name = kv_dtype == DType::kF8E4M3 ? "fp8" : kv_dtype == DType::kBF16 ? "bf16" : "fp32";
-  uint64_t fp = engine::Engine::fingerprint(dir, *m);
-  engine::Engine eng(std::move(m), std::move(tok), eo, fp);
+  engine::Engine eng(std::move(m), std::move(tok), eo);
   LiveAccounting accounting(ac, now_seconds());
   serve::Server server(eng, so, accounting.hooks());
   int port = server.bind();

@@ -19,12 +19,4 @@ inline uint64_t block_hash(uint64_t parent, const int32_t* tokens, int64_t n, ui
   return h == 0 ? 1 : h;  // 0 is reserved for "no parent"
 }
 
-// Folds arbitrary bytes into a fingerprint (config text, dtype, precision...).
-inline uint64_t fingerprint_bytes(uint64_t seed, const void* data, size_t n) {
-  const unsigned char* p = static_cast<const unsigned char*>(data);
-  uint64_t h = mix64(seed ^ 0xa0761d6478bd642full);
-  for (size_t i = 0; i < n; ++i) h = mix64(h ^ (uint64_t(p[i]) + 0x9e3779b97f4a7c15ull * (i + 1)));
-  return h;
-}
-
 }  // namespace dsinfer::cache

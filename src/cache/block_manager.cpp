@@ -9,32 +9,31 @@ namespace dsinfer::cache {
 
 BlockManager::BlockManager(KvPool& pool, uint64_t fingerprint, bool prefix_caching)
     : pool_(pool), fingerprint_(fingerprint), prefix_caching_(prefix_caching), blocks_(size_t(pool.num_blocks())) {
-  // The manager owns every block of the pool; the pool's own free list is not used from here on.
-  std::vector<int32_t> all;
-  check(pool_.allocate(pool_.free_blocks(), all), "KV pool is already in use");
-  free_.assign(all.rbegin(), all.rend());  // pop_back hands out low ids first
+  check(pool_.free_blocks() == pool_.num_blocks(), "KV pool is already in use");
 }
 
-int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t keep, std::vector<int32_t>& table,
-                                   std::vector<uint64_t>& hashes) {
+void BlockManager::hold(Block& b) {
+  if (b.ref == 0 && b.in_lru) {
+    lru_.erase(b.lru);
+    b.in_lru = false;
+  }
+  ++b.ref;
+}
+
+int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t keep, std::vector<int32_t>& table) {
   const int64_t bs = block_size();
   if (!prefix_caching_) return 0;
   int64_t covered = 0;
-  uint64_t parent = hashes.empty() ? 0 : hashes.back();
-  for (int64_t start = int64_t(hashes.size()) * bs; start + bs <= n - keep; start += bs) {
+  uint64_t parent = table.empty() ? 0 : key(table.back());
+  for (int64_t start = int64_t(table.size()) * bs; start + bs <= n - keep; start += bs) {
     uint64_t h = block_hash(parent, tokens + start, bs, fingerprint_);
     auto it = index_.find(h);
     if (it == index_.end()) break;
     Block& b = blocks_[size_t(it->second)];
     // A hash collision must never serve wrong KV.
     if (!std::equal(b.tokens.begin(), b.tokens.end(), tokens + start)) break;
-    if (b.ref == 0 && b.in_lru) {
-      lru_.erase(b.lru);
-      b.in_lru = false;
-    }
-    ++b.ref;
+    hold(b);
     table.push_back(it->second);
-    hashes.push_back(h);
     parent = h;
     covered += bs;
   }
@@ -42,7 +41,7 @@ int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t kee
   // their logits. Recomputing into the shared block would rewrite rows other sequences read, so
   // copy it into a private block (copy-on-write) and recompute only those tokens, rather than
   // the whole block.
-  const int64_t start = int64_t(hashes.size()) * bs;
+  const int64_t start = int64_t(table.size()) * bs;
   if (keep > 0 && keep < bs && start + bs == n) {
     uint64_t h = block_hash(parent, tokens + start, bs, fingerprint_);
     auto it = index_.find(h);
@@ -50,12 +49,7 @@ int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t kee
       const int32_t src = it->second;
       Block& b = blocks_[size_t(src)];
       if (std::equal(b.tokens.begin(), b.tokens.end(), tokens + start)) {
-        // Hold the source so that taking a fresh block cannot evict it.
-        if (b.ref == 0 && b.in_lru) {
-          lru_.erase(b.lru);
-          b.in_lru = false;
-        }
-        ++b.ref;
+        hold(b);  // so that taking a fresh block cannot evict it
         if (available() >= 1) {
           int32_t id = take_one();
           blocks_[size_t(id)].ref = 1;
@@ -72,11 +66,7 @@ int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t kee
 }
 
 int32_t BlockManager::take_one() {
-  if (!free_.empty()) {
-    int32_t id = free_.back();
-    free_.pop_back();
-    return id;
-  }
+  if (int32_t id = pool_.take(); id >= 0) return id;
   int32_t id = lru_.front();  // evict the least recently released cached block
   lru_.pop_front();
   blocks_[size_t(id)].in_lru = false;
@@ -87,11 +77,12 @@ int32_t BlockManager::take_one() {
 
 void BlockManager::unindex(int32_t id) {
   Block& b = blocks_[size_t(id)];
-  if (b.hash != 0) {
+  if (b.indexed) {
     auto it = index_.find(b.hash);
     if (it != index_.end() && it->second == id) index_.erase(it);
   }
   b.hash = 0;
+  b.indexed = false;
   b.tokens.clear();
 }
 
@@ -111,11 +102,12 @@ void BlockManager::release(std::vector<int32_t>& table) {
     Block& b = blocks_[size_t(*it)];
     check(b.ref > 0, "KV block ", *it, " released more often than it was taken");
     if (--b.ref > 0) continue;
-    if (b.hash != 0) {
+    if (b.indexed) {
       b.lru = lru_.insert(lru_.end(), *it);
       b.in_lru = true;
     } else {
-      free_.push_back(*it);
+      b.hash = 0;  // a key that only chained: the block's next owner starts clean
+      pool_.give_back(*it);
     }
   }
   table.clear();
@@ -139,22 +131,23 @@ bool BlockManager::fork(const std::vector<int32_t>& src, int64_t tokens, std::ve
   return true;
 }
 
-void BlockManager::commit(const int32_t* tokens, int64_t computed, const std::vector<int32_t>& table,
-                          std::vector<uint64_t>& hashes) {
+void BlockManager::commit(const int32_t* tokens, int64_t computed, const std::vector<int32_t>& table) {
   if (!prefix_caching_) return;
   const int64_t bs = block_size();
-  uint64_t parent = hashes.empty() ? 0 : hashes.back();
-  for (int64_t i = int64_t(hashes.size()); (i + 1) * bs <= computed && i < int64_t(table.size()); ++i) {
+  const int64_t full = std::min<int64_t>(computed / bs, int64_t(table.size()));
+  // The committed blocks lead the table: walk back from the last full block to the first one
+  // without a key (a step fills at most a few, so this is short).
+  int64_t i = full;
+  while (i > 0 && key(table[size_t(i - 1)]) == 0) --i;
+  for (; i < full; ++i) {
     const int32_t* t = tokens + i * bs;
-    uint64_t h = block_hash(parent, t, bs, fingerprint_);
-    hashes.push_back(h);
-    parent = h;
+    const uint64_t h = block_hash(i == 0 ? 0 : key(table[size_t(i - 1)]), t, bs, fingerprint_);
     Block& b = blocks_[size_t(table[size_t(i)])];
-    if (b.hash != 0) continue;  // already indexed (a shared prefix block)
-    // Another sequence may have computed the same block meanwhile; keep the first copy indexed
-    // and let this one be freed when its sequence ends.
-    if (index_.count(h)) continue;
     b.hash = h;
+    // Another sequence may have computed the same block meanwhile; keep the first copy indexed
+    // and let this one only carry the chain until its sequence frees it.
+    if (index_.count(h)) continue;
+    b.indexed = true;
     b.tokens.assign(t, t + bs);
     index_.emplace(h, table[size_t(i)]);
   }
@@ -163,7 +156,7 @@ void BlockManager::commit(const int32_t* tokens, int64_t computed, const std::ve
 BlockStats BlockManager::stats() const {
   BlockStats s;
   s.total = int64_t(blocks_.size());
-  s.free = int64_t(free_.size());
+  s.free = pool_.free_blocks();
   s.cached = int64_t(lru_.size());
   s.used = s.total - s.free - s.cached;
   s.evictions = evictions_;

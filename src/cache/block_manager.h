@@ -7,6 +7,8 @@
 //              prefix hit, evicted least-recently-released first when fresh blocks run out
 // Only full blocks whose KV has been written are indexed (commit()). A lookup walks the prompt
 // block by block, re-checks the stored token ids on every hash hit, and stops at the first miss.
+// A block's chained key lives on the block, and only there: a sequence's table is enough to
+// continue its chain. Free blocks come from, and go back to, the KvPool's free list.
 // Not thread-safe: the engine's step thread is its only user.
 #pragma once
 
@@ -33,15 +35,14 @@ class BlockManager {
   int64_t blocks_for(int64_t tokens) const { return pool_.blocks_for(tokens); }
 
   // Blocks that allocate() can hand out now: free plus evictable cached blocks.
-  int64_t available() const { return int64_t(free_.size() + lru_.size()); }
+  int64_t available() const { return pool_.free_blocks() + int64_t(lru_.size()); }
 
   // Longest cached prefix of tokens[0, n) in whole blocks, leaving at least `keep` tokens
-  // uncached. Appends the blocks to `table` (taking a reference on each) and their keys to
-  // `hashes`; returns the number of tokens covered. When all of tokens[0, n) is cached in whole
-  // blocks, the last block is copied into a private one and only the final `keep` tokens are
-  // left to compute.
-  int64_t match_prefix(const int32_t* tokens, int64_t n, int64_t keep, std::vector<int32_t>& table,
-                       std::vector<uint64_t>& hashes);
+  // uncached. Appends the blocks to `table` (taking a reference on each; the table holds
+  // committed blocks only, usually none); returns the number of tokens covered. When all of
+  // tokens[0, n) is cached in whole blocks, the last block is copied into a private one and only
+  // the final `keep` tokens are left to compute.
+  int64_t match_prefix(const int32_t* tokens, int64_t n, int64_t keep, std::vector<int32_t>& table);
 
   // Appends `count` fresh blocks (ref 1) to table, evicting cached blocks if needed. False and
   // nothing taken when fewer than `count` are available.
@@ -56,19 +57,21 @@ class BlockManager {
   // one. Appends to `table`; false and nothing taken when no block is available for the copy.
   bool fork(const std::vector<int32_t>& src, int64_t tokens, std::vector<int32_t>& table);
 
-  // Indexes the full blocks of a sequence whose first `computed` tokens are in the KV cache.
-  // hashes holds the keys of the blocks indexed so far and grows as blocks fill.
-  void commit(const int32_t* tokens, int64_t computed, const std::vector<int32_t>& table,
-              std::vector<uint64_t>& hashes);
+  // Keys and indexes the newly full blocks of a sequence whose first `computed` tokens are in
+  // the KV cache (the blocks before them were committed by earlier calls, or shared).
+  void commit(const int32_t* tokens, int64_t computed, const std::vector<int32_t>& table);
+  // The chained key of a committed block (0: not full or not committed yet).
+  uint64_t key(int32_t block) const { return blocks_[size_t(block)].hash; }
 
   BlockStats stats() const;
   int64_t ref_count(int32_t block) const { return blocks_[size_t(block)].ref; }
-  model::KvCacheView view() { return pool_.view(); }
+  kernels::KvCacheView view() { return pool_.view(); }
 
  private:
   struct Block {
     int32_t ref = 0;
-    uint64_t hash = 0;  // 0: not indexed
+    uint64_t hash = 0;     // chained key once full and committed; 0 before
+    bool indexed = false;  // in index_ (a twin computed first keeps the entry; this one only chains)
     std::vector<int32_t> tokens;  // indexed blocks: their token ids, for the re-check
     std::list<int32_t>::iterator lru;
     bool in_lru = false;
@@ -78,13 +81,13 @@ class BlockManager {
   uint64_t fingerprint_;
   bool prefix_caching_;
   std::vector<Block> blocks_;
-  std::vector<int32_t> free_;
   std::list<int32_t> lru_;  // cached blocks, least recently released first
   std::unordered_map<uint64_t, int32_t> index_;
   int64_t evictions_ = 0;
 
   int32_t take_one();
   void unindex(int32_t id);
+  void hold(Block& b);  // one more reference; a cached block leaves the LRU
 };
 
 }  // namespace dsinfer::cache

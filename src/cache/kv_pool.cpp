@@ -7,7 +7,7 @@
 
 namespace dsinfer::cache {
 
-KvPool::KvPool(const model::KvCacheSpec& spec, int64_t num_blocks)
+KvPool::KvPool(const kernels::KvCacheSpec& spec, int64_t num_blocks)
     : spec_(spec), num_blocks_(num_blocks), block_size_(spec.block_size) {
   check(num_blocks > 0 && num_blocks <= INT32_MAX, "KV pool needs a positive block count, got ", num_blocks);
   storage_.resize(size_t(num_blocks * spec.block_bytes()));
@@ -29,7 +29,16 @@ void KvPool::release(const std::vector<int32_t>& blocks) {
   free_.insert(free_.end(), blocks.rbegin(), blocks.rend());
 }
 
-model::KvCacheView KvPool::view() {
+int32_t KvPool::take() {
+  if (free_.empty()) return -1;
+  int32_t id = free_.back();
+  free_.pop_back();
+  return id;
+}
+
+void KvPool::give_back(int32_t block) { free_.push_back(block); }
+
+kernels::KvCacheView KvPool::view() {
   return {storage_.data(), spec_, num_blocks_};
 }
 
@@ -43,7 +52,7 @@ void KvPool::copy_block(int32_t src, int32_t dst, int64_t rows) {
   }
 }
 
-int64_t KvPool::blocks_in_bytes(double bytes, const model::KvCacheSpec& spec) {
+int64_t KvPool::blocks_in_bytes(double bytes, const kernels::KvCacheSpec& spec) {
   return std::max<int64_t>(1, int64_t(bytes / double(spec.block_bytes())));
 }
 

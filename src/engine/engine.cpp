@@ -1,19 +1,18 @@
 #include "engine/engine.h"
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
+#include <future>
 #include <random>
 #include <utility>
 
+#include "base/hash.h"
 #include "base/log.h"
+#include "base/memory_info.h"
 #include "base/timer.h"
-#include "cache/block_hash.h"
 
 namespace dsinfer::engine {
 
-Engine::Engine(std::unique_ptr<model::DeepSeekModel> model, tokenizer::Tokenizer tokenizer, const EngineOptions& options,
-               uint64_t model_fingerprint)
+Engine::Engine(std::unique_ptr<model::DeepSeekModel> model, tokenizer::Tokenizer tokenizer, const EngineOptions& options)
     : model_(std::move(model)), tokenizer_(std::move(tokenizer)), options_(options) {
   const auto& cfg = model_->config();
   max_model_len_ = options_.max_model_len > 0 ? std::min(options_.max_model_len, cfg.max_position_embeddings)
@@ -25,50 +24,127 @@ Engine::Engine(std::unique_ptr<model::DeepSeekModel> model, tokenizer::Tokenizer
         options_.max_running, ") so every running sequence can decode each step");
   check(options_.max_queued >= 1, "--max-queued-requests must be at least 1");
   eos_id_ = tokenizer_.eos_id() >= 0 ? tokenizer_.eos_id() : int32_t(cfg.eos_token_id);
-  int64_t num_blocks = options_.kv_blocks > 0
-                           ? options_.kv_blocks
-                           : cache::KvPool::blocks_in_bytes(options_.kv_cache_gb * 1e9, model_->cache_spec());
-  pool_ = std::make_unique<cache::KvPool>(model_->cache_spec(), num_blocks);
-  blocks_ = std::make_unique<cache::BlockManager>(*pool_, model_fingerprint, options_.prefix_caching);
-  kv_capacity_tokens_ = num_blocks * pool_->block_size();
-  scheduler_ = std::make_unique<Scheduler>(*blocks_, SchedulerOptions{options_.max_batch_tokens, options_.max_running});
-  // Rows: every running sequence plus the n - 1 siblings a finished prefill may fork.
-  runner_ = std::make_unique<Runner>(*model_, *blocks_, options_.max_batch_tokens,
-                                     options_.max_running + kMaxChoices - 1);
   // DeepSeek pads the model's vocabulary past the tokenizer's; padded ids have no text and are
   // never sampled (the sampler only sees the first `vocab` logits of each row).
-  int64_t vocab = cfg.vocab_size;
-  if (tokenizer_.vocab_size() > 0) vocab = std::min<int64_t>(vocab, int64_t(tokenizer_.vocab_size()));
-  sampler_ = std::make_unique<Sampler>(vocab);
-  metrics_.kv_blocks_total = num_blocks;
-  publish_gauges();
-  thread_ = std::thread([this] { loop(); });
+  vocab_ = cfg.vocab_size;
+  if (tokenizer_.vocab_size() > 0) vocab_ = std::min<int64_t>(vocab_, int64_t(tokenizer_.vocab_size()));
+  // The warm-up and the pool belong to the step thread (per-thread kernel scratch is sized by the
+  // thread that runs the steps): wait for it to be ready, or for the reason it is not.
+  std::promise<void> ready;
+  std::future<void> started = ready.get_future();
+  thread_ = std::thread([this, &ready] {
+    try {
+      start();
+    } catch (...) {
+      ready.set_exception(std::current_exception());
+      return;
+    }
+    ready.set_value();
+    loop();
+  });
+  try {
+    started.get();
+  } catch (...) {
+    thread_.join();
+    throw;
+  }
 }
 
 Engine::~Engine() { shutdown(); }
 
-uint64_t Engine::fingerprint(const std::string& dir, const model::DeepSeekModel& model) {
-  namespace fs = std::filesystem;
-  uint64_t h = mix64(uint64_t(model.cache_dtype()) + 1);
-  std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    auto name = e.path().filename().string();
-    if (name == "config.json" || e.path().extension() == ".safetensors") files.push_back(e.path());
+void Engine::start() {
+  const kernels::KvCacheSpec spec = model_->cache_spec();
+  // Routing seen by an observer (expert-load recording) and DSINFER_DUMP files are the requests',
+  // not the warm-up's.
+  model::RoutingObserver* observer = model_->observer();
+  model_->set_observer(nullptr);
+  model_->set_dumping(false);
+  if (options_.warm_up) {
+    // The largest prefill step, on a pool of its own: the activations it grows are in the
+    // measurement of the memory left.
+    cache::KvPool scratch(spec, (options_.max_batch_tokens + spec.block_size - 1) / spec.block_size + 1);
+    warm_up_prefill(scratch.view(), scratch.num_blocks(), 0);
   }
-  std::sort(files.begin(), files.end());
-  std::vector<char> head(1 << 16);
-  for (const auto& f : files) {
-    // Name, size and the first 64 KiB (the safetensors header and the first weights): two
-    // checkpoints that differ anywhere practical differ here.
-    std::string name = f.filename().string();
-    uint64_t size = fs::file_size(f);
-    h = cache::fingerprint_bytes(h, name.data(), name.size());
-    h = cache::fingerprint_bytes(h, &size, sizeof size);
-    std::ifstream in(f, std::ios::binary);
-    in.read(head.data(), std::streamsize(head.size()));
-    h = cache::fingerprint_bytes(h, head.data(), size_t(in.gcount()));
+  const int64_t num_blocks = options_.kv_blocks > 0 ? options_.kv_blocks : kv_blocks_from_memory();
+  pool_ = std::make_unique<cache::KvPool>(spec, num_blocks);
+  blocks_ = std::make_unique<cache::BlockManager>(*pool_, model_->fingerprint(), options_.prefix_caching);
+  kv_capacity_tokens_ = num_blocks * pool_->block_size();
+  scheduler_ = std::make_unique<Scheduler>(*blocks_, options_);
+  // Rows: every running sequence plus the n - 1 siblings a finished prefill may fork.
+  runner_ = std::make_unique<Runner>(*model_, pool_->view(), options_.max_batch_tokens,
+                                     options_.max_running + kMaxChoices - 1);
+  sampler_ = std::make_unique<Sampler>(vocab_);
+  step_.chunks.reserve(size_t(options_.max_running + kMaxChoices));
+  if (options_.warm_up) {
+    // Over the real pool: a decode step of every running sequence with the pool's whole capacity
+    // as their contexts (the split plan and table widths at their largest), and a prefill chunk
+    // over as much cached context as attention decompresses at once.
+    warm_up_decode(pool_->view(), num_blocks);
+    const int64_t longest = std::min(max_model_len_, kv_capacity_tokens_);
+    const int64_t context = std::clamp<int64_t>(std::min(model_->attention_context_tile(), longest) -
+                                                    options_.max_batch_tokens, 0, longest - 1);
+    if (context > 0) warm_up_prefill(pool_->view(), num_blocks, context);
   }
-  return h;
+  model_->set_observer(observer);
+  model_->set_dumping(true);
+  metrics_.kv_blocks_total = num_blocks;
+  publish_gauges();
+}
+
+int64_t Engine::kv_blocks_from_memory() {
+  const kernels::KvCacheSpec spec = model_->cache_spec();
+  const int64_t available = available_memory_bytes();
+  const double budget = available > 0 ? options_.kv_memory_fraction * double(available) : 0;
+  if (options_.kv_cache_gb <= 0) {
+    check(budget > 0, "--kv-cache-gb 0 sizes the KV cache from the free memory, which this system does not report");
+    log_info("KV cache: ", budget / 1e9, " GB (", options_.kv_memory_fraction, " of the ", double(available) / 1e9,
+             " GB left after the weights and the warm-up)");
+    return cache::KvPool::blocks_in_bytes(budget, spec);
+  }
+  const double want = options_.kv_cache_gb * 1e9;
+  if (budget > 0 && want > budget) {
+    log_warn("--kv-cache-gb ", options_.kv_cache_gb, " is more than the memory left after the weights and the warm-up (",
+             double(available) / 1e9, " GB; ", options_.kv_memory_fraction, " of it is ", budget / 1e9,
+             " GB): using ", budget / 1e9, " GB");
+    return cache::KvPool::blocks_in_bytes(budget, spec);
+  }
+  return cache::KvPool::blocks_in_bytes(want, spec);
+}
+
+// One sequence of max_batch_tokens new tokens after `context` cached ones (garbage rows: the
+// output is not used), its table cycling over the pool's blocks.
+void Engine::warm_up_prefill(const kernels::KvCacheView& cache, int64_t num_blocks, int64_t context) {
+  const int64_t bs = cache.spec.block_size, T = options_.max_batch_tokens;
+  std::vector<int32_t> table(size_t((context + T + bs - 1) / bs));
+  for (size_t i = 0; i < table.size(); ++i) table[i] = int32_t(int64_t(i) % num_blocks);
+  std::vector<int32_t> tokens(size_t(T), 0);
+  model::Batch batch;
+  batch.add(tokens.data(), T, context, table.data(), model::Batch::Logits::kLast);
+  std::vector<float> logits(size_t(model_->config().vocab_size));
+  model_->forward(batch, cache, logits.data());
+}
+
+// max_running sequences of one token each, whose contexts add up to the pool's capacity: the
+// first as long as the context allows, the others sharing the rest.
+void Engine::warm_up_decode(const kernels::KvCacheView& cache, int64_t num_blocks) {
+  const int64_t bs = cache.spec.block_size, n = options_.max_running;
+  const int64_t capacity = num_blocks * bs;
+  std::vector<int64_t> context(size_t(n), 0);
+  context[0] = std::max<int64_t>(0, std::min(max_model_len_, capacity) - 1);
+  const int64_t rest = std::max<int64_t>(0, capacity - context[0] - n);
+  for (int64_t i = 1; i < n; ++i) context[size_t(i)] = std::min(max_model_len_ - 1, rest / std::max<int64_t>(1, n - 1));
+  std::vector<std::vector<int32_t>> tables(static_cast<size_t>(n));
+  int64_t cursor = 0;
+  std::vector<int32_t> tokens(size_t(n), 0);
+  model::Batch batch;
+  for (int64_t i = 0; i < n; ++i) {
+    auto& t = tables[size_t(i)];
+    t.resize(size_t((context[size_t(i)] + 1 + bs - 1) / bs));
+    for (auto& b : t) b = int32_t(cursor++ % num_blocks);
+    batch.add(tokens.data() + i, 1, context[size_t(i)], t.data(), model::Batch::Logits::kLast);
+  }
+  std::vector<float> logits(size_t(n) * size_t(model_->config().vocab_size));
+  model_->forward(batch, cache, logits.data());
 }
 
 std::shared_ptr<RequestStream> Engine::submit(std::vector<int32_t> prompt, const SamplingParams& params) {
@@ -249,6 +325,7 @@ void Engine::abort(Request& r) {
 }
 
 void Engine::step() {
+  // schedule
   scheduler_->schedule(step_);
   if (step_.chunks.empty()) {
     // Nothing fits although nothing else runs: the head of the queue can never be served.
@@ -261,68 +338,77 @@ void Engine::step() {
     Request& r = *c.seq->request;
     if (c.seq->index == 0 && r.cached_tokens < 0) r.cached_tokens = c.seq->computed;  // the prefix hit
   }
+  // run
   runner_->run(step_);
+  // postprocess
   scheduler_->advance(step_);
-  const double now = now_seconds();
-  int64_t row = 0;
-  std::vector<Request*> failed;
-  for (const ScheduledChunk& c : step_.chunks) {
-    if (!c.wants_logits) continue;
-    const float* logits = runner_->logits_row(row++);
-    Sequence& seq = *c.seq;
-    Request& r = *seq.request;
-    if (!r.error.empty()) continue;  // a sibling already failed this request in this step
-    // What one request's tokens do (non-finite logits, a detokenizer or stop-matcher failure)
-    // ends that request alone; it is failed after the loop, since later chunks may be its own.
-    try {
-      // Fork first: the siblings share the prompt's blocks, which the parent may release if its
-      // first token already finishes it.
-      if (seq.index == 0 && !r.forked && r.params.n > 1) fork_choices(r, logits, now);
-      process_token(seq, logits, now);
-    } catch (const Error& e) {
-      r.error = e.what();
-      failed.push_back(&r);
-    } catch (const std::exception& e) {
-      r.error = str("internal error: ", e.what());
-      failed.push_back(&r);
-    }
-  }
-  std::vector<Request*> done;
-  for (const ScheduledChunk& c : step_.chunks)
-    if (c.wants_logits && c.seq->request->error.empty()) done.push_back(c.seq->request);
-  std::sort(done.begin(), done.end());
-  done.erase(std::unique(done.begin(), done.end()), done.end());
-  for (Request* r : failed) {
-    log_warn("request ", r->id, " failed: ", r->error);
-    r->stream->finish(r->error);  // first: the stream reports this error, not a plain abort
-    abort(*r);
-  }
+  postprocess(now_seconds());
   {
     std::lock_guard lock(metrics_mu_);
     ++metrics_.steps;
     metrics_.step_tokens += uint64_t(step_.num_tokens);
     metrics_.step_tokens_hist.observe(double(step_.num_tokens));
   }
-  for (Request* r : done) finish_request_if_done(*r);
+}
+
+void Engine::postprocess(double now) {
+  // Requests are finished or failed after the loop: a request's later chunks may still follow.
+  failed_.clear();
+  touched_.clear();
+  for (size_t i = 0; i < step_.chunks.size(); ++i) {
+    const ScheduledChunk& c = step_.chunks[i];
+    const int64_t rows = runner_->row_count(i);
+    if (rows == 0) continue;
+    Sequence& seq = *c.seq;
+    Request& r = *seq.request;
+    if (!r.error.empty()) continue;  // a sibling already failed this request in this step
+    const float* first = runner_->logits_row(runner_->first_row(i));
+    // What one request's tokens do (non-finite logits, a detokenizer or stop-matcher failure)
+    // ends that request alone.
+    try {
+      if (!c.wants_logits) {  // a returned-logits prompt chunk that does not end the prompt
+        ChoiceUpdate u;
+        u.index = seq.index;
+        report_logits(seq, first, rows, u);
+        r.stream->push(std::move(u));
+        continue;
+      }
+      const float* last = first + size_t(rows - 1) * size_t(model_->config().vocab_size);
+      // Fork first: the siblings share the prompt's blocks, which the parent may release if its
+      // first token already finishes it.
+      if (seq.index == 0 && !r.forked && r.params.n > 1) fork_choices(r, last, now);
+      process_token(seq, last, rows, now);
+    } catch (const Error& e) {
+      r.error = e.what();
+      failed_.push_back(&r);
+    } catch (const std::exception& e) {
+      r.error = str("internal error: ", e.what());
+      failed_.push_back(&r);
+    }
+  }
+  // The requests that took a token and did not fail, listed before the failed ones are aborted
+  // (which frees them).
+  for (const ScheduledChunk& c : step_.chunks)
+    if (c.wants_logits && c.seq->request->error.empty()) touched_.push_back(c.seq->request);
+  std::sort(touched_.begin(), touched_.end());
+  touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
+  for (Request* r : failed_) {
+    log_warn("request ", r->id, " failed: ", r->error);
+    r->stream->finish(r->error);  // first: the stream reports this error, not a plain abort
+    abort(*r);
+  }
+  for (Request* r : touched_) finish_request_if_done(*r);
 }
 
 void Engine::fork_choices(Request& r, const float* logits, double now) {
   r.forked = true;
-  Sequence& parent = *r.seqs[0];
+  const Sequence& parent = *r.seqs[0];
   for (int i = 1; i < r.params.n; ++i) {
     r.seqs.push_back(make_sequence(r, i));
     Sequence& child = *r.seqs.back();
-    // Share the prompt's blocks; the child then samples its first token from the same logits.
-    if (blocks_->fork(parent.blocks, r.prompt.size(), child.blocks)) {
-      child.computed = int64_t(r.prompt.size());
-      child.hashes.assign(parent.hashes.begin(),
-                          parent.hashes.begin() + std::min<int64_t>(int64_t(parent.hashes.size()),
-                                                                    int64_t(r.prompt.size()) / blocks_->block_size()));
-      scheduler_->add_running(&child);
-      process_token(child, logits, now);
-    } else {
-      scheduler_->add_front(&child);  // recomputed later, mostly from the prefix cache
-    }
+    // Running at once on the prompt's shared blocks: the child samples its first token from the
+    // same logits. Otherwise it is queued and recomputed later.
+    if (scheduler_->fork(parent, child, int64_t(r.prompt.size()))) process_token(child, logits, 1, now);
   }
 }
 
@@ -334,14 +420,30 @@ std::string Engine::decode_piece(Sequence& seq, int32_t id) {
   }
 }
 
-void Engine::process_token(Sequence& seq, const float* logits, double now) {
+void Engine::report_logits(Sequence& seq, const float* first_row, int64_t rows, ChoiceUpdate& u) const {
+  if (!seq.request->params.return_logits) return;
+  const size_t vocab = size_t(model_->config().vocab_size);
+  u.logits.assign(first_row, first_row + size_t(rows) * vocab);
+  u.logits_rows = rows;
+  u.logits_first_position = seq.computed - rows;  // advance() has counted this chunk in
+}
+
+void Engine::process_token(Sequence& seq, const float* logits, int64_t rows, double now) {
   Request& r = *seq.request;
   const SamplingParams& p = r.params;
   ChoiceUpdate u;
   u.index = seq.index;
+  report_logits(seq, logits - size_t(rows - 1) * size_t(model_->config().vocab_size), rows, u);
   TokenLogprob lp;
   SamplingContext ctx{&p, seq.tokens.data(), seq.num_prompt, int64_t(seq.tokens.size()), &seq.rng};
-  int32_t id = sampler_->sample(logits, ctx, &lp);
+  const size_t generated = size_t(seq.num_generated());
+  int32_t id;
+  if (generated < p.forced_tokens.size()) {
+    id = p.forced_tokens[generated];
+    if (p.logprobs >= 0) sampler_->logprobs(logits, id, p.logprobs, lp);
+  } else {
+    id = sampler_->sample(logits, ctx, &lp);
+  }
   seq.tokens.push_back(id);
   u.token_ids.push_back(id);
   if (p.logprobs >= 0) u.logprobs.push_back(std::move(lp));

@@ -1,8 +1,15 @@
 // The engine (nano-vllm's llm_engine): owns the model, the KV block manager, the scheduler, the
 // runner and the sampler, and runs the step loop on its own thread. Other threads only submit,
 // cancel and read metrics; everything else happens on the step thread, so the scheduler and the
-// block manager need no locks. Each step: take new and cancelled requests, schedule, run one
-// forward over every scheduled chunk, sample, detokenize, match stop strings, report.
+// block manager need no locks. Every request — HTTP, `dsinfer generate`, `dsinfer logits` —
+// takes this path. Each step reads as
+//   schedule   (Scheduler: which chunks run, blocks allocated or preempted)
+//   run        (Runner: one forward over every scheduled chunk)
+//   postprocess(sample, detokenize, match stops, report, finish; the scheduler commits blocks)
+// Before the first step the step thread warms up: it runs the largest prefill and decode steps the
+// limits allow, so every buffer reaches its final size, and sizes the KV pool from the memory
+// left after that; from then on a step allocates nothing in the model (tests/model) and the
+// scheduling around it (tests/engine).
 #pragma once
 
 #include <atomic>
@@ -18,6 +25,7 @@
 #include "base/error.h"
 #include "cache/block_manager.h"
 #include "cache/kv_pool.h"
+#include "engine/engine_options.h"
 #include "engine/metrics.h"
 #include "engine/request.h"
 #include "engine/runner.h"
@@ -28,17 +36,6 @@
 
 namespace dsinfer::engine {
 
-// Defaults for `dsinfer serve`, in one place.
-struct EngineOptions {
-  double kv_cache_gb = 2.0;        // size of the latent KV pool
-  int64_t kv_blocks = 0;           // > 0: exact block count instead (tests)
-  int64_t max_batch_tokens = 2048; // tokens per forward step (prefill chunks + decodes)
-  int64_t max_running = 64;        // sequences in the running batch
-  int64_t max_queued = 256;        // requests waiting beyond this are refused (HTTP 429)
-  int64_t max_model_len = 0;       // 0: the model's max_position_embeddings
-  bool prefix_caching = true;
-};
-
 // Thrown by submit() when the queue is full; the server answers 429 with Retry-After.
 class QueueFull : public Error {
  public:
@@ -47,14 +44,11 @@ class QueueFull : public Error {
 
 class Engine {
  public:
-  Engine(std::unique_ptr<model::DeepSeekModel> model, tokenizer::Tokenizer tokenizer, const EngineOptions& options,
-         uint64_t model_fingerprint);
+  // Returns once the step thread has warmed up and the KV pool exists (rethrows its failure).
+  Engine(std::unique_ptr<model::DeepSeekModel> model, tokenizer::Tokenizer tokenizer, const EngineOptions& options);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
-
-  // A fingerprint of the model in `dir` (config, checkpoint files, cache dtype) for prefix keys.
-  static uint64_t fingerprint(const std::string& dir, const model::DeepSeekModel& model);
 
   // Validates (throws Error for a bad request, QueueFull when full) and queues the request.
   std::shared_ptr<RequestStream> submit(std::vector<int32_t> prompt, const SamplingParams& params);
@@ -76,6 +70,7 @@ class Engine {
   int64_t max_model_len() const { return max_model_len_; }
   int64_t kv_capacity_tokens() const { return kv_capacity_tokens_; }
   const EngineOptions& options() const { return options_; }
+  const model::DeepSeekModel& model() const { return *model_; }
 
  private:
   struct Incoming {
@@ -88,7 +83,7 @@ class Engine {
   std::unique_ptr<model::DeepSeekModel> model_;
   tokenizer::Tokenizer tokenizer_;
   EngineOptions options_;
-  int64_t max_model_len_ = 0, kv_capacity_tokens_ = 0;
+  int64_t max_model_len_ = 0, kv_capacity_tokens_ = 0, vocab_ = 0;
   int32_t eos_id_ = -1;
   std::unique_ptr<cache::KvPool> pool_;
   std::unique_ptr<cache::BlockManager> blocks_;
@@ -111,13 +106,23 @@ class Engine {
   std::unordered_map<uint64_t, std::unique_ptr<Request>> requests_;
   uint64_t next_seq_id_ = 1;
   SchedulerOutput step_;
+  std::vector<Request*> failed_, touched_;  // postprocess()'s lists, reused
   std::thread thread_;
 
   void loop();
+  // Step thread, once: the warm-up steps and the KV pool (see the top of this file).
+  void start();
+  int64_t kv_blocks_from_memory();
+  void warm_up_prefill(const kernels::KvCacheView& cache, int64_t num_blocks, int64_t context);
+  void warm_up_decode(const kernels::KvCacheView& cache, int64_t num_blocks);
   void step();
+  void postprocess(double now);
   void accept(Incoming in);
   void abort(Request& r);
-  void process_token(Sequence& seq, const float* logits, double now);
+  // Samples (or takes the forced) next token of seq from its logits row and reports it with
+  // `rows` logits rows ending at that row when the request returns logits.
+  void process_token(Sequence& seq, const float* logits, int64_t rows, double now);
+  void report_logits(Sequence& seq, const float* first_row, int64_t rows, ChoiceUpdate& u) const;
   void fork_choices(Request& r, const float* logits, double now);
   std::string decode_piece(Sequence& seq, int32_t id);
   void finish_sequence(Sequence& seq, FinishReason reason);

@@ -34,6 +34,10 @@ struct ChoiceUpdate {
   std::vector<int32_t> token_ids;   // tokens sampled in this update
   std::vector<TokenLogprob> logprobs;  // one per token when logprobs were asked for
   FinishReason finish = FinishReason::kNone;
+  // SamplingParams::return_logits only: logits rows [rows, vocab] computed since the last update
+  // (prompt positions in order, then one per generated token), and the first position's index.
+  std::vector<float> logits;
+  int64_t logits_rows = 0, logits_first_position = 0;
 };
 
 struct Usage {

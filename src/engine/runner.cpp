@@ -2,27 +2,32 @@
 
 namespace dsinfer::engine {
 
-Runner::Runner(model::DeepSeekModel& model, cache::BlockManager& blocks, int64_t max_batch_tokens, int64_t max_rows)
-    : model_(model), blocks_(blocks), vocab_(model.config().vocab_size) {
+Runner::Runner(model::DeepSeekModel& model, const kernels::KvCacheView& cache, int64_t max_batch_tokens, int64_t max_rows)
+    : model_(model), cache_(cache), vocab_(model.config().vocab_size) {
   batch_.tokens.reserve(size_t(max_batch_tokens));
   batch_.seqs.reserve(size_t(max_rows));
   batch_.logits_rows.reserve(size_t(max_rows));
   logits_.resize(size_t(max_rows) * size_t(vocab_));
+  first_row_.reserve(size_t(max_rows));
+  row_count_.reserve(size_t(max_rows));
 }
 
 void Runner::run(const SchedulerOutput& step) {
-  batch_.tokens.clear();
-  batch_.seqs.clear();
-  batch_.logits_rows.clear();
+  batch_.clear();
+  first_row_.clear();
+  row_count_.clear();
   for (const auto& c : step.chunks) {
     const Sequence& s = *c.seq;
-    int64_t first = int64_t(batch_.tokens.size());
-    batch_.tokens.insert(batch_.tokens.end(), s.tokens.begin() + s.computed, s.tokens.begin() + s.computed + c.num_tokens);
-    batch_.seqs.push_back({first, c.num_tokens, s.computed, s.blocks.data()});
-    if (c.wants_logits) batch_.logits_rows.push_back(first + c.num_tokens - 1);
+    const auto rows = s.request->params.return_logits ? model::Batch::Logits::kAll
+                      : c.wants_logits                 ? model::Batch::Logits::kLast
+                                                       : model::Batch::Logits::kNone;
+    const size_t before = batch_.logits_rows.size();
+    batch_.add(s.tokens.data() + s.computed, c.num_tokens, s.computed, s.blocks.data(), rows);
+    first_row_.push_back(int64_t(before));
+    row_count_.push_back(int64_t(batch_.logits_rows.size() - before));
   }
   if (batch_.logits_rows.size() * size_t(vocab_) > logits_.size()) logits_.resize(batch_.logits_rows.size() * size_t(vocab_));
-  model_.forward(batch_, blocks_.view(), logits_.data());
+  model_.forward(batch_, cache_, logits_.data());
 }
 
 }  // namespace dsinfer::engine

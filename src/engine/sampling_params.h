@@ -24,6 +24,14 @@ struct SamplingParams {
   int64_t logprobs = -1;  // -1: none; k >= 0: the chosen token's logprob plus the top k
   int64_t n = 1;
 
+  // Tool fields (dsinfer logits / generate; not part of the HTTP API):
+  // the first generated tokens are these instead of sampled ones (teacher forcing: the decode
+  // path over a known sequence) ...
+  std::vector<int32_t> forced_tokens;
+  // ... and every logits row computed for the request comes back in the updates (all prompt
+  // positions, then one per generated token), for comparison with the reference.
+  bool return_logits = false;
+
   // Throws Error naming the first field out of range.
   void validate() const;
   // Temperatures this small pick the most likely token with certainty in any real distribution,

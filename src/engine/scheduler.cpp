@@ -6,9 +6,13 @@
 
 namespace dsinfer::engine {
 
-Scheduler::Scheduler(cache::BlockManager& blocks, SchedulerOptions options) : blocks_(blocks), options_(options) {
-  check(options_.max_batch_tokens >= 1, "max batch tokens must be positive");
-  check(options_.max_running >= 1, "max running requests must be positive");
+Scheduler::Scheduler(cache::BlockManager& blocks, const EngineOptions& options)
+    : blocks_(blocks), max_batch_tokens_(options.max_batch_tokens), max_running_(options.max_running) {
+  check(max_batch_tokens_ >= 1, "max batch tokens must be positive");
+  check(max_running_ >= 1, "max running requests must be positive");
+  // Room for every running sequence plus the choices a prefill may fork, so steps never grow them.
+  running_.reserve(size_t(max_running_ + kMaxChoices));
+  order_.reserve(size_t(max_running_ + kMaxChoices));
 }
 
 void Scheduler::add(Sequence* seq) {
@@ -26,9 +30,18 @@ void Scheduler::add_running(Sequence* seq) {
   running_.push_back(seq);
 }
 
+bool Scheduler::fork(const Sequence& parent, Sequence& child, int64_t tokens) {
+  if (!blocks_.fork(parent.blocks, tokens, child.blocks)) {
+    add_front(&child);
+    return false;
+  }
+  child.computed = tokens;
+  add_running(&child);
+  return true;
+}
+
 void Scheduler::preempt(Sequence* seq) {
   blocks_.release(seq->blocks);
-  seq->hashes.clear();
   seq->computed = 0;
   ++preemptions_;
   running_.erase(std::find(running_.begin(), running_.end(), seq));
@@ -39,11 +52,11 @@ void Scheduler::schedule(SchedulerOutput& out) {
   out.chunks.clear();
   out.num_tokens = 0;
   out.preempted = 0;
-  int64_t budget = options_.max_batch_tokens;
+  int64_t budget = max_batch_tokens_;
 
   // 1. Running sequences, oldest first. Iterate over a snapshot: preemption edits running_.
-  std::vector<Sequence*> order = running_;
-  for (Sequence* seq : order) {
+  order_.assign(running_.begin(), running_.end());
+  for (Sequence* seq : order_) {
     if (budget == 0) break;
     if (seq->state != SeqState::kRunning) continue;  // preempted below as someone's victim
     int64_t n = std::min(seq->uncomputed(), budget);
@@ -76,18 +89,15 @@ void Scheduler::schedule(SchedulerOutput& out) {
   if (out.preempted > 0) return;  // short of blocks: admit nobody this step
 
   // 2. Admit from the queue, first come first served.
-  while (!waiting_.empty() && budget > 0 && int64_t(running_.size()) < options_.max_running) {
+  while (!waiting_.empty() && budget > 0 && int64_t(running_.size()) < max_running_) {
     Sequence* seq = waiting_.front();
-    if (seq->blocks.empty()) {
-      seq->hashes.clear();
-      seq->computed = blocks_.match_prefix(seq->tokens.data(), int64_t(seq->tokens.size()), 1, seq->blocks, seq->hashes);
-    }
+    if (seq->blocks.empty())
+      seq->computed = blocks_.match_prefix(seq->tokens.data(), int64_t(seq->tokens.size()), 1, seq->blocks);
     int64_t n = std::min(seq->uncomputed(), budget);
     int64_t need = blocks_.blocks_for(seq->computed + n) - int64_t(seq->blocks.size());
     if (need > blocks_.available()) {
       // Give the matched prefix back (it stays cached) and wait for blocks.
       blocks_.release(seq->blocks);
-      seq->hashes.clear();
       seq->computed = 0;
       break;
     }
@@ -103,13 +113,12 @@ void Scheduler::schedule(SchedulerOutput& out) {
 void Scheduler::advance(const SchedulerOutput& out) {
   for (const auto& c : out.chunks) {
     c.seq->computed += c.num_tokens;
-    blocks_.commit(c.seq->tokens.data(), c.seq->computed, c.seq->blocks, c.seq->hashes);
+    blocks_.commit(c.seq->tokens.data(), c.seq->computed, c.seq->blocks);
   }
 }
 
 void Scheduler::remove(Sequence* seq) {
   blocks_.release(seq->blocks);
-  seq->hashes.clear();
   auto r = std::find(running_.begin(), running_.end(), seq);
   if (r != running_.end()) running_.erase(r);
   auto w = std::find(waiting_.begin(), waiting_.end(), seq);

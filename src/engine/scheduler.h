@@ -13,14 +13,10 @@
 #include <vector>
 
 #include "cache/block_manager.h"
+#include "engine/engine_options.h"
 #include "engine/sequence.h"
 
 namespace dsinfer::engine {
-
-struct SchedulerOptions {
-  int64_t max_batch_tokens = 2048;
-  int64_t max_running = 64;
-};
 
 struct ScheduledChunk {
   Sequence* seq = nullptr;
@@ -36,7 +32,8 @@ struct SchedulerOutput {
 
 class Scheduler {
  public:
-  Scheduler(cache::BlockManager& blocks, SchedulerOptions options);
+  // Reads options.max_batch_tokens and options.max_running.
+  Scheduler(cache::BlockManager& blocks, const EngineOptions& options);
 
   void add(Sequence* seq);        // to the back of the queue
   void add_front(Sequence* seq);  // to the front (a preempted or forked sequence)
@@ -46,8 +43,11 @@ class Scheduler {
   void advance(const SchedulerOutput& out);
   // Takes a sequence out (finished or cancelled) and releases its blocks.
   void remove(Sequence* seq);
-  // Running now with `seq` sharing its blocks (n > 1): see Engine.
-  void add_running(Sequence* seq);
+  // Starts `child`, another choice of parent's request, from the parent's first `tokens` tokens
+  // of KV (n > 1): full blocks shared, a partial last block copied. True: the child runs now and
+  // samples its first token from the parent's logits. False (no block for the copy): it waits
+  // at the front of the queue and is recomputed later, mostly from the prefix cache.
+  bool fork(const Sequence& parent, Sequence& child, int64_t tokens);
 
   size_t num_waiting() const { return waiting_.size(); }
   size_t num_running() const { return running_.size(); }
@@ -56,12 +56,14 @@ class Scheduler {
 
  private:
   cache::BlockManager& blocks_;
-  SchedulerOptions options_;
+  int64_t max_batch_tokens_, max_running_;
   std::deque<Sequence*> waiting_;
   std::vector<Sequence*> running_;  // in admission order: oldest first
+  std::vector<Sequence*> order_;    // schedule()'s snapshot of running_
   int64_t preemptions_ = 0;
 
   void preempt(Sequence* seq);
+  void add_running(Sequence* seq);
 };
 
 }  // namespace dsinfer::engine

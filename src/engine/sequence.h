@@ -1,6 +1,7 @@
 // One generated continuation (one choice of a request) as it moves through the scheduler: its
-// tokens (prompt, then generated), how many of them are in the KV cache, its block table and the
-// keys of its indexed blocks. docs/serving.md has the state table.
+// tokens (prompt, then generated), how many of them are in the KV cache, and its block table (the
+// blocks' prefix keys live on the blocks: cache::BlockManager). docs/serving.md has the state
+// table.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +29,6 @@ struct Sequence {
   int64_t num_prompt = 0;
   int64_t computed = 0;         // leading tokens whose KV is in the cache
   std::vector<int32_t> blocks;  // block table
-  std::vector<uint64_t> hashes; // keys of the leading full blocks, as indexed
 
   uint64_t rng = 0;
   std::unique_ptr<tokenizer::StreamingDetokenizer> detok;

@@ -37,6 +37,31 @@ inline int64_t latent_row_bytes(DType dtype, int64_t dim, int64_t rope_dim = 64)
   return LatentCacheView{nullptr, dtype, 64, dim, rope_dim}.row_bytes();
 }
 
+// The shape of a model's whole latent cache: per layer and token one row of `dim` values (latent,
+// then the rope_dim rope key) stored as `dtype`. The model states it (DeepSeekModel::cache_spec),
+// the cache layer allocates it (cache::KvPool), and the model reads it back as a KvCacheView.
+struct KvCacheSpec {
+  int64_t num_layers = 0, dim = 0, rope_dim = 0;
+  DType dtype = DType::kBF16;
+  int64_t block_size = 64;
+
+  int64_t row_bytes() const { return latent_row_bytes(dtype, dim, rope_dim); }
+  int64_t block_bytes() const { return num_layers * block_size * row_bytes(); }  // all layers
+};
+
+// The whole latent cache: num_layers regions of [num_blocks, block_size, row] each.
+struct KvCacheView {
+  void* base = nullptr;
+  KvCacheSpec spec;
+  int64_t num_blocks = 0;
+
+  DType dtype() const { return spec.dtype; }
+  LatentCacheView layer(int64_t l) const {
+    const size_t layer_bytes = size_t(num_blocks * spec.block_size * spec.row_bytes());
+    return {static_cast<uint8_t*>(base) + size_t(l) * layer_bytes, spec.dtype, spec.block_size, spec.dim, spec.rope_dim};
+  }
+};
+
 // Stores one token row (dim fp32 values); FP8 quantises the latent per 128 channels with
 // scale = max(amax, 1e-4) / 448.
 void latent_cache_store(const LatentCacheView& c, const int32_t* block_table, int64_t pos, const float* row);

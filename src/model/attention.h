@@ -38,6 +38,7 @@ class MlaAttention {
   MlaAttention(const ModelConfig& cfg, const AttentionWeights& w, Precision precision, int64_t workspace_bytes,
                AttentionScratch& scratch);
   static constexpr int64_t kDefaultAttentionWorkspace = int64_t(256) << 20;
+  int64_t context_tile() const { return context_tile_; }
 
   // x: normed hidden states [T, hidden]; cos/sin: rope tables [T, rope/2]; out [T, hidden].
   void forward(const float* x, const Batch& batch, const kernels::LatentCacheView& cache, const float* cos,

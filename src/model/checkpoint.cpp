@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/hash.h"
 #include "base/json.h"
 #include "base/read_file.h"
 
@@ -13,6 +15,28 @@ namespace dsinfer::model {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+
+namespace {
+
+uint64_t fingerprint_files(const std::string& dir, std::vector<std::string> names) {
+  names.push_back("config.json");
+  std::sort(names.begin(), names.end());
+  uint64_t h = mix64(0x636b7074);  // "ckpt"
+  std::vector<char> head(1 << 16);
+  for (const std::string& name : names) {
+    fs::path p = fs::path(dir) / name;
+    std::error_code ec;
+    uint64_t size = fs::file_size(p, ec);
+    h = fingerprint_bytes(h, name.data(), name.size());
+    h = fingerprint_bytes(h, &size, sizeof size);
+    std::ifstream in(p, std::ios::binary);
+    in.read(head.data(), std::streamsize(head.size()));
+    h = fingerprint_bytes(h, head.data(), size_t(in.gcount()));
+  }
+  return h;
+}
+
+}  // namespace
 
 Checkpoint Checkpoint::open(const std::string& dir) {
   Checkpoint c;
@@ -50,6 +74,7 @@ Checkpoint Checkpoint::open(const std::string& dir) {
       if (!fresh) fail("tensor ", tname, " appears in two shards (", it->second->file, " and ", p.string(), ")");
     }
   }
+  c.fingerprint_ = fingerprint_files(dir, shard_names);
   for (auto& [tname, file] : weight_map) {
     auto it = c.index_.find(tname);
     check(it != c.index_.end(), index_path.string(), " maps tensor ", tname, " to ", file, " but it is not there");

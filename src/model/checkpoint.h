@@ -33,10 +33,16 @@ class Checkpoint {
   // Bytes of pages given back so far, over all shards.
   size_t released_bytes() const;
 
+  // Identifies this checkpoint for prefix-cache keys: config.json and every shard's name, size and
+  // first 64 KiB (the safetensors header and the first weights), so two checkpoints that differ
+  // anywhere practical differ here. Computed at open.
+  uint64_t fingerprint() const { return fingerprint_; }
+
  private:
   std::string dir_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const TensorInfo*> index_;
+  uint64_t fingerprint_ = 0;
 };
 
 }  // namespace dsinfer::model

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/profile.h"
 #include "base/scratch.h"
@@ -130,6 +131,11 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
   log_debug("gave back ", ckpt_.released_bytes() >> 20, " MiB of checkpoint pages after packing");
   if (weights_.skipped_mtp_tensors)
     log_debug("skipping ", weights_.skipped_mtp_tensors, " multi-token-prediction tensors (MTP not used)");
+}
+
+uint64_t DeepSeekModel::fingerprint() const {
+  const uint64_t dtype = uint64_t(cache_dtype()) + 1;
+  return fingerprint_bytes(ckpt_.fingerprint(), &dtype, sizeof dtype);
 }
 
 void DeepSeekModel::forward(const Batch& batch, const KvCacheView& cache, float* logits) {

@@ -52,6 +52,9 @@ class DeepSeekModel {
   void forward(const Batch& batch, const KvCacheView& cache, float* logits);
 
   const ModelConfig& config() const { return cfg_; }
+  // Identifies the model and the cache format its KV rows are written in (prefix-cache keys of
+  // different models or cache dtypes never meet).
+  uint64_t fingerprint() const;
   const ModelWeights& weights() const { return weights_; }
   // The latent cache this precision and these options use.
   DType cache_dtype() const {
@@ -63,6 +66,12 @@ class DeepSeekModel {
   }
   void set_attention_mode(AttentionMode m) { options_.attention = m; }
   void set_observer(RoutingObserver* o) { options_.observer = o; }
+  RoutingObserver* observer() const { return options_.observer; }
+  // DSINFER_DUMP on or off (the engine's warm-up steps are not dumped); on by default.
+  void set_dumping(bool on) { dump_.set_active(on); }
+  // Cached tokens a prefill chunk's non-absorbed attention decompresses at once: past this a
+  // longer context is attended in tiles of this size (no larger buffers).
+  int64_t attention_context_tile() const { return attention_.empty() ? 0 : attention_[0].context_tile(); }
 
  private:
   ModelConfig cfg_;

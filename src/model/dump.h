@@ -26,12 +26,15 @@ class Dump {
   static Dump parse(const std::string& spec, std::string dir);
   static Dump from_environment();
 
-  bool enabled() const { return !rules_.empty(); }
+  bool enabled() const { return active_ && !rules_.empty(); }
+  void set_active(bool on) { active_ = on; }
   // Writes data [rows, cols] when `name` at `layer` (-1: not a per-layer name) was asked for.
   void operator()(const char* name, int64_t layer, const float* data, int64_t rows, int64_t cols) const {
     if (enabled()) write(name, layer, data, rows, cols);
   }
-  void next_step() { ++step_; }
+  void next_step() {
+    if (enabled()) ++step_;
+  }
 
  private:
   struct Rule {
@@ -41,6 +44,7 @@ class Dump {
   std::vector<Rule> rules_;
   std::string dir_;
   int64_t step_ = 0;
+  bool active_ = true;
 
   void write(const char* name, int64_t layer, const float* data, int64_t rows, int64_t cols) const;
 };

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <numeric>
 
 #include "base/error.h"
@@ -19,7 +21,7 @@ std::vector<int32_t> seq_tokens(int64_t n, int32_t start = 0) {
 }
 
 struct Fixture : ::testing::Test {
-  KvPool pool{model::KvCacheSpec{2, 8, 0, DType::kF32}, 8};
+  KvPool pool{kernels::KvCacheSpec{2, 8, 0, DType::kF32}, 8};
   BlockManager bm{pool, 42};
 };
 
@@ -51,20 +53,18 @@ TEST_F(Fixture, DoubleReleaseIsCaught) {
 TEST_F(Fixture, CommittedPrefixIsSharedAndRefCounted) {
   auto toks = seq_tokens(3 * kBs + 10);
   std::vector<int32_t> t1;
-  std::vector<uint64_t> h1;
   ASSERT_TRUE(bm.allocate(4, t1));
-  bm.commit(toks.data(), int64_t(toks.size()), t1, h1);
-  EXPECT_EQ(h1.size(), 3u);  // the partial fourth block is not indexed
+  bm.commit(toks.data(), int64_t(toks.size()), t1);
+  EXPECT_EQ(std::count_if(t1.begin(), t1.end(), [&](int32_t b) { return bm.key(b) != 0; }), 3);  // the partial fourth block is not indexed
 
   std::vector<int32_t> t2;
-  std::vector<uint64_t> h2;
-  EXPECT_EQ(bm.match_prefix(toks.data(), int64_t(toks.size()), 1, t2, h2), 3 * kBs);
+  EXPECT_EQ(bm.match_prefix(toks.data(), int64_t(toks.size()), 1, t2), 3 * kBs);
   ASSERT_EQ(t2.size(), 3u);
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(t2[size_t(i)], t1[size_t(i)]);
     EXPECT_EQ(bm.ref_count(t1[size_t(i)]), 2);
   }
-  EXPECT_EQ(h2, h1);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(bm.key(t2[size_t(i)]), bm.key(t1[size_t(i)]));  // one key, on the block
   bm.release(t1);
   EXPECT_EQ(bm.stats().used, 3);
   bm.release(t2);
@@ -73,38 +73,35 @@ TEST_F(Fixture, CommittedPrefixIsSharedAndRefCounted) {
   EXPECT_EQ(s.cached, 3);
   // Cached blocks come back on a later hit.
   std::vector<int32_t> t3;
-  std::vector<uint64_t> h3;
-  EXPECT_EQ(bm.match_prefix(toks.data(), int64_t(toks.size()), 1, t3, h3), 3 * kBs);
+  EXPECT_EQ(bm.match_prefix(toks.data(), int64_t(toks.size()), 1, t3), 3 * kBs);
   bm.release(t3);
 }
 
 TEST_F(Fixture, MatchLeavesTokensToCompute) {
   auto toks = seq_tokens(2 * kBs);
   std::vector<int32_t> t;
-  std::vector<uint64_t> h;
   ASSERT_TRUE(bm.allocate(2, t));
-  bm.commit(toks.data(), 2 * kBs, t, h);
+  bm.commit(toks.data(), 2 * kBs, t);
   bm.release(t);
-  std::vector<uint64_t> h2;
   // Exactly two cached blocks, but the last token must be computed to get its logits: the second
   // block is copied (copy-on-write) and only its last row is left to compute.
-  EXPECT_EQ(bm.match_prefix(toks.data(), 2 * kBs, 1, t, h2), 2 * kBs - 1);
+  EXPECT_EQ(bm.match_prefix(toks.data(), 2 * kBs, 1, t), 2 * kBs - 1);
   ASSERT_EQ(t.size(), 2u);
   EXPECT_EQ(bm.ref_count(t[0]), 1);
   EXPECT_EQ(bm.stats().cached, 1);  // the original second block stays cached, unshared
-  EXPECT_EQ(h2.size(), 1u);
+  // One shared, keyed block; the private copy has no key until it is committed.
+  EXPECT_NE(bm.key(t[0]), 0u);
+  EXPECT_EQ(bm.key(t[1]), 0u);
   bm.release(t);
   EXPECT_EQ(bm.stats().used, 0);
   // With no block to copy into, the last block is recomputed whole.
-  KvPool small(model::KvCacheSpec{1, 4, 0, DType::kF32}, 2);
+  KvPool small(kernels::KvCacheSpec{1, 4, 0, DType::kF32}, 2);
   BlockManager one(small, 1);
   std::vector<int32_t> a;
-  std::vector<uint64_t> ha;
   ASSERT_TRUE(one.allocate(2, a));
-  one.commit(toks.data(), 2 * kBs, a, ha);
+  one.commit(toks.data(), 2 * kBs, a);
   std::vector<int32_t> b;
-  std::vector<uint64_t> hb;
-  EXPECT_EQ(one.match_prefix(toks.data(), 2 * kBs, 1, b, hb), kBs);
+  EXPECT_EQ(one.match_prefix(toks.data(), 2 * kBs, 1, b), kBs);
   one.release(a);
   one.release(b);
 }
@@ -112,17 +109,15 @@ TEST_F(Fixture, MatchLeavesTokensToCompute) {
 TEST_F(Fixture, DifferentTokensOrParentsMiss) {
   auto a = seq_tokens(2 * kBs);
   std::vector<int32_t> t;
-  std::vector<uint64_t> h;
   ASSERT_TRUE(bm.allocate(2, t));
-  bm.commit(a.data(), 2 * kBs, t, h);
+  bm.commit(a.data(), 2 * kBs, t);
   bm.release(t);
   auto b = a;
   b[5] = 999;  // the first block differs, so the second (same tokens) must miss too: chained keys
-  std::vector<uint64_t> h2;
-  EXPECT_EQ(bm.match_prefix(b.data(), 2 * kBs + 1, 1, t, h2), 0);
+  EXPECT_EQ(bm.match_prefix(b.data(), 2 * kBs + 1, 1, t), 0);
   auto c = a;
   c[kBs + 3] = 999;  // only the second block differs
-  EXPECT_EQ(bm.match_prefix(c.data(), 2 * kBs + 1, 1, t, h2), kBs);
+  EXPECT_EQ(bm.match_prefix(c.data(), 2 * kBs + 1, 1, t), kBs);
   bm.release(t);
 }
 
@@ -138,9 +133,8 @@ TEST_F(Fixture, EvictsLeastRecentlyReleasedCachedBlocks) {
   std::vector<std::vector<int32_t>> tables(4);
   for (int i = 0; i < 4; ++i) {
     toks.push_back(seq_tokens(kBs, 1000 * (i + 1)));
-    std::vector<uint64_t> h;
     ASSERT_TRUE(bm.allocate(1, tables[size_t(i)]));
-    bm.commit(toks.back().data(), kBs, tables[size_t(i)], h);
+    bm.commit(toks.back().data(), kBs, tables[size_t(i)]);
   }
   for (int i = 0; i < 4; ++i) bm.release(tables[size_t(i)]);  // released in order 0,1,2,3
   EXPECT_EQ(bm.stats().cached, 4);
@@ -149,8 +143,7 @@ TEST_F(Fixture, EvictsLeastRecentlyReleasedCachedBlocks) {
   EXPECT_EQ(bm.stats().evictions, 2);
   for (int i = 0; i < 4; ++i) {
     std::vector<int32_t> t;
-    std::vector<uint64_t> h;
-    int64_t hit = bm.match_prefix(toks[size_t(i)].data(), kBs + 1, 1, t, h);
+    int64_t hit = bm.match_prefix(toks[size_t(i)].data(), kBs + 1, 1, t);
     EXPECT_EQ(hit, i < 2 ? 0 : kBs) << "prefix " << i;
     bm.release(t);
   }
@@ -182,16 +175,15 @@ TEST_F(Fixture, ForkSharesFullBlocksAndCopiesThePartialOne) {
 }
 
 TEST(BlockManagerNoCache, PrefixCachingOffNeverHits) {
-  KvPool pool(model::KvCacheSpec{1, 4, 0, DType::kF32}, 4);
+  KvPool pool(kernels::KvCacheSpec{1, 4, 0, DType::kF32}, 4);
   BlockManager bm(pool, 1, /*prefix_caching=*/false);
   auto toks = seq_tokens(2 * kBs);
   std::vector<int32_t> t;
-  std::vector<uint64_t> h;
   ASSERT_TRUE(bm.allocate(2, t));
-  bm.commit(toks.data(), 2 * kBs, t, h);
+  bm.commit(toks.data(), 2 * kBs, t);
   bm.release(t);
   EXPECT_EQ(bm.stats().free, 4);
-  EXPECT_EQ(bm.match_prefix(toks.data(), 2 * kBs, 1, t, h), 0);
+  EXPECT_EQ(bm.match_prefix(toks.data(), 2 * kBs, 1, t), 0);
 }
 
 }  // namespace
@@ -203,7 +195,7 @@ namespace {
 // FlashMLA's FP8 row for DeepSeek-V3's 576-wide latent: 512 e4m3 + 4 fp32 scales + 64 bf16 rope
 // = 656 bytes, against 1,152 in bf16; the pool and its byte budget follow the row size.
 TEST(KvPool, SizesRowsByTheCacheFormat) {
-  model::KvCacheSpec bf16{61, 576, 64, DType::kBF16}, fp8{61, 576, 64, DType::kF8E4M3};
+  kernels::KvCacheSpec bf16{61, 576, 64, DType::kBF16}, fp8{61, 576, 64, DType::kF8E4M3};
   EXPECT_EQ(bf16.row_bytes(), 1152);
   EXPECT_EQ(fp8.row_bytes(), 656);
   EXPECT_EQ(fp8.block_bytes(), 61 * 64 * 656);
@@ -213,10 +205,10 @@ TEST(KvPool, SizesRowsByTheCacheFormat) {
 
   // Layer regions follow each other at num_blocks x block_size x row bytes, and a row's address
   // inside one is its block's slot times the row size.
-  model::KvCacheSpec small{3, 160 + 16, 16, DType::kF8E4M3};
+  kernels::KvCacheSpec small{3, 160 + 16, 16, DType::kF8E4M3};
   EXPECT_EQ(small.row_bytes(), 160 + 4 * 2 + 2 * 16);
   KvPool pool(small, 4);
-  model::KvCacheView v = pool.view();
+  kernels::KvCacheView v = pool.view();
   auto* base = static_cast<uint8_t*>(v.base);
   const int64_t layer_bytes = 4 * 64 * small.row_bytes();
   std::vector<int32_t> table{2, 0};

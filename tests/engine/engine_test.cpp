@@ -35,9 +35,8 @@ std::string tiny_model() {
 std::unique_ptr<Engine> make_engine(EngineOptions opt, model::ModelOptions mo = {}) {
   std::string dir = tiny_model();
   auto m = model::DeepSeekModel::load(dir, mo);
-  uint64_t fp = Engine::fingerprint(dir, *m);
   auto tok = tokenizer::Tokenizer::from_dir(std::string(DSINFER_ASSETS_DIR) + "/tokenizer/deepseek-v3");
-  return std::make_unique<Engine>(std::move(m), std::move(tok), opt, fp);
+  return std::make_unique<Engine>(std::move(m), std::move(tok), opt);
 }
 
 struct Result {
@@ -274,7 +273,7 @@ TEST(Engine, NonFiniteLogitsFailThatRequestOnlyWithAReason) {
   auto tok = tokenizer::Tokenizer::from_dir(std::string(DSINFER_ASSETS_DIR) + "/tokenizer/deepseek-v3");
   EngineOptions opt;
   opt.kv_blocks = 32;
-  Engine e(std::move(m), std::move(tok), opt, 1);
+  Engine e(std::move(m), std::move(tok), opt);
   auto poisoned_prompt = prompt_of(20, 4);
   poisoned_prompt[7] = kPoison;
   // Sampled with top_k/top_p (the path that read before its candidate list) and greedily, with

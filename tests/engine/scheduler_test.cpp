@@ -7,8 +7,16 @@
 namespace dsinfer::engine {
 namespace {
 
+// The scheduler's two limits, the rest of the engine's options at their defaults.
+EngineOptions limits(int64_t max_batch_tokens, int64_t max_running) {
+  EngineOptions o;
+  o.max_batch_tokens = max_batch_tokens;
+  o.max_running = max_running;
+  return o;
+}
+
 struct SchedulerFixture : ::testing::Test {
-  cache::KvPool pool{model::KvCacheSpec{1, 4, 0, DType::kF32}, 8};  // 8 blocks of 64 tokens
+  cache::KvPool pool{kernels::KvCacheSpec{1, 4, 0, DType::kF32}, 8};  // 8 blocks of 64 tokens
   cache::BlockManager bm{pool, 1};
   std::vector<std::unique_ptr<Sequence>> seqs;
 
@@ -30,7 +38,7 @@ struct SchedulerFixture : ::testing::Test {
 };
 
 TEST_F(SchedulerFixture, ChunksPrefillUnderTheTokenBudgetAndDecodesFirst) {
-  Scheduler sch(bm, {100, 8});
+  Scheduler sch(bm, limits(100, 8));
   Sequence* a = make(150);
   sch.add(a);
   SchedulerOutput out;
@@ -58,7 +66,7 @@ TEST_F(SchedulerFixture, ChunksPrefillUnderTheTokenBudgetAndDecodesFirst) {
 }
 
 TEST_F(SchedulerFixture, MaxRunningLimitsAdmissionFcfs) {
-  Scheduler sch(bm, {1000, 2});
+  Scheduler sch(bm, limits(1000, 2));
   Sequence* s[3] = {make(10), make(10, 100), make(10, 200)};
   for (auto* x : s) sch.add(x);
   SchedulerOutput out;
@@ -75,7 +83,7 @@ TEST_F(SchedulerFixture, MaxRunningLimitsAdmissionFcfs) {
 }
 
 TEST_F(SchedulerFixture, PreemptsTheNewestWhenBlocksRunOutAndRecomputesIt) {
-  Scheduler sch(bm, {4096, 8});
+  Scheduler sch(bm, limits(4096, 8));
   Sequence* old = make(4 * 64);      // 4 blocks, full
   Sequence* young = make(4 * 64, 10000);
   sch.add(old);
@@ -104,7 +112,7 @@ TEST_F(SchedulerFixture, PreemptsTheNewestWhenBlocksRunOutAndRecomputesIt) {
 }
 
 TEST_F(SchedulerFixture, WaitingHeadThatDoesNotFitBlocksLaterOnes) {
-  Scheduler sch(bm, {4096, 8});
+  Scheduler sch(bm, limits(4096, 8));
   Sequence* big = make(6 * 64);
   sch.add(big);
   SchedulerOutput out;

@@ -31,7 +31,7 @@ std::vector<float> run_alone(DeepSeekModel& m, const std::vector<int32_t>& ids, 
   while (done < ids.size()) {
     size_t n = done == 0 ? prefill : 1;
     Batch b;
-    b.add(ids.data() + done, int64_t(n), int64_t(done), table.data(), true);
+    b.add(ids.data() + done, int64_t(n), int64_t(done), table.data(), Batch::Logits::kAll);
     std::vector<float> l(n * size_t(vocab));
     m.forward(b, pool.view(), l.data());
     all.insert(all.end(), l.begin(), l.end());
@@ -105,7 +105,7 @@ TEST_P(ModelTest, BatchedSequencesMatchRunningAlone) {
     for (size_t i = 0; i < seqs.size(); ++i) {
       if (done[i] == seqs[i].ids.size()) continue;
       size_t n = done[i] == 0 ? seqs[i].first_chunk : 1;
-      b.add(seqs[i].ids.data() + done[i], int64_t(n), int64_t(done[i]), tables[i].data(), true);
+      b.add(seqs[i].ids.data() + done[i], int64_t(n), int64_t(done[i]), tables[i].data(), Batch::Logits::kAll);
       members.push_back(i);
     }
     if (members.empty()) break;
@@ -175,7 +175,7 @@ TEST(Model, TiledLongContextPrefillMatchesOneTile) {
       int64_t done = 0;
       for (int64_t n : {150, 50, 30}) {
         Batch batch;
-        batch.add(ids.data() + done, n, done, table.data(), true);
+        batch.add(ids.data() + done, n, done, table.data(), Batch::Logits::kAll);
         std::vector<float> l(size_t(n * m.config().vocab_size));
         m.forward(batch, pool.view(), l.data());
         all.insert(all.end(), l.begin(), l.end());
@@ -214,7 +214,7 @@ TEST(Model, RejectsOutOfVocabularyTokens) {
   ASSERT_TRUE(pool.allocate(1, table));
   Batch b;
   std::vector<int32_t> bad{int32_t(m->config().vocab_size)};
-  b.add(bad.data(), 1, 0, table.data(), false);
+  b.add(bad.data(), 1, 0, table.data(), Batch::Logits::kLast);
   std::vector<float> l(size_t(m->config().vocab_size));
   EXPECT_THROW(m->forward(b, pool.view(), l.data()), Error);
 }

@@ -27,7 +27,7 @@ void step(DeepSeekModel& m, cache::KvPool& pool, std::vector<Seq>& seqs, int64_t
   b.logits_rows.clear();
   for (Seq& s : seqs) {
     int64_t n = s.done == 0 ? chunk : 1;
-    b.add(s.ids.data() + s.done, n, s.done, s.table.data(), false);
+    b.add(s.ids.data() + s.done, n, s.done, s.table.data(), Batch::Logits::kLast);
     s.done += n;
   }
   m.forward(b, pool.view(), logits.data());

@@ -67,11 +67,10 @@ struct Fixture {
   explicit Fixture(ServerOptions so = {}) {
     std::string dir = tiny_model();
     auto m = model::DeepSeekModel::load(dir, {});
-    uint64_t fp = engine::Engine::fingerprint(dir, *m);
     auto tok = tokenizer::Tokenizer::from_dir(std::string(DSINFER_ASSETS_DIR) + "/tokenizer/deepseek-v3");
     engine::EngineOptions eo;
     eo.kv_blocks = 64;
-    engine = std::make_unique<engine::Engine>(std::move(m), std::move(tok), eo, fp);
+    engine = std::make_unique<engine::Engine>(std::move(m), std::move(tok), eo);
     so.http.port = 0;
     so.model_names = {"tiny"};
     server = std::make_unique<Server>(*engine, so);

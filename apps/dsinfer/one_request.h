@@ -1,0 +1,24 @@
+// The engine options of `dsinfer generate` and `dsinfer logits`: one request, whose prompt is one
+// prefill chunk, with KV room for exactly it and its new tokens. No warm-up (a one-off run has no
+// steady state to protect) and no prefix cache (nothing to share).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "engine/engine_options.h"
+
+namespace dsinfer::app {
+
+inline engine::EngineOptions one_request_options(int64_t prompt_tokens, int64_t new_tokens) {
+  engine::EngineOptions o;
+  o.max_running = 1;
+  o.max_queued = 1;
+  o.max_batch_tokens = std::max<int64_t>(1, prompt_tokens);
+  o.kv_blocks = (prompt_tokens + new_tokens + 63) / 64 + 1;
+  o.prefix_caching = false;
+  o.warm_up = false;
+  return o;
+}
+
+}  // namespace dsinfer::app
