@@ -123,7 +123,9 @@ ParsedRequest parse_fields(Endpoint endpoint, const json& json_body, const Proto
     if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string()) prompt = &(*prompt)[0];
     if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_array()) prompt = &(*prompt)[0];
     if (prompt->is_string()) {
-      r.prompt = ctx.tokenizer->encode(prompt->get<std::string>());
+      // An empty text is nothing to complete, whatever BOS the tokenizer would add.
+      if (prompt->get_ref<const std::string&>().empty()) bad("prompt", "the prompt is empty");
+      r.prompt = ctx.tokenizer->encode_prompt(prompt->get<std::string>());
     } else if (prompt->is_array() && !prompt->empty() && (*prompt)[0].is_number_integer()) {
       r.prompt = token_array(body, *prompt, "prompt", vocab);
     } else {

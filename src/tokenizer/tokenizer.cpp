@@ -37,6 +37,7 @@ struct Tokenizer::Impl {
   std::string bos_token, eos_token, chat_template;
   std::string chat_template_problem;  // "" when render_chat works
   int32_t bos_id = -1, eos_id = -1;
+  bool add_bos_token = false;  // tokenizer_config.json; absent: no BOS on text prompts
 };
 
 namespace {
@@ -187,6 +188,10 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
     if (!cfg.is_object()) fail(cfg_origin, " must hold a JSON object");
     impl->bos_token = token_content(cfg, "bos_token", cfg_origin);
     impl->eos_token = token_content(cfg, "eos_token", cfg_origin);
+    if (auto it = cfg.find("add_bos_token"); it != cfg.end() && !it->is_null()) {
+      if (!it->is_boolean()) fail(cfg_origin, ": add_bos_token must be true or false");
+      impl->add_bos_token = it->get<bool>();
+    }
     if (auto it = cfg.find("chat_template"); it != cfg.end() && !it->is_null()) {
       if (it->is_string()) {
         impl->chat_template = it->get<std::string>();
@@ -206,6 +211,15 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   impl->eos_id = impl->eos_token.empty() ? -1 : tok.token_id(impl->eos_token);
   impl->chat_template_problem = tok.probe_chat_template();
   return tok;
+}
+
+bool Tokenizer::adds_bos() const { return impl_->add_bos_token && impl_->bos_id >= 0; }
+
+std::vector<int32_t> Tokenizer::encode_prompt(std::string_view text) const {
+  std::vector<int32_t> ids;
+  if (adds_bos()) ids.push_back(impl_->bos_id);
+  encode(text, ids);
+  return ids;
 }
 
 void Tokenizer::encode(std::string_view text, std::vector<int32_t>& out) const {

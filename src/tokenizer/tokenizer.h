@@ -28,6 +28,11 @@ class Tokenizer {
   // lossy conversion), never an error.
   std::vector<int32_t> encode(std::string_view text) const;
   void encode(std::string_view text, std::vector<int32_t>& out) const;  // appends
+  // A text prompt as a model sees it: BOS first when tokenizer_config.json says add_bos_token
+  // (as Hugging Face's tokenizer, and so vLLM and SGLang, prepare a plain-text prompt), then
+  // encode(text). The one way every text prompt is tokenized (/v1/completions, generate).
+  std::vector<int32_t> encode_prompt(std::string_view text) const;
+  bool adds_bos() const;  // add_bos_token, and a BOS token exists
 
   // Throws Error for an id outside the vocabulary (Hugging Face silently drops it).
   std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens = false) const;

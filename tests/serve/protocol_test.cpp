@@ -55,7 +55,8 @@ TEST(Protocol, ChatRequestIsRenderedAndValidated) {
 
 TEST(Protocol, CompletionPromptsAsTextOrIds) {
   auto a = parse_request(Endpoint::kCompletion, R"({"model":"m","prompt":"Hello world"})", ctx());
-  EXPECT_EQ(a.prompt, tok().encode("Hello world"));
+  EXPECT_EQ(a.prompt, tok().encode_prompt("Hello world"));  // BOS (add_bos_token), then the text
+  EXPECT_EQ(a.prompt.front(), tok().bos_id());
   EXPECT_EQ(a.params.max_tokens, 16);  // OpenAI's completions default
   auto b = parse_request(Endpoint::kCompletion, R"({"model":"m","prompt":[1,2,3],"max_tokens":5,"logprobs":2})", ctx());
   EXPECT_EQ(b.prompt, (std::vector<int32_t>{1, 2, 3}));
