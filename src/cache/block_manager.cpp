@@ -8,15 +8,44 @@
 namespace dsinfer::cache {
 
 BlockManager::BlockManager(KvPool& pool, uint64_t fingerprint, bool prefix_caching)
-    : pool_(pool), fingerprint_(fingerprint), prefix_caching_(prefix_caching), blocks_(size_t(pool.num_blocks())) {
+    : pool_(pool),
+      fingerprint_(fingerprint),
+      prefix_caching_(prefix_caching),
+      blocks_(size_t(pool.num_blocks())),
+      tokens_(prefix_caching ? size_t(pool.num_blocks() * pool.block_size()) : 0),
+      index_(prefix_caching ? pool.num_blocks() : 0) {
   check(pool_.free_blocks() == pool_.num_blocks(), "KV pool is already in use");
 }
 
+bool BlockManager::same_tokens(int32_t block, const int32_t* tokens) const {
+  const int32_t* t = tokens_of(block);
+  return std::equal(t, t + block_size(), tokens);
+}
+
+void BlockManager::lru_push_back(int32_t id) {
+  Block& b = blocks_[size_t(id)];
+  b.lru_prev = lru_tail_;
+  b.lru_next = -1;
+  if (lru_tail_ >= 0) blocks_[size_t(lru_tail_)].lru_next = id;
+  else lru_head_ = id;
+  lru_tail_ = id;
+  b.in_lru = true;
+  ++lru_size_;
+}
+
+void BlockManager::lru_remove(int32_t id) {
+  Block& b = blocks_[size_t(id)];
+  if (b.lru_prev >= 0) blocks_[size_t(b.lru_prev)].lru_next = b.lru_next;
+  else lru_head_ = b.lru_next;
+  if (b.lru_next >= 0) blocks_[size_t(b.lru_next)].lru_prev = b.lru_prev;
+  else lru_tail_ = b.lru_prev;
+  b.lru_prev = b.lru_next = -1;
+  b.in_lru = false;
+  --lru_size_;
+}
+
 void BlockManager::hold(Block& b) {
-  if (b.ref == 0 && b.in_lru) {
-    lru_.erase(b.lru);
-    b.in_lru = false;
-  }
+  if (b.ref == 0 && b.in_lru) lru_remove(int32_t(&b - blocks_.data()));
   ++b.ref;
 }
 
@@ -27,13 +56,12 @@ int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t kee
   uint64_t parent = table.empty() ? 0 : key(table.back());
   for (int64_t start = int64_t(table.size()) * bs; start + bs <= n - keep; start += bs) {
     uint64_t h = block_hash(parent, tokens + start, bs, fingerprint_);
-    auto it = index_.find(h);
-    if (it == index_.end()) break;
-    Block& b = blocks_[size_t(it->second)];
+    const int32_t id = index_.find(h);
+    if (id < 0) break;
     // A hash collision must never serve wrong KV.
-    if (!std::equal(b.tokens.begin(), b.tokens.end(), tokens + start)) break;
-    hold(b);
-    table.push_back(it->second);
+    if (!same_tokens(id, tokens + start)) break;
+    hold(blocks_[size_t(id)]);
+    table.push_back(id);
     parent = h;
     covered += bs;
   }
@@ -44,11 +72,10 @@ int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t kee
   const int64_t start = int64_t(table.size()) * bs;
   if (keep > 0 && keep < bs && start + bs == n) {
     uint64_t h = block_hash(parent, tokens + start, bs, fingerprint_);
-    auto it = index_.find(h);
-    if (it != index_.end() && available() >= 1) {
-      const int32_t src = it->second;
+    const int32_t src = index_.find(h);
+    if (src >= 0 && available() >= 1) {
       Block& b = blocks_[size_t(src)];
-      if (std::equal(b.tokens.begin(), b.tokens.end(), tokens + start)) {
+      if (same_tokens(src, tokens + start)) {
         hold(b);  // so that taking a fresh block cannot evict it
         if (available() >= 1) {
           int32_t id = take_one();
@@ -57,8 +84,7 @@ int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t kee
           table.push_back(id);
           covered += bs - keep;
         }
-        std::vector<int32_t> held{src};
-        release(held);
+        release_one(src);
       }
     }
   }
@@ -67,9 +93,8 @@ int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t kee
 
 int32_t BlockManager::take_one() {
   if (int32_t id = pool_.take(); id >= 0) return id;
-  int32_t id = lru_.front();  // evict the least recently released cached block
-  lru_.pop_front();
-  blocks_[size_t(id)].in_lru = false;
+  const int32_t id = lru_head_;  // evict the least recently released cached block
+  lru_remove(id);
   unindex(id);
   ++evictions_;
   return id;
@@ -77,13 +102,9 @@ int32_t BlockManager::take_one() {
 
 void BlockManager::unindex(int32_t id) {
   Block& b = blocks_[size_t(id)];
-  if (b.indexed) {
-    auto it = index_.find(b.hash);
-    if (it != index_.end() && it->second == id) index_.erase(it);
-  }
+  if (b.indexed) index_.erase(b.hash, id);
   b.hash = 0;
   b.indexed = false;
-  b.tokens.clear();
 }
 
 bool BlockManager::allocate(int64_t count, std::vector<int32_t>& table) {
@@ -96,20 +117,21 @@ bool BlockManager::allocate(int64_t count, std::vector<int32_t>& table) {
   return true;
 }
 
+void BlockManager::release_one(int32_t id) {
+  Block& b = blocks_[size_t(id)];
+  check(b.ref > 0, "KV block ", id, " released more often than it was taken");
+  if (--b.ref > 0) return;
+  if (b.indexed) {
+    lru_push_back(id);
+  } else {
+    b.hash = 0;  // a key that only chained: the block's next owner starts clean
+    pool_.give_back(id);
+  }
+}
+
 void BlockManager::release(std::vector<int32_t>& table) {
   // Release the tail first so that, among one sequence's blocks, the prefix stays cached longest.
-  for (auto it = table.rbegin(); it != table.rend(); ++it) {
-    Block& b = blocks_[size_t(*it)];
-    check(b.ref > 0, "KV block ", *it, " released more often than it was taken");
-    if (--b.ref > 0) continue;
-    if (b.indexed) {
-      b.lru = lru_.insert(lru_.end(), *it);
-      b.in_lru = true;
-    } else {
-      b.hash = 0;  // a key that only chained: the block's next owner starts clean
-      pool_.give_back(*it);
-    }
-  }
+  for (auto it = table.rbegin(); it != table.rend(); ++it) release_one(*it);
   table.clear();
 }
 
@@ -146,10 +168,10 @@ void BlockManager::commit(const int32_t* tokens, int64_t computed, const std::ve
     b.hash = h;
     // Another sequence may have computed the same block meanwhile; keep the first copy indexed
     // and let this one only carry the chain until its sequence frees it.
-    if (index_.count(h)) continue;
+    if (index_.contains(h)) continue;
     b.indexed = true;
-    b.tokens.assign(t, t + bs);
-    index_.emplace(h, table[size_t(i)]);
+    std::copy(t, t + bs, tokens_.begin() + table[size_t(i)] * bs);
+    index_.insert(h, table[size_t(i)]);
   }
 }
 
@@ -157,7 +179,7 @@ BlockStats BlockManager::stats() const {
   BlockStats s;
   s.total = int64_t(blocks_.size());
   s.free = pool_.free_blocks();
-  s.cached = int64_t(lru_.size());
+  s.cached = lru_size_;
   s.used = s.total - s.free - s.cached;
   s.evictions = evictions_;
   return s;

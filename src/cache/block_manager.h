@@ -13,10 +13,9 @@
 #pragma once
 
 #include <cstdint>
-#include <list>
-#include <unordered_map>
 #include <vector>
 
+#include "cache/block_index.h"
 #include "cache/kv_pool.h"
 
 namespace dsinfer::cache {
@@ -35,7 +34,7 @@ class BlockManager {
   int64_t blocks_for(int64_t tokens) const { return pool_.blocks_for(tokens); }
 
   // Blocks that allocate() can hand out now: free plus evictable cached blocks.
-  int64_t available() const { return pool_.free_blocks() + int64_t(lru_.size()); }
+  int64_t available() const { return pool_.free_blocks() + lru_size_; }
 
   // Longest cached prefix of tokens[0, n) in whole blocks, leaving at least `keep` tokens
   // uncached. Appends the blocks to `table` (taking a reference on each; the table holds
@@ -72,20 +71,29 @@ class BlockManager {
     int32_t ref = 0;
     uint64_t hash = 0;     // chained key once full and committed; 0 before
     bool indexed = false;  // in index_ (a twin computed first keeps the entry; this one only chains)
-    std::vector<int32_t> tokens;  // indexed blocks: their token ids, for the re-check
-    std::list<int32_t>::iterator lru;
     bool in_lru = false;
+    int32_t lru_prev = -1, lru_next = -1;  // the LRU list of cached blocks, threaded through blocks_
   };
 
   KvPool& pool_;
   uint64_t fingerprint_;
   bool prefix_caching_;
   std::vector<Block> blocks_;
-  std::list<int32_t> lru_;  // cached blocks, least recently released first
-  std::unordered_map<uint64_t, int32_t> index_;
+  // Indexed blocks' token ids, block_size per block, for the re-check on a hash hit.
+  std::vector<int32_t> tokens_;
+  // Cached blocks, least recently released first (an intrusive list: no allocation per release).
+  int32_t lru_head_ = -1, lru_tail_ = -1;
+  int64_t lru_size_ = 0;
+  BlockIndex index_;
   int64_t evictions_ = 0;
 
+  const int32_t* tokens_of(int32_t block) const { return tokens_.data() + size_t(block) * size_t(block_size()); }
+  bool same_tokens(int32_t block, const int32_t* tokens) const;
+  void lru_push_back(int32_t id);
+  void lru_remove(int32_t id);
+
   int32_t take_one();
+  void release_one(int32_t id);
   void unindex(int32_t id);
   void hold(Block& b);  // one more reference; a cached block leaves the LRU
 };

@@ -75,6 +75,10 @@ void Engine::start() {
                                      options_.max_running + kMaxChoices - 1);
   sampler_ = std::make_unique<Sampler>(vocab_);
   step_.chunks.reserve(size_t(options_.max_running + kMaxChoices));
+  failed_.reserve(step_.chunks.capacity());
+  touched_.reserve(step_.chunks.capacity());
+  piece_.reserve(512);
+  text_.reserve(2048);
   if (options_.warm_up) {
     // Over the real pool: a decode step of every running sequence with the pool's whole capacity
     // as their contexts (the split plan and table widths at their largest), and a prefill chunk
@@ -159,7 +163,7 @@ std::shared_ptr<RequestStream> Engine::submit(std::vector<int32_t> prompt, const
         params.max_tokens, ") exceeds the context of ", max_model_len_, " tokens");
   check(params.max_tokens <= kv_capacity_tokens_ - len, "the prompt (", len, " tokens) plus max_tokens (",
         params.max_tokens, ") exceeds the KV cache (", kv_capacity_tokens_, " tokens); raise --kv-cache-gb");
-  auto stream = std::make_shared<RequestStream>();
+  auto stream = std::make_shared<RequestStream>(int(params.n));
   stream->id = next_id_++;
   {
     std::lock_guard lock(mu_);
@@ -291,6 +295,8 @@ std::unique_ptr<Sequence> Engine::make_sequence(Request& r, int index) {
   // submit() bounded max_tokens by the context; min() keeps that true for any caller.
   s->tokens.reserve(size_t(std::min<int64_t>(int64_t(r.prompt.size()) + r.params.max_tokens, max_model_len_)));
   s->num_prompt = int64_t(r.prompt.size());
+  // The block table at its final size too: crossing into a new block mid-decode allocates nothing.
+  s->blocks.reserve(size_t(std::min<int64_t>(int64_t(r.prompt.size()) + r.params.max_tokens, max_model_len_) / pool_->block_size() + 2));
   s->rng = mix64(r.base_seed + 0x9e3779b97f4a7c15ull * uint64_t(index + 1));
   s->detok = std::make_unique<tokenizer::StreamingDetokenizer>(tokenizer_);
   s->stop = StopMatcher(r.stops);
@@ -412,11 +418,11 @@ void Engine::fork_choices(Request& r, const float* logits, double now) {
   }
 }
 
-std::string Engine::decode_piece(Sequence& seq, int32_t id) {
+void Engine::decode_piece(Sequence& seq, int32_t id, std::string& out) {
   try {
-    return seq.detok->push(id);
+    seq.detok->push(id, out);
   } catch (const Error&) {
-    return {};  // an id the model knows but the tokenizer does not: it has no text
+    // an id the model knows but the tokenizer does not: it has no text
   }
 }
 
@@ -431,22 +437,22 @@ void Engine::report_logits(Sequence& seq, const float* first_row, int64_t rows, 
 void Engine::process_token(Sequence& seq, const float* logits, int64_t rows, double now) {
   Request& r = *seq.request;
   const SamplingParams& p = r.params;
-  ChoiceUpdate u;
-  u.index = seq.index;
-  report_logits(seq, logits - size_t(rows - 1) * size_t(model_->config().vocab_size), rows, u);
-  TokenLogprob lp;
+  if (p.return_logits) {  // a tool's request: its rows go out ahead of the token they chose
+    ChoiceUpdate u;
+    u.index = seq.index;
+    report_logits(seq, logits - size_t(rows - 1) * size_t(model_->config().vocab_size), rows, u);
+    r.stream->push(std::move(u));
+  }
   SamplingContext ctx{&p, seq.tokens.data(), seq.num_prompt, int64_t(seq.tokens.size()), &seq.rng};
   const size_t generated = size_t(seq.num_generated());
   int32_t id;
   if (generated < p.forced_tokens.size()) {
     id = p.forced_tokens[generated];
-    if (p.logprobs >= 0) sampler_->logprobs(logits, id, p.logprobs, lp);
+    if (p.logprobs >= 0) sampler_->logprobs(logits, id, p.logprobs, lp_);
   } else {
-    id = sampler_->sample(logits, ctx, &lp);
+    id = sampler_->sample(logits, ctx, &lp_);
   }
   seq.tokens.push_back(id);
-  u.token_ids.push_back(id);
-  if (p.logprobs >= 0) u.logprobs.push_back(std::move(lp));
 
   if (!r.first_token_seen) {
     r.first_token_seen = true;
@@ -459,10 +465,17 @@ void Engine::process_token(Sequence& seq, const float* logits, int64_t rows, dou
   }
   seq.last_token_time = now;
 
+  // The token's text: detokenized, then held back while it could still become a stop string.
+  // Both append into buffers of the step thread that keep their capacity.
+  text_.clear();
   bool stop_id = (!p.ignore_eos && id == eos_id_) ||
                  std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), id) != p.stop_token_ids.end();
   bool stopped = false;
-  if (!stop_id) u.text = seq.stop.push(decode_piece(seq, id), stopped);
+  if (!stop_id) {
+    piece_.clear();
+    decode_piece(seq, id, piece_);
+    seq.stop.push(piece_, stopped, text_);
+  }
   FinishReason reason = FinishReason::kNone;
   if (stop_id || stopped)
     reason = FinishReason::kStop;
@@ -471,14 +484,15 @@ void Engine::process_token(Sequence& seq, const float* logits, int64_t rows, dou
   if (reason != FinishReason::kNone && !stopped) {
     // Generation ended without a stop string: release whatever was held back.
     bool late_stop = false;
-    u.text += seq.stop.push(seq.detok->flush(), late_stop);
+    piece_.clear();
+    seq.detok->flush(piece_);
+    seq.stop.push(piece_, late_stop, text_);
     if (late_stop)
       reason = FinishReason::kStop;
     else
-      u.text += seq.stop.flush();
+      seq.stop.flush(text_);
   }
-  u.finish = reason;
-  r.stream->push(std::move(u));
+  r.stream->push_token(seq.index, id, text_, p.logprobs >= 0 ? &lp_ : nullptr, reason);
   if (reason != FinishReason::kNone) finish_sequence(seq, reason);
 }
 

@@ -107,6 +107,8 @@ class Engine {
   uint64_t next_seq_id_ = 1;
   SchedulerOutput step_;
   std::vector<Request*> failed_, touched_;  // postprocess()'s lists, reused
+  std::string piece_, text_;                // process_token's text buffers, reused
+  TokenLogprob lp_;
   std::thread thread_;
 
   void loop();
@@ -124,7 +126,7 @@ class Engine {
   void process_token(Sequence& seq, const float* logits, int64_t rows, double now);
   void report_logits(Sequence& seq, const float* first_row, int64_t rows, ChoiceUpdate& u) const;
   void fork_choices(Request& r, const float* logits, double now);
-  std::string decode_piece(Sequence& seq, int32_t id);
+  void decode_piece(Sequence& seq, int32_t id, std::string& out);
   void finish_sequence(Sequence& seq, FinishReason reason);
   void finish_request_if_done(Request& r);
   // What a request's usage reports: prompt, cached and generated tokens over all its choices.

@@ -6,7 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
+#include <string_view>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -46,10 +46,17 @@ struct Usage {
   int64_t completion_tokens = 0;   // over all choices
 };
 
+// One pending update per choice: what the engine reports is merged into its choice's update
+// (text appended, tokens and logprobs added, the finish reason set) and a read copies the updates
+// with news out and clears them, so their buffers keep their capacity and reporting a token
+// allocates nothing on the engine's thread once they have grown.
 class RequestStream {
  public:
-  // Owner side. Waits up to timeout_s for news, then moves every pending update into `out`.
-  // Returns true when the request is finished (all updates delivered or failed).
+  explicit RequestStream(int choices = 1);
+
+  // Owner side. Waits up to timeout_s for news, then appends one update per choice that has news
+  // (in choice order) to `out`. Returns true when the request is finished (all updates delivered
+  // or failed).
   bool wait(std::vector<ChoiceUpdate>& out, double timeout_s);
   bool done() const;
   // Owner side, for owners that do not block in wait(): `fn` is called after every push and at
@@ -60,7 +67,8 @@ class RequestStream {
   Usage usage() const;
   std::string error() const;  // non-empty when the engine failed the request
 
-  // Engine side.
+  // Engine side. push_token reports one token of choice `index` (lp: its logprobs, or null).
+  void push_token(int index, int32_t id, std::string_view text, const TokenLogprob* lp, FinishReason finish);
   void push(ChoiceUpdate u);
   void set_usage(const Usage& u);
   void finish(const std::string& error = {});
@@ -71,13 +79,15 @@ class RequestStream {
  private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<ChoiceUpdate> pending_;
+  std::vector<ChoiceUpdate> pending_;  // per choice
+  std::vector<uint8_t> news_;          // per choice: pending_[i] holds something unread
   Usage usage_;
   std::string error_;
   bool done_ = false;
   std::shared_ptr<const std::function<void()>> listener_;  // shared: notify copies it without allocating
 
   void notify();
+  ChoiceUpdate& slot(int index);  // with mu_ held
 };
 
 }  // namespace dsinfer::engine

@@ -20,16 +20,36 @@ StopSet::StopSet(std::vector<std::string> stops) : stops_(std::move(stops)) {
 
 StopMatcher::StopMatcher(std::shared_ptr<const StopSet> stops) : stops_(std::move(stops)) {
   if (stops_) state_.assign(stops_->size(), 0);
+  // What is ever held: a stop string's prefix plus one token's text.
+  size_t longest = 0;
+  for (size_t k = 0; stops_ && k < stops_->size(); ++k) longest = std::max(longest, stops_->stop(k).size());
+  held_.reserve(longest + 256);
 }
 
 StopMatcher::StopMatcher(std::vector<std::string> stops)
     : StopMatcher(std::make_shared<const StopSet>(std::move(stops))) {}
 
 std::string StopMatcher::push(std::string_view text, bool& stopped) {
+  std::string out;
+  push(text, stopped, out);
+  return out;
+}
+
+std::string StopMatcher::flush() {
+  std::string out;
+  flush(out);
+  return out;
+}
+
+void StopMatcher::push(std::string_view text, bool& stopped, std::string& out) {
   stopped = false;
   const size_t old = held_.size();
   held_.append(text);
-  if (!stops_ || stops_->size() == 0) return std::exchange(held_, {});
+  if (!stops_ || stops_->size() == 0) {
+    out.append(held_);
+    held_.clear();
+    return;
+  }
   // Earliest start of a stop string in held_. Every state is at most held_'s length before this
   // push (held_ keeps the longest matched prefix), so a match lies wholly inside held_.
   size_t first = std::string::npos;
@@ -49,21 +69,21 @@ std::string StopMatcher::push(std::string_view text, bool& stopped) {
   }
   if (first != std::string::npos) {
     stopped = true;
-    std::string out = held_.substr(0, first);
+    out.append(held_, 0, first);
     held_.clear();
     std::fill(state_.begin(), state_.end(), 0);
-    return out;
+    return;
   }
   // Keep the longest tail that is a proper prefix of some stop string.
   const size_t keep = *std::max_element(state_.begin(), state_.end());
-  std::string out = held_.substr(0, held_.size() - keep);
+  out.append(held_, 0, held_.size() - keep);
   held_.erase(0, held_.size() - keep);
-  return out;
 }
 
-std::string StopMatcher::flush() {
+void StopMatcher::flush(std::string& out) {
   std::fill(state_.begin(), state_.end(), 0);
-  return std::exchange(held_, {});
+  out.append(held_);
+  held_.clear();
 }
 
 }  // namespace dsinfer::engine

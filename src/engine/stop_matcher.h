@@ -40,6 +40,10 @@ class StopMatcher {
   std::string push(std::string_view text, bool& stopped);
   // The held-back tail, once generation ends without a stop string.
   std::string flush();
+  // The same, appending to `out` and keeping the held-back buffer's capacity: no allocation per
+  // token once it has grown (the engine's per-token path).
+  void push(std::string_view text, bool& stopped, std::string& out);
+  void flush(std::string& out);
 
  private:
   std::shared_ptr<const StopSet> stops_;

@@ -6,18 +6,32 @@
 namespace dsinfer::tokenizer {
 
 StreamingDetokenizer::StreamingDetokenizer(const Tokenizer& tokenizer, bool skip_special_tokens)
-    : tok_(tokenizer), skip_special_(skip_special_tokens) {}
+    : tok_(tokenizer), skip_special_(skip_special_tokens) {
+  pending_.reserve(kHeldBytes);  // the longest token's bytes plus an unfinished character
+}
 
 std::string StreamingDetokenizer::push(int32_t id) {
+  std::string out;
+  push(id, out);
+  return out;
+}
+
+std::string StreamingDetokenizer::flush() {
+  std::string out;
+  flush(out);
+  return out;
+}
+
+void StreamingDetokenizer::push(int32_t id, std::string& out) {
   if (!tok_.is_valid_id(id))
     fail("token id ", id, " is out of range (the vocabulary has ids 0..", tok_.vocab_size() - 1, ")");
-  if (skip_special_ && tok_.skipped_as_special(id)) return {};
+  if (skip_special_ && tok_.skipped_as_special(id)) return;
   if (tok_.byte_level_decoding()) {
     pending_ += tok_.token_bytes(id);
     size_t n = utf8_emittable_prefix(pending_);
-    std::string out = utf8_lossy(std::string_view(pending_).substr(0, n));
+    append_utf8_lossy(std::string_view(pending_).substr(0, n), out);
     pending_.erase(0, n);
-    return out;
+    return;
   }
   // Other decoders may look at neighbouring tokens (Strip, ByteFallback), so decode a window
   // and emit what it added once it no longer ends in a replacement character.
@@ -27,28 +41,25 @@ std::string StreamingDetokenizer::push(int32_t id) {
   std::string prefix_text = tok_.decode(before, skip_special_);
   std::string text = tok_.decode(now, skip_special_);
   if (text.size() <= prefix_text.size() || text.compare(text.size() >= 3 ? text.size() - 3 : 0, 3, "\xEF\xBF\xBD") == 0)
-    return {};
-  std::string out = text.substr(prefix_text.size());
+    return;
+  out.append(text, prefix_text.size());
   prefix_ = read_;
   read_ = ids_.size();
-  return out;
 }
 
-std::string StreamingDetokenizer::flush() {
-  std::string out;
+void StreamingDetokenizer::flush(std::string& out) {
   if (tok_.byte_level_decoding()) {
-    out = utf8_lossy(pending_);
+    append_utf8_lossy(pending_, out);
     pending_.clear();
-    return out;
+    return;
   }
   if (read_ < ids_.size()) {
     std::string prefix_text = tok_.decode(std::vector<int32_t>(ids_.begin() + prefix_, ids_.begin() + read_), skip_special_);
     std::string text = tok_.decode(std::vector<int32_t>(ids_.begin() + prefix_, ids_.end()), skip_special_);
-    if (text.size() > prefix_text.size()) out = text.substr(prefix_text.size());
+    if (text.size() > prefix_text.size()) out.append(text, prefix_text.size());
   }
   ids_.clear();
   prefix_ = read_ = 0;
-  return out;
 }
 
 }  // namespace dsinfer::tokenizer

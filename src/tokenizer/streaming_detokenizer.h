@@ -21,14 +21,19 @@ class StreamingDetokenizer {
   // Newly complete text (possibly empty). Throws Error for an id outside the vocabulary, leaving
   // the state as it was.
   std::string push(int32_t id);
+  // The same, appended to `out`: with a byte-level decoder (DeepSeek's) this allocates nothing
+  // once the buffers have grown, which the engine's per-token path relies on.
+  void push(int32_t id, std::string& out);
 
   // Whatever is held back, with an incomplete character replaced by U+FFFD; the detokenizer is
   // then empty and can be reused.
   std::string flush();
+  void flush(std::string& out);
 
  private:
   const Tokenizer& tok_;
   bool skip_special_;
+  static constexpr size_t kHeldBytes = 256;
   std::string pending_;       // byte-level decoders: bytes not yet emitted
   std::vector<int32_t> ids_;  // other decoders: ids since the last emitted boundary
   size_t prefix_ = 0, read_ = 0;

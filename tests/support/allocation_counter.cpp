@@ -11,11 +11,12 @@ namespace dsinfer::testing {
 namespace {
 
 std::atomic<bool> g_open{false};
+thread_local bool tl_excluded = false;
 std::atomic<int64_t> g_count{0};
 bool g_trace = false;
 
 void note_allocation() {
-  if (!g_open.load(std::memory_order_relaxed)) return;
+  if (!g_open.load(std::memory_order_relaxed) || tl_excluded) return;
   int64_t n = g_count.fetch_add(1, std::memory_order_relaxed);
   if (g_trace && n < 5) {
     // backtrace() itself must not allocate here: it was primed when the window opened.
@@ -58,6 +59,8 @@ AllocationWindow::AllocationWindow() {
 AllocationWindow::~AllocationWindow() { g_open = false; }
 
 int64_t AllocationWindow::count() const { return g_count.load(); }
+
+void AllocationWindow::exclude_this_thread() { tl_excluded = true; }
 
 }  // namespace dsinfer::testing
 
