@@ -151,18 +151,14 @@ void Engine::warm_up_decode(const kernels::KvCacheView& cache, int64_t num_block
   model_->forward(batch, cache, logits.data());
 }
 
+RequestLimits Engine::limits() const { return {model_->config().vocab_size, max_model_len_, kv_capacity_tokens_}; }
+
 std::shared_ptr<RequestStream> Engine::submit(std::vector<int32_t> prompt, const SamplingParams& params) {
-  params.validate();
-  check(!prompt.empty(), "the prompt is empty");
-  const int64_t vocab = model_->config().vocab_size;
-  for (int32_t id : prompt) check(id >= 0 && id < vocab, "token id ", id, " is outside the vocabulary [0, ", vocab, ")");
-  const int64_t len = int64_t(prompt.size());
-  check(len < max_model_len_, "the prompt has ", len, " tokens but the context is ", max_model_len_, " tokens");
-  // max_tokens against the room left, never len + max_tokens: near 2^63 the sum overflows.
-  check(params.max_tokens <= max_model_len_ - len, "the prompt (", len, " tokens) plus max_tokens (",
-        params.max_tokens, ") exceeds the context of ", max_model_len_, " tokens");
-  check(params.max_tokens <= kv_capacity_tokens_ - len, "the prompt (", len, " tokens) plus max_tokens (",
-        params.max_tokens, ") exceeds the KV cache (", kv_capacity_tokens_, " tokens); raise --kv-cache-gb");
+  return submit(validate_request(limits(), std::move(prompt), params));
+}
+
+std::shared_ptr<RequestStream> Engine::submit(ValidatedRequest request) {
+  const SamplingParams& params = request.params();
   auto stream = std::make_shared<RequestStream>(int(params.n));
   stream->id = next_id_++;
   {
@@ -170,7 +166,7 @@ std::shared_ptr<RequestStream> Engine::submit(std::vector<int32_t> prompt, const
     if (!accepting_ || stop_) throw QueueFull("the server is shutting down");
     if (int64_t(incoming_.size()) + waiting_.load() >= options_.max_queued)
       throw QueueFull(str("the queue is full (", options_.max_queued, " requests waiting); retry shortly"));
-    incoming_.push_back({std::move(prompt), params, stream, now_seconds()});
+    incoming_.push_back({std::move(request).take_prompt(), params, stream, now_seconds()});
     ++in_flight_;
   }
   wake_.notify_all();

@@ -31,6 +31,7 @@
 #include "engine/runner.h"
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
+#include "engine/validated_request.h"
 #include "model/deepseek.h"
 #include "tokenizer/tokenizer.h"
 
@@ -50,8 +51,13 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Validates (throws Error for a bad request, QueueFull when full) and queues the request.
+  // Queues a request validated against limits() (throws QueueFull when the queue is full).
+  std::shared_ptr<RequestStream> submit(ValidatedRequest request);
+  // Validates here (InvalidRequest for a bad request), then submits: for callers that have no
+  // boundary of their own (the command-line tools, tests).
   std::shared_ptr<RequestStream> submit(std::vector<int32_t> prompt, const SamplingParams& params);
+  // What a request may ask of this engine.
+  RequestLimits limits() const;
   // Frees the request's sequences and blocks at the next step boundary; the stream finishes.
   void cancel(const std::shared_ptr<RequestStream>& stream);
 

@@ -32,8 +32,7 @@ struct SamplingParams {
   // positions, then one per generated token), for comparison with the reference.
   bool return_logits = false;
 
-  // Throws Error naming the first field out of range.
-  void validate() const;
+  // Ranges are checked once per request, where it enters: engine/validated_request.h.
   // Temperatures this small pick the most likely token with certainty in any real distribution,
   // and 1 / temperature would overflow a float below ~3e-39: they are greedy.
   bool greedy() const;

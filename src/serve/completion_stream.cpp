@@ -21,7 +21,7 @@ json finish_json(engine::FinishReason f) {
 
 CompletionStream::CompletionStream(const ParsedRequest& pr, uint64_t request_id, std::string model_name)
     : endpoint_(pr.endpoint), model_(std::move(model_name)) {
-  size_t n = size_t(pr.params.n);
+  size_t n = size_t(pr.params().n);
   include_usage_ = pr.include_usage;
   want_logprobs_ = pr.want_logprobs;
   stream_mode_ = pr.stream;

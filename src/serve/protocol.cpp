@@ -19,20 +19,21 @@ using nlohmann::json;
 // Request bodies are read leniently: unknown fields are ignored, as OpenAI's API does.
 constexpr FieldStyle kBodyStyle{UnknownKeys::kIgnore, "field"};
 
-std::vector<int32_t> token_array(const FieldReader& body, const json& v, const std::string& name, int64_t vocab) {
+// Token ids as int32: whether each is in the vocabulary is the validation's to say, once.
+std::vector<int32_t> token_array(const FieldReader& body, const json& v, const std::string& name) {
   std::vector<int32_t> ids;
   for (const auto& x : v) {
     if (!x.is_number_integer()) body.fail(name, "must be an array of token ids");
     // Unsigned first: get<int64_t>() of an id above INT64_MAX would wrap to a negative one.
-    if (x.is_number_unsigned() ? x.get<uint64_t>() >= uint64_t(vocab) : x.get<int64_t>() < 0 || x.get<int64_t>() >= vocab)
-      body.fail(name, "holds token id ", shown_json(x), ", outside the vocabulary [0, ", vocab, ")");
+    if (x.is_number_unsigned() ? x.get<uint64_t>() > uint64_t(INT32_MAX)
+                               : x.get<int64_t>() < INT32_MIN || x.get<int64_t>() > INT32_MAX)
+      body.fail(name, "holds token id ", shown_json(x), ", outside the vocabulary");
     ids.push_back(int32_t(x.get<int64_t>()));
   }
   return ids;
 }
 
-void parse_sampling(FieldReader& body, Endpoint ep, ParsedRequest& r, int64_t vocab) {
-  auto& p = r.params;
+void parse_sampling(FieldReader& body, Endpoint ep, ParsedRequest& r, engine::SamplingParams& p) {
   p.temperature = body.number_or("temperature", 1.0);
   p.top_p = body.number_or("top_p", 1.0);
   p.top_k = body.integer_or("top_k", 0);
@@ -63,13 +64,13 @@ void parse_sampling(FieldReader& body, Endpoint ep, ParsedRequest& r, int64_t vo
         body.fail("stop", "holds a string of ", x.size(), " bytes; at most ", engine::kMaxStopBytes,
                   " bytes are allowed");
   }
-  if (const json* s = body.optional_array("stop_token_ids")) p.stop_token_ids = token_array(body, *s, "stop_token_ids", vocab);
+  if (const json* s = body.optional_array("stop_token_ids")) p.stop_token_ids = token_array(body, *s, "stop_token_ids");
   if (ep == Endpoint::kChat) {
     r.want_logprobs = body.boolean_or("logprobs", false);
     int64_t top = body.integer_or("top_logprobs", -1);
     if (top >= 0 && !r.want_logprobs) body.fail("top_logprobs", "needs 'logprobs': true");
     p.logprobs = r.want_logprobs ? std::max<int64_t>(0, top) : -1;
-    if (top < -1) p.logprobs = top;  // let validate() name the range
+    if (top < -1) p.logprobs = top;  // the validation names the range
   } else {
     int64_t lp = body.integer_or("logprobs", -1);
     r.want_logprobs = lp >= 0;
@@ -78,12 +79,6 @@ void parse_sampling(FieldReader& body, Endpoint ep, ParsedRequest& r, int64_t vo
   }
   if (std::optional<FieldReader> so = body.optional_reader("stream_options"))
     r.include_usage = so->boolean_or("include_usage", false);
-  try {
-    p.validate();
-  } catch (const Error& e) {
-    std::string msg = e.what();
-    bad(msg.substr(0, msg.find(' ')), msg);
-  }
 }
 
 ParsedRequest parse_fields(Endpoint endpoint, const json& json_body, const ProtocolContext& ctx) {
@@ -95,8 +90,9 @@ ParsedRequest parse_fields(Endpoint endpoint, const json& json_body, const Proto
     throw ApiError(400, str("the model '", r.model, "' does not exist; this server serves '", ctx.model_names[0], "'"),
                    "invalid_request_error", "model", "model_not_found");
   r.stream = body.boolean_or("stream", false);
-  const int64_t vocab = int64_t(ctx.tokenizer->vocab_size());
-  parse_sampling(body, endpoint, r, vocab);
+  engine::SamplingParams params;
+  std::vector<int32_t> prompt;
+  parse_sampling(body, endpoint, r, params);
   if (!r.stream && body.has("stream_options")) body.fail("stream_options", "is only allowed with 'stream': true");
 
   if (endpoint == Endpoint::kChat) {
@@ -117,17 +113,17 @@ ParsedRequest parse_fields(Endpoint endpoint, const json& json_body, const Proto
     }
     std::string rendered = ctx.tokenizer->render_chat(messages, true);
     r.prompt_opens_reasoning = rendered.ends_with("<think>\n") || rendered.ends_with("<think>");
-    r.prompt = ctx.tokenizer->encode(rendered);
+    prompt = ctx.tokenizer->encode(rendered);
   } else {
-    const json* prompt = &body.value("prompt");
-    if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string()) prompt = &(*prompt)[0];
-    if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_array()) prompt = &(*prompt)[0];
-    if (prompt->is_string()) {
+    const json* text = &body.value("prompt");
+    if (text->is_array() && text->size() == 1 && (*text)[0].is_string()) text = &(*text)[0];
+    if (text->is_array() && text->size() == 1 && (*text)[0].is_array()) text = &(*text)[0];
+    if (text->is_string()) {
       // An empty text is nothing to complete, whatever BOS the tokenizer would add.
-      if (prompt->get_ref<const std::string&>().empty()) bad("prompt", "the prompt is empty");
-      r.prompt = ctx.tokenizer->encode_prompt(prompt->get<std::string>());
-    } else if (prompt->is_array() && !prompt->empty() && (*prompt)[0].is_number_integer()) {
-      r.prompt = token_array(body, *prompt, "prompt", vocab);
+      if (text->get_ref<const std::string&>().empty()) bad("prompt", "the prompt is empty");
+      prompt = ctx.tokenizer->encode_prompt(text->get<std::string>());
+    } else if (text->is_array() && !text->empty() && (*text)[0].is_number_integer()) {
+      prompt = token_array(body, *text, "prompt");
     } else {
       body.fail("prompt", "must be a string, an array of token ids, or an array holding one of those");
     }
@@ -135,24 +131,22 @@ ParsedRequest parse_fields(Endpoint endpoint, const json& json_body, const Proto
     if (const json* s = body.optional_value("suffix"); s && !(s->is_string() && s->get<std::string>().empty()))
       body.fail("suffix", "is not supported");
   }
-  if (r.prompt.empty()) bad(endpoint == Endpoint::kChat ? "messages" : "prompt", "the prompt is empty");
-  const int64_t len = int64_t(r.prompt.size());
-  if (len >= ctx.max_model_len)
-    bad(endpoint == Endpoint::kChat ? "messages" : "prompt",
-        str("the prompt has ", len, " tokens but the model's context is ", ctx.max_model_len, " tokens"),
-        "context_length_exceeded");
   // max_tokens: chat defaults to the rest of the context, completions to 16 (OpenAI's defaults).
-  const int64_t room = std::min(ctx.max_model_len, ctx.kv_capacity_tokens) - len;
+  const engine::RequestLimits& lim = ctx.limits;
+  const int64_t room = std::min(lim.max_model_len, lim.kv_capacity_tokens) - int64_t(prompt.size());
   const char* max_name = body.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-  const int64_t max_tokens =
+  params.max_tokens =
       body.integer_or(max_name, endpoint == Endpoint::kChat ? std::max<int64_t>(1, room) : 16, IntRange::positive());
-  // Against the room left, never len + max_tokens: near 2^63 the sum overflows and passes.
-  if (max_tokens > ctx.max_model_len - len)
-    bad(max_name,
-        str("the prompt (", len, " tokens) plus max_tokens (", max_tokens, ") exceeds the model's context of ",
-            ctx.max_model_len, " tokens"),
-        "context_length_exceeded");
-  r.params.max_tokens = max_tokens;
+  // Every limit, once: the engine's own validation, its field named as this endpoint names it.
+  try {
+    r.request = engine::validate_request(lim, std::move(prompt), std::move(params));
+  } catch (const engine::InvalidRequest& e) {
+    std::string param = e.field;
+    if (param == "prompt" && endpoint == Endpoint::kChat) param = "messages";
+    if (param == "max_tokens") param = max_name;
+    if (param == "top_logprobs" && endpoint == Endpoint::kCompletion) param = "logprobs";
+    bad(param, e.what(), e.code);
+  }
   return r;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 
 #include "engine/request.h"
 #include "engine/sampling_params.h"
+#include "engine/validated_request.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dsinfer::serve {
@@ -20,15 +22,17 @@ enum class Endpoint { kChat, kCompletion };
 struct ProtocolContext {
   const tokenizer::Tokenizer* tokenizer = nullptr;
   std::vector<std::string> model_names;  // accepted values of "model"; the first is reported
-  int64_t max_model_len = 0;
-  int64_t kv_capacity_tokens = 0;
+  engine::RequestLimits limits;          // the engine's (Engine::limits)
 };
 
+// A request body read, its prompt tokenized, and the result validated once against the engine's
+// limits (engine/validated_request.h): what the server submits as it is.
 struct ParsedRequest {
   Endpoint endpoint = Endpoint::kChat;
   std::string model;
-  std::vector<int32_t> prompt;
-  engine::SamplingParams params;
+  std::optional<engine::ValidatedRequest> request;
+  const std::vector<int32_t>& prompt() const { return request->prompt(); }
+  const engine::SamplingParams& params() const { return request->params(); }
   bool stream = false;
   bool include_usage = false;
   bool want_logprobs = false;

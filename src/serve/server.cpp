@@ -72,8 +72,7 @@ Server::Server(engine::Engine& engine, ServerOptions options, AccountingHooks ac
   check(!options_.model_names.empty(), "the server needs a model name");
   protocol_.tokenizer = &engine_.tokenizer();
   protocol_.model_names = options_.model_names;
-  protocol_.max_model_len = engine_.max_model_len();
-  protocol_.kv_capacity_tokens = engine_.kv_capacity_tokens();
+  protocol_.limits = engine_.limits();
   started_ = double(std::time(nullptr));
   routes();
 }
@@ -146,7 +145,7 @@ void Server::generate(Endpoint endpoint, const http::Request& req, const http::R
   try {
     pr = parse_request(endpoint, req.body, protocol_);
     if (reply.abandoned()) return;  // the client left while its prompt was being tokenized
-    stream = engine_.submit(pr.prompt, pr.params);
+    stream = engine_.submit(*pr.request);  // validated by parse_request: queued as it is
   } catch (const ApiError& e) {
     reply.send(error_response(e.status, e.what(), e.type, e.param, e.code));
     return;
@@ -159,6 +158,7 @@ void Server::generate(Endpoint endpoint, const http::Request& req, const http::R
     reply.send(std::move(r));
     return;
   } catch (const Error& e) {
+    // Anything else the request's content made the parser or tokenizer refuse.
     reply.send(error_response(400, e.what(), "invalid_request_error"));
     return;
   }

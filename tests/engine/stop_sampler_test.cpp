@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "engine/sampler.h"
+#include "engine/validated_request.h"
 #include "kernels/sampling.h"
 #include "engine/stop_matcher.h"
 
@@ -281,10 +282,11 @@ TEST(Sampler, LogprobsAreLogSoftmaxWithTopAlternatives) {
 }
 
 TEST(SamplingParams, RejectsOutOfRangeValues) {
-  auto bad = [](auto edit) {
+  const RequestLimits limits{1000, 4096, 100000};
+  auto bad = [&](auto edit) {
     SamplingParams p;
     edit(p);
-    EXPECT_THROW(p.validate(), Error);
+    EXPECT_THROW(validate_request(limits, {1, 2, 3}, p), Error);
   };
   bad([](SamplingParams& p) { p.temperature = -1; });
   bad([](SamplingParams& p) { p.temperature = NAN; });
@@ -296,7 +298,7 @@ TEST(SamplingParams, RejectsOutOfRangeValues) {
   bad([](SamplingParams& p) { p.stop = {""}; });
   bad([](SamplingParams& p) { p.presence_penalty = 3; });
   SamplingParams ok;
-  EXPECT_NO_THROW(ok.validate());
+  EXPECT_NO_THROW(validate_request(limits, {1, 2, 3}, ok));
 }
 
 TEST(Sampler, TinyTemperaturesAreGreedyAndNeverOverflow) {

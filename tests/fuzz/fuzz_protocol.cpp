@@ -3,7 +3,7 @@
 // limits, the rest is the request body. Every rejection must be an ApiError with a 4xx status
 // (anything else would reach the client as a 500 or kill the server); an accepted request must
 // hold a non-empty prompt of ids in the vocabulary that, with max_tokens, fits the context, and
-// sampling parameters that validate.
+// sampling parameters that validate again.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "fuzz_util.h"
 #include "serve/api_error.h"
+#include "engine/validated_request.h"
 #include "serve/protocol.h"
 #include "tokenizer/tokenizer.h"
 
@@ -40,8 +41,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ctx.model_names = {"deepseek-v3", "m"};
   // Small and large contexts, a KV pool smaller or larger than the context.
   static const int64_t kLens[] = {16, 4096, 163840, int64_t(1) << 40};
-  ctx.max_model_len = kLens[mode & 3];
-  ctx.kv_capacity_tokens = (mode & 4) ? ctx.max_model_len / 2 + 1 : ctx.max_model_len * 2;
+  ctx.limits.vocab_size = int64_t(deepseek_v3().vocab_size());
+  ctx.limits.max_model_len = kLens[mode & 3];
+  ctx.limits.kv_capacity_tokens = (mode & 4) ? ctx.limits.max_model_len / 2 + 1 : ctx.limits.max_model_len * 2;
   const serve::Endpoint endpoint = (mode & 8) ? serve::Endpoint::kCompletion : serve::Endpoint::kChat;
 
   serve::ParsedRequest r;
@@ -53,12 +55,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const int64_t vocab = int64_t(ctx.tokenizer->vocab_size());
   FUZZ_CHECK(r.endpoint == endpoint);
-  FUZZ_CHECK(!r.prompt.empty());
-  for (int32_t id : r.prompt) FUZZ_CHECK(id >= 0 && id < vocab);
-  const int64_t len = int64_t(r.prompt.size());
-  FUZZ_CHECK(len < ctx.max_model_len);
-  FUZZ_CHECK(r.params.max_tokens >= 1 && r.params.max_tokens <= ctx.max_model_len - len);
-  for (int32_t id : r.params.stop_token_ids) FUZZ_CHECK(id >= 0 && id < vocab);
-  r.params.validate();  // throws (an uncaught exception: a crash) if parse_request let it through
+  FUZZ_CHECK(r.request.has_value());
+  FUZZ_CHECK(!r.prompt().empty());
+  for (int32_t id : r.prompt()) FUZZ_CHECK(id >= 0 && id < vocab);
+  const int64_t len = int64_t(r.prompt().size());
+  FUZZ_CHECK(len < ctx.limits.max_model_len);
+  FUZZ_CHECK(r.params().max_tokens >= 1 && r.params().max_tokens <= ctx.limits.max_model_len - len);
+  FUZZ_CHECK(r.params().max_tokens <= ctx.limits.kv_capacity_tokens - len);
+  for (int32_t id : r.params().stop_token_ids) FUZZ_CHECK(id >= 0 && id < vocab);
+  // Validating again must pass (it throws, an uncaught exception and so a crash, otherwise).
+  engine::validate_request(ctx.limits, r.prompt(), r.params());
   return 0;
 }

@@ -23,8 +23,7 @@ ProtocolContext ctx(const tokenizer::Tokenizer& t = tok()) {
   ProtocolContext c;
   c.tokenizer = &t;
   c.model_names = {"m"};
-  c.max_model_len = 4096;
-  c.kv_capacity_tokens = 100000;
+  c.limits = {int64_t(t.vocab_size()), 4096, 100000};
   return c;
 }
 
@@ -94,7 +93,7 @@ std::string stops(size_t count, size_t bytes) {
 
 TEST(ProtocolLimits, StopStringsAreCappedInCountAndLength) {
   auto r = parse_request(Endpoint::kChat, chat("\"stop\":" + stops(engine::kMaxStopStrings, engine::kMaxStopBytes)), ctx());
-  EXPECT_EQ(r.params.stop.size(), engine::kMaxStopStrings);
+  EXPECT_EQ(r.params().stop.size(), engine::kMaxStopStrings);
   Outcome o = outcome(Endpoint::kChat, chat("\"stop\":" + stops(engine::kMaxStopStrings + 1, 3)));
   EXPECT_EQ(o.status, 400);
   EXPECT_EQ(o.param, "stop");
@@ -119,7 +118,7 @@ TEST(ProtocolLimits, ContentArraysOfTextPartsAreAccepted) {
       Endpoint::kChat,
       chat("", R"([{"role":"user","content":[{"type":"text","text":"Hello "},{"type":"text","text":"there"}]}])"), ctx());
   auto plain = parse_request(Endpoint::kChat, chat("", R"([{"role":"user","content":"Hello there"}])"), ctx());
-  EXPECT_EQ(parts.prompt, plain.prompt);
+  EXPECT_EQ(parts.prompt(), plain.prompt());
   Outcome o = outcome(Endpoint::kChat, chat("", R"([{"role":"user","content":[{"type":"image_url","image_url":{"url":"u"}}]}])"));
   EXPECT_EQ(o.status, 400);
   EXPECT_EQ(o.param, "messages");
@@ -141,7 +140,7 @@ TEST(ProtocolLimits, DeepNestingIs400NotAStackOverflow) {
   auto r = parse_request(Endpoint::kChat,
                          chat("", R"([{"role":"user","content":"x"},{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":{"a":[[{"b":1}]]}}}]}])"),
                          ctx());
-  EXPECT_FALSE(r.prompt.empty());
+  EXPECT_FALSE(r.prompt().empty());
 }
 
 TEST(ProtocolLimits, AModelWithoutAUsableChatTemplateAnswersChatAsAServerError) {

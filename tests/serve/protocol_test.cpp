@@ -20,8 +20,7 @@ ProtocolContext ctx() {
   ProtocolContext c;
   c.tokenizer = &tok();
   c.model_names = {"m", "alias"};
-  c.max_model_len = 4096;
-  c.kv_capacity_tokens = 100000;
+  c.limits = {int64_t(tok().vocab_size()), 4096, 100000};
   return c;
 }
 
@@ -42,27 +41,27 @@ TEST(Protocol, ChatRequestIsRenderedAndValidated) {
                              "stream_options":{"include_usage":true},"logprobs":true,"top_logprobs":3})",
                          ctx());
   EXPECT_EQ(r.model, "alias");
-  std::string text = tok().decode(r.prompt);
+  std::string text = tok().decode(r.prompt());
   EXPECT_EQ(text, "<｜begin▁of▁sentence｜><｜User｜>Hi<｜Assistant｜>");
-  EXPECT_DOUBLE_EQ(r.params.temperature, 0.5);
-  EXPECT_EQ(r.params.top_k, 40);
-  EXPECT_EQ(*r.params.seed, 7u);
-  EXPECT_EQ(r.params.stop, std::vector<std::string>{"END"});
+  EXPECT_DOUBLE_EQ(r.params().temperature, 0.5);
+  EXPECT_EQ(r.params().top_k, 40);
+  EXPECT_EQ(*r.params().seed, 7u);
+  EXPECT_EQ(r.params().stop, std::vector<std::string>{"END"});
   EXPECT_TRUE(r.stream && r.include_usage && r.want_logprobs);
-  EXPECT_EQ(r.params.logprobs, 3);
-  EXPECT_EQ(r.params.max_tokens, 4096 - int64_t(r.prompt.size()));  // chat default: the rest of the context
+  EXPECT_EQ(r.params().logprobs, 3);
+  EXPECT_EQ(r.params().max_tokens, 4096 - int64_t(r.prompt().size()));  // chat default: the rest of the context
 }
 
 TEST(Protocol, CompletionPromptsAsTextOrIds) {
   auto a = parse_request(Endpoint::kCompletion, R"({"model":"m","prompt":"Hello world"})", ctx());
-  EXPECT_EQ(a.prompt, tok().encode_prompt("Hello world"));  // BOS (add_bos_token), then the text
-  EXPECT_EQ(a.prompt.front(), tok().bos_id());
-  EXPECT_EQ(a.params.max_tokens, 16);  // OpenAI's completions default
+  EXPECT_EQ(a.prompt(), tok().encode_prompt("Hello world"));  // BOS (add_bos_token), then the text
+  EXPECT_EQ(a.prompt().front(), tok().bos_id());
+  EXPECT_EQ(a.params().max_tokens, 16);  // OpenAI's completions default
   auto b = parse_request(Endpoint::kCompletion, R"({"model":"m","prompt":[1,2,3],"max_tokens":5,"logprobs":2})", ctx());
-  EXPECT_EQ(b.prompt, (std::vector<int32_t>{1, 2, 3}));
-  EXPECT_EQ(b.params.logprobs, 2);
+  EXPECT_EQ(b.prompt(), (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(b.params().logprobs, 2);
   auto c = parse_request(Endpoint::kCompletion, R"({"model":"m","prompt":["Hello world"]})", ctx());
-  EXPECT_EQ(c.prompt, a.prompt);
+  EXPECT_EQ(c.prompt(), a.prompt());
 }
 
 TEST(Protocol, BadRequestsNameTheField) {
