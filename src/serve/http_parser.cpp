@@ -112,7 +112,9 @@ size_t RequestParser::feed(std::string_view data) {
       std::string_view partial = data.substr(pos);
       switch (state_) {
         case State::kRequestLine:
-          if (partial.size() > limits_.max_request_line)
+          // A trailing CR may be the first half of the line's CRLF: it does not count yet, so a
+          // line is judged the same whether or not a read ends between its CR and LF.
+          if (partial.size() - (partial.back() == '\r') > limits_.max_request_line)
             fail(414, str("the request line is longer than ", limits_.max_request_line, " bytes"));
           else if (hopeless_request_line_prefix(partial))
             fail(400, "this is not an HTTP/1.x request line");
@@ -123,7 +125,7 @@ size_t RequestParser::feed(std::string_view data) {
             fail(431, str("the request headers are larger than ", limits_.max_header_bytes, " bytes"));
           break;
         case State::kChunkSize:
-          if (partial.size() > kMaxChunkSizeLine) fail(400, "a chunk-size line is too long");
+          if (partial.size() - (partial.back() == '\r') > kMaxChunkSizeLine) fail(400, "a chunk-size line is too long");
           break;
         case State::kChunkEnd:
           if (partial.size() > 1) fail(400, "chunk data is longer than its chunk-size says");

@@ -164,6 +164,32 @@ TEST(HttpParser, PartialLinesAreBoundedBeforeTheirNewline) {
   EXPECT_LE(used, head.size());
 }
 
+TEST(HttpParser, ALineAtTheLimitPassesWhereverAReadSplitsItsCrlf) {
+  // Found by fuzz_http_parser: a read ending between CR and LF counted the CR against the limit.
+  Limits l;
+  const std::string line = "GET /" + std::string(50, 'a') + " HTTP/1.1";
+  l.max_request_line = line.size();
+  const std::string req = line + "\r\nHost: h\r\n\r\n";
+  for (size_t cut = 1; cut < req.size(); ++cut) {
+    RequestParser p(l);
+    std::string buf = req.substr(0, cut);
+    buf.erase(0, p.feed(buf));
+    buf += req.substr(cut);
+    p.feed(buf);
+    EXPECT_TRUE(p.complete()) << "split at " << cut << ": " << p.error_message();
+  }
+  // A chunk-size line of 1024 bytes, the limit.
+  std::string chunked = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;" + std::string(1022, 'x') +
+                        "\r\nabc\r\n0\r\n\r\n";
+  const size_t cr = chunked.find("\r\nabc");
+  RequestParser p({});
+  std::string buf = chunked.substr(0, cr + 1);  // ends on the chunk-size line's CR
+  buf.erase(0, p.feed(buf));
+  buf += chunked.substr(cr + 1);
+  p.feed(buf);
+  EXPECT_TRUE(p.complete()) << p.error_message();
+}
+
 TEST(HttpParser, HeadersCompleteBeforeTheBodyArrives) {
   RequestParser p({});
   p.feed("POST /a HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
