@@ -23,6 +23,9 @@ CompletionStream::CompletionStream(const ParsedRequest& pr, uint64_t request_id,
     : endpoint_(pr.endpoint), model_(std::move(model_name)) {
   size_t n = size_t(pr.params().n);
   include_usage_ = pr.include_usage;
+  return_token_ids_ = pr.return_token_ids;
+  if (return_token_ids_) prompt_ids_ = pr.prompt();
+  token_ids_.resize(return_token_ids_ ? n : 0);
   want_logprobs_ = pr.want_logprobs;
   stream_mode_ = pr.stream;
   splitters_.assign(n, ReasoningSplitter(pr.prompt_opens_reasoning));
@@ -43,8 +46,12 @@ json CompletionStream::chunk_head() const {
           {"model", model_}};
 }
 
-std::string CompletionStream::sse(json j) const {
+std::string CompletionStream::sse(json j) {
   if (include_usage_ && !j.contains("usage")) j["usage"] = nullptr;
+  if (return_token_ids_ && !prompt_ids_sent_) {  // once, on the first event
+    j["prompt_token_ids"] = prompt_ids_;
+    prompt_ids_sent_ = true;
+  }
   return "data: " + dump(j) + "\n\n";
 }
 
@@ -64,6 +71,7 @@ json CompletionStream::apply(const engine::ChoiceUpdate& u, const tokenizer::Tok
                                       : completion_logprobs_json(tok, u.logprobs, text_offsets_[i]);
   if (u.finish != engine::FinishReason::kNone) finish_[i] = u.finish;
   if (!stream_mode_) {
+    if (return_token_ids_) token_ids_[i].insert(token_ids_[i].end(), u.token_ids.begin(), u.token_ids.end());
     content_[i] += c;
     reasoning_[i] += r;
     if (!lp.is_null()) {
@@ -76,8 +84,11 @@ json CompletionStream::apply(const engine::ChoiceUpdate& u, const tokenizer::Tok
     }
     return nullptr;
   }
-  if (c.empty() && r.empty() && lp.is_null() && u.finish == engine::FinishReason::kNone) return nullptr;
+  if (c.empty() && r.empty() && lp.is_null() && u.finish == engine::FinishReason::kNone &&
+      (!return_token_ids_ || u.token_ids.empty()))
+    return nullptr;
   json choice = {{"index", u.index}, {"logprobs", lp}, {"finish_reason", finish_json(u.finish)}};
+  if (return_token_ids_) choice["token_ids"] = u.token_ids;
   if (endpoint_ == Endpoint::kChat) {
     json delta = json::object();
     if (!r.empty()) delta["reasoning_content"] = r;
@@ -110,7 +121,7 @@ std::string CompletionStream::events(const std::vector<engine::ChoiceUpdate>& up
   return out;
 }
 
-std::string CompletionStream::closing_events(const std::string& error, const engine::Usage& usage) const {
+std::string CompletionStream::closing_events(const std::string& error, const engine::Usage& usage) {
   std::string out;
   if (!error.empty()) out += "data: " + error_body(500, error, "server_error") + "\n\n";
   if (include_usage_) {
@@ -137,14 +148,17 @@ json CompletionStream::body(const engine::Usage& usage) const {
     } else {
       c["text"] = content_[i];
     }
+    if (return_token_ids_) c["token_ids"] = token_ids_[i];
     choices.push_back(c);
   }
-  return {{"id", id_},
-          {"object", endpoint_ == Endpoint::kChat ? "chat.completion" : "text_completion"},
-          {"created", created_},
-          {"model", model_},
-          {"choices", choices},
-          {"usage", usage_json(usage)}};
+  json body = {{"id", id_},
+               {"object", endpoint_ == Endpoint::kChat ? "chat.completion" : "text_completion"},
+               {"created", created_},
+               {"model", model_},
+               {"choices", choices},
+               {"usage", usage_json(usage)}};
+  if (return_token_ids_) body["prompt_token_ids"] = prompt_ids_;
+  return body;
 }
 
 }  // namespace dsinfer::serve

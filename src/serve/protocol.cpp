@@ -79,6 +79,7 @@ void parse_sampling(FieldReader& body, Endpoint ep, ParsedRequest& r, engine::Sa
   }
   if (std::optional<FieldReader> so = body.optional_reader("stream_options"))
     r.include_usage = so->boolean_or("include_usage", false);
+  r.return_token_ids = body.boolean_or("return_token_ids", false);
 }
 
 ParsedRequest parse_fields(Endpoint endpoint, const json& json_body, const ProtocolContext& ctx) {

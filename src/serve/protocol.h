@@ -37,6 +37,9 @@ struct ParsedRequest {
   bool include_usage = false;
   bool want_logprobs = false;
   bool prompt_opens_reasoning = false;  // the rendered prompt ends inside <think>
+  // vLLM's extension: the reply also carries the prompt's token ids ("prompt_token_ids") and
+  // each choice's generated ids ("token_ids"), so a client can see exactly what the model saw.
+  bool return_token_ids = false;
 };
 
 ParsedRequest parse_request(Endpoint endpoint, const std::string& body, const ProtocolContext& ctx);

@@ -4,3 +4,10 @@
 add_test(NAME serve_hostile_clients
          COMMAND ${DSINFER_PYTHON} ${PROJECT_SOURCE_DIR}/scripts/hostile_clients.py --dsinfer ${DSINFER_BIN} --quick)
 set_tests_properties(serve_hostile_clients PROPERTIES LABELS "serve;e2e" TIMEOUT 300 RUN_SERIAL TRUE)
+
+# One text prompt, one token sequence: /v1/completions and `dsinfer generate` against Hugging
+# Face's tokenizer (npm `tokenizers`) with BOS per add_bos_token.
+add_test(NAME serve_prompt_ids_vs_hf
+         COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/prompt_ids_test.py --dsinfer ${DSINFER_BIN}
+                 --work ${DSINFER_TESTDATA}/prompt_ids)
+set_tests_properties(serve_prompt_ids_vs_hf PROPERTIES LABELS "serve;tokenizer" TIMEOUT 300)
