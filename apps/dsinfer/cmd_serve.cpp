@@ -45,7 +45,12 @@ int run(Args& args) {
   std::string names = args.get_or("served-model-name", "");
   // Ranges wide enough for any real deployment, narrow enough that nothing computed from them
   // overflows (a pool of inf GB, a context of -5 tokens).
-  eo.kv_cache_gb = args.get_double("kv-cache-gb", eo.kv_cache_gb, 0, 100000, true);
+  // A size in GB (bounded by the memory left after loading and warm-up), or "auto": that memory's
+  // kv_memory_fraction (engine/engine_options.h).
+  if (args.get_or("kv-cache-gb", "") == "auto")
+    eo.kv_cache_gb = 0;
+  else
+    eo.kv_cache_gb = args.get_double("kv-cache-gb", eo.kv_cache_gb, 0, 100000, true);
   eo.max_batch_tokens = args.get_int("max-batch-tokens", eo.max_batch_tokens, 1, 1 << 24);
   eo.max_running = args.get_int("max-running-requests", eo.max_running, 1, 1 << 16);
   eo.max_queued = args.get_int("max-queued-requests", eo.max_queued, 1, 1 << 24);
@@ -131,7 +136,7 @@ int run(Args& args) {
 
 const Registration reg({"serve", "OpenAI/DeepSeek-compatible HTTP server with continuous batching",
                         "--model DIR [--host 127.0.0.1] [--port 8000 (0: any free port)] [--served-model-name NAME[,NAME]]\n"
-                        "       [--kv-cache-gb 2] [--max-batch-tokens 2048] [--max-running-requests 64]\n"
+                        "       [--kv-cache-gb 2|auto] [--max-batch-tokens 2048] [--max-running-requests 64]\n"
                         "       [--max-queued-requests 256] [--max-model-len N] [--no-prefix-cache]\n"
                         "       [--max-body-mb 8] [--http-threads 2] [--max-connections 1024] [--header-timeout 10]\n"
                         "       [--body-timeout 30] [--keep-alive-timeout 5] [--drain-timeout 30] [--precision default|fp32]\n"

@@ -59,11 +59,12 @@ void Engine::start() {
   model::RoutingObserver* observer = model_->observer();
   model_->set_observer(nullptr);
   model_->set_dumping(false);
+  const double warm_start = now_seconds();
   if (options_.warm_up) {
     // The largest prefill step, on a pool of its own: the activations it grows are in the
     // measurement of the memory left.
     cache::KvPool scratch(spec, (options_.max_batch_tokens + spec.block_size - 1) / spec.block_size + 1);
-    warm_up_prefill(scratch.view(), scratch.num_blocks(), 0);
+    warm_up_prefill(scratch.view(), scratch.num_blocks(), 0, options_.max_batch_tokens);
   }
   const int64_t num_blocks = options_.kv_blocks > 0 ? options_.kv_blocks : kv_blocks_from_memory();
   pool_ = std::make_unique<cache::KvPool>(spec, num_blocks);
@@ -84,10 +85,18 @@ void Engine::start() {
     // as their contexts (the split plan and table widths at their largest), and a prefill chunk
     // over as much cached context as attention decompresses at once.
     warm_up_decode(pool_->view(), num_blocks);
+    // The context-sized buffers of a prefill chunk (decompressed K/V of a whole tile) grow with a
+    // short chunk over a long context: a full-sized chunk there would cost seconds of attention.
+    // The chunk-sized buffers of the tiled path are reserved for max_batch_tokens instead.
     const int64_t longest = std::min(max_model_len_, kv_capacity_tokens_);
-    const int64_t context = std::clamp<int64_t>(std::min(model_->attention_context_tile(), longest) -
-                                                    options_.max_batch_tokens, 0, longest - 1);
-    if (context > 0) warm_up_prefill(pool_->view(), num_blocks, context);
+    const int64_t chunk = std::min<int64_t>(kWarmUpChunk, options_.max_batch_tokens);
+    const int64_t context = std::clamp<int64_t>(std::min(model_->attention_context_tile(), longest) - chunk, 0,
+                                                std::max<int64_t>(0, longest - chunk));
+    if (context > 0) warm_up_prefill(pool_->view(), num_blocks, context, chunk);
+    model_->reserve_chunk(options_.max_batch_tokens);
+    log_debug("warm-up: ", now_seconds() - warm_start, " s (a prefill of ", options_.max_batch_tokens, " tokens, a decode of ",
+             options_.max_running, " sequences over ", kv_capacity_tokens_, " cached tokens, ", chunk,
+             " tokens over ", context, ")");
   }
   model_->set_observer(observer);
   model_->set_dumping(true);
@@ -115,10 +124,10 @@ int64_t Engine::kv_blocks_from_memory() {
   return cache::KvPool::blocks_in_bytes(want, spec);
 }
 
-// One sequence of max_batch_tokens new tokens after `context` cached ones (garbage rows: the
-// output is not used), its table cycling over the pool's blocks.
-void Engine::warm_up_prefill(const kernels::KvCacheView& cache, int64_t num_blocks, int64_t context) {
-  const int64_t bs = cache.spec.block_size, T = options_.max_batch_tokens;
+// One sequence of T new tokens after `context` cached ones (garbage rows: the output is not
+// used), its table cycling over the pool's blocks.
+void Engine::warm_up_prefill(const kernels::KvCacheView& cache, int64_t num_blocks, int64_t context, int64_t T) {
+  const int64_t bs = cache.spec.block_size;
   std::vector<int32_t> table(size_t((context + T + bs - 1) / bs));
   for (size_t i = 0; i < table.size(); ++i) table[i] = int32_t(int64_t(i) % num_blocks);
   std::vector<int32_t> tokens(size_t(T), 0);

@@ -121,7 +121,9 @@ class Engine {
   // Step thread, once: the warm-up steps and the KV pool (see the top of this file).
   void start();
   int64_t kv_blocks_from_memory();
-  void warm_up_prefill(const kernels::KvCacheView& cache, int64_t num_blocks, int64_t context);
+  void warm_up_prefill(const kernels::KvCacheView& cache, int64_t num_blocks, int64_t context, int64_t tokens);
+  // Enough queries for the prefill attention's transposed-key path (kernels/attention.cpp).
+  static constexpr int64_t kWarmUpChunk = 16;
   void warm_up_decode(const kernels::KvCacheView& cache, int64_t num_blocks);
   void step();
   void postprocess(double now);

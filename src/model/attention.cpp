@@ -105,6 +105,13 @@ void MlaAttention::decompress(const SequenceChunk& s, const kernels::LatentCache
     }
 }
 
+void MlaAttention::reserve_chunk(int64_t max_tokens) {
+  const int64_t H = cfg_.num_attention_heads;
+  grow(s_.lse, H * max_tokens);
+  grow(s_.part_lse, H * max_tokens);
+  grow(s_.part, max_tokens * H * cfg_.v_head_dim);
+}
+
 void MlaAttention::attend_non_absorbed(const SequenceChunk& s, const kernels::LatentCacheView& cache, float* attn_out) {
   const int64_t H = cfg_.num_attention_heads, qk = cfg_.qk_nope_head_dim + cfg_.qk_rope_head_dim;
   const int64_t vd = cfg_.v_head_dim, n = s.num_tokens, L = s.cached_tokens + n;

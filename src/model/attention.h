@@ -39,6 +39,8 @@ class MlaAttention {
                AttentionScratch& scratch);
   static constexpr int64_t kDefaultAttentionWorkspace = int64_t(256) << 20;
   int64_t context_tile() const { return context_tile_; }
+  // Grows the (shared) scratch of the tiled long-context path for chunks of up to max_tokens.
+  void reserve_chunk(int64_t max_tokens);
 
   // x: normed hidden states [T, hidden]; cos/sin: rope tables [T, rope/2]; out [T, hidden].
   void forward(const float* x, const Batch& batch, const kernels::LatentCacheView& cache, const float* cos,

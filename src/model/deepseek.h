@@ -72,6 +72,12 @@ class DeepSeekModel {
   // Cached tokens a prefill chunk's non-absorbed attention decompresses at once: past this a
   // longer context is attended in tiles of this size (no larger buffers).
   int64_t attention_context_tile() const { return attention_.empty() ? 0 : attention_[0].context_tile(); }
+  // Sizes the buffers a prefill chunk of up to max_tokens needs when its context is longer than
+  // one tile (the partial results merged per tile), which a warm-up would otherwise have to
+  // reach with a full-sized chunk over a long context.
+  void reserve_chunk(int64_t max_tokens) {
+    if (!attention_.empty()) attention_[0].reserve_chunk(max_tokens);
+  }
 
  private:
   ModelConfig cfg_;
