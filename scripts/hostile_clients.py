@@ -347,24 +347,30 @@ def start_server(binary, model_dir, extra=()):
     return proc, Target(m.group(1), int(m.group(2)), "tiny", proc.pid)
 
 
+def sigterm_and_time(proc, timeout):
+    """SIGTERM, then the exit status and how long the process took to exit after it."""
+    start = time.time()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = f"still running after {timeout} s"
+    return rc, time.time() - start
+
+
 def phase_shutdown(binary, model_dir):
-    # SIGTERM with a trickling socket, a non-reading stream and a long request open: the drain
-    # ends on its deadline, not theirs.
+    payload = json.dumps({"model": "tiny", "prompt": "x", "max_tokens": 4000, "ignore_eos": True, "stream": True}).encode()
+    request = b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(payload), payload)
+    # SIGTERM with a trickling socket and a non-reading stream open: the drain ends on its
+    # deadline, not theirs.
     proc, t = start_server(binary, model_dir, ["--drain-timeout", "2"])
     trickle = t.sock()
     trickle.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n")
     stream = t.sock()
-    payload = json.dumps({"model": "tiny", "prompt": "x", "max_tokens": 4000, "ignore_eos": True, "stream": True}).encode()
-    stream.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(payload), payload))
+    stream.sendall(request)
     time.sleep(0.5)
-    start = time.time()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        rc = proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        rc = "still running after 20 s"
-    dt = time.time() - start
+    rc, dt = sigterm_and_time(proc, 20)
     record("shutdown", "SIGTERM with slow sockets open (--drain-timeout 2)", f"exit {rc} after {dt:.1f} s",
            rc == 0 and dt < 2 + 5 + 2)
     trickle.close()
@@ -372,18 +378,11 @@ def phase_shutdown(binary, model_dir):
     # A second signal during a drain exits at once.
     proc, t = start_server(binary, model_dir, ["--drain-timeout", "60"])
     s = t.sock()
-    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(payload), payload))
+    s.sendall(request)
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
-    start = time.time()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        rc = proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        rc = "still running after 10 s"
-    dt = time.time() - start
+    rc, dt = sigterm_and_time(proc, 10)
     record("shutdown", "second SIGTERM during a 60 s drain", f"exit {rc} after {dt:.2f} s", rc == 128 + 15 and dt < 2)
     s.close()
 

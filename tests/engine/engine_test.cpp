@@ -12,25 +12,12 @@
 #include <nlohmann/json.hpp>
 
 #include "base/timer.h"
-#include "model/presets.h"
-#include "model/random_checkpoint.h"
+#include "test_helpers.h"
 
 namespace dsinfer::engine {
 namespace {
 
-std::string tiny_model() {
-  std::string dir = ::testing::TempDir() + "/dsinfer-engine-tiny-v3";
-  if (!std::filesystem::exists(dir + "/config.json")) {
-    std::string tmp = dir + ".tmp." + std::to_string(::getpid());
-    model::RandomCheckpointOptions opt;
-    opt.seed = 3;
-    model::write_random_checkpoint(model::preset_config("tiny-v3"), tmp, opt);
-    std::error_code ec;
-    std::filesystem::rename(tmp, dir, ec);
-    if (ec) std::filesystem::remove_all(tmp);
-  }
-  return dir;
-}
+std::string tiny_model() { return dsinfer::testing::tiny_checkpoint("tiny-v3", 3, "engine"); }
 
 std::unique_ptr<Engine> make_engine(EngineOptions opt, model::ModelOptions mo = {}) {
   std::string dir = tiny_model();
@@ -80,14 +67,7 @@ SamplingParams greedy(int64_t max_tokens) {
   return p;
 }
 
-bool wait_until(const std::function<bool()>& f, double timeout_s = 10) {
-  double end = now_seconds() + timeout_s;
-  while (now_seconds() < end) {
-    if (f()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return f();
-}
+bool wait_until(const std::function<bool()>& f, double timeout_s = 10) { return dsinfer::testing::eventually(f, timeout_s); }
 
 // With either latent cache format (bf16, or FlashMLA's FP8 rows).
 class EngineCache : public ::testing::TestWithParam<bool> {};

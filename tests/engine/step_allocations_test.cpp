@@ -4,33 +4,17 @@
 // threads. Counted with a replaced operator new (tests/support/allocation_counter.h); the test's
 // own thread, which reads the streams, is excluded.
 #include <gtest/gtest.h>
-#include <unistd.h>
-
-#include <filesystem>
 #include <thread>
 
 #include "allocation_counter.h"
 #include "base/timer.h"
 #include "engine/engine.h"
-#include "model/presets.h"
-#include "model/random_checkpoint.h"
+#include "test_helpers.h"
 
 namespace dsinfer::engine {
 namespace {
 
-std::string tiny_model() {
-  std::string dir = ::testing::TempDir() + "/dsinfer-engine-alloc-tiny-v3";
-  if (!std::filesystem::exists(dir + "/config.json")) {
-    std::string tmp = dir + ".tmp." + std::to_string(::getpid());
-    model::RandomCheckpointOptions opt;
-    opt.seed = 11;
-    model::write_random_checkpoint(model::preset_config("tiny-v3"), tmp, opt);
-    std::error_code ec;
-    std::filesystem::rename(tmp, dir, ec);
-    if (ec) std::filesystem::remove_all(tmp);
-  }
-  return dir;
-}
+std::string tiny_model() { return dsinfer::testing::tiny_checkpoint("tiny-v3", 11, "engine-alloc"); }
 
 TEST(StepAllocations, NoneInSteadyStateDecodeSteps) {
   dsinfer::testing::AllocationWindow::exclude_this_thread();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "fuzz_assets.h"
 #include "fuzz_util.h"
 #include "serve/api_error.h"
 #include "engine/validated_request.h"
@@ -19,11 +20,7 @@ using namespace dsinfer;
 
 namespace {
 
-const tokenizer::Tokenizer& deepseek_v3() {
-  static const tokenizer::Tokenizer t =
-      tokenizer::Tokenizer::from_dir(std::string(DSINFER_ASSETS_DIR) + "/tokenizer/deepseek-v3");
-  return t;
-}
+const tokenizer::Tokenizer& deepseek_v3() { return fuzz::deepseek_v3_tokenizer(); }
 
 }  // namespace
 

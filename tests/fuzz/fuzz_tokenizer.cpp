@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "fuzz_assets.h"
 #include "fuzz_util.h"
 #include "tokenizer/streaming_detokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -20,11 +21,7 @@ using namespace dsinfer;
 
 namespace {
 
-const tokenizer::Tokenizer& deepseek_v3() {
-  static const tokenizer::Tokenizer t =
-      tokenizer::Tokenizer::from_dir(std::string(DSINFER_ASSETS_DIR) + "/tokenizer/deepseek-v3");
-  return t;
-}
+const tokenizer::Tokenizer& deepseek_v3() { return fuzz::deepseek_v3_tokenizer(); }
 
 }  // namespace
 

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "base/timer.h"
+#include "test_helpers.h"
 
 namespace dsinfer::serve::http {
 namespace {
@@ -122,14 +123,7 @@ int status_of(const std::string& response) {
   return std::stoi(response.substr(9, 3));
 }
 
-bool eventually(const std::function<bool()>& f, double timeout_s = 5) {
-  double end = now_seconds() + timeout_s;
-  while (now_seconds() < end) {
-    if (f()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return f();
-}
+using dsinfer::testing::eventually;
 
 TEST(HttpServer, AnswersAndKeepsTheConnection) {
   TestServer t;

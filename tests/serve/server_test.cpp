@@ -12,25 +12,12 @@
 #include <thread>
 
 #include "base/timer.h"
-#include "model/presets.h"
-#include "model/random_checkpoint.h"
+#include "test_helpers.h"
 
 namespace dsinfer::serve {
 namespace {
 
-std::string tiny_model() {
-  std::string dir = ::testing::TempDir() + "/dsinfer-serve-tiny-v3";
-  if (!std::filesystem::exists(dir + "/config.json")) {
-    std::string tmp = dir + ".tmp." + std::to_string(::getpid());
-    model::RandomCheckpointOptions opt;
-    opt.seed = 5;
-    model::write_random_checkpoint(model::preset_config("tiny-v3"), tmp, opt);
-    std::error_code ec;
-    std::filesystem::rename(tmp, dir, ec);
-    if (ec) std::filesystem::remove_all(tmp);
-  }
-  return dir;
-}
+std::string tiny_model() { return dsinfer::testing::tiny_checkpoint("tiny-v3", 5, "serve"); }
 
 int connect_to(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -49,14 +36,7 @@ std::string post(const std::string& path, const std::string& body) {
          std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
-bool eventually(const std::function<bool()>& f, double timeout_s) {
-  double end = now_seconds() + timeout_s;
-  while (now_seconds() < end) {
-    if (f()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return f();
-}
+using dsinfer::testing::eventually;
 
 struct Fixture {
   std::unique_ptr<engine::Engine> engine;

@@ -1,0 +1,47 @@
+// Helpers several test binaries share: a tiny random checkpoint written once per binary and
+// seed, and waiting for a condition with a deadline.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "base/timer.h"
+#include "model/presets.h"
+#include "model/random_checkpoint.h"
+
+namespace dsinfer::testing {
+
+// A random checkpoint of `preset` (tokenizer files beside it) under the test temp dir, made the
+// first time and reused; ctest runs binaries in parallel, so it is written privately and
+// published with one rename.
+inline std::string tiny_checkpoint(const std::string& preset, uint64_t seed, const std::string& tag) {
+  std::string dir = ::testing::TempDir() + "/dsinfer-" + tag + "-" + preset;
+  if (!std::filesystem::exists(dir + "/config.json")) {
+    std::string tmp = dir + ".tmp." + std::to_string(::getpid());
+    model::RandomCheckpointOptions opt;
+    opt.seed = seed;
+    model::write_random_checkpoint(model::preset_config(preset), tmp, opt);
+    std::error_code ec;
+    std::filesystem::rename(tmp, dir, ec);
+    if (ec) std::filesystem::remove_all(tmp);  // another process published it first
+  }
+  return dir;
+}
+
+// Polls f until it holds or timeout_s passes; returns its last value.
+inline bool eventually(const std::function<bool()>& f, double timeout_s = 10) {
+  const double end = now_seconds() + timeout_s;
+  while (now_seconds() < end) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return f();
+}
+
+}  // namespace dsinfer::testing
