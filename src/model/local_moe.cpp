@@ -35,6 +35,8 @@ LocalMoe::Layer& LocalMoe::layer(int l, const std::function<void(const MlpWeight
   return L;
 }
 
+// x [T, D], topk ids/weights [T, K] -> out [T, D] += sum_k w_k expert_k(x). S = T * K slots;
+// F = moe_intermediate_size; kb = 128-wide scale blocks per row.
 void LocalMoe::run(const MoeInput& in, float* out) {
   Layer& L = layer(in.layer);
   const PackedMlp& e0 = L.experts[0];
@@ -44,13 +46,13 @@ void LocalMoe::run(const MoeInput& in, float* out) {
   const int64_t kb1 = kernels::k_blocks(hidden), kb2 = kernels::k_blocks(inter);
 
   // Contiguous layout: slots sorted by expert (stable, so by token within an expert).
-  grow(offset_, num_experts + 1);
+  grow(offset_, num_experts + 1);  // first row of each expert [E + 1]
   std::fill(offset_.begin(), offset_.begin() + num_experts + 1, 0);
   for (int64_t s = 0; s < S; ++s) offset_[size_t(in.topk_ids[s]) + 1]++;
   for (int64_t e = 0; e < num_experts; ++e) offset_[size_t(e + 1)] += offset_[size_t(e)];
-  grow(row_of_slot_, S);
-  grow(group_, S);
-  grow(order_, S);
+  grow(row_of_slot_, S);  // slot -> row [S]
+  grow(group_, S);        // row -> expert [S]
+  grow(order_, S);        // row -> slot [S]
   {
     grow(cursor_, num_experts);
     std::copy(offset_.begin(), offset_.begin() + num_experts, cursor_.begin());
@@ -62,11 +64,11 @@ void LocalMoe::run(const MoeInput& in, float* out) {
     }
   }
   // Present each token once (fp32, bf16 or FP8 1x128), then gather its rows.
-  grow(xq_, T * hidden);
-  grow(xsq_, T * kb1);
+  grow(xq_, T * hidden);  // x as the GEMM reads it [T, D]
+  grow(xsq_, T * kb1);    // its scales [T, kb(D)]
   const bool scaled = kernels::prepare_activations(in.x, T, hidden, hidden, act, xq_.data(), xsq_.data());
-  grow(a_, S * hidden);
-  grow(sa_, S * kb1);
+  grow(a_, S * hidden);  // gathered rows [S, D]
+  grow(sa_, S * kb1);    // [S, kb(D)]
   // The gather and the combine below move S rows (64 MB a layer for a 2,048-token prefill of
   // bench-v3-small): over the pool when large, rows (tokens) split without changing any sum's order.
   parallel_rows(size_t(S), size_t(hidden), [&](size_t b, size_t e) {
@@ -77,7 +79,7 @@ void LocalMoe::run(const MoeInput& in, float* out) {
     }
   });
   // gate|up -> silu*up -> down.
-  grow(h_, S * 2 * inter);
+  grow(h_, S * 2 * inter);  // gate|up [S, 2F]
   const float* sa = scaled ? sa_.data() : nullptr;
   {
     ProfileScope scope("moe.routed.gate_up");
@@ -88,12 +90,12 @@ void LocalMoe::run(const MoeInput& in, float* out) {
       kernels::gemm_grouped_contiguous(a_.data(), hidden, sa, S, group_.data(), L.up.data(), h_.data() + inter, 2 * inter);
     }
   }
-  grow(act_, S * inter);
+  grow(act_, S * inter);  // silu(gate) * up [S, F]
   kernels::silu_and_mul(h_.data(), S, inter, act_.data());
-  grow(a2_, S * inter);
-  grow(sa2_, S * kb2);
+  grow(a2_, S * inter);  // [S, F] as the GEMM reads it
+  grow(sa2_, S * kb2);   // [S, kb(F)]
   const bool scaled2 = kernels::prepare_activations(act_.data(), S, inter, inter, act, a2_.data(), sa2_.data());
-  grow(y_, S * hidden);
+  grow(y_, S * hidden);  // down [S, D]
   {
     ProfileScope scope("moe.routed.down");
     kernels::gemm_grouped_contiguous(a2_.data(), inter, scaled2 ? sa2_.data() : nullptr, S, group_.data(),

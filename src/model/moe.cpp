@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "base/profile.h"
+#include "base/scratch.h"
 #include "kernels/gemm.h"
 #include "kernels/weight_view.h"
 #include "model/mlp.h"
@@ -31,21 +32,23 @@ MoeLayer::MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer, Preci
   params_.bias = w.bias.empty() ? nullptr : w.bias.data();
 }
 
+// x [T, D] -> out [T, D]: E routed experts, K chosen per token.
 void MoeLayer::forward(const float* x, int64_t T, MoeExecutor& executor, RoutingObserver* observer, float* out) {
   const int64_t E = params_.num_experts, K = params_.top_k, hidden = int64_t(w_.router.size()) / E;
   {
     ProfileScope scope("moe.route");
     // Scores in fp32 (as DeepSeek computes them), whatever the precision of the rest.
-    logits_.resize(size_t(T * E));
+    grow(logits_, T * E);  // router logits [T, E]
     kernels::gemm_f32_nt(x, hidden, nullptr, 0, T, router_, logits_.data(), E);
-    ids_.resize(size_t(T * K));
-    weights_.resize(size_t(T * K));
+    grow(ids_, T * K);      // chosen experts [T, K]
+    grow(weights_, T * K);  // their gate weights [T, K]
     kernels::route_topk(logits_.data(), T, params_, ids_.data(), weights_.data(), routing_scratch_);
   }
   if (observer) observer->on_routing(layer_, ids_.data(), T, int(K));
 
   {
     ProfileScope scope("moe.shared");
+    // out [T, D] = shared experts(x), or 0; the routed experts add to it.
     if (shared_) mlp_forward(*shared_, x, T, hidden, out, hidden, scratch_, activation_quant(precision_));
     else std::memset(out, 0, size_t(T * hidden) * sizeof(float));
   }
