@@ -399,7 +399,17 @@ void Server::run() {
     for (int rounds = 0; rounds < 16 && !stopping_; ++rounds) {
       auto tasks = mailbox_->take();
       if (tasks.empty()) break;
-      for (auto& t : tasks) t();
+      for (auto& t : tasks) {
+        // A task is one request's business (a reply, a stream's pump): whatever it throws ends
+        // there, never the loop every other connection depends on.
+        try {
+          t();
+        } catch (const std::exception& e) {
+          log_warn("a task on the event loop failed: ", e.what());
+        } catch (...) {
+          log_warn("a task on the event loop failed");
+        }
+      }
     }
     double now = now_seconds();
     if (now >= next_tick) {

@@ -176,6 +176,20 @@ TEST(HttpServer, AHandlerThatThrowsGets500AndTheServerGoesOn) {
   EXPECT_EQ(status_of(c.read_until("ok")), 200);
 }
 
+TEST(HttpServer, ATaskThatThrowsOnTheLoopEndsThereAndTheServerGoesOn) {
+  // What a stream's pump or any posted reply might do: the loop must survive it.
+  TestServer t;
+  std::atomic<bool> ran{false};
+  t.server.post([&] {
+    ran = true;
+    throw std::runtime_error("a formatting bug");
+  });
+  ASSERT_TRUE(eventually([&] { return ran.load(); }));
+  Client c(t.port);
+  c.send(kHealth);
+  EXPECT_EQ(status_of(c.read_until("ok")), 200);
+}
+
 TEST(HttpServer, ExpectContinueGetsA100BeforeTheBody) {
   TestServer t;
   Client c(t.port);
