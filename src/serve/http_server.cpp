@@ -487,6 +487,14 @@ void Server::on_event(Conn& c, uint32_t events) {
     close_conn(c);
     return;
   }
+  if ((events & EPOLLRDHUP) && c.reading_paused) {
+    // Not reading (its pipelined requests wait), and the client has shut its side: it is gone,
+    // and epoll would report it again on every turn until we act.
+    if (c.exchange) ++counters_->abandoned;
+    ++counters_->closed_peer;
+    close_conn(c);
+    return;
+  }
   if (events & EPOLLOUT) flush(c);
   Conn* alive = find(id);
   if (alive && (events & (EPOLLIN | EPOLLRDHUP))) read_from(*alive);

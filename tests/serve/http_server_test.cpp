@@ -39,6 +39,7 @@ class Client {
   }
   bool connected() const { return connected_; }
   bool send(const std::string& s) { return ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == ssize_t(s.size()); }
+  void shut_write() { ::shutdown(fd_, SHUT_WR); }
   // Reads until `marker` has been seen `times` times, EOF or the timeout.
   std::string read_until(const std::string& marker, int times = 1) {
     std::string out;
@@ -279,6 +280,20 @@ TEST(HttpServer, AClientThatLeavesAbandonsItsResponse) {
   EXPECT_TRUE(eventually([&] { return t.abandoned == 1; }));
   EXPECT_EQ(t.server.stats().abandoned, 1u);
   EXPECT_EQ(t.server.responses_in_flight(), 0);
+}
+
+TEST(HttpServer, AClientThatLeavesWhilePipelinedRequestsWaitIsNoticed) {
+  // Its response in progress and 256 KiB of pipelined requests already read, the server stops
+  // reading that socket; the client shutting its side must still end the exchange.
+  TestServer t;
+  Client c(t.port);
+  c.send("POST /hold HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+  ASSERT_TRUE(eventually([&] { return t.held == 1; }));
+  std::string pipelined;
+  while (pipelined.size() < (300u << 10)) pipelined += kHealth;
+  ASSERT_TRUE(c.send(pipelined));
+  c.shut_write();
+  EXPECT_TRUE(eventually([&] { return t.abandoned == 1; }, 5));
 }
 
 TEST(HttpServer, AClientThatDoesNotReadIsDroppedNotBuffered) {
