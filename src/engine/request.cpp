@@ -82,7 +82,9 @@ void RequestStream::notify() {
   std::shared_ptr<const std::function<void()>> fn;
   {
     std::lock_guard lock(mu_);
-    fn = listener_;
+    // After finish() nothing more will be told: let go of the listener, which usually holds its
+    // owner, which holds this stream (a cycle that would otherwise outlive the request).
+    fn = done_ ? std::move(listener_) : listener_;
   }
   cv_.notify_all();
   if (fn) (*fn)();

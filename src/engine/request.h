@@ -62,7 +62,8 @@ class RequestStream {
   // Owner side, for owners that do not block in wait(): `fn` is called after every push and at
   // finish, on the engine's thread and without the stream's lock held, so it must only hand
   // the news on (an event loop posts itself a task that calls wait(out, 0)). If updates are
-  // already pending when it is set, it is called at once.
+  // already pending when it is set, it is called at once. The stream lets go of it after the
+  // call that follows finish(), so a listener may hold whatever owns the stream.
   void set_listener(std::function<void()> fn);
   Usage usage() const;
   std::string error() const;  // non-empty when the engine failed the request
