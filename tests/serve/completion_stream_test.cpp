@@ -5,16 +5,14 @@
 
 #include <gtest/gtest.h>
 
+#include "test_helpers.h"
+
 #include "base/error.h"
 
 namespace dsinfer::serve {
 namespace {
 
-const tokenizer::Tokenizer& tok() {
-  static const tokenizer::Tokenizer t =
-      tokenizer::Tokenizer::from_dir(std::string(DSINFER_ASSETS_DIR) + "/tokenizer/deepseek-v3");
-  return t;
-}
+const tokenizer::Tokenizer& tok() { return dsinfer::testing::deepseek_v3_tokenizer(); }
 
 ParsedRequest parsed(const std::string& body) {
   ProtocolContext c;

@@ -3,6 +3,8 @@
 // usable chat template.
 #include <gtest/gtest.h>
 
+#include "test_helpers.h"
+
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -13,11 +15,7 @@
 namespace dsinfer::serve {
 namespace {
 
-const tokenizer::Tokenizer& tok() {
-  static const tokenizer::Tokenizer t =
-      tokenizer::Tokenizer::from_dir(std::string(DSINFER_ASSETS_DIR) + "/tokenizer/deepseek-v3");
-  return t;
-}
+const tokenizer::Tokenizer& tok() { return dsinfer::testing::deepseek_v3_tokenizer(); }
 
 ProtocolContext ctx(const tokenizer::Tokenizer& t = tok()) {
   ProtocolContext c;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_helpers.h"
+
 #include "kernels/cpu_features.h"
 #include "serve/api_error.h"
 #include "serve/metrics_text.h"
@@ -10,11 +12,7 @@
 namespace dsinfer::serve {
 namespace {
 
-const tokenizer::Tokenizer& tok() {
-  static const tokenizer::Tokenizer t =
-      tokenizer::Tokenizer::from_dir(std::string(DSINFER_ASSETS_DIR) + "/tokenizer/deepseek-v3");
-  return t;
-}
+const tokenizer::Tokenizer& tok() { return dsinfer::testing::deepseek_v3_tokenizer(); }
 
 ProtocolContext ctx() {
   ProtocolContext c;

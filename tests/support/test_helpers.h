@@ -1,5 +1,5 @@
 // Helpers several test binaries share: a tiny random checkpoint written once per binary and
-// seed, and waiting for a condition with a deadline.
+// seed, the real DeepSeek-V3 tokenizer, and waiting for a condition with a deadline.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -14,6 +14,7 @@
 #include "base/timer.h"
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
+#include "tokenizer/tokenizer.h"
 
 namespace dsinfer::testing {
 
@@ -32,6 +33,13 @@ inline std::string tiny_checkpoint(const std::string& preset, uint64_t seed, con
     if (ec) std::filesystem::remove_all(tmp);  // another process published it first
   }
   return dir;
+}
+
+// DeepSeek-V3's real tokenizer from assets/, loaded once per test binary.
+inline const tokenizer::Tokenizer& deepseek_v3_tokenizer() {
+  static const tokenizer::Tokenizer t =
+      tokenizer::Tokenizer::from_dir(std::string(DSINFER_ASSETS_DIR) + "/tokenizer/deepseek-v3");
+  return t;
 }
 
 // Polls f until it holds or timeout_s passes; returns its last value.
