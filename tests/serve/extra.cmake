@@ -10,7 +10,7 @@ set_tests_properties(serve_hostile_clients PROPERTIES LABELS "serve;e2e" TIMEOUT
 add_test(NAME serve_prompt_ids_vs_hf
          COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/prompt_ids_test.py --dsinfer ${DSINFER_BIN}
                  --work ${DSINFER_TESTDATA}/prompt_ids)
-set_tests_properties(serve_prompt_ids_vs_hf PROPERTIES LABELS "serve;tokenizer" TIMEOUT 300)
+set_tests_properties(serve_prompt_ids_vs_hf PROPERTIES LABELS serve TIMEOUT 300)
 
 # Helpers shared with other test binaries (tests/support).
 target_include_directories(serve_tests PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
