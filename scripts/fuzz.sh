@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 bin=build-fuzz/fuzz
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_safetensors fuzz_config fuzz_tokenizer fuzz_chat_template fuzz_protocol fuzz_http_parser)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_safetensors fuzz_config fuzz_tokenizer fuzz_chat_template fuzz_protocol fuzz_http_parser fuzz_content_coding)
 
 # -max_len bounds an input (and so JSON nesting depth): deeper nesting than this is a separate
 # concern (issue 12: a depth limit on JSON parsing), not what these runs look for.

@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "base/json.h"
+#include "base/json_fields.h"
 #include "base/read_file.h"
 #include "tokenizer/added_vocabulary.h"
 #include "tokenizer/bpe.h"
@@ -49,6 +50,9 @@ bool file_exists(const std::string& path) {
   return std::filesystem::exists(path, ec);
 }
 
+// Hugging Face's files carry many fields dsinfer does not use: unknown ones are ignored.
+constexpr FieldStyle kLenient{UnknownKeys::kIgnore, "field"};
+
 // bos_token / eos_token in tokenizer_config.json: a string, an AddedToken object, or null.
 std::string token_content(const nlohmann::json& cfg, const char* key, const std::string& origin) {
   auto it = cfg.find(key);
@@ -57,13 +61,6 @@ std::string token_content(const nlohmann::json& cfg, const char* key, const std:
   if (it->is_object() && it->contains("content") && (*it)["content"].is_string())
     return (*it)["content"].get<std::string>();
   fail(origin, ": ", key, " must be a string or an object with \"content\"");
-}
-
-bool flag(const nlohmann::json& t, const char* key, bool fallback) {
-  auto it = t.find(key);
-  if (it == t.end() || it->is_null()) return fallback;
-  if (!it->is_boolean()) fail("tokenizer.json: added token field \"", key, "\" must be true or false");
-  return it->get<bool>();
 }
 
 struct BpeSink final : PieceSink {
@@ -106,16 +103,17 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
     std::vector<AddedToken> added;
     if (auto it = j.find("added_tokens"); it != j.end() && !it->is_null()) {
       if (!it->is_array()) fail("tokenizer.json: added_tokens must be an array");
-      for (const auto& t : *it) {
-        if (!t.is_object() || !t.contains("content") || !t["content"].is_string())
-          fail("tokenizer.json: every added token needs a string \"content\"");
+      for (size_t i = 0; i < it->size(); ++i) {
+        const nlohmann::json& t = (*it)[i];
+        if (!t.is_object()) fail("tokenizer.json: every added token must be an object with a string \"content\"");
+        FieldReader r(t, "tokenizer.json", str("added_tokens[", i, "]"), kLenient);
         AddedToken a;
-        a.content = t["content"].get<std::string>();
-        a.single_word = flag(t, "single_word", false);
-        a.lstrip = flag(t, "lstrip", false);
-        a.rstrip = flag(t, "rstrip", false);
-        a.normalized = flag(t, "normalized", true);
-        a.special = flag(t, "special", false);
+        a.content = r.string("content");
+        a.single_word = r.boolean_or("single_word", false);
+        a.lstrip = r.boolean_or("lstrip", false);
+        a.rstrip = r.boolean_or("rstrip", false);
+        a.normalized = r.boolean_or("normalized", true);
+        a.special = r.boolean_or("special", false);
         added.push_back(a);
       }
     }
@@ -188,10 +186,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
     if (!cfg.is_object()) fail(cfg_origin, " must hold a JSON object");
     impl->bos_token = token_content(cfg, "bos_token", cfg_origin);
     impl->eos_token = token_content(cfg, "eos_token", cfg_origin);
-    if (auto it = cfg.find("add_bos_token"); it != cfg.end() && !it->is_null()) {
-      if (!it->is_boolean()) fail(cfg_origin, ": add_bos_token must be true or false");
-      impl->add_bos_token = it->get<bool>();
-    }
+    impl->add_bos_token = FieldReader(cfg, cfg_origin, "", kLenient).boolean_or("add_bos_token", false);
     if (auto it = cfg.find("chat_template"); it != cfg.end() && !it->is_null()) {
       if (it->is_string()) {
         impl->chat_template = it->get<std::string>();

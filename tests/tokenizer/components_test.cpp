@@ -231,3 +231,33 @@ TEST(Unicode, NormalizationForms) {
 
 }  // namespace
 }  // namespace dsinfer::tokenizer
+
+namespace dsinfer::tokenizer {
+namespace {
+
+// Added tokens and tokenizer_config.json are read through base/json_fields.h like every other
+// file: a bad field names its file and path.
+TEST(AddedTokens, BadFieldsNameTheirPath) {
+  auto message = [](const json& j, const std::string& config = {}) {
+    try {
+      Tokenizer::from_json(j.dump(), config);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  json j = tiny();
+  j["added_tokens"] = json::array({{{"id", 10}, {"content", "<x>"}, {"lstrip", "yes"}}});
+  EXPECT_EQ(message(j), "tokenizer.json: field 'added_tokens[0].lstrip' must be true or false, got \"yes\"");
+  j["added_tokens"][0]["lstrip"] = false;
+  j["added_tokens"][0].erase("content");
+  EXPECT_EQ(message(j), "tokenizer.json: missing field 'added_tokens[0].content'");
+  j["added_tokens"][0]["content"] = "<x>";
+  EXPECT_EQ(message(j), "no error");
+  EXPECT_EQ(message(j, R"({"add_bos_token": "yes"})"),
+            "tokenizer_config.json: field 'add_bos_token' must be true or false, got \"yes\"");
+  EXPECT_EQ(message(j, R"({"add_bos_token": true, "bos_token": "<x>"})"), "no error");
+}
+
+}  // namespace
+}  // namespace dsinfer::tokenizer
