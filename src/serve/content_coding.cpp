@@ -12,15 +12,6 @@ namespace {
 
 constexpr int kMaxCodings = 2;  // "gzip, gzip" is legal; a longer chain is an attack, not a client
 
-std::string lower_trimmed(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = char(c + 32);
-  return out;
-}
-
 // Inflates `in` (gzip when gzip, else zlib-wrapped deflate, falling back to raw deflate, which
 // some clients send for "deflate") into `out`, stopping at `cap` bytes.
 DecodeResult inflate_capped(const std::string& in, bool gzip, size_t cap, std::string& out) {
@@ -68,7 +59,7 @@ DecodeResult decode_content(Request& request, size_t max_decoded_bytes) {
     std::string_view v = it->second;
     while (true) {
       size_t comma = v.find(',');
-      std::string c = lower_trimmed(v.substr(0, comma));
+      std::string c = ascii_lower(trim_ows(v.substr(0, comma)));
       if (!c.empty() && c != "identity") codings.push_back(c);
       if (comma == std::string_view::npos) break;
       v.remove_prefix(comma + 1);

@@ -41,4 +41,10 @@ struct Request {
 // True when the comma-separated header value contains `token` (case-insensitive).
 bool header_has_token(std::string_view value, std::string_view token);
 
+// Header values and tokens as RFC 9110 treats them: optional whitespace (SP, HTAB) around a
+// value is not part of it, and tokens compare ASCII case-insensitively.
+std::string_view trim_ows(std::string_view s);
+std::string ascii_lower(std::string_view s);
+bool iequals(std::string_view a, std::string_view b);
+
 }  // namespace dsinfer::serve::http

@@ -28,25 +28,6 @@ bool bad_request_line_byte(unsigned char c) { return c < 0x20 || c >= 0x7f; }
 // Field values may hold visible ASCII, SP, HTAB and obs-text; no other controls (NUL, CR, ...).
 bool bad_field_byte(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = char(c + 32);
-  return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return (x >= 'A' && x <= 'Z' ? x + 32 : x) == (y >= 'A' && y <= 'Z' ? y + 32 : y);
-         });
-}
-
 // A prefix of a request line that cannot become a valid one, whatever follows.
 bool hopeless_request_line_prefix(std::string_view partial) {
   size_t sp = partial.find(' ');
@@ -63,28 +44,6 @@ bool hopeless_request_line_prefix(std::string_view partial) {
 }
 
 }  // namespace
-
-bool header_has_token(std::string_view value, std::string_view token) {
-  while (!value.empty()) {
-    size_t comma = value.find(',');
-    if (iequals(trim(value.substr(0, comma)), token)) return true;
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
-bool Request::keep_alive() const {
-  const std::string* c = header("connection");
-  if (c && header_has_token(*c, "close")) return false;
-  if (version_minor >= 1) return true;
-  return c && header_has_token(*c, "keep-alive");
-}
-
-bool Request::expects_continue() const {
-  const std::string* e = header("expect");
-  return e && iequals(trim(*e), "100-continue");
-}
 
 bool RequestParser::fail(int status, std::string message) {
   state_ = State::kError;
@@ -225,14 +184,14 @@ bool RequestParser::header_line(std::string_view line) {
   if (colon == std::string_view::npos) return fail(400, "a header line has no ':'");
   std::string_view name = line.substr(0, colon);
   if (!is_token(name)) return fail(400, "a header name is empty or holds a space or separator");
-  std::string_view value = trim(line.substr(colon + 1));
+  std::string_view value = trim_ows(line.substr(colon + 1));
   for (char c : value)
     if (bad_field_byte(static_cast<unsigned char>(c)))
       return fail(400, str("the value of header '", name, "' holds a control byte"));
   // Trailers are counted against the same limits and then dropped: no route reads them.
   if (++fields_ > limits_.max_header_count)
     return fail(431, str("more than ", limits_.max_header_count, " header fields"));
-  if (!trailer) request_.headers.emplace_back(lower(name), std::string(value));
+  if (!trailer) request_.headers.emplace_back(ascii_lower(name), std::string(value));
   return true;
 }
 
@@ -243,7 +202,7 @@ bool RequestParser::headers_done() {
   for (const auto& [k, v] : request_.headers) {
     if (k == "host") ++hosts;
     if (k == "transfer-encoding") {
-      if (has_te || !iequals(trim(v), "chunked"))
+      if (has_te || !iequals(trim_ows(v), "chunked"))
         return fail(501, str("Transfer-Encoding '", v, "' is not supported (only 'chunked')"));
       has_te = chunked = true;
     }
@@ -251,7 +210,7 @@ bool RequestParser::headers_done() {
       std::string_view rest = v;
       while (true) {
         size_t comma = rest.find(',');
-        std::string_view one = trim(rest.substr(0, comma));
+        std::string_view one = trim_ows(rest.substr(0, comma));
         if (one.empty() || one.size() > 19 || !std::all_of(one.begin(), one.end(), [](char c) { return c >= '0' && c <= '9'; }))
           return fail(one.size() > 19 ? 413 : 400, str("Content-Length '", v, "' is not a valid length"));
         uint64_t n = std::stoull(std::string(one));
@@ -285,7 +244,7 @@ bool RequestParser::headers_done() {
 
 bool RequestParser::chunk_size_line(std::string_view line) {
   if (line.size() > kMaxChunkSizeLine) return fail(400, "a chunk-size line is too long");
-  std::string_view size = trim(line.substr(0, line.find(';')));  // chunk extensions are ignored
+  std::string_view size = trim_ows(line.substr(0, line.find(';')));  // chunk extensions are ignored
   if (size.empty() || !std::all_of(size.begin(), size.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
     return fail(400, "a chunk-size is not a hexadecimal number");
   while (size.size() > 1 && size.front() == '0') size.remove_prefix(1);
