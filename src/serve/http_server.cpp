@@ -662,12 +662,13 @@ void Server::deliver(const std::shared_ptr<Exchange>& x, int op, Response r) {
   Conn& c = *cp;
   if (op == kSend || op == kBegin) {
     if (c.streaming) return;
+    if (r.content_type.empty()) r.content_type = "application/json";
     if (observer_) observer_(c.path, r.status);
     bool stream = op == kBegin;
     if (stream && c.http10) c.keep_alive = false;  // no chunked encoding in 1.0: close ends the body
     std::string head = str("HTTP/1.", c.http10 ? 0 : 1, " ", r.status, " ", reason(r.status), "\r\n");
     head += "Date: " + http_date() + "\r\nServer: dsinfer\r\n";
-    if (!r.content_type.empty() && !(r.status == 204 || r.status == 304)) head += "Content-Type: " + r.content_type + "\r\n";
+    if (!(r.status == 204 || r.status == 304)) head += "Content-Type: " + r.content_type + "\r\n";
     for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
     if (!stream)
       head += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
@@ -783,44 +784,50 @@ void Server::close_conn(Conn& c) {
 }
 
 void Server::check_deadlines(double now) {
-  std::vector<std::pair<uint64_t, int>> expired;  // id, 0 idle / 408 / -1 write / -2 linger
+  expired_.clear();  // reused: this runs ten times a second
   for (auto& [id, cp] : conns_) {
     Conn& c = *cp;
     switch (c.phase) {
       case Conn::Phase::kReading:
         if (!c.parser || !c.parser->started()) {
-          if (c.in.empty() && now - c.idle_since > options_.idle_timeout_s) expired.emplace_back(id, 0);
+          if (c.in.empty() && now - c.idle_since > options_.idle_timeout_s) expired_.emplace_back(id, Expiry::kIdle);
         } else if (!c.parser->headers_complete()) {
-          if (now - c.request_started > options_.header_timeout_s) expired.emplace_back(id, 408);
+          if (now - c.request_started > options_.header_timeout_s) expired_.emplace_back(id, Expiry::kHeaders);
         } else if (now - c.headers_done_at > options_.body_timeout_s) {
-          expired.emplace_back(id, 409);  // 408 for the body; told apart for the counters
+          expired_.emplace_back(id, Expiry::kBody);
         }
         break;
       case Conn::Phase::kHandling:
       case Conn::Phase::kClosing:
-        if (c.output_pending() && now - c.last_write_progress > options_.write_timeout_s) expired.emplace_back(id, -1);
+        if (c.output_pending() && now - c.last_write_progress > options_.write_timeout_s)
+          expired_.emplace_back(id, Expiry::kWrite);
         break;
       case Conn::Phase::kLingering:
-        if (now > c.linger_until) expired.emplace_back(id, -2);
+        if (now > c.linger_until) expired_.emplace_back(id, Expiry::kLinger);
         break;
     }
   }
-  for (auto [id, what] : expired) {
+  for (auto [id, why] : expired_) {
     Conn* c = find(id);
     if (!c) continue;
-    if (what == 408 || what == 409) {
-      ++(what == 408 ? counters_->timed_out_headers : counters_->timed_out_body);
-      answer_error(*c, 408,
-                   what == 408 ? str("the request headers did not arrive within ", options_.header_timeout_s, " s")
-                               : str("the request body did not arrive within ", options_.body_timeout_s, " s"),
-                   true);
-      continue;
-    }
-    if (what == -1) {
-      ++counters_->timed_out_write;
-      if (c->exchange) ++counters_->abandoned;
-    } else if (what == 0) {
-      ++counters_->closed_idle;
+    switch (why) {
+      case Expiry::kHeaders:
+        ++counters_->timed_out_headers;
+        answer_error(*c, 408, str("the request headers did not arrive within ", options_.header_timeout_s, " s"), true);
+        continue;
+      case Expiry::kBody:
+        ++counters_->timed_out_body;
+        answer_error(*c, 408, str("the request body did not arrive within ", options_.body_timeout_s, " s"), true);
+        continue;
+      case Expiry::kWrite:
+        ++counters_->timed_out_write;
+        if (c->exchange) ++counters_->abandoned;
+        break;
+      case Expiry::kIdle:
+        ++counters_->closed_idle;
+        break;
+      case Expiry::kLinger:
+        break;
     }
     close_conn(*c);
   }

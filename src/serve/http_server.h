@@ -44,7 +44,8 @@ struct ServerOptions {
 
 struct Response {
   int status = 200;
-  std::string content_type = "application/json";
+  std::string content_type;  // empty: application/json (applied when the head is written, so a
+                             // stream chunk, which travels as a Response too, allocates no type)
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra ones, e.g. Retry-After
 };
@@ -135,6 +136,8 @@ class Server {
   std::function<Response(int, const std::string&)> error_response_;
   std::function<void(const std::string&, int)> observer_;
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
+  enum class Expiry { kIdle, kHeaders, kBody, kWrite, kLinger };
+  std::vector<std::pair<uint64_t, Expiry>> expired_;  // check_deadlines' list
   uint64_t next_conn_id_ = 2;  // 0: the listening socket, 1: the mailbox's eventfd
   std::atomic<int64_t> in_flight_{0};
   std::atomic<bool> stopping_{false};
