@@ -20,19 +20,24 @@ namespace dsinfer::testing {
 
 // A random checkpoint of `preset` (tokenizer files beside it) under the test temp dir, made the
 // first time and reused; ctest runs binaries in parallel, so it is written privately and
-// published with one rename.
-inline std::string tiny_checkpoint(const std::string& preset, uint64_t seed, const std::string& tag) {
+// published with one rename. `tag` keeps differently made checkpoints apart.
+inline std::string tiny_checkpoint(const std::string& preset, const model::RandomCheckpointOptions& opt,
+                                   const std::string& tag) {
   std::string dir = ::testing::TempDir() + "/dsinfer-" + tag + "-" + preset;
   if (!std::filesystem::exists(dir + "/config.json")) {
     std::string tmp = dir + ".tmp." + std::to_string(::getpid());
-    model::RandomCheckpointOptions opt;
-    opt.seed = seed;
     model::write_random_checkpoint(model::preset_config(preset), tmp, opt);
     std::error_code ec;
     std::filesystem::rename(tmp, dir, ec);
     if (ec) std::filesystem::remove_all(tmp);  // another process published it first
   }
   return dir;
+}
+
+inline std::string tiny_checkpoint(const std::string& preset, uint64_t seed, const std::string& tag) {
+  model::RandomCheckpointOptions opt;
+  opt.seed = seed;
+  return tiny_checkpoint(preset, opt, tag);
 }
 
 // DeepSeek-V3's real tokenizer from assets/, loaded once per test binary.
