@@ -34,7 +34,7 @@ std::string load_error(const std::string& dir) {
 // Copies a model dir and rewrites one tensor's header entry through `edit`.
 std::string with_edited_header(const std::string& src, const std::string& name,
                                const std::function<void(nlohmann::json&)>& edit) {
-  std::string dst = src + "-edited-" + std::to_string(std::hash<std::string>()(name + std::to_string(rand())));
+  std::string dst = dsinfer::testing::scratch_path("edited-" + std::to_string(std::hash<std::string>()(name + std::to_string(rand()))));
   fs::create_directories(dst);
   fs::copy_file(src + "/config.json", dst + "/config.json", fs::copy_options::overwrite_existing);
   std::ifstream in(src + "/model.safetensors", std::ios::binary);
@@ -120,7 +120,8 @@ TEST(Checkpoint, BadTensorsAreNamed) {
 // `bytes` (a NaN or Inf bit pattern of the tensor's dtype).
 std::string with_poisoned_tensor(const std::string& src, const std::string& name, int64_t index,
                                  const std::vector<uint8_t>& bytes) {
-  std::string dst = src + "-poisoned-" + std::to_string(std::hash<std::string>()(name)) + "-" + std::to_string(index);
+  std::string dst =
+      dsinfer::testing::scratch_path("poisoned-" + std::to_string(std::hash<std::string>()(name)) + "-" + std::to_string(index));
   fs::remove_all(dst);
   fs::create_directories(dst);
   for (auto& e : fs::directory_iterator(src)) fs::copy_file(e.path(), dst / e.path().filename());
@@ -178,7 +179,7 @@ TEST(Checkpoint, NonFiniteWeightsAreRefusedNamingTheTensor) {
 
 TEST(Checkpoint, NonRegularShardIsRefusedWithoutBlocking) {
   std::string dir = testing::tiny_model("tiny-v3", false);
-  std::string fifo = dir + "-fifo", sub = dir + "-dir";
+  std::string fifo = dsinfer::testing::scratch_path("fifo"), sub = dsinfer::testing::scratch_path("dir");
   fs::remove_all(fifo);
   fs::remove_all(sub);
   fs::create_directories(fifo);
@@ -207,7 +208,7 @@ TEST(Checkpoint, DeeplyNestedHeaderIsRefused) {
 
 TEST(Checkpoint, TruncatedShardIsReportedWithItsPath) {
   std::string dir = testing::tiny_model("tiny-v3", false);
-  std::string dst = dir + "-truncated";
+  std::string dst = dsinfer::testing::scratch_path("truncated");
   fs::create_directories(dst);
   fs::copy_file(dir + "/config.json", dst + "/config.json", fs::copy_options::overwrite_existing);
   fs::copy_file(dir + "/model.safetensors", dst + "/model.safetensors", fs::copy_options::overwrite_existing);

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "test_helpers.h"
 
 namespace dsinfer::model {
 namespace {
@@ -187,7 +188,7 @@ TEST(Config, LoadNamesTheFileForDirectoriesFifosAndDeepNesting) {
 
 TEST(Config, LoadReportsMissingAndMalformedFiles) {
   EXPECT_THROW(load_config("/nonexistent/config.json"), Error);
-  std::string path = ::testing::TempDir() + "/bad_config.json";
+  std::string path = dsinfer::testing::scratch_path("bad_config.json");
   std::ofstream(path) << "{ not json";
   try {
     load_config(path);

@@ -6,12 +6,13 @@
 #include <filesystem>
 
 #include "base/error.h"
+#include "test_helpers.h"
 
 namespace dsinfer::model {
 namespace {
 
 TEST(Dump, WritesTheNamesAndLayersAskedFor) {
-  std::string dir = ::testing::TempDir() + "/dsinfer-dump-test";
+  std::string dir = dsinfer::testing::scratch_path("dump-test");
   std::filesystem::remove_all(dir);
   Dump d = Dump::parse("attn_out:1-2,logits", dir);
   ASSERT_TRUE(d.enabled());
@@ -36,7 +37,7 @@ TEST(Dump, EmptyIsOffAndBadSpecsAreNamed) {
   EXPECT_FALSE(Dump::parse("", "unused").enabled());
   for (const char* bad : {"attn_out:x", "attn_out:3-1", ":2", "attn_out:1-"}) {
     try {
-      Dump::parse(bad, ::testing::TempDir() + "/dsinfer-dump-bad");
+      Dump::parse(bad, dsinfer::testing::scratch_path("dump-bad"));
       ADD_FAILURE() << bad << " was accepted";
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("DSINFER_DUMP"), std::string::npos) << e.what();

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "base/error.h"
+#include "test_helpers.h"
 
 namespace dsinfer::model {
 namespace {
@@ -109,7 +110,7 @@ TEST(Safetensors, WriterRoundTrips) {
   SafetensorsWriter w;
   w.add("x", DType::kBF16, {2, 2}, {1, 2, 3, 4, 5, 6, 7, 8});
   w.add("s", DType::kF32, {1}, {0, 0, 128, 63});
-  std::string path = ::testing::TempDir() + "/rt.safetensors";
+  std::string path = dsinfer::testing::scratch_path("rt.safetensors");
   w.write(path);
   SafetensorsFile f(path);
   ASSERT_EQ(f.tensors().size(), 2u);

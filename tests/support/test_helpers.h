@@ -47,6 +47,13 @@ inline const tokenizer::Tokenizer& deepseek_v3_tokenizer() {
   return t;
 }
 
+// A path of this process's own under the test temp dir. ctest runs the same binary several
+// times at once (the model and engine suites once per kernel path), so a fixed scratch name
+// would let one run delete or overwrite another's files.
+inline std::string scratch_path(const std::string& name) {
+  return ::testing::TempDir() + "/dsinfer-" + name + "-" + std::to_string(::getpid());
+}
+
 // Polls f until it holds or timeout_s passes; returns its last value.
 inline bool eventually(const std::function<bool()>& f, double timeout_s = 10) {
   const double end = now_seconds() + timeout_s;
