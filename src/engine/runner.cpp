@@ -22,7 +22,9 @@ void Runner::run(const SchedulerOutput& step) {
                       : c.wants_logits                 ? model::Batch::Logits::kLast
                                                        : model::Batch::Logits::kNone;
     const size_t before = batch_.logits_rows.size();
-    batch_.add(s.tokens.data() + s.computed, c.num_tokens, s.computed, s.blocks.data(), rows);
+    // A decode step is a generated token's; a one-token prompt chunk stays a prompt chunk.
+    batch_.add(s.tokens.data() + s.computed, c.num_tokens, s.computed, s.blocks.data(), rows,
+               c.num_tokens == 1 && s.computed >= s.num_prompt);
     first_row_.push_back(int64_t(before));
     row_count_.push_back(int64_t(batch_.logits_rows.size() - before));
   }

@@ -145,7 +145,11 @@ void mla_prefill(const float* q, int64_t ldq, const float* k, int64_t ldk, const
   // copies cost about 1/s_q of the attention itself. The calling thread's buffers, reached by
   // the workers through the pointers below.
   static thread_local AlignedBuffer<float> tl_kt, tl_qh, tl_vh;
-  const bool transposed = s_q >= kQTile && detail::tile_reads_transposed_keys();
+  // Whatever the number of queries: the transposed tiles reduce each score in another order than
+  // the row-major ones, and a prompt's logits must not depend on how many of its tokens shared a
+  // chunk (batch invariance; tests/model ChunkBoundariesDoNotChangeLogits). For a short chunk over
+  // a long cached context the copies then cost about as much as the attention itself.
+  const bool transposed = detail::tile_reads_transposed_keys();
   const int64_t q_tile = transposed ? 3 * kQTile : kQTile, q_tiles = (s_q + q_tile - 1) / q_tile;
   const size_t kt_tile = size_t(d_qk * kKTile);
   float *kt = nullptr, *qh = nullptr, *vh = nullptr;

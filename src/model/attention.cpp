@@ -77,7 +77,7 @@ void MlaAttention::forward(const float* x, const Batch& batch, const kernels::La
   for (size_t i = 0; i < batch.seqs.size(); ++i) {
     const SequenceChunk& s = batch.seqs[i];
     if (s.num_tokens == 0) continue;
-    bool abs = mode == AttentionMode::kAbsorbed || (mode == AttentionMode::kAuto && s.num_tokens == 1);
+    bool abs = mode == AttentionMode::kAbsorbed || (mode == AttentionMode::kAuto && s.decode);
     if (abs) absorbed.push_back(i);
     else attend_non_absorbed(s, cache, s_.attn.data());
   }

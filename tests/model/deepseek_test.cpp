@@ -122,6 +122,38 @@ TEST_P(ModelTest, BatchedSequencesMatchRunningAlone) {
   for (size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(got[i], alone[i]) << "sequence " << i << " (batch invariance is exact)";
 }
 
+// Where the scheduler cuts a prompt into chunks (its budget is shared with other sequences) does
+// not change a single logit: a chunk attends its own rows through the same cache rows a later
+// chunk reads.
+TEST_P(ModelTest, ChunkBoundariesDoNotChangeLogits) {
+  auto [preset, fp8, fp8_cache] = GetParam();
+  ModelOptions opt;
+  opt.fp8_kv_cache = fp8_cache;
+  auto m = DeepSeekModel::load(testing::tiny_model(preset, fp8), opt);
+  const int64_t vocab = m->config().vocab_size;
+  const auto ids = some_tokens(40, 6);
+  auto run_chunks = [&](const std::vector<size_t>& chunks) {
+    cache::KvPool pool(m->cache_spec(), 8);
+    std::vector<int32_t> table;
+    EXPECT_TRUE(pool.allocate(pool.blocks_for(int64_t(ids.size())), table));
+    std::vector<float> last;
+    size_t done = 0;
+    for (size_t n : chunks) {
+      Batch b;
+      b.add(ids.data() + done, int64_t(n), int64_t(done), table.data(), Batch::Logits::kLast, /*decode=*/false);
+      last.assign(size_t(vocab), 0);
+      m->forward(b, pool.view(), last.data());
+      done += n;
+    }
+    return last;
+  };
+  const auto whole = run_chunks({40});
+  EXPECT_EQ(run_chunks({17, 23}), whole);
+  EXPECT_EQ(run_chunks({1, 30, 9}), whole);
+  EXPECT_EQ(run_chunks({2, 29, 9}), whole) << "m2";
+  EXPECT_EQ(run_chunks({39, 1}), whole) << "last1";
+}
+
 INSTANTIATE_TEST_SUITE_P(Presets, ModelTest,
                          ::testing::Values(std::make_tuple("tiny-v3", false, false), std::make_tuple("tiny-v3", true, false),
                                            std::make_tuple("tiny-v2lite", false, false),
