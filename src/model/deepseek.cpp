@@ -78,7 +78,7 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
       ckpt_(std::move(ckpt)),
       weights_(ModelWeights::load(ckpt_, cfg_)),
       options_(options),
-      local_moe_(weights_, options.precision),
+      local_moe_(weights_, options.precision, options.expert_activations),
       dump_(Dump::from_environment()) {
   check(!(options_.fp8_kv_cache && options_.precision == Precision::kFp32),
         "the FP8 KV cache is a serving-precision option; --precision fp32 keeps an fp32 cache");
@@ -118,16 +118,13 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
   if (scan && weights_.lm_head.data != weights_.embed.data) scan_finite(ckpt_, weights_.lm_head);
   lm_head_ = kernels::pack_matrix(weights_.lm_head);
   if (weights_.lm_head.data != weights_.embed.data) release_packed(ckpt_, weights_.lm_head);  // tied: read in place
-  // With an external executor the routed experts are its own (it may read them in place): left mapped.
-  if (!options_.executor) {
-    local_moe_.prepare([&](const MlpWeights& e) {
-      if (scan) scan_finite(ckpt_, e);  // just packed: its pages are still resident
-      release_packed(ckpt_, e);
-    });
-  } else if (scan) {
-    for (const LayerWeights& lw : weights_.layers)
-      for (const MlpWeights& e : lw.moe.experts) scan_finite(ckpt_, e);
-  }
+  // The executor packs the routed experts it computes (all of them, or this rank's); the pages of
+  // experts another rank computes are never touched, so they never become resident here.
+  MoeExecutor& executor = options_.executor ? *options_.executor : local_moe_;
+  executor.prepare(weights_, [&](const MlpWeights& e) {
+    if (scan) scan_finite(ckpt_, e);  // just packed: its pages are still resident
+    release_packed(ckpt_, e);
+  });
   log_debug("gave back ", ckpt_.released_bytes() >> 20, " MiB of checkpoint pages after packing");
   if (weights_.skipped_mtp_tensors)
     log_debug("skipping ", weights_.skipped_mtp_tensors, " multi-token-prediction tensors (MTP not used)");

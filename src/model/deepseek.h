@@ -34,6 +34,8 @@ struct ModelOptions {
   // attended in tiles (MlaAttention). Tests shrink it to force tiling.
   int64_t attention_workspace_bytes = MlaAttention::kDefaultAttentionWorkspace;
   AttentionMode attention = AttentionMode::kAuto;
+  // The routed experts' input format (forward_options.h): bf16, or DeepEP's FP8 dispatch.
+  ExpertActivations expert_activations = ExpertActivations::kBf16;
   MoeExecutor* executor = nullptr;      // nullptr: LocalMoe
   RoutingObserver* observer = nullptr;  // told every layer's routing
   // Refuse a checkpoint holding NaN or Inf, naming the tensor (model/finite_check.h). Each

@@ -27,4 +27,16 @@ inline kernels::ActQuant activation_quant(Precision p) {
   return p == Precision::kFp32 ? kernels::ActQuant::kF32 : kernels::ActQuant::kBf16;
 }
 
+// The format tokens take into the routed experts — and so over the wire in an expert-parallel
+// dispatch. kBf16 follows the precision (bf16 at serving precision, fp32 at kFp32); kFp8 is
+// DeepEP's FP8 dispatch: 1x128 per-token scales, used only against FP8 expert weights (BF16
+// weights get bf16, as kernels::activation_format pairs them).
+enum class ExpertActivations { kBf16, kFp8 };
+
+inline kernels::ActQuant expert_activation_quant(Precision p, ExpertActivations a, DType weights) {
+  if (p == Precision::kFp32) return kernels::ActQuant::kF32;
+  return kernels::activation_format(a == ExpertActivations::kFp8 ? kernels::ActQuant::kFp8 : kernels::ActQuant::kBf16,
+                                    weights);
+}
+
 }  // namespace dsinfer::model

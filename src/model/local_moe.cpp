@@ -4,46 +4,40 @@
 #include <cstring>
 
 #include "base/profile.h"
-#include "base/thread_pool.h"
-#include "kernels/activation.h"
-#include "kernels/vec.h"
 #include "base/scratch.h"
+#include "base/thread_pool.h"
+#include "kernels/vec.h"
 
 namespace dsinfer::model {
 
-void LocalMoe::prepare(const std::function<void(const MlpWeights&)>& packed) {
+void LocalMoe::prepare(const ModelWeights&, const std::function<void(const MlpWeights&)>& packed) {
   for (size_t l = 0; l < weights_.layers.size(); ++l)
     if (weights_.layers[l].is_moe) layer(int(l), packed);
 }
 
-LocalMoe::Layer& LocalMoe::layer(int l, const std::function<void(const MlpWeights&)>& packed) {
+PackedExperts& LocalMoe::layer(int l, const std::function<void(const MlpWeights&)>& packed) {
   if (layers_.size() < weights_.layers.size()) layers_.resize(weights_.layers.size());
-  Layer& L = layers_[size_t(l)];
-  if (!L.experts.empty()) return L;
+  PackedExperts& L = layers_[size_t(l)];
+  if (!L.empty()) return L;
   const MoeWeights& moe = weights_.layers[size_t(l)].moe;
   L.experts.reserve(moe.experts.size());
   for (const MlpWeights& e : moe.experts) {
-    L.experts.push_back(PackedMlp::pack(e));
+    L.add(PackedMlp::pack(e));
     if (packed) packed(e);
-  }
-  for (const PackedMlp& e : L.experts) {
-    L.gate_up.push_back(&e.gate_up);
-    L.gate.push_back(&e.gate);
-    L.up.push_back(&e.up);
-    L.down.push_back(&e.down);
   }
   return L;
 }
 
 // x [T, D], topk ids/weights [T, K] -> out [T, D] += sum_k w_k expert_k(x). S = T * K slots;
-// F = moe_intermediate_size; kb = 128-wide scale blocks per row.
-void LocalMoe::run(const MoeInput& in, float* out) {
-  Layer& L = layer(in.layer);
-  const PackedMlp& e0 = L.experts[0];
-  const int64_t hidden = e0.down.n, inter = e0.inter, K = in.top_k, T = in.num_tokens, S = T * K;
-  const int64_t num_experts = int64_t(L.experts.size());
-  const kernels::ActQuant act = activation_quant(precision_);
-  const int64_t kb1 = kernels::k_blocks(hidden), kb2 = kernels::k_blocks(inter);
+// kb = 128-wide scale blocks per row.
+void LocalMoe::finish(float* out) {
+  const MoeInput& in = in_;
+  PackedExperts& L = layer(in.layer);
+  const int64_t hidden = L.hidden(), K = in.top_k, T = in.num_tokens, S = T * K;
+  if (T == 0) return;
+  const int64_t num_experts = L.size();
+  const kernels::ActQuant act = expert_activation_quant(precision_, activations_, L.experts[0].dtype);
+  const int64_t kb1 = kernels::k_blocks(hidden);
 
   // Contiguous layout: slots sorted by expert (stable, so by token within an expert).
   grow(offset_, num_experts + 1);  // first row of each expert [E + 1]
@@ -78,29 +72,8 @@ void LocalMoe::run(const MoeInput& in, float* out) {
       if (scaled) std::memcpy(sa_.data() + int64_t(r) * kb1, xsq_.data() + t * kb1, size_t(kb1) * sizeof(float));
     }
   });
-  // gate|up -> silu*up -> down.
-  grow(h_, S * 2 * inter);  // gate|up [S, 2F]
-  const float* sa = scaled ? sa_.data() : nullptr;
-  {
-    ProfileScope scope("moe.routed.gate_up");
-    if (e0.fused()) {
-      kernels::gemm_grouped_contiguous(a_.data(), hidden, sa, S, group_.data(), L.gate_up.data(), h_.data(), 2 * inter);
-    } else {
-      kernels::gemm_grouped_contiguous(a_.data(), hidden, sa, S, group_.data(), L.gate.data(), h_.data(), 2 * inter);
-      kernels::gemm_grouped_contiguous(a_.data(), hidden, sa, S, group_.data(), L.up.data(), h_.data() + inter, 2 * inter);
-    }
-  }
-  grow(act_, S * inter);  // silu(gate) * up [S, F]
-  kernels::silu_and_mul(h_.data(), S, inter, act_.data());
-  grow(a2_, S * inter);  // [S, F] as the GEMM reads it
-  grow(sa2_, S * kb2);   // [S, kb(F)]
-  const bool scaled2 = kernels::prepare_activations(act_.data(), S, inter, inter, act, a2_.data(), sa2_.data());
-  grow(y_, S * hidden);  // down [S, D]
-  {
-    ProfileScope scope("moe.routed.down");
-    kernels::gemm_grouped_contiguous(a2_.data(), inter, scaled2 ? sa2_.data() : nullptr, S, group_.data(),
-                                     L.down.data(), y_.data(), hidden);
-  }
+  grow(y_, S * hidden);  // expert outputs [S, D]
+  experts_.contiguous(L, a_.data(), scaled ? sa_.data() : nullptr, S, group_.data(), act, y_.data());
   // Combine in top-k slot order.
   parallel_rows(size_t(T), size_t(K * hidden), [&](size_t b, size_t e) {
     for (size_t t = b; t < e; ++t)

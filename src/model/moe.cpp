@@ -45,7 +45,12 @@ void MoeLayer::forward(const float* x, int64_t T, MoeExecutor& executor, Routing
     kernels::route_topk(logits_.data(), T, params_, ids_.data(), weights_.data(), routing_scratch_);
   }
   if (observer) observer->on_routing(layer_, ids_.data(), T, int(K));
-
+  // The routed experts start first (an expert-parallel executor sends the tokens away here) and
+  // the shared experts run while they are in flight.
+  {
+    ProfileScope scope("moe.dispatch");
+    executor.begin({layer_, x, ids_.data(), weights_.data(), T, int(K)});
+  }
   {
     ProfileScope scope("moe.shared");
     // out [T, D] = shared experts(x), or 0; the routed experts add to it.
@@ -53,7 +58,7 @@ void MoeLayer::forward(const float* x, int64_t T, MoeExecutor& executor, Routing
     else std::memset(out, 0, size_t(T * hidden) * sizeof(float));
   }
   ProfileScope scope("moe.routed");
-  executor.run({layer_, x, ids_.data(), weights_.data(), T, int(K)}, out);
+  executor.finish(out);
 }
 
 }  // namespace dsinfer::model

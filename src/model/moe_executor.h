@@ -1,11 +1,18 @@
 // The seam between the MoE layer and whoever runs the experts (DESIGN.md, "Model ⇄ MoE executor").
 // The layer computes the gate (scores, group-limited top-k, bias-corrected choice, weights) and
 // hands (x, topk_ids, topk_weights) to a MoeExecutor; it never loops over experts itself.
-// LocalMoe runs every expert in this process; an expert-parallel executor dispatches tokens to
+// LocalMoe runs every expert in this process; parallel::ExpertParallelMoe dispatches tokens to
 // the ranks that own their experts and combines the results. Both see logical expert ids only.
+// The call is split in two so the shared experts run while the routed ones are in flight:
+//   begin(in)      an expert-parallel executor sends the tokens on their way here
+//   (the layer computes the shared experts)
+//   finish(out)    the routed experts' results are waited for and added to out
 #pragma once
 
 #include <cstdint>
+#include <functional>
+
+#include "model/weights.h"
 
 namespace dsinfer::model {
 
@@ -26,16 +33,26 @@ struct MoeInput {
   const float* x = nullptr;             // [num_tokens, hidden]
   const int32_t* topk_ids = nullptr;    // [num_tokens, top_k]
   const float* topk_weights = nullptr;  // [num_tokens, top_k], routed scaling already applied
-  int64_t num_tokens = 0;
+  int64_t num_tokens = 0;               // may be 0: a rank with nothing to run still takes part
   int top_k = 0;
 };
 
 class MoeExecutor {
  public:
   virtual ~MoeExecutor() = default;
-  // out [num_tokens, hidden] += sum_k topk_weights[t,k] * expert_{topk_ids[t,k]}(x[t]).
-  // Shared experts are not included: the layer runs them beside this call.
-  virtual void run(const MoeInput& in, float* out) = 0;
+  // Starts the routed experts on `in`, whose arrays stay valid until finish() returns.
+  virtual void begin(const MoeInput& in) = 0;
+  // out [num_tokens, hidden] += sum_k topk_weights[t,k] * expert_{topk_ids[t,k]}(x[t]), summed in
+  // slot order k. Shared experts are not included: the layer runs them between the two calls.
+  virtual void finish(float* out) = 0;
+  void run(const MoeInput& in, float* out) {
+    begin(in);
+    finish(out);
+  }
+  // Packs the routed experts this executor computes (all of them, or a rank's). `packed` is
+  // called with each one's checkpoint weights once packed, so the model can check them and give
+  // their pages back; experts it does not compute are never touched.
+  virtual void prepare(const ModelWeights& weights, const std::function<void(const MlpWeights&)>& packed) = 0;
 };
 
 }  // namespace dsinfer::model
