@@ -11,7 +11,12 @@ dsinfer_layer(kernels DEPS dsinfer_base)
 dsinfer_layer(model DEPS dsinfer_kernels)
 dsinfer_layer(tokenizer DEPS dsinfer_base PkgConfig::PCRE2)
 dsinfer_layer(cache DEPS dsinfer_kernels)  # the latent row layout (kernels/latent_cache.h)
-dsinfer_layer(parallel DEPS dsinfer_model)
+# MPI (Open MPI from Debian): the communicator of expert parallelism (parallel/communicator.h).
+# Only the C API is used.
+find_package(MPI REQUIRED COMPONENTS C)
+dsinfer_layer(parallel DEPS dsinfer_model MPI::MPI_C)
+# mpi.h in C++ would drag in MPI's removed C++ bindings (and their library): the C API only.
+target_compile_definitions(dsinfer_parallel PUBLIC OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1)
 dsinfer_layer(plan DEPS dsinfer_model)
 dsinfer_layer(engine DEPS dsinfer_model dsinfer_tokenizer dsinfer_cache dsinfer_parallel)
 dsinfer_layer(serve DEPS dsinfer_engine ZLIB::ZLIB)

@@ -9,3 +9,20 @@ set_tests_properties(parallel_eplb_reference PROPERTIES LABELS parallel TIMEOUT 
 add_test(NAME parallel_eplb_cli
   COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/eplb_cli_test.py --dsinfer ${DSINFER_BIN})
 set_tests_properties(parallel_eplb_cli PROPERTIES LABELS parallel TIMEOUT 120)
+
+# ExpertParallelMoe against LocalMoe, bit for bit, under mpirun (MPI's own mpiexec, found by
+# FindMPI) with 2 and 4 ranks, oversubscribed on small machines, and alone (a group of one).
+# As root Open MPI refuses to start unless told it may (CI runs as root).
+file(GLOB mpi_test_srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/mpi/*.cpp)
+add_executable(parallel_mpi_tests ${mpi_test_srcs})
+target_link_libraries(parallel_mpi_tests PRIVATE dsinfer_parallel GTest::gtest)
+target_include_directories(parallel_mpi_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR}/mpi)
+set(DSINFER_MPI_ENV OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1)
+set(DSINFER_MPIEXEC ${MPIEXEC_EXECUTABLE} --oversubscribe --bind-to none)
+add_test(NAME parallel_ep_1rank COMMAND $<TARGET_FILE:parallel_mpi_tests> --gtest_brief=1)
+foreach(np 2 4)
+  add_test(NAME parallel_ep_${np}ranks
+           COMMAND ${CMAKE_COMMAND} -E env ${DSINFER_MPI_ENV}
+                   ${DSINFER_MPIEXEC} -np ${np} $<TARGET_FILE:parallel_mpi_tests> --gtest_brief=1)
+endforeach()
+set_tests_properties(parallel_ep_1rank parallel_ep_2ranks parallel_ep_4ranks PROPERTIES LABELS "parallel;mpi" TIMEOUT 300)

@@ -1,0 +1,83 @@
+#include "parallel/expert_placement.h"
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "base/json.h"
+#include "base/read_file.h"
+
+namespace dsinfer::parallel {
+
+void ExpertPlacement::index_layer(Layer& L) const {
+  L.replica_offset.assign(size_t(num_logical_) + 1, 0);
+  for (int32_t e : L.phy2log) ++L.replica_offset[size_t(e) + 1];
+  for (int e = 0; e < num_logical_; ++e) L.replica_offset[size_t(e) + 1] += L.replica_offset[size_t(e)];
+  L.replicas.assign(L.phy2log.size(), 0);
+  std::vector<int32_t> cursor(L.replica_offset.begin(), L.replica_offset.end() - 1);
+  for (size_t s = 0; s < L.phy2log.size(); ++s) L.replicas[size_t(cursor[size_t(L.phy2log[s])]++)] = int32_t(s);
+}
+
+ExpertPlacement ExpertPlacement::contiguous(const model::ModelConfig& cfg, int num_ranks) {
+  check(num_ranks >= 1, "the expert-parallel group needs at least one rank");
+  const int64_t n = cfg.n_routed_experts;
+  check(n == 0 || n % num_ranks == 0, "this model's ", n, " routed experts do not split evenly over ", num_ranks,
+        " ranks; use a rank count that divides ", n, ", or an EPLB placement (--eplb-placement) with redundant experts");
+  ExpertPlacement p;
+  p.num_ranks_ = num_ranks;
+  p.num_logical_ = int(n);
+  p.slots_per_rank_ = int(n / num_ranks);
+  p.layers_.resize(size_t(cfg.num_hidden_layers));
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
+    if (!cfg.is_moe_layer(l)) continue;
+    Layer& L = p.layers_[size_t(l)];
+    for (int32_t e = 0; e < int32_t(n); ++e) L.phy2log.push_back(e);
+    p.index_layer(L);
+  }
+  return p;
+}
+
+ExpertPlacement ExpertPlacement::from_eplb_json(const std::string& path, const model::ModelConfig& cfg, int num_ranks) {
+  const nlohmann::json j = parse_json(read_regular_file(path, "the EPLB placement"), path);
+  check(j.is_object() && j.contains("phy2log") && j["phy2log"].is_array(), path,
+        ": not an EPLB placement (expected the output of `dsinfer eplb --json`, with a phy2log array)");
+  const auto& rows = j["phy2log"];
+  std::vector<int64_t> moe_layers;
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l)
+    if (cfg.is_moe_layer(l)) moe_layers.push_back(l);
+  check(rows.size() == moe_layers.size(), path, ": phy2log has ", rows.size(), " layers but the model has ",
+        moe_layers.size(), " MoE layers");
+  ExpertPlacement p;
+  p.num_ranks_ = num_ranks;
+  p.num_logical_ = int(cfg.n_routed_experts);
+  p.layers_.resize(size_t(cfg.num_hidden_layers));
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& row = rows[i];
+    check(row.is_array() && !row.empty(), path, ": phy2log[", i, "] is not a list of logical expert ids");
+    const size_t slots = row.size();
+    check(slots % size_t(num_ranks) == 0, path, ": ", slots, " physical slots per layer do not split evenly over ",
+          num_ranks, " ranks (plan it with --gpus ", num_ranks, ")");
+    check(p.slots_per_rank_ == 0 || size_t(p.slots_per_rank_) * size_t(num_ranks) == slots, path,
+          ": every layer must have the same number of physical slots");
+    p.slots_per_rank_ = int(slots / size_t(num_ranks));
+    Layer& L = p.layers_[size_t(moe_layers[i])];
+    std::vector<int> seen(size_t(p.num_logical_), 0);
+    for (const auto& v : row) {
+      check(v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() < p.num_logical_, path, ": phy2log[",
+            i, "] holds ", v.dump(), ", not a logical expert id in [0, ", p.num_logical_, ")");
+      L.phy2log.push_back(int32_t(v.get<int64_t>()));
+      seen[size_t(L.phy2log.back())] = 1;
+    }
+    for (int e = 0; e < p.num_logical_; ++e)
+      check(seen[size_t(e)], path, ": phy2log[", i, "] places no replica of expert ", e);
+    p.index_layer(L);
+  }
+  return p;
+}
+
+std::vector<int32_t> ExpertPlacement::local_experts(int layer, int rank) const {
+  const Layer& L = layers_[size_t(layer)];
+  return std::vector<int32_t>(L.phy2log.begin() + int64_t(rank) * slots_per_rank_,
+                              L.phy2log.begin() + int64_t(rank + 1) * slots_per_rank_);
+}
+
+}  // namespace dsinfer::parallel

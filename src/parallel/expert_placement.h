@@ -1,0 +1,61 @@
+// Where each routed expert lives in an expert-parallel group: for every MoE layer, physical
+// expert slots split evenly over the ranks (rank r holds slots [r * S, (r + 1) * S)), each slot
+// holding one logical expert. Without redundancy there are n_routed slots and logical expert e
+// sits in slot e (contiguous blocks of n_routed / N per rank); an EPLB plan (`dsinfer eplb --json`)
+// may permute them and give hot experts several replicas. The model only ever sees logical ids:
+// the executor maps each (token, expert) to one physical slot by a fixed rule — replica
+// (token index mod replicas) — so every rank agrees without talking, and since replicas hold the
+// same weights the result is the same whichever replica computes it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace dsinfer::parallel {
+
+class ExpertPlacement {
+ public:
+  ExpertPlacement() = default;
+  // n_routed / num_ranks contiguous experts per rank (n_routed must divide evenly).
+  static ExpertPlacement contiguous(const model::ModelConfig& cfg, int num_ranks);
+  // From `dsinfer eplb --json` (its phy2log: one row of physical slots per MoE layer). Throws
+  // Error naming what does not fit this model and group size.
+  static ExpertPlacement from_eplb_json(const std::string& path, const model::ModelConfig& cfg, int num_ranks);
+
+  int num_ranks() const { return num_ranks_; }
+  int slots_per_rank() const { return slots_per_rank_; }
+  int num_slots() const { return num_ranks_ * slots_per_rank_; }
+  int num_logical() const { return num_logical_; }
+  bool is_moe_layer(int layer) const { return size_t(layer) < layers_.size() && !layers_[size_t(layer)].phy2log.empty(); }
+
+  // The logical expert in physical slot `slot` of model layer `layer`.
+  int32_t logical(int layer, int slot) const { return layers_[size_t(layer)].phy2log[size_t(slot)]; }
+  // The slot that computes logical expert `e` for the token at `token_index` of the step.
+  int32_t slot_for(int layer, int32_t e, int64_t token_index) const {
+    const Layer& L = layers_[size_t(layer)];
+    const int32_t first = L.replica_offset[size_t(e)], count = L.replica_offset[size_t(e) + 1] - first;
+    return L.replicas[size_t(first + int32_t(token_index % count))];
+  }
+  int rank_of_slot(int32_t slot) const { return slot / slots_per_rank_; }
+  int local_of_slot(int32_t slot) const { return slot % slots_per_rank_; }
+  // Logical experts rank `rank` holds in layer `layer`, in its local slot order.
+  std::vector<int32_t> local_experts(int layer, int rank) const;
+  // Redundant slots in the worst layer (0 without redundancy).
+  int redundant_slots() const { return num_slots() - num_logical_; }
+
+ private:
+  struct Layer {
+    std::vector<int32_t> phy2log;         // [slots]
+    std::vector<int32_t> replica_offset;  // [logical + 1] into replicas
+    std::vector<int32_t> replicas;        // slots of each logical expert, ascending
+  };
+  int num_ranks_ = 1, slots_per_rank_ = 0, num_logical_ = 0;
+  std::vector<Layer> layers_;  // per model layer; dense layers empty
+
+  void index_layer(Layer& L) const;
+};
+
+}  // namespace dsinfer::parallel

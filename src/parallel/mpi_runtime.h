@@ -1,0 +1,33 @@
+// MPI's lifetime in one dsinfer process. `mpirun -np N dsinfer serve ...` starts N ranks; each
+// initialises MPI here and the ranks form one expert-parallel group. A process that no launcher
+// started does not initialise MPI at all: an MPI singleton would be the same group of one, but
+// MPI_Init costs ~0.3 s and starts Open MPI's runtime for every `dsinfer generate` and every test,
+// so the group of one is Communicator's default instead, with no MPI underneath.
+#pragma once
+
+#include "parallel/communicator.h"
+
+namespace dsinfer::parallel {
+
+// True when a launcher (Open MPI's mpirun, MPICH's hydra, Slurm's PMIx) started this process.
+bool launched_by_mpi();
+// This machine's ranks of the job (1 without a launcher): each rank's thread pool takes its share
+// of the cores.
+int local_ranks();
+
+class MpiRuntime {
+ public:
+  // Initialises MPI when launched_by_mpi() (thread level: serialized calls from any thread).
+  MpiRuntime();
+  ~MpiRuntime();  // MPI_Finalize
+  MpiRuntime(const MpiRuntime&) = delete;
+  MpiRuntime& operator=(const MpiRuntime&) = delete;
+
+  // MPI_COMM_WORLD, or the group of one.
+  Communicator world() const;
+
+ private:
+  bool initialized_ = false;
+};
+
+}  // namespace dsinfer::parallel

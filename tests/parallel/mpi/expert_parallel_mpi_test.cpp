@@ -1,0 +1,225 @@
+// ExpertParallelMoe against LocalMoe, bit for bit, under mpirun with 2 and 4 ranks (and alone):
+// every rank routes its own tokens (a different number on each rank, none on rank 1) through the
+// group, and its result must equal what LocalMoe computes for the same tokens in one process —
+// for both dispatch modes, bf16 / FP8 / fp32 payloads, and contiguous and redundant placements.
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/local_moe.h"
+#include "model/presets.h"
+#include "model/random_checkpoint.h"
+#include "model/weights.h"
+#include "mpi_world.h"
+#include "parallel/expert_parallel_moe.h"
+
+namespace dsinfer::parallel {
+namespace {
+
+using model::ExpertActivations;
+using model::Precision;
+
+// Each rank writes its own copy (same seed, same bytes): no rank waits for another's file.
+std::string checkpoint(const std::string& preset, bool fp8) {
+  const std::string dir = ::testing::TempDir() + "/dsinfer-ep-" + preset + (fp8 ? "-fp8-" : "-") + std::to_string(::getpid());
+  if (!std::filesystem::exists(dir + "/config.json")) {
+    model::RandomCheckpointOptions opt;
+    opt.fp8 = fp8;
+    opt.seed = 11;
+    model::write_random_checkpoint(model::preset_config(preset), dir, opt);
+  }
+  return dir;
+}
+
+// One redundant slot per rank, holding experts 0..N-1 a second time, the slots shuffled by a
+// seed every rank shares.
+std::string redundant_placement(const model::ModelConfig& cfg, int ranks) {
+  nlohmann::json rows = nlohmann::json::array();
+  std::mt19937 rng(5);
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
+    if (!cfg.is_moe_layer(l)) continue;
+    std::vector<int32_t> row(size_t(cfg.n_routed_experts));
+    std::iota(row.begin(), row.end(), 0);
+    for (int r = 0; r < ranks; ++r) row.push_back(r);
+    std::shuffle(row.begin(), row.end(), rng);
+    rows.push_back(row);
+  }
+  const std::string path = ::testing::TempDir() + "/dsinfer-ep-placement-" + std::to_string(::getpid()) + ".json";
+  std::ofstream(path) << nlohmann::json{{"phy2log", rows}}.dump();
+  return path;
+}
+
+struct Tokens {
+  std::vector<float> x, w, base;
+  std::vector<int32_t> ids;
+  int64_t T = 0;
+};
+
+// T tokens of random activations, each routed to top_k distinct experts with positive weights.
+Tokens random_tokens(const model::ModelConfig& cfg, int64_t T, uint64_t seed) {
+  Tokens t;
+  t.T = T;
+  const int64_t D = cfg.hidden_size, K = cfg.num_experts_per_tok, E = cfg.n_routed_experts;
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0, 1);
+  std::uniform_real_distribution<float> weight(0.05f, 1.0f);
+  for (int64_t i = 0; i < T * D; ++i) t.x.push_back(normal(rng));
+  for (int64_t i = 0; i < T * D; ++i) t.base.push_back(normal(rng));  // what the shared experts left
+  std::vector<int32_t> experts(static_cast<size_t>(E));
+  for (int64_t i = 0; i < T; ++i) {
+    std::iota(experts.begin(), experts.end(), 0);
+    std::shuffle(experts.begin(), experts.end(), rng);
+    for (int64_t k = 0; k < K; ++k) {
+      t.ids.push_back(experts[size_t(k)]);
+      t.w.push_back(weight(rng));
+    }
+  }
+  return t;
+}
+
+struct Case {
+  std::string preset;
+  bool fp8_weights;
+  Precision precision;
+  ExpertActivations activations;
+  DispatchMode mode;
+  bool redundant = false;
+  int64_t capacity = 32;
+  bool expect_low_latency = false;
+};
+
+std::string name_of(const Case& c) {
+  return c.preset + (c.fp8_weights ? "/fp8-weights" : "/bf16-weights") +
+         (c.precision == Precision::kFp32 ? "/fp32" : c.activations == ExpertActivations::kFp8 ? "/fp8-dispatch" : "/bf16-dispatch") +
+         (c.mode == DispatchMode::kNormal ? "/normal" : c.mode == DispatchMode::kLowLatency ? "/low-latency" : "/auto") +
+         (c.redundant ? "/redundant" : "");
+}
+
+void check_case(const Case& c) {
+  SCOPED_TRACE(name_of(c));
+  Communicator& comm = testing::world();
+  const std::string dir = checkpoint(c.preset, c.fp8_weights);
+  const model::ModelConfig cfg = model::load_config(dir + "/config.json");
+  const model::Checkpoint ckpt = model::Checkpoint::open(dir);
+  const model::ModelWeights weights = model::ModelWeights::load(ckpt, cfg);
+  ExpertPlacement placement = c.redundant ? ExpertPlacement::from_eplb_json(redundant_placement(cfg, comm.size()), cfg, comm.size())
+                                          : ExpertPlacement::contiguous(cfg, comm.size());
+  ExpertParallelOptions opt;
+  opt.precision = c.precision;
+  opt.activations = c.activations;
+  opt.mode = c.mode;
+  opt.low_latency_tokens = c.capacity;
+  ExpertParallelMoe ep(comm, placement, cfg, opt);
+  ep.prepare(weights, nullptr);
+  model::LocalMoe local(weights, c.precision, c.activations);
+
+  // A different token count per rank; rank 1 has none but still takes part.
+  const int64_t counts[] = {5, 0, 17, 3};
+  const int64_t T = counts[comm.rank() % 4];
+  const int64_t D = cfg.hidden_size, K = cfg.num_experts_per_tok;
+  const auto before = ep.stats();
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {  // every MoE layer: per-layer placements
+    if (!cfg.is_moe_layer(l)) continue;
+    Tokens t = random_tokens(cfg, T, uint64_t(comm.rank() * 1000 + l));
+    model::MoeInput in{int(l), t.x.data(), t.ids.data(), t.w.data(), T, int(K)};
+    std::vector<float> expected = t.base, got = t.base;
+    local.run(in, expected.data());
+    ep.run(in, got.data());
+    size_t differ = 0;
+    float worst = 0;
+    for (size_t i = 0; i < got.size(); ++i)
+      if (std::memcmp(&got[i], &expected[i], sizeof(float)) != 0) ++differ, worst = std::max(worst, std::fabs(got[i] - expected[i]));
+    EXPECT_EQ(differ, 0u) << "rank " << comm.rank() << " layer " << l << ": " << differ << " of " << T * D
+                          << " values differ from one process (worst " << worst << ")";
+    // The executor really computed something where there were tokens.
+    if (T > 0) {
+      EXPECT_NE(std::memcmp(got.data(), t.base.data(), got.size() * sizeof(float)), 0);
+    }
+  }
+  const auto after = ep.stats();
+  const uint64_t ll = after.low_latency_layers - before.low_latency_layers, normal = after.normal_layers - before.normal_layers;
+  if (c.expect_low_latency) EXPECT_GT(ll, 0u) << "expected the low-latency mode";
+  else EXPECT_EQ(ll, 0u) << "expected the normal mode";
+  EXPECT_EQ(ll + normal, uint64_t(cfg.num_hidden_layers - cfg.first_k_dense_replace));
+  if (comm.size() > 1 && T > 0) {
+    EXPECT_GT(after.dispatch_bytes_sent, before.dispatch_bytes_sent);
+  }
+}
+
+TEST(ExpertParallel, NormalDispatchEqualsOneProcess) {
+  for (Precision p : {Precision::kDefault, Precision::kFp32}) {
+    check_case({"tiny-v3", false, p, ExpertActivations::kBf16, DispatchMode::kNormal});
+    check_case({"tiny-v2lite", false, p, ExpertActivations::kBf16, DispatchMode::kNormal});
+  }
+  check_case({"tiny-v3", true, Precision::kDefault, ExpertActivations::kBf16, DispatchMode::kNormal});
+  check_case({"tiny-v3", true, Precision::kDefault, ExpertActivations::kFp8, DispatchMode::kNormal});
+}
+
+TEST(ExpertParallel, LowLatencyDispatchEqualsOneProcess) {
+  for (Precision p : {Precision::kDefault, Precision::kFp32}) {
+    check_case({"tiny-v3", false, p, ExpertActivations::kBf16, DispatchMode::kLowLatency, false, 32, true});
+    check_case({"tiny-v2lite", false, p, ExpertActivations::kBf16, DispatchMode::kLowLatency, false, 32, true});
+  }
+  check_case({"tiny-v3", true, Precision::kDefault, ExpertActivations::kBf16, DispatchMode::kLowLatency, false, 32, true});
+  check_case({"tiny-v3", true, Precision::kDefault, ExpertActivations::kFp8, DispatchMode::kLowLatency, false, 32, true});
+}
+
+TEST(ExpertParallel, RedundantReplicasEqualOneProcess) {
+  for (DispatchMode m : {DispatchMode::kNormal, DispatchMode::kLowLatency}) {
+    check_case({"tiny-v3", true, Precision::kDefault, ExpertActivations::kFp8, m, true, 32, m == DispatchMode::kLowLatency});
+    check_case({"tiny-v2lite", false, Precision::kDefault, ExpertActivations::kBf16, m, true, 32,
+                m == DispatchMode::kLowLatency});
+  }
+}
+
+TEST(ExpertParallel, AutoModeFollowsTheLargestRank) {
+  // Rank 2 has 17 tokens: over a capacity of 8 the whole group goes normal, under 32 low latency.
+  const bool someone_large = testing::world().size() > 2;
+  const bool alone_small = testing::world().size() == 1;  // rank 0 alone has 5
+  check_case({"tiny-v3", false, Precision::kDefault, ExpertActivations::kBf16, DispatchMode::kAuto, false, 8,
+              alone_small || (!someone_large && testing::world().size() == 2)});
+  check_case({"tiny-v3", false, Precision::kDefault, ExpertActivations::kBf16, DispatchMode::kAuto, false, 32, true});
+}
+
+TEST(ExpertParallel, PlacementFileIsValidated) {
+  const std::string dir = checkpoint("tiny-v3", false);
+  const model::ModelConfig cfg = model::load_config(dir + "/config.json");
+  const std::string path = ::testing::TempDir() + "/dsinfer-ep-bad-" + std::to_string(::getpid()) + ".json";
+  auto message = [&](const std::string& text) {
+    std::ofstream(path) << text;
+    try {
+      ExpertPlacement::from_eplb_json(path, cfg, 2);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(message("{\"x\": 1}").find("phy2log"), std::string::npos);
+  EXPECT_NE(message("{\"phy2log\": [[0,1]]}").find("MoE layers"), std::string::npos);
+  nlohmann::json rows = nlohmann::json::array();
+  for (int64_t l = cfg.first_k_dense_replace; l < cfg.num_hidden_layers; ++l) rows.push_back(std::vector<int>(16, 3));
+  EXPECT_NE(message(nlohmann::json{{"phy2log", rows}}.dump()).find("places no replica of expert 0"), std::string::npos);
+  rows.clear();
+  for (int64_t l = cfg.first_k_dense_replace; l < cfg.num_hidden_layers; ++l) {
+    std::vector<int> r(17);
+    std::iota(r.begin(), r.end(), 0);
+    r[16] = 0;
+    rows.push_back(r);
+  }
+  EXPECT_NE(message(nlohmann::json{{"phy2log", rows}}.dump()).find("do not split evenly over 2 ranks"), std::string::npos);
+  EXPECT_THROW(ExpertPlacement::contiguous(cfg, 3), Error);  // 16 experts over 3 ranks
+}
+
+}  // namespace
+}  // namespace dsinfer::parallel
