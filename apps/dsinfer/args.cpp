@@ -125,3 +125,13 @@ std::vector<int32_t> parse_id_list(const std::string& text, const std::string& f
 }
 
 }  // namespace dsinfer::app
+
+namespace dsinfer::app {
+
+std::map<std::string, std::string> Args::given() const {
+  std::map<std::string, std::string> out;
+  for (auto& [name, value] : values_) out[name] = value ? *value : "(switch)";
+  return out;
+}
+
+}  // namespace dsinfer::app

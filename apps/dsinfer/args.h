@@ -44,6 +44,8 @@ class Args {
   void finish();
 
   const std::string& command() const { return command_; }
+  // Every flag given, by name: what the ranks of a group compare (group_setup.h).
+  std::map<std::string, std::string> given() const;
 
  private:
   std::string command_;

@@ -13,6 +13,7 @@
 #include "model/deepseek.h"
 #include "model_flags.h"
 #include "parallel/expert_load_recorder.h"
+#include "group_setup.h"
 #include "one_request.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -31,11 +32,13 @@ int run(Args& args) {
   bool chat = args.flag("chat");
   std::string dump_load = args.get_or("dump-expert-load", "");
   model::ModelOptions opt = model_options(args);
+  const GroupFlags group_flags_ = group_flags(args, opt);
   args.finish();
+  RankContext rank(args);
   check(prompt.has_value() != tokens.has_value(), "give exactly one of --prompt TEXT or --tokens IDS");
   check(!chat || prompt, "--chat needs --prompt");
 
-  auto m = model::DeepSeekModel::load(dir, opt);
+  auto m = rank.load(dir, opt, group_flags_);
   const auto& cfg = m->config();
   auto tok = tokenizer::Tokenizer::from_dir(dir);
   std::vector<int32_t> ids;
@@ -69,7 +72,8 @@ int run(Args& args) {
   // The server's engine with one request's room: the prompt as one prefill chunk, then one
   // token per step, sampled as a seeded request is. Limits are the engine's to check.
   const double bytes_per_token = m->weights().bytes_per_token(cfg);
-  engine::Engine eng(std::move(m), tok, one_request_options(int64_t(ids.size()), max_new));
+  engine::Engine eng(std::move(m), tok, one_request_options(int64_t(ids.size()), max_new), rank.group());
+  if (!rank.is_root()) return serve_rank(eng);  // rank 0 submits and prints
   engine::SamplingParams params;
   params.temperature = temperature;
   params.seed = seed;
@@ -106,7 +110,7 @@ int run(Args& args) {
 const Registration reg({"generate", "generate tokens for one prompt",
                         "--model DIR (--prompt TEXT | --tokens IDS) [--max-new-tokens N] [--temperature T] [--seed S]\n"
                         "       [--chat] [--json] [--precision fp32|default] [--kv-cache-dtype bf16|fp8] [--dump-expert-load FILE.json]\n"
-                        "       [--no-weight-check]   (skip the NaN/Inf scan of the weights at load)",
+                        "       [--no-weight-check]   (skip the NaN/Inf scan of the weights at load)\n" GROUP_FLAGS_USAGE,
                         run});
 
 }  // namespace

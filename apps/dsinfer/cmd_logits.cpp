@@ -11,6 +11,7 @@
 #include "model_flags.h"
 #include "engine/engine.h"
 #include "engine/run_request.h"
+#include "group_setup.h"
 #include "one_request.h"
 #include "tokenizer/tokenizer.h"
 
@@ -24,13 +25,15 @@ int run(Args& args) {
   model::ModelOptions opt = model_options(args);
   opt.attention = parse_attention_mode(args.get_or("attention", "auto"));
   int64_t step_from = args.get_int("step-from", -1, -1);
+  const GroupFlags group_flags_ = group_flags(args, opt);
   args.finish();
+  RankContext rank(args);
   check(step_from == -1 || (step_from >= 1 && step_from <= int64_t(ids.size())),
         "--step-from must be between 1 and the number of tokens (", ids.size(), ")");
   // Fail on an unwritable output before spending time on the model.
-  check(bool(std::ofstream(out, std::ios::binary | std::ios::app)), "cannot write --out ", out);
+  if (rank.is_root()) check(bool(std::ofstream(out, std::ios::binary | std::ios::app)), "cannot write --out ", out);
 
-  auto m = model::DeepSeekModel::load(dir, opt);
+  auto m = rank.load(dir, opt, group_flags_);
   const int64_t vocab = m->config().vocab_size;
   auto tok = tokenizer::Tokenizer::from_dir(dir);
   // Through the engine as any request: the first `prefill` tokens as one prefill chunk, then
@@ -46,7 +49,8 @@ int run(Args& args) {
   params.forced_tokens.assign(ids.begin() + prefill, ids.end());
   params.forced_tokens.push_back(0);
   params.max_tokens = int64_t(params.forced_tokens.size());
-  engine::Engine eng(std::move(m), std::move(tok), one_request_options(prefill, params.max_tokens));
+  engine::Engine eng(std::move(m), std::move(tok), one_request_options(prefill, params.max_tokens), rank.group());
+  if (!rank.is_root()) return serve_rank(eng);  // rank 0 writes the file
   engine::RequestResult res =
       engine::run_request(eng, std::vector<int32_t>(ids.begin(), ids.begin() + prefill), params);
   check(res.error.empty(), res.error);
@@ -63,7 +67,7 @@ int run(Args& args) {
 
 const Registration reg({"logits", "write every position's logits for a token list to a .npy file",
                         "--model DIR --tokens 5,17,301 --out FILE.npy [--precision fp32|default] [--kv-cache-dtype bf16|fp8] [--step-from K]\n"
-                        "       [--attention auto|absorbed|non-absorbed] [--no-weight-check]",
+                        "       [--attention auto|absorbed|non-absorbed] [--no-weight-check]\n" GROUP_FLAGS_USAGE,
                         run});
 
 }  // namespace

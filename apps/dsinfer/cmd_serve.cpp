@@ -1,6 +1,9 @@
 // dsinfer serve: the OpenAI/DeepSeek-compatible HTTP server over the continuous-batching engine.
 // SIGTERM or SIGINT drains: new requests get 503, in-flight ones finish (or end cleanly after
 // --drain-timeout), then the process exits 0. A second signal exits at once (status 128+signal).
+// Under `mpirun -np N` (docs/parallel.md) rank 0 serves HTTP and every rank runs an engine over its
+// share of the experts; SIGTERM to rank 0 drains and then stops every rank. If the group fails (a
+// rank dies or hangs past --ep-timeout), every waiting client gets the error and rank 0 exits 1.
 #include <pthread.h>
 #include <signal.h>
 
@@ -19,6 +22,7 @@
 #include "engine/engine.h"
 #include "kernels/cpu_features.h"
 #include "model/deepseek.h"
+#include "group_setup.h"
 #include "model_flags.h"
 #include "serve/server.h"
 #include "serve_accounting.h"
@@ -64,6 +68,7 @@ int run(Args& args) {
   so.http.idle_timeout_s = args.get_double("keep-alive-timeout", so.http.idle_timeout_s, 0, 3600, true);
   so.drain_timeout_s = args.get_double("drain-timeout", so.drain_timeout_s, 0, 86400);
   model::ModelOptions mo = model_options(args);
+  const GroupFlags group_flags_ = group_flags(args, mo);
   AccountingConfig ac;
   ac.prices.input_cache_hit = args.get_double("price-input-cache-hit", ac.prices.input_cache_hit, 0, 1e9);
   ac.prices.input_cache_miss = args.get_double("price-input-cache-miss", ac.prices.input_cache_miss, 0, 1e9);
@@ -71,6 +76,7 @@ int run(Args& args) {
   ac.gpu_hour_usd = args.get_double("gpu-hour-usd", ac.gpu_hour_usd, 0, 1e9);
   ac.gpus = args.get_double("gpus", ac.gpus, 0, 1e9);
   args.finish();
+  RankContext rank(args);
   so.http.limits.max_body_bytes = size_t(body_mb * (1 << 20));
   so.http.worker_threads = int(http_threads);
   so.http.max_connections = size_t(max_connections);
@@ -91,10 +97,14 @@ int run(Args& args) {
   if (!tok.chat_template_problem().empty())
     log_warn("this model has no usable chat template (", tok.chat_template_problem(),
              "): /v1/chat/completions will answer 501; /v1/completions works");
-  auto m = model::DeepSeekModel::load(dir, mo);
+  auto m = rank.load(dir, mo, group_flags_);
   const DType kv_dtype = m->cache_dtype();
   const char* kv_name = kv_dtype == DType::kF8E4M3 ? "fp8" : kv_dtype == DType::kBF16 ? "bf16" : "fp32";
-  engine::Engine eng(std::move(m), std::move(tok), eo);
+  engine::Engine eng(std::move(m), std::move(tok), eo, rank.group());
+  if (!rank.is_root()) {  // HTTP is rank 0's; this rank steps with the group until rank 0 stops it
+    pthread_sigmask(SIG_UNBLOCK, &sigs, nullptr);  // a signal here (mpirun ending the job) ends it
+    return serve_rank(eng);
+  }
   LiveAccounting accounting(ac, now_seconds());
   serve::Server server(eng, so, accounting.hooks());
   int port = server.bind();
@@ -103,6 +113,9 @@ int run(Args& args) {
               so.http.host.c_str(), port);
   std::printf("dsinfer serve: kernel path %s (DSINFER_ISA chooses; dsinfer --version lists this CPU's paths)\n",
               kernels::isa_name(kernels::active_isa()));
+  if (rank.size() > 1)
+    std::printf("dsinfer serve: expert-parallel group of %d ranks (DP attention: each request runs on one rank)\n",
+                rank.size());
   std::fflush(stdout);
 
   // The first SIGTERM/SIGINT drains (on its own thread, so the watcher keeps listening); a
@@ -114,6 +127,12 @@ int run(Args& args) {
     bool draining = false;
     while (!finished) {
       int sig = sigtimedwait(&sigs, nullptr, &tick);
+      // A failed group has already failed every request: let the errors go out, then stop.
+      if (!draining && !eng.group_failure().empty()) {
+        draining = true;
+        drainer = std::thread([&] { server.drain(); });
+        continue;
+      }
       if (sig != SIGTERM && sig != SIGINT) continue;
       if (draining) {
         std::fprintf(stderr, "dsinfer serve: second signal %d: exiting now\n", sig);
@@ -129,6 +148,7 @@ int run(Args& args) {
   watcher.join();
   if (drainer.joinable()) drainer.join();
   eng.shutdown();
+  check(eng.group_failure().empty(), eng.group_failure());
   std::printf("dsinfer serve: stopped\n");
   std::fflush(stdout);
   return 0;
@@ -142,7 +162,7 @@ const Registration reg({"serve", "OpenAI/DeepSeek-compatible HTTP server with co
                         "       [--body-timeout 30] [--keep-alive-timeout 5] [--drain-timeout 30] [--precision default|fp32]\n"
                         "       [--kv-cache-dtype bf16|fp8]   (fp8: FlashMLA's FP8 latent rows, ~1.76x the tokens per GB) [--no-weight-check]\n"
                         "       [--price-input-cache-hit 0.14] [--price-input-cache-miss 0.55] [--price-output 2.19]\n"
-                        "       (USD per million tokens) [--gpu-hour-usd 2] [--gpus 1]   (GET /v1/accounting, /metrics)",
+                        "       (USD per million tokens) [--gpu-hour-usd 2] [--gpus 1]   (GET /v1/accounting, /metrics)\n" GROUP_FLAGS_USAGE,
                         run});
 
 }  // namespace

@@ -1,14 +1,21 @@
 // dsinfer: one binary, one subcommand per cmd_*.cpp file.
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <cstdlib>
 #include <exception>
+#include <optional>
+#include <thread>
 #include <string>
 #include <vector>
 
 #include "base/error.h"
 #include "command.h"
 #include "kernels/cpu_features.h"
+#include "parallel/mpi_runtime.h"
 
 namespace dsinfer::app {
 
@@ -31,6 +38,25 @@ static void print_version() {
   std::printf("; set DSINFER_ISA to choose)\n");
 }
 
+static int run_command(const Command& c, const std::string& name, const std::vector<std::string>& rest) {
+  try {
+    Args args(name, rest);
+    return c.run(args);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "dsinfer %s: error: %s\n", c.name, e.what());
+    return 2;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "dsinfer %s: error: %s\n", c.name, e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "dsinfer %s: error: out of memory\n", c.name);
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dsinfer %s: internal error: %s\n", c.name, e.what());
+    return 70;
+  }
+}
+
 static int main_impl(int argc, char** argv) {
   try {  // a DSINFER_ISA this CPU cannot honour stops here, before any work, with its reason
     kernels::isa_from_environment();
@@ -47,6 +73,31 @@ static int main_impl(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   std::string name = argv[1];
+  // Under mpirun every rank initialises MPI (and finalises it when the command returns), and the
+  // ranks on one machine share its cores: each rank's thread pool takes its share unless
+  // DSINFER_THREADS says otherwise.
+  std::optional<parallel::MpiRuntime> mpi;
+  if (parallel::launched_by_mpi()) {
+    if (!std::getenv("DSINFER_THREADS")) {
+      const int share = std::max(1, int(std::thread::hardware_concurrency()) / parallel::local_ranks());
+      setenv("DSINFER_THREADS", std::to_string(share).c_str(), 0);
+    }
+    // MPI starts threads of its own; they must not take SIGTERM/SIGINT (whose default action
+    // would end the process where `serve` drains), so they start with both blocked. This
+    // thread's mask is restored after.
+    sigset_t sigs, old;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, &old);
+    try {
+      mpi.emplace();
+    } catch (const Error& e) {
+      std::fprintf(stderr, "dsinfer: error: %s\n", e.what());
+      return 1;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
   for (auto& c : commands()) {
     if (name != c.name) continue;
     std::vector<std::string> rest(argv + 2, argv + argc);
@@ -54,22 +105,11 @@ static int main_impl(int argc, char** argv) {
       std::printf("usage: dsinfer %s %s\n\n%s\n", c.name, c.usage, c.summary);
       return 0;
     }
-    try {
-      Args args(name, rest);
-      return c.run(args);
-    } catch (const UsageError& e) {
-      std::fprintf(stderr, "dsinfer %s: error: %s\n", c.name, e.what());
-      return 2;
-    } catch (const Error& e) {
-      std::fprintf(stderr, "dsinfer %s: error: %s\n", c.name, e.what());
-      return 1;
-    } catch (const std::bad_alloc&) {
-      std::fprintf(stderr, "dsinfer %s: error: out of memory\n", c.name);
-      return 1;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "dsinfer %s: internal error: %s\n", c.name, e.what());
-      return 70;
-    }
+    const int rc = run_command(c, name, rest);
+    // A rank that fails ends the whole group: the others may be waiting for it in a collective,
+    // where MPI_Finalize would wait forever.
+    if (rc != 0 && mpi && mpi->world().size() > 1) mpi->abort(rc);
+    return rc;
   }
   std::fprintf(stderr, "dsinfer: unknown command '%s' (dsinfer --help lists them)\n", name.c_str());
   return 2;

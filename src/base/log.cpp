@@ -21,11 +21,18 @@ static LogLevel threshold() {
 
 bool log_enabled(LogLevel level) { return level >= threshold(); }
 
+static std::string& prefix() {
+  static std::string p;
+  return p;
+}
+
+void set_log_prefix(const std::string& p) { prefix() = p; }
+
 void log_line(LogLevel level, const std::string& msg) {
   static std::mutex mu;
   static const char* names[] = {"debug", "info", "warn", "error"};
   std::lock_guard<std::mutex> lock(mu);
-  std::fprintf(stderr, "[%s] %s\n", names[int(level)], msg.c_str());
+  std::fprintf(stderr, "[%s] %s%s\n", names[int(level)], prefix().c_str(), msg.c_str());
 }
 
 }  // namespace dsinfer

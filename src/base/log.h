@@ -11,6 +11,9 @@ enum class LogLevel { kDebug, kInfo, kWarn, kError };
 
 bool log_enabled(LogLevel level);
 void log_line(LogLevel level, const std::string& msg);
+// Put before every line from now on ("rank 2: " in an expert-parallel group). Set once at start,
+// before other threads log.
+void set_log_prefix(const std::string& prefix);
 
 template <typename... Parts>
 void log_info(Parts&&... parts) {

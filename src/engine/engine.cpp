@@ -12,8 +12,10 @@
 
 namespace dsinfer::engine {
 
-Engine::Engine(std::unique_ptr<model::DeepSeekModel> model, tokenizer::Tokenizer tokenizer, const EngineOptions& options)
-    : model_(std::move(model)), tokenizer_(std::move(tokenizer)), options_(options) {
+Engine::Engine(std::unique_ptr<model::DeepSeekModel> model, tokenizer::Tokenizer tokenizer, const EngineOptions& options,
+               parallel::Communicator* group)
+    : model_(std::move(model)), tokenizer_(std::move(tokenizer)), group_(group), options_(options) {
+  if (grouped()) balancer_ = std::make_unique<parallel::DpBalancer>(group_->size(), parallel::DpBalancePolicy::kBoth);
   const auto& cfg = model_->config();
   max_model_len_ = options_.max_model_len > 0 ? std::min(options_.max_model_len, cfg.max_position_embeddings)
                                               : cfg.max_position_embeddings;
@@ -219,11 +221,42 @@ void Engine::publish_gauges() {
   metrics_.kv_blocks_used = b.used;
   metrics_.kv_blocks_cached = b.cached;
   metrics_.kv_blocks_free = b.free;
+  if (!metrics_.ranks.empty()) {  // rank 0 of a group: the group's sums (per rank in `ranks`)
+    metrics_.running = metrics_.waiting = metrics_.kv_blocks_used = metrics_.kv_blocks_total = 0;
+    for (const RankGauges& g : metrics_.ranks) {
+      metrics_.running += g.running;
+      metrics_.waiting += g.waiting;
+      metrics_.kv_blocks_used += g.kv_blocks_used;
+      metrics_.kv_blocks_total += g.kv_blocks_total;
+    }
+  }
   metrics_.prefix_evictions = uint64_t(b.evictions);
   metrics_.preemptions = uint64_t(scheduler_->total_preemptions());
 }
 
+void Engine::wait_stopped() {
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string Engine::group_failure() const {
+  std::lock_guard lock(metrics_mu_);
+  return group_failure_;
+}
+
+void Engine::fail_all_local(const std::string& why) {
+  std::vector<Request*> all;
+  for (auto& [id, r] : requests_) all.push_back(r.get());
+  for (Request* r : all) {
+    r->stream->finish(why);  // first: the stream reports this error, not a plain abort
+    abort(*r);
+  }
+}
+
 void Engine::loop() {
+  if (grouped()) {
+    group_loop();
+    return;
+  }
   for (;;) {
     std::vector<Incoming> incoming;
     bool abort_everything = false, stopping = false;
@@ -263,12 +296,7 @@ void Engine::loop() {
     } catch (const std::exception& e) {
       // A failure inside a step is a bug, not a bad request; fail what is in flight and go on.
       log_warn("engine step failed: ", e.what());
-      std::vector<Request*> all;
-      for (auto& [id, r] : requests_) all.push_back(r.get());
-      for (Request* r : all) {
-        r->stream->finish(str("internal error: ", e.what()));
-        abort(*r);
-      }
+      fail_all_local(str("internal error: ", e.what()));
     }
     waiting_ = int64_t(scheduler_->num_waiting());
     publish_gauges();
@@ -339,9 +367,15 @@ void Engine::step() {
   // schedule
   scheduler_->schedule(step_);
   if (step_.chunks.empty()) {
+    // A rank of a group steps with the others even with nothing to run: its MoE layers take part
+    // in every dispatch and combine with an empty batch.
+    if (grouped()) runner_->run(step_);
     // Nothing fits although nothing else runs: the head of the queue can never be served.
     if (scheduler_->num_running() == 0 && scheduler_->num_waiting() > 0) {
-      fail("no KV blocks for the next waiting request although nothing is running");
+      const char* why = "no KV blocks for the next waiting request although nothing is running";
+      if (!grouped()) fail(why);
+      log_warn("engine step failed: ", why);
+      fail_all_local(str("internal error: ", why));  // a throw would leave the group out of step
     }
     return;
   }

@@ -10,6 +10,13 @@
 // limits allow, so every buffer reaches its final size, and sizes the KV pool from the memory
 // left after that; from then on a step allocates nothing in the model (tests/model) and the
 // scheduling around it (tests/engine).
+//
+// In a data-parallel group (`mpirun -np N dsinfer serve`, docs/parallel.md) every rank runs an
+// Engine over its own scheduler and KV cache, and the ranks step together, because every forward
+// pass meets the others in each MoE layer's dispatch and combine (a rank with nothing to run
+// steps with an empty batch). Rank 0 is the front door: requests are submitted there, it assigns
+// each to a rank with DeepSeek's DP balancers (parallel/dp_balancer.h), and the other ranks'
+// streams are relayed back to it after every step. engine_group.cpp holds that protocol.
 #pragma once
 
 #include <atomic>
@@ -22,6 +29,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/byte_stream.h"
 #include "base/error.h"
 #include "cache/block_manager.h"
 #include "cache/kv_pool.h"
@@ -33,6 +41,8 @@
 #include "engine/scheduler.h"
 #include "engine/validated_request.h"
 #include "model/deepseek.h"
+#include "parallel/communicator.h"
+#include "parallel/dp_balancer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dsinfer::engine {
@@ -46,7 +56,10 @@ class QueueFull : public Error {
 class Engine {
  public:
   // Returns once the step thread has warmed up and the KV pool exists (rethrows its failure).
-  Engine(std::unique_ptr<model::DeepSeekModel> model, tokenizer::Tokenizer tokenizer, const EngineOptions& options);
+  // `group`: the data-parallel group this engine is one rank of (null or a group of one: alone);
+  // it must outlive the engine. Every rank passes the same options.
+  Engine(std::unique_ptr<model::DeepSeekModel> model, tokenizer::Tokenizer tokenizer, const EngineOptions& options,
+         parallel::Communicator* group = nullptr);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -67,8 +80,14 @@ class Engine {
   // No request in flight.
   bool idle() const { return in_flight_.load() == 0; }
   void abort_all();
-  // Stops the step thread (aborting whatever is left). Called by the destructor too.
+  // Stops the step thread (aborting whatever is left). Called by the destructor too. On rank 0 of
+  // a group this stops every rank.
   void shutdown();
+  // Blocks until the step thread has ended: how a rank other than 0 serves (rank 0 stops it).
+  void wait_stopped();
+  // Non-empty once the group failed (a rank died, hung or fell out of step): every request in
+  // flight was failed with this message and the engine accepts nothing more.
+  std::string group_failure() const;
 
   EngineMetrics metrics() const;
   const tokenizer::Tokenizer& tokenizer() const { return tokenizer_; }
@@ -88,6 +107,7 @@ class Engine {
 
   std::unique_ptr<model::DeepSeekModel> model_;
   tokenizer::Tokenizer tokenizer_;
+  parallel::Communicator* group_ = nullptr;
   EngineOptions options_;
   int64_t max_model_len_ = 0, kv_capacity_tokens_ = 0, vocab_ = 0;
   int32_t eos_id_ = -1;
@@ -118,6 +138,32 @@ class Engine {
   std::thread thread_;
 
   void loop();
+  bool grouped() const { return group_ && group_->size() > 1; }
+
+  // The group protocol (engine_group.cpp), step thread only.
+  struct RemoteRequest {  // rank 0: a request another rank runs, relayed to its client's stream
+    std::shared_ptr<RequestStream> stream;
+    double arrival = 0;
+    int rank = 0;
+    bool first_token_seen = false, cancel_sent = false, any_length = false;
+  };
+  std::unique_ptr<parallel::DpBalancer> balancer_;
+  std::unordered_map<uint64_t, RemoteRequest> remote_;
+  std::unordered_map<uint64_t, std::shared_ptr<RequestStream>> hosted_;  // ranks > 0: rank 0's requests
+  std::vector<uint64_t> dirty_;  // hosted requests whose streams have news
+  std::string group_failure_;    // under metrics_mu_
+  void group_loop();
+  // Rank 0 sends the step's control (new requests per rank, cancels, stop); every rank applies
+  // its part. Returns false when the group stops.
+  bool exchange_control(std::vector<Incoming>& incoming, bool abort_everything, bool stopping);
+  // Every rank's load; true when any rank has work.
+  bool exchange_status();
+  // Ranks > 0 send their streams' news to rank 0, which relays it to the clients.
+  void exchange_updates();
+  void host_request(uint64_t id, std::vector<int32_t> prompt, SamplingParams params);
+  void relay_update(ByteReader& r);
+  void fail_group(const std::string& why);
+  void fail_all_local(const std::string& why);
   // Step thread, once: the warm-up steps and the KV pool (see the top of this file).
   void start();
   int64_t kv_blocks_from_memory();

@@ -29,6 +29,13 @@ class Histogram {
   uint64_t count_ = 0;
 };
 
+// One rank of a data-parallel group as its last status said (EngineMetrics::ranks).
+struct RankGauges {
+  int64_t running = 0, waiting = 0, kv_blocks_used = 0, kv_blocks_total = 0;
+  int64_t prefill_tokens = 0;  // prompt tokens still to prefill
+  uint64_t steps = 0, step_tokens = 0;  // forward steps, and tokens (prompt and generated) fed to them
+};
+
 struct EngineMetrics {
   // Counters.
   uint64_t requests_finished_stop = 0, requests_finished_length = 0, requests_aborted = 0;
@@ -42,6 +49,9 @@ struct EngineMetrics {
   Histogram itl{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}};
   Histogram e2e{{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}};
   Histogram step_tokens_hist{{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192}};
+  // A data-parallel group's ranks (rank 0 first); empty for a single process. The gauges above
+  // are then the group's sums.
+  std::vector<RankGauges> ranks;
 };
 
 }  // namespace dsinfer::engine

@@ -1,5 +1,6 @@
 #include "parallel/mpi_runtime.h"
 
+#include <cstdio>
 #include <cstdlib>
 
 namespace dsinfer::parallel {
@@ -33,6 +34,12 @@ MpiRuntime::MpiRuntime() {
 
 MpiRuntime::~MpiRuntime() {
   if (initialized_) MPI_Finalize();
+}
+
+void MpiRuntime::abort(int code) const {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  world().abort(code);
 }
 
 Communicator MpiRuntime::world() const { return initialized_ ? Communicator::world() : Communicator(); }

@@ -25,6 +25,8 @@ class MpiRuntime {
 
   // MPI_COMM_WORLD, or the group of one.
   Communicator world() const;
+  // Ends every rank with `code` (stderr flushed first): for a rank that cannot go on.
+  [[noreturn]] void abort(int code) const;
 
  private:
   bool initialized_ = false;

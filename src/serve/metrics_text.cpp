@@ -113,6 +113,27 @@ std::string render_metrics(const engine::EngineMetrics& m, const HttpCounters& h
   w.gauge("dsinfer_kv_blocks_cached", "Unreferenced KV blocks kept for prefix reuse (evictable).",
           double(m.kv_blocks_cached));
   w.gauge("dsinfer_kv_blocks_free", "Empty KV blocks.", double(m.kv_blocks_free));
+  if (!m.ranks.empty()) {  // an expert-parallel group (DP attention): each rank's own load
+    auto per_rank = [&](const std::string& name, const char* type, const char* help, auto field) {
+      w.head(name, type, help);
+      for (size_t r = 0; r < m.ranks.size(); ++r)
+        w.sample(name, double(field(m.ranks[r])), "rank=\"" + std::to_string(r) + "\"");
+    };
+    using G = engine::RankGauges;
+    per_rank("dsinfer_rank_requests_running", "gauge", "Sequences held by each rank (running or queued there).",
+             [](const G& g) { return g.running; });
+    per_rank("dsinfer_rank_requests_waiting", "gauge", "Sequences waiting for admission on each rank.",
+             [](const G& g) { return g.waiting; });
+    per_rank("dsinfer_rank_prefill_tokens", "gauge", "Prompt tokens each rank has still to prefill.",
+             [](const G& g) { return g.prefill_tokens; });
+    per_rank("dsinfer_rank_kv_blocks_used", "gauge", "KV blocks in use on each rank.",
+             [](const G& g) { return g.kv_blocks_used; });
+    per_rank("dsinfer_rank_kv_blocks_total", "gauge", "KV blocks in each rank's pool.",
+             [](const G& g) { return g.kv_blocks_total; });
+    per_rank("dsinfer_rank_steps_total", "counter", "Forward steps each rank has run.", [](const G& g) { return g.steps; });
+    per_rank("dsinfer_rank_step_tokens_total", "counter", "Tokens (prompt and generated) each rank's steps computed.",
+             [](const G& g) { return g.step_tokens; });
+  }
   w.histogram("dsinfer_time_to_first_token_seconds", "Time from arrival to the first generated token.", m.ttft);
   w.histogram("dsinfer_inter_token_latency_seconds", "Time between successive tokens of a sequence.", m.itl);
   w.histogram("dsinfer_request_latency_seconds", "Time from arrival to the last token.", m.e2e);

@@ -1,0 +1,144 @@
+#include "group_setup.h"
+
+#include <mpi.h>
+
+#include <sstream>
+
+#include "base/byte_stream.h"
+#include "base/log.h"
+#include "model/config.h"
+#include "parallel/expert_placement.h"
+
+namespace dsinfer::app {
+
+namespace {
+
+// The start-up exchanges wait for the slowest rank's load, not for a step.
+constexpr double kStartupTimeoutS = 1800;
+
+parallel::DispatchMode parse_dispatch(const std::string& s) {
+  if (s == "auto") return parallel::DispatchMode::kAuto;
+  if (s == "normal") return parallel::DispatchMode::kNormal;
+  if (s == "low-latency") return parallel::DispatchMode::kLowLatency;
+  fail("--ep-dispatch must be auto, normal or low-latency, got '", s, "'");
+}
+
+std::string encode_flags(const std::string& command, const std::map<std::string, std::string>& flags) {
+  std::vector<uint8_t> bytes;
+  ByteWriter w(bytes);
+  w.put_string(command);
+  w.put(uint64_t(flags.size()));
+  for (auto& [k, v] : flags) {
+    w.put_string(k);
+    w.put_string(v);
+  }
+  return std::string(bytes.begin(), bytes.end());
+}
+
+std::pair<std::string, std::map<std::string, std::string>> decode_flags(const std::string& s) {
+  ByteReader r(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+  std::pair<std::string, std::map<std::string, std::string>> out;
+  out.first = r.get_string();
+  const uint64_t n = r.get<uint64_t>();
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string k = r.get_string();
+    out.second[k] = r.get_string();
+  }
+  return out;
+}
+
+// The first difference between rank `r`'s command line and rank 0's, or "".
+std::string difference(int r, const std::string& mine, const std::string& root) {
+  auto [cmd, flags] = decode_flags(mine);
+  auto [cmd0, flags0] = decode_flags(root);
+  if (cmd != cmd0) return str("rank ", r, " runs `dsinfer ", cmd, "` but rank 0 runs `dsinfer ", cmd0, "`");
+  for (auto& [k, v] : flags0) {
+    auto it = flags.find(k);
+    if (it == flags.end()) return str("rank 0 was given --", k, " ", v, " but rank ", r, " was not");
+    if (it->second != v) return str("rank ", r, " was given --", k, " ", it->second, " but rank 0 --", k, " ", v);
+  }
+  for (auto& [k, v] : flags)
+    if (!flags0.count(k)) return str("rank ", r, " was given --", k, " ", v, " but rank 0 was not");
+  return "";
+}
+
+}  // namespace
+
+int serve_rank(engine::Engine& eng) {
+  eng.wait_stopped();
+  check(eng.group_failure().empty(), eng.group_failure());
+  return 0;
+}
+
+GroupFlags group_flags(Args& args, model::ModelOptions& opt) {
+  GroupFlags g;
+  g.ep_size = args.get_int("ep-size", 0, 0, 1 << 20);
+  g.placement = args.get_or("eplb-placement", "");
+  g.dispatch = parse_dispatch(args.get_or("ep-dispatch", "auto"));
+  g.low_latency_tokens = args.get_int("ep-low-latency-tokens", g.low_latency_tokens, 0, 1 << 16);
+  g.timeout_s = args.get_double("ep-timeout", g.timeout_s, 0, 86400, true);
+  const std::string act = args.get_or("expert-activations", "bf16");
+  check(act == "bf16" || act == "fp8", "--expert-activations must be bf16 or fp8, got '", act, "'");
+  opt.expert_activations = act == "fp8" ? model::ExpertActivations::kFp8 : model::ExpertActivations::kBf16;
+  return g;
+}
+
+RankContext::RankContext(const Args& args) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (initialized) comm_ = parallel::Communicator::world();
+  if (comm_.size() == 1) return;
+  set_log_prefix(str("rank ", comm_.rank(), ": "));
+  const std::vector<std::string> all =
+      comm_.allgather_strings(encode_flags(args.command(), args.given()), "comparing the ranks' flags", kStartupTimeoutS);
+  for (int r = 1; r < comm_.size(); ++r) {
+    const std::string d = difference(r, all[size_t(r)], all[0]);
+    check(d.empty(), "the ranks of an expert-parallel group must run the same command: ", d);
+  }
+}
+
+std::unique_ptr<model::DeepSeekModel> RankContext::load(const std::string& dir, model::ModelOptions opt,
+                                                        const GroupFlags& flags) {
+  check(flags.ep_size == 0 || flags.ep_size == comm_.size(), "--ep-size ", flags.ep_size, " but ", comm_.size(),
+        " ranks were started (mpirun -np ", flags.ep_size, " runs that many)");
+  if (comm_.size() == 1 && flags.placement.empty()) return model::DeepSeekModel::load(dir, opt);
+  comm_.set_timeout(flags.timeout_s);
+  // Load, or learn why not; then every rank hears from every other before anyone goes on.
+  std::unique_ptr<model::DeepSeekModel> m;
+  std::string error;
+  try {
+    const model::ModelConfig cfg = model::load_config(dir + "/config.json");
+    parallel::ExpertPlacement placement = flags.placement.empty()
+                                              ? parallel::ExpertPlacement::contiguous(cfg, comm_.size())
+                                              : parallel::ExpertPlacement::from_eplb_json(flags.placement, cfg, comm_.size());
+    parallel::ExpertParallelOptions eo;
+    eo.precision = opt.precision;
+    eo.activations = opt.expert_activations;
+    eo.mode = flags.dispatch;
+    eo.low_latency_tokens = flags.low_latency_tokens;
+    executor_ = std::make_unique<parallel::ExpertParallelMoe>(comm_, std::move(placement), cfg, eo);
+    opt.executor = executor_.get();
+    m = model::DeepSeekModel::load(dir, opt);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  const std::vector<std::string> errors = comm_.allgather_strings(error, "the ranks' model loads", kStartupTimeoutS);
+  for (int r = 0; r < comm_.size(); ++r)
+    if (!errors[size_t(r)].empty())
+      fail(r == comm_.rank() ? errors[size_t(r)] : str("rank ", r, " failed to start: ", errors[size_t(r)]));
+  const uint64_t fp = m->fingerprint();
+  std::vector<uint64_t> fps(size_t(comm_.size()));
+  comm_.allgather(&fp, sizeof fp, fps.data(), "the ranks' model fingerprints", kStartupTimeoutS);
+  for (int r = 1; r < comm_.size(); ++r)
+    check(fps[size_t(r)] == fps[0], "rank ", r, " loaded a different model than rank 0 (fingerprint ", std::hex,
+          fps[size_t(r)], " vs ", fps[0], std::dec, "): every rank must load the same checkpoint");
+  const auto& cfg = m->config();
+  const double all_experts = double(executor_->expert_bytes()) * double(executor_->placement().num_logical()) /
+                             double(std::max(1, executor_->placement().slots_per_rank()));
+  log_info("holds ", executor_->placement().slots_per_rank(), " of ", cfg.n_routed_experts,
+           " routed experts per MoE layer", executor_->placement().redundant_slots() > 0 ? " (with redundant replicas)" : "",
+           ": ", double(executor_->expert_bytes()) / 1e9, " GB of expert weights of ", all_experts / 1e9, " GB");
+  return m;
+}
+
+}  // namespace dsinfer::app

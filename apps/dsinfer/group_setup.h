@@ -1,0 +1,62 @@
+// Expert parallelism for the commands that run the model (serve, generate, logits). Under
+// `mpirun -np N` every rank runs the same command; this is where a rank joins the group:
+//   1. the ranks compare their command lines and refuse to start, naming the flag, if they differ;
+//   2. each loads the model with an ExpertParallelMoe holding only its experts (contiguous blocks
+//      of n_routed / N, or --eplb-placement), and logs what it holds;
+//   3. every rank learns whether every other loaded (a rank that failed says why, and all exit),
+//      and that they all loaded the same checkpoint (fingerprint).
+// Without a launcher the group is this process alone and the model runs LocalMoe as always.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "engine/engine.h"
+#include "model/deepseek.h"
+#include "parallel/communicator.h"
+#include "parallel/expert_parallel_moe.h"
+
+namespace dsinfer::app {
+
+struct GroupFlags {
+  int64_t ep_size = 0;        // --ep-size: must equal the number of ranks (0: whatever it is)
+  std::string placement;      // --eplb-placement FILE (`dsinfer eplb --json`)
+  parallel::DispatchMode dispatch = parallel::DispatchMode::kAuto;  // --ep-dispatch
+  int64_t low_latency_tokens = 128;  // --ep-low-latency-tokens
+  double timeout_s = 60;             // --ep-timeout: the watchdog on every wait for another rank
+};
+
+// Reads the group flags (and --expert-activations into `opt`).
+GroupFlags group_flags(Args& args, model::ModelOptions& opt);
+
+// The flags above, for the commands' usage text.
+#define GROUP_FLAGS_USAGE                                                                                   \
+  "       under mpirun: [--ep-size N] [--eplb-placement PLAN.json] [--ep-dispatch auto|normal|low-latency]\n" \
+  "       [--ep-low-latency-tokens 128] [--ep-timeout 60] [--expert-activations bf16|fp8]   (docs/parallel.md)"
+
+// A rank other than 0 serves by stepping with the group until rank 0 stops it.
+int serve_rank(engine::Engine& eng);
+
+class RankContext {
+ public:
+  // Joins the world group (MPI_COMM_WORLD under a launcher, else a group of one) and checks the
+  // ranks run the same command line.
+  explicit RankContext(const Args& args);
+  // This rank's model. Throws Error on every rank if any rank failed, naming it and why.
+  std::unique_ptr<model::DeepSeekModel> load(const std::string& dir, model::ModelOptions opt, const GroupFlags& flags);
+
+  bool is_root() const { return comm_.is_root(); }
+  int rank() const { return comm_.rank(); }
+  int size() const { return comm_.size(); }
+  // For the Engine: the group, or null when alone.
+  parallel::Communicator* group() { return comm_.size() > 1 ? &comm_ : nullptr; }
+  const parallel::ExpertParallelMoe* executor() const { return executor_.get(); }
+
+ private:
+  parallel::Communicator comm_;
+  std::unique_ptr<parallel::ExpertParallelMoe> executor_;
+};
+
+}  // namespace dsinfer::app
