@@ -154,6 +154,40 @@ TEST_P(ModelTest, ChunkBoundariesDoNotChangeLogits) {
   EXPECT_EQ(run_chunks({39, 1}), whole) << "last1";
 }
 
+// A rank of an expert-parallel group with nothing to run still steps: an empty batch must reach
+// every MoE layer's executor (where the rank joins dispatch and combine) and write nothing.
+TEST(Model, EmptyBatchStillVisitsEveryMoeLayer) {
+  struct Counting : MoeExecutor {
+    LocalMoe inner;
+    std::vector<int> layers;
+    explicit Counting(const ModelWeights& w) : inner(w) {}
+    void begin(const MoeInput& in) override {
+      layers.push_back(in.layer);
+      EXPECT_EQ(in.num_tokens, 0);
+      inner.begin(in);
+    }
+    void finish(float* out) override { inner.finish(out); }
+    void prepare(const ModelWeights& w, const std::function<void(const MlpWeights&)>& packed) override {
+      inner.prepare(w, packed);
+    }
+  };
+  const std::string dir = testing::tiny_model("tiny-v3", false);
+  const Checkpoint ckpt = Checkpoint::open(dir);
+  const ModelConfig cfg = load_config(dir + "/config.json");
+  const ModelWeights weights = ModelWeights::load(ckpt, cfg);
+  Counting counting(weights);
+  ModelOptions opt;
+  opt.executor = &counting;
+  auto m = DeepSeekModel::load(dir, opt);
+  cache::KvPool pool(m->cache_spec(), 2);
+  Batch empty;
+  m->forward(empty, pool.view(), nullptr);
+  std::vector<int> expected;
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l)
+    if (cfg.is_moe_layer(l)) expected.push_back(int(l));
+  EXPECT_EQ(counting.layers, expected);
+}
+
 INSTANTIATE_TEST_SUITE_P(Presets, ModelTest,
                          ::testing::Values(std::make_tuple("tiny-v3", false, false), std::make_tuple("tiny-v3", true, false),
                                            std::make_tuple("tiny-v2lite", false, false),

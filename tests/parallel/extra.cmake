@@ -26,3 +26,10 @@ foreach(np 2 4)
                    ${DSINFER_MPIEXEC} -np ${np} $<TARGET_FILE:parallel_mpi_tests> --gtest_brief=1)
 endforeach()
 set_tests_properties(parallel_ep_1rank parallel_ep_2ranks parallel_ep_4ranks PROPERTIES LABELS "parallel;mpi" TIMEOUT 300)
+
+# The real binary under mpirun: logits bit-identical to one process (-np 2 and 4, BF16/FP8
+# dispatch, both modes, tiny-v3 and tiny-v2lite), start-up refusals, serving with SIGTERM drain,
+# and a hung or killed rank (ep_cli_test.py says what each part checks).
+add_test(NAME parallel_ep_cli
+  COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/ep_cli_test.py --dsinfer ${DSINFER_BIN} --mpiexec ${MPIEXEC_EXECUTABLE})
+set_tests_properties(parallel_ep_cli PROPERTIES LABELS "parallel;mpi" TIMEOUT 600)

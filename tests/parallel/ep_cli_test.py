@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""Expert parallelism end to end, through the real binary under mpirun (docs/parallel.md).
+
+1. Bit-identical: `dsinfer logits` (a prefill chunk, then decode steps) under mpirun -np 2 and 4
+   writes exactly the bytes one process writes, for tiny-v3 (BF16 and FP8 weights), tiny-v2lite,
+   BF16 and FP8 dispatch, normal and low-latency modes; `dsinfer generate` picks the same tokens.
+2. Start-up refusals: ranks with different flags, a rank that cannot load, ranks that load
+   different checkpoints: every rank exits non-zero with a message naming the problem.
+3. Serving: greedy completions through `mpirun -np 2 dsinfer serve` equal one process's, sent
+   concurrently they spread over both ranks (/metrics per rank), and SIGTERM to rank 0 drains
+   and stops the whole group with status 0.
+4. Faults: a rank that hangs (SIGSTOP) fails the group within --ep-timeout: the waiting client
+   gets the error and every process exits; a rank that is killed ends the job in bounded time.
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_rmaps_base_oversubscribe="1", DSINFER_THREADS="1")
+TOKENS = "5,17,301,1024,77,9,4242,31337,12,600,7,8000,3,99"
+failures = []
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what, flush=True)
+    if not ok:
+        failures.append(what)
+
+
+def mpirun(a, n):
+    return [a.mpiexec, "--oversubscribe", "--bind-to", "none", "-np", str(n)]
+
+
+def run(cmd, timeout=180, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=timeout, **kw)
+
+
+def logits_bytes(a, work, model, n, extra):
+    out = os.path.join(work, f"logits-{n}.npy")
+    cmd = [a.dsinfer, "logits", "--model", model, "--tokens", TOKENS, "--step-from", "6", "--out", out] + extra
+    r = run((mpirun(a, n) if n > 1 else []) + cmd)
+    if r.returncode != 0:
+        print(r.stderr[-3000:])
+        return None
+    with open(out, "rb") as f:
+        return f.read()
+
+
+def bit_identical(a, work, models):
+    for name, model, fp8 in models:
+        variants = [[], ["--ep-dispatch", "normal"], ["--ep-dispatch", "low-latency"]]
+        if fp8:
+            variants += [["--expert-activations", "fp8"], ["--expert-activations", "fp8", "--ep-dispatch", "normal"]]
+        refs = {}
+        for extra in variants:
+            key = "fp8" if "fp8" in extra else "bf16"  # the payload; the mode does not change one process
+            if key not in refs:
+                refs[key] = logits_bytes(a, work, model, 1, extra)
+            ref = refs[key]
+            for n in (2, 4):
+                got = logits_bytes(a, work, model, n, extra)
+                check(ref is not None and got == ref,
+                      f"{name} {' '.join(extra) or 'auto dispatch'}: -np {n} logits equal one process's bit for bit")
+        if fp8:
+            check(refs["bf16"] != refs["fp8"], f"{name}: FP8 dispatch changes the logits (so the FP8 cases test something)")
+
+
+def generate_tokens(a, model, n):
+    cmd = [a.dsinfer, "generate", "--model", model, "--prompt", "The expert-parallel group says", "--max-new-tokens",
+           "24", "--json"]
+    r = run((mpirun(a, n) if n > 1 else []) + cmd)
+    if r.returncode != 0:
+        print(r.stderr[-2000:])
+        return None
+    return json.loads(r.stdout.strip().splitlines()[-1])["token_ids"]
+
+
+def startup_refusals(a, work, model, other_model):
+    base = [a.dsinfer, "generate", "--tokens", "1,2,3", "--max-new-tokens", "2"]
+    # Different flags: an MPMD launch whose second rank asks for more tokens.
+    t0 = time.time()
+    r = run(mpirun(a, 1) + base + ["--model", model] + [":", "-np", "1"] + base[:-1] + ["3", "--model", model])
+    check(r.returncode != 0 and "was given --max-new-tokens 3 but rank 0 --max-new-tokens 2" in r.stderr,
+          f"ranks with different flags refuse to start, naming the flag ({time.time() - t0:.1f} s)")
+    # Same flags, but rank 1's working directory has no model: it says why, and all exit.
+    good, bad = os.path.join(work, "good"), os.path.join(work, "bad")
+    os.makedirs(good, exist_ok=True)
+    os.makedirs(bad, exist_ok=True)
+    link = os.path.join(good, "m")
+    if not os.path.exists(link):
+        os.symlink(model, link)
+    cmd = base + ["--model", "m"]
+    t0 = time.time()
+    r = run([a.mpiexec, "--oversubscribe", "--bind-to", "none", "-np", "1", "-wdir", good] + cmd +
+            [":", "-np", "1", "-wdir", bad] + cmd)
+    check(r.returncode != 0 and "rank 1 failed to start: cannot open model config" in r.stderr,
+          f"a rank that cannot load names itself and why, and the group exits ({time.time() - t0:.1f} s)")
+    # Same flags, different checkpoints behind the same path: the fingerprints differ.
+    other = os.path.join(work, "other")
+    os.makedirs(other, exist_ok=True)
+    olink = os.path.join(other, "m")
+    if not os.path.exists(olink):
+        os.symlink(other_model, olink)
+    r = run([a.mpiexec, "--oversubscribe", "--bind-to", "none", "-np", "1", "-wdir", good] + cmd +
+            [":", "-np", "1", "-wdir", other] + cmd)
+    check(r.returncode != 0 and "rank 1 loaded a different model than rank 0" in r.stderr,
+          "ranks that load different checkpoints refuse to start")
+    # --ep-size must match the ranks started.
+    r = run(mpirun(a, 2) + base + ["--model", model, "--ep-size", "4"])
+    check(r.returncode != 0 and "--ep-size 4 but 2 ranks were started" in r.stderr, "--ep-size is checked against -np")
+
+
+class Server:
+    def __init__(self, a, model, n, extra=(), mpirun_extra=()):
+        cmd = [a.dsinfer, "serve", "--model", model, "--port", "0", "--kv-cache-gb", "0.05",
+               "--served-model-name", "tiny"] + list(extra)
+        self.p = subprocess.Popen((mpirun(a, n) + list(mpirun_extra) if n > 1 else []) + cmd, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, env=ENV, start_new_session=True)
+        self.lines = []
+        self.port = None
+        ready = threading.Event()
+
+        def pump():
+            for line in self.p.stdout:
+                self.lines.append(line)
+                m = re.search(r"listening on http://[\d.]+:(\d+)", line)
+                if m:
+                    self.port = int(m.group(1))
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        ready.wait(120)
+        if self.port is None:
+            raise RuntimeError("server did not start:\n" + "".join(self.lines))
+
+    def post(self, path, body, timeout=120):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        c.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        r = c.getresponse()
+        return r.status, r.read().decode()
+
+    def get(self, path):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        c.request("GET", path)
+        return c.getresponse().read().decode()
+
+    def rank_pid(self, rank):
+        """The pid of rank `rank` (a child of mpirun whose environment says so)."""
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    env = f.read().split(b"\0")
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if b"serve" in cmd and f"OMPI_COMM_WORLD_RANK={rank}".encode() in env and \
+                    f"--port\x000".encode() in cmd and str(self.p.pid).encode() in self.ancestry(int(pid)):
+                return int(pid)
+        return None
+
+    @staticmethod
+    def ancestry(pid):
+        out = b""
+        for _ in range(6):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    pid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                break
+            out += str(pid).encode() + b" "
+        return out
+
+    def stop(self):
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGKILL)
+        self.p.wait(30)
+
+
+PROMPTS = ["Once upon a time", "The capital of France is", "def fibonacci(n):", "Mixture of experts",
+           "Tokens cross to", "A rank with nothing", "Combine in slot order", "Bit for bit"]
+
+
+def completions(server, concurrent=True):
+    results = [None] * len(PROMPTS)
+
+    def one(i):
+        status, body = server.post("/v1/completions", {"model": "tiny", "prompt": PROMPTS[i], "max_tokens": 12,
+                                                       "temperature": 0, "return_token_ids": True})
+        results[i] = json.loads(body)["choices"][0]["token_ids"] if status == 200 else body
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(PROMPTS))]
+    for t in threads:
+        t.start()
+        if not concurrent:
+            t.join()
+    for t in threads:
+        t.join()
+    return results
+
+
+def serving(a, model):
+    alone = Server(a, model, 1)
+    try:
+        want = completions(alone, concurrent=False)
+    finally:
+        alone.p.send_signal(signal.SIGTERM)
+        alone.p.wait(60)
+    group = Server(a, model, 2)
+    try:
+        got = completions(group)
+        check(got == want, "greedy completions through mpirun -np 2 serve equal one process's (sent concurrently)")
+        metrics = group.get("/metrics")
+        steps = {int(r): int(float(v)) for r, v in
+                 re.findall(r'dsinfer_rank_step_tokens_total\{model="tiny",rank="(\d)"\} (\S+)', metrics)}
+        check(len(steps) == 2 and all(v > 0 for v in steps.values()),
+              f"/metrics reports each rank, and both ranks computed tokens: {steps}")
+        rank0 = group.rank_pid(0)
+        check(rank0 is not None, "found rank 0's pid")
+        t0 = time.time()
+        os.kill(rank0, signal.SIGTERM)
+        rc = group.p.wait(60)
+        check(rc == 0 and any("dsinfer serve: stopped" in l for l in group.lines),
+              f"SIGTERM to rank 0 drains and stops every rank, status 0 ({time.time() - t0:.1f} s, status {rc})")
+    finally:
+        group.stop()
+
+
+def stream_until_error(server, result):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        c.request("POST", "/v1/completions", json.dumps({"model": "tiny", "prompt": "Keep going", "max_tokens": 20000,
+                                                         "temperature": 0, "ignore_eos": True, "stream": True}),
+                  {"Content-Type": "application/json"})
+        r = c.getresponse()
+        result["status"] = r.status
+        body = b""
+        while True:
+            chunk = r.read1(65536) if hasattr(r, "read1") else r.read(1024)
+            if not chunk:
+                break
+            body += chunk
+            result["chunks"] = body.count(b"data:")
+        result["body"] = body.decode(errors="replace")
+    except Exception as e:  # noqa: BLE001 (a closed connection is an outcome)
+        result["exception"] = repr(e)
+    result["ended"] = time.time()
+
+
+def faults(a, model):
+    # A hung rank: rank 1 stopped mid-stream; the watchdog fails the group within --ep-timeout.
+    group = Server(a, model, 2, ["--ep-timeout", "3"])
+    try:
+        res = {}
+        # Two streams, so one of them runs on rank 1 whatever the balancer chose first.
+        t = threading.Thread(target=stream_until_error, args=(group, res))
+        t.start()
+        res2 = {}
+        t2 = threading.Thread(target=stream_until_error, args=(group, res2))
+        t2.start()
+        deadline = time.time() + 30
+        while time.time() < deadline and (res.get("chunks", 0) < 3 or res2.get("chunks", 0) < 3):
+            time.sleep(0.05)
+        rank1 = group.rank_pid(1)
+        stopped = time.time()
+        os.kill(rank1, signal.SIGSTOP)
+        t.join(60)
+        t2.join(60)
+        rc = group.p.wait(60)
+        took = max(res.get("ended", 1e12), res2.get("ended", 1e12)) - stopped
+        bodies = res.get("body", "") + res2.get("body", "")
+        check("expert-parallel group failed" in bodies and "waited 3 s" in bodies,
+              f"a hung rank: the streams end with the group's error within {took:.1f} s (--ep-timeout 3)")
+        check(took < 20, "... in bounded time")
+        check(rc != 0, f"... and mpirun exits non-zero (status {rc})")
+    finally:
+        group.stop()
+    # A killed rank. By default mpirun ends the whole job at once (its clients see the connection
+    # close); with --enable-recovery it leaves rank 0 running, whose watchdog then gives every
+    # waiting client the group's error before it ends the job.
+    for recovery in (False, True):
+        group = Server(a, model, 2, ["--ep-timeout", "3"], ["--enable-recovery"] if recovery else [])
+        try:
+            res, res2 = {}, {}
+            t = threading.Thread(target=stream_until_error, args=(group, res))
+            t2 = threading.Thread(target=stream_until_error, args=(group, res2))
+            t.start()
+            t2.start()
+            deadline = time.time() + 30
+            while time.time() < deadline and (res.get("chunks", 0) < 3 or res2.get("chunks", 0) < 3):
+                time.sleep(0.05)
+            killed = time.time()
+            os.kill(group.rank_pid(1), signal.SIGKILL)
+            t.join(60)
+            t2.join(60)
+            rc = group.p.wait(60)
+            took = time.time() - killed
+            how = "mpirun --enable-recovery" if recovery else "mpirun"
+            check(not t.is_alive() and not t2.is_alive() and took < 30,
+                  f"{how}: a killed rank ends the job and its clients' requests in {took:.1f} s (status {rc})")
+            if recovery:
+                bodies = res.get("body", "") + res2.get("body", "")
+                check(bodies.count("expert-parallel group failed") >= 2, f"{how}: both clients got the group's error")
+        finally:
+            group.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dsinfer", required=True)
+    ap.add_argument("--mpiexec", required=True)
+    ap.add_argument("--quick", action="store_true", help="bit-identity on tiny-v3 (BF16 and FP8) only")
+    ap.add_argument("--only", default="bits,generate,startup,serving,faults", help="comma-separated parts to run")
+    a = ap.parse_args()
+    a.dsinfer = os.path.abspath(a.dsinfer)  # the start-up checks run ranks in other directories
+    work = tempfile.mkdtemp(prefix="dsinfer-ep-cli-")
+    try:
+        models = []
+        for preset, fp8 in [("tiny-v3", False), ("tiny-v3", True), ("tiny-v2lite", False)]:
+            d = os.path.join(work, preset + ("-fp8" if fp8 else ""))
+            subprocess.run([a.dsinfer, "make-model", "--preset", preset, "--out", d] + (["--fp8"] if fp8 else []),
+                           check=True, stdout=subprocess.DEVNULL)
+            models.append((preset + (" FP8" if fp8 else ""), d, fp8))
+        other = os.path.join(work, "tiny-v3-seed2")
+        subprocess.run([a.dsinfer, "make-model", "--preset", "tiny-v3", "--seed", "2", "--out", other], check=True,
+                       stdout=subprocess.DEVNULL)
+        parts = a.only.split(",")
+        if "bits" in parts:
+            bit_identical(a, work, models[:2] if a.quick else models)
+        if "generate" in parts:
+            one, two = generate_tokens(a, models[0][1], 1), generate_tokens(a, models[0][1], 2)
+            check(one is not None and one == two, "generate: -np 2 picks the same tokens as one process")
+        if "startup" in parts:
+            startup_refusals(a, work, models[0][1], other)
+        if "serving" in parts:
+            serving(a, models[0][1])
+        if "faults" in parts:
+            faults(a, models[0][1])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{len(failures)} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
