@@ -11,13 +11,20 @@ dsinfer_layer(kernels DEPS dsinfer_base)
 dsinfer_layer(model DEPS dsinfer_kernels)
 dsinfer_layer(tokenizer DEPS dsinfer_base PkgConfig::PCRE2)
 dsinfer_layer(cache DEPS dsinfer_kernels)  # the latent row layout (kernels/latent_cache.h)
+dsinfer_layer(plan DEPS dsinfer_model)
 # MPI (Open MPI from Debian): the communicator of expert parallelism (parallel/communicator.h).
-# Only the C API is used.
+# Only the C API is used. The aarch64 cross build turns it off: Debian's arm64 Open MPI cannot
+# be installed beside the host's (the packages conflict), and that build only tests the kernel,
+# model and tokenizer layers, which do not use it; the layers from parallel up are then absent.
+option(DSINFER_MPI "build the layers from parallel up (needs MPI)" ON)
+if(NOT DSINFER_MPI)
+  set(DSINFER_APP_LIBS "")
+  return()
+endif()
 find_package(MPI REQUIRED COMPONENTS C)
 dsinfer_layer(parallel DEPS dsinfer_model MPI::MPI_C)
 # mpi.h in C++ would drag in MPI's removed C++ bindings (and their library): the C API only.
 target_compile_definitions(dsinfer_parallel PUBLIC OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1)
-dsinfer_layer(plan DEPS dsinfer_model)
 dsinfer_layer(engine DEPS dsinfer_model dsinfer_tokenizer dsinfer_cache dsinfer_parallel)
 dsinfer_layer(serve DEPS dsinfer_engine ZLIB::ZLIB)
 set(DSINFER_APP_LIBS dsinfer_serve dsinfer_plan)
