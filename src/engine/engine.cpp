@@ -94,7 +94,9 @@ void Engine::start() {
     const int64_t chunk = std::min<int64_t>(kWarmUpChunk, options_.max_batch_tokens);
     const int64_t context = std::clamp<int64_t>(std::min(model_->attention_context_tile(), longest) - chunk, 0,
                                                 std::max<int64_t>(0, longest - chunk));
-    if (context > 0) warm_up_prefill(pool_->view(), num_blocks, context, chunk);
+    // A group's ranks run the same warm-up forwards whatever their pools (each meets the others
+    // in every MoE layer), so this one runs even without context there.
+    if (context > 0 || grouped()) warm_up_prefill(pool_->view(), num_blocks, context, chunk);
     model_->reserve_chunk(options_.max_batch_tokens);
     log_debug("warm-up: ", now_seconds() - warm_start, " s (a prefill of ", options_.max_batch_tokens, " tokens, a decode of ",
              options_.max_running, " sequences over ", kv_capacity_tokens_, " cached tokens, ", chunk,

@@ -59,8 +59,10 @@ void ExpertParallelMoe::begin_normal() {
       for (int64_t j = 0; j < K; ++j) lids[j] = dst_of_[size_t(t * K + j)] == d ? lid_of_[size_t(t * K + j)] : -1;
     }
   // The layout step: every rank learns how many records each other rank sends it.
-  std::vector<int64_t> sent(send_counts_.begin(), send_counts_.end());
-  std::vector<int64_t> got(static_cast<size_t>(N));
+  std::vector<int64_t>& sent = count_scratch_;
+  std::vector<int64_t>& got = recv_count_scratch_;
+  sent.assign(send_counts_.begin(), send_counts_.end());
+  got.assign(size_t(N), 0);
   comm_.alltoall(sent.data(), got.data(), "MoE dispatch layout (record counts)");
   recv_counts_.assign(size_t(N), 0);
   recv_displs_.assign(size_t(N), 0);
