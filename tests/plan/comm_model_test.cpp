@@ -23,9 +23,16 @@ TEST(CommModel, NodesPerTokenWithGroupLimitedRouting) {
   EXPECT_NEAR(expected_nodes_per_token(v3, 8), 4, 1e-12);
   // 16 nodes, each group over 2 nodes with 2 of the 8 experts: 4 x 2 x (1 - 1/2^2).
   EXPECT_NEAR(expected_nodes_per_token(v3, 16), 6, 1e-12);
-  // V2-Lite routes greedily: uniform over nodes, 6 experts on 4 nodes: 4 x (1 - 0.75^6).
+  // V2-Lite routes greedily: 6 distinct experts of 64, 16 per node, drawn without replacement:
+  // a node is missed with C(48,6)/C(64,6) = 12271512/74974368.
   model::ModelConfig lite = model::load_config(kV2Lite);
-  EXPECT_NEAR(expected_nodes_per_token(lite, 4), 4 * (1 - std::pow(0.75, 6)), 1e-12);
+  EXPECT_NEAR(expected_nodes_per_token(lite, 4), 4 * (1 - 12271512.0 / 74974368.0), 1e-12);
+}
+
+TEST(CommModel, RanksPerTokenWithoutReplacement) {
+  model::ModelConfig lite = model::load_config(kV2Lite);
+  // 2 ranks of 32 experts: missed with C(32,6)/C(64,6) = 906192/74974368.
+  EXPECT_NEAR(expected_ranks_per_token(lite, 2), 2 * (1 - 906192.0 / 74974368.0), 1e-12);
 }
 
 TEST(CommModel, LowLatencyReproducesDeepEpsLatencies) {
@@ -54,7 +61,8 @@ TEST(CommModel, NormalModeByHand) {
   // The same unit on H100s has the same NIC, so the same time; within one node NVLink carries it.
   EXPECT_NEAR(normal_mode_cost(v3, c.profile("H100"), c.deepep, 32, 4096).dispatch_seconds, cost.dispatch_seconds, 1e-15);
   CommCost intra = normal_mode_cost(v3, c.profile("H800"), c.deepep, 8, 4096);
-  EXPECT_NEAR(intra.dispatch_seconds, 4096 * 8 * (1 - std::pow(7.0 / 8, 8)) * 7392 / 153e9, 1e-12);
+  // Inside a node each GPU holds one of V3's 8 groups and a token's experts come from 4 of them.
+  EXPECT_NEAR(intra.dispatch_seconds, 4096 * 4.0 * 7392 / 153e9, 1e-12);
   // H100's NVLink is 450 vs 200 GB/s per direction: 2.25x faster inside a node.
   EXPECT_NEAR(normal_mode_cost(v3, c.profile("H100"), c.deepep, 8, 4096).dispatch_seconds * 2.25,
               intra.dispatch_seconds, 1e-12);
