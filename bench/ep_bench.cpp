@@ -53,6 +53,7 @@
 #include "parallel/expert_parallel_moe.h"
 #include "parallel/mpi_runtime.h"
 #include "plan/comm_model.h"
+#include "routed_tokens.h"  // tests/support: the tests' synthetic routing
 
 using namespace dsinfer;
 
@@ -152,33 +153,6 @@ std::vector<P2p> ping_pong(parallel::Communicator& comm, bool smoke) {
 
 // ---- 2. dispatch and combine ----
 
-struct Tokens {
-  std::vector<float> x, w;
-  std::vector<int32_t> ids;
-};
-
-// T tokens of random activations, each routed to top_k distinct experts drawn uniformly, with
-// positive weights (as tests/parallel/mpi/expert_parallel_mpi_test.cpp routes them).
-Tokens random_tokens(const model::ModelConfig& cfg, int64_t T, uint64_t seed) {
-  Tokens t;
-  const int64_t D = cfg.hidden_size, K = cfg.num_experts_per_tok, E = cfg.n_routed_experts;
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0, 1);
-  std::uniform_real_distribution<float> weight(0.05f, 1.0f);
-  t.x.resize(static_cast<size_t>(T * D));
-  for (float& v : t.x) v = normal(rng);
-  std::vector<int32_t> experts(static_cast<size_t>(E));
-  for (int64_t i = 0; i < T; ++i) {
-    std::iota(experts.begin(), experts.end(), 0);
-    std::shuffle(experts.begin(), experts.end(), rng);
-    for (int64_t k = 0; k < K; ++k) {
-      t.ids.push_back(experts[size_t(k)]);
-      t.w.push_back(weight(rng));
-    }
-  }
-  return t;
-}
-
 // One (mode, payload, T) measurement, reduced over ranks and calls (on rank 0).
 struct MoeRow {
   std::string mode, payload;
@@ -193,7 +167,7 @@ struct MoeRow {
 MoeRow measure(parallel::Communicator& comm, parallel::ExpertParallelMoe& ep, const model::ModelConfig& cfg,
                int layer, int64_t T, int reps, bool smoke) {
   const int N = comm.size();
-  Tokens tok = random_tokens(cfg, T, uint64_t(comm.rank()) * 1000003 + uint64_t(T));
+  const testing::RoutedTokens tok = testing::random_routed_tokens(cfg, T, uint64_t(comm.rank()) * 1000003 + uint64_t(T));
   const model::MoeInput in{layer, tok.x.data(), tok.ids.data(), tok.w.data(), T, int(cfg.num_experts_per_tok)};
   std::vector<float> out(static_cast<size_t>(T * cfg.hidden_size), 0.0f);
   for (int w = 0; w < (smoke ? 1 : 2); ++w) {  // warm up: buffers grown, pages touched

@@ -23,6 +23,7 @@
 #include "model/weights.h"
 #include "mpi_world.h"
 #include "parallel/expert_parallel_moe.h"
+#include "routed_tokens.h"
 
 namespace dsinfer::parallel {
 namespace {
@@ -60,32 +61,13 @@ std::string redundant_placement(const model::ModelConfig& cfg, int ranks) {
   return path;
 }
 
-struct Tokens {
-  std::vector<float> x, w, base;
-  std::vector<int32_t> ids;
-  int64_t T = 0;
-};
-
-// T tokens of random activations, each routed to top_k distinct experts with positive weights.
-Tokens random_tokens(const model::ModelConfig& cfg, int64_t T, uint64_t seed) {
-  Tokens t;
-  t.T = T;
-  const int64_t D = cfg.hidden_size, K = cfg.num_experts_per_tok, E = cfg.n_routed_experts;
+// What the shared experts left in the output before the routed ones add to it.
+std::vector<float> random_base(int64_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0, 1);
-  std::uniform_real_distribution<float> weight(0.05f, 1.0f);
-  for (int64_t i = 0; i < T * D; ++i) t.x.push_back(normal(rng));
-  for (int64_t i = 0; i < T * D; ++i) t.base.push_back(normal(rng));  // what the shared experts left
-  std::vector<int32_t> experts(static_cast<size_t>(E));
-  for (int64_t i = 0; i < T; ++i) {
-    std::iota(experts.begin(), experts.end(), 0);
-    std::shuffle(experts.begin(), experts.end(), rng);
-    for (int64_t k = 0; k < K; ++k) {
-      t.ids.push_back(experts[size_t(k)]);
-      t.w.push_back(weight(rng));
-    }
-  }
-  return t;
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = normal(rng);
+  return v;
 }
 
 struct Case {
@@ -131,9 +113,10 @@ void check_case(const Case& c) {
   const auto before = ep.stats();
   for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {  // every MoE layer: per-layer placements
     if (!cfg.is_moe_layer(l)) continue;
-    Tokens t = random_tokens(cfg, T, uint64_t(comm.rank() * 1000 + l));
+    const dsinfer::testing::RoutedTokens t = dsinfer::testing::random_routed_tokens(cfg, T, uint64_t(comm.rank() * 1000 + l));
+    const std::vector<float> base = random_base(T * D, uint64_t(comm.rank() * 1000 + l) + 7);
     model::MoeInput in{int(l), t.x.data(), t.ids.data(), t.w.data(), T, int(K)};
-    std::vector<float> expected = t.base, got = t.base;
+    std::vector<float> expected = base, got = base;
     local.run(in, expected.data());
     ep.run(in, got.data());
     size_t differ = 0;
@@ -144,7 +127,7 @@ void check_case(const Case& c) {
                           << " values differ from one process (worst " << worst << ")";
     // The executor really computed something where there were tokens.
     if (T > 0) {
-      EXPECT_NE(std::memcmp(got.data(), t.base.data(), got.size() * sizeof(float)), 0);
+      EXPECT_NE(std::memcmp(got.data(), base.data(), got.size() * sizeof(float)), 0);
     }
   }
   const auto after = ep.stats();
