@@ -40,19 +40,6 @@ void Communicator::check_mpi(int rc, const char* what) const {
   throw GroupFailure(str("rank ", rank_, ": ", what, ": MPI error: ", std::string(text, size_t(len))));
 }
 
-MPI_Datatype Communicator::unit_type(size_t unit) const {
-  if (unit == 1) return MPI_BYTE;
-  // A handful of record sizes per process (rows of each payload format): made once, kept.
-  static thread_local std::vector<std::pair<size_t, MPI_Datatype>> types;
-  for (auto& [u, t] : types)
-    if (u == unit) return t;
-  MPI_Datatype t;
-  MPI_Type_contiguous(as_int(unit, "record size"), MPI_BYTE, &t);
-  MPI_Type_commit(&t);
-  types.emplace_back(unit, t);
-  return t;
-}
-
 void Communicator::wait(Exchange& x, const char* what, double timeout_s) {
   if (x.requests.empty()) return;
   const double limit = timeout_s < 0 ? timeout_s_ : timeout_s;
@@ -225,11 +212,21 @@ void Communicator::ialltoallv(const void* send, const int* send_counts, const in
                 static_cast<const char*>(send) + size_t(send_displs[0]) * unit, size_t(send_counts[0]) * unit);
     return;
   }
-  const MPI_Datatype t = unit_type(unit);
+  // In bytes rather than a derived datatype per record size: no datatype to free at the end.
+  check(x.byte_counts.empty(), "one ialltoallv per exchange (its counts must not move until it completes)");
+  const int n = size_;
+  x.byte_counts.resize(4 * size_t(n));
+  int* sc = x.byte_counts.data();
+  int *sd = sc + n, *rc = sd + n, *rd = rc + n;
+  for (int r = 0; r < n; ++r) {
+    sc[r] = as_int(size_t(send_counts[r]) * unit, "ialltoallv");
+    sd[r] = as_int(size_t(send_displs[r]) * unit, "ialltoallv");
+    rc[r] = as_int(size_t(recv_counts[r]) * unit, "ialltoallv");
+    rd[r] = as_int(size_t(recv_displs[r]) * unit, "ialltoallv");
+  }
   x.requests.emplace_back();
   x.peers.push_back(-1);
-  check_mpi(MPI_Ialltoallv(send, send_counts, send_displs, t, recv, recv_counts, recv_displs, t, MPI_COMM_WORLD,
-                           &x.requests.back()),
+  check_mpi(MPI_Ialltoallv(send, sc, sd, MPI_BYTE, recv, rc, rd, MPI_BYTE, MPI_COMM_WORLD, &x.requests.back()),
             "ialltoallv");
 }
 

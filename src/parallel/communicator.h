@@ -33,9 +33,13 @@ struct Exchange {
   std::vector<MPI_Request> requests;
   std::vector<int> peers;  // the rank each request talks to; -1 for a collective
   std::vector<MPI_Status> statuses;
+  // The pending ialltoallv's counts and displacements in bytes (one per exchange): MPI reads
+  // them until the operation completes, so they live here, beside its request.
+  std::vector<int> byte_counts;
   void clear() {
     requests.clear();
     peers.clear();
+    byte_counts.clear();
   }
   bool empty() const { return requests.empty(); }
 };
@@ -70,7 +74,8 @@ class Communicator {
   // A receive may be posted larger than the message; received_bytes() tells what arrived.
   void isend(const void* buf, size_t bytes, int dst, int tag, Exchange& x);
   void irecv(void* buf, size_t bytes, int src, int tag, Exchange& x);
-  // Counts and displacements in units of `unit` bytes (so element counts stay within int).
+  // Counts and displacements in units of `unit` bytes (records or rows; at most 2 GB each way
+  // per rank pair, MPI's int counts of bytes).
   void ialltoallv(const void* send, const int* send_counts, const int* send_displs, void* recv, const int* recv_counts,
                   const int* recv_displs, size_t unit, Exchange& x);
   void wait(Exchange& x, const char* what, double timeout_s = -1);
@@ -85,7 +90,6 @@ class Communicator {
   int rank_ = 0, size_ = 1;
   double timeout_s_ = 60;
 
-  MPI_Datatype unit_type(size_t unit) const;
   void check_mpi(int rc, const char* what) const;
 };
 

@@ -71,12 +71,13 @@ void ExpertParallelMoe::begin_low_latency() {
       const int64_t g = d * J + j, n = ll_count_[size_t(g)], first = ll_offset_[size_t(g)];
       if (d == me) {  // this rank's own experts: straight into the region
         const int64_t region = j * N + me;
+        ll_recv_count_[size_t(region)] = int32_t(n);
+        if (n == 0) continue;  // (and nothing to copy from: the send buffer may be empty)
         std::memcpy(ll_recv_.data() + region * cap * row_bytes_, ll_send_.data() + first * row_bytes_,
                     size_t(n * row_bytes_));
         if (fp8)
           std::memcpy(ll_recv_scales_.data() + region * cap * kb_, ll_send_scales_.data() + first * kb_,
                       size_t(n * kb_) * sizeof(float));
-        ll_recv_count_[size_t(region)] = int32_t(n);
         continue;
       }
       comm_.isend(ll_send_.data() + first * row_bytes_, size_t(n * row_bytes_), d, int(3 * j), dispatch_);
