@@ -34,21 +34,28 @@ bool group_limited(const model::ModelConfig& c) {
 double expected_bins_touched(const model::ModelConfig& c, int bins) {
   if (bins <= 1) return 1;
   const double k = double(c.num_experts_per_tok);
-  if (group_limited(c)) {
-    int groups = int(c.n_group), chosen = int(c.topk_group);
+  const int64_t experts = c.n_routed_experts;
+  if (group_limited(c) && experts % c.n_group == 0) {
+    // The token's k experts are drawn from the `chosen` groups' pool; a chosen group may still
+    // contribute none of them.
+    const int groups = int(c.n_group), chosen = int(c.topk_group), per_group = int(experts / groups);
+    const int pool = chosen * per_group;
+    auto none_of = [&](int held) { return choose(pool - held, int(k)) / choose(pool, int(k)); };
     if (groups % bins == 0) {
-      // g groups per bin; a bin is missed when none of its groups is among the chosen ones.
-      int g = groups / bins;
-      double missed = choose(groups - g, chosen) / choose(groups, chosen);
+      // g whole groups per bin: j of them chosen (hypergeometric), then none of the k experts
+      // among their j * per_group.
+      const int g = groups / bins;
+      double missed = 0;
+      for (int j = 0; j <= std::min(g, chosen); ++j)
+        missed += choose(g, j) * choose(groups - g, chosen - j) / choose(groups, chosen) * none_of(j * per_group);
       return bins * (1 - missed);
     }
-    if (bins % groups == 0) {
-      // Each group spans s bins; its share of the k experts spreads uniformly over them.
-      double s = double(bins / groups);
-      return chosen * uniform_distinct(s, k / chosen);
+    if (bins % groups == 0 && experts % bins == 0) {
+      // Each bin holds part of one group: that group chosen, then one of the bin's experts drawn.
+      const double chosen_share = double(chosen) / groups;
+      return bins * chosen_share * (1 - none_of(int(experts / bins)));
     }
   }
-  const int64_t experts = c.n_routed_experts;
   if (experts > 0 && experts % bins == 0 && c.num_experts_per_tok <= experts)
     return bins * (1 - choose(int(experts - experts / bins), int(k)) / choose(int(experts), int(k)));
   return uniform_distinct(bins, k);

@@ -16,13 +16,17 @@ const std::string kHardware = std::string(DSINFER_SOURCE_DIR) + "/data/hardware.
 TEST(CommModel, NodesPerTokenWithGroupLimitedRouting) {
   model::ModelConfig v3 = model::load_config(kV3);  // 8 groups, top-4 groups, top-8 experts
   EXPECT_DOUBLE_EQ(expected_nodes_per_token(v3, 1), 1);
-  // 4 nodes of 2 groups: a node is missed when none of its 2 groups is among the 4 chosen of 8,
-  // C(6,4)/C(8,4) = 15/70; expected nodes 4 x 55/70.
-  EXPECT_NEAR(expected_nodes_per_token(v3, 4), 4 * 55.0 / 70, 1e-12);
-  // 8 nodes of one group each: exactly the 4 chosen groups' nodes.
-  EXPECT_NEAR(expected_nodes_per_token(v3, 8), 4, 1e-12);
-  // 16 nodes, each group over 2 nodes with 2 of the 8 experts: 4 x 2 x (1 - 1/2^2).
-  EXPECT_NEAR(expected_nodes_per_token(v3, 16), 6, 1e-12);
+  // A token's 8 experts come from the pool of its 4 chosen groups (4 x 32 = 128 experts): a node
+  // is missed when none of its groups is chosen, or when its chosen groups (j x 32 experts of
+  // the pool) get none of the 8: C(128 - 32j, 8) / C(128, 8).
+  const double c128 = 1429702652400.0, c96 = 132601016340.0, c64 = 4426165368.0, c112 = 475491062970.0;
+  // 4 nodes of 2 groups: j = 0, 1, 2 of them chosen with probability 15, 40, 15 in 70.
+  EXPECT_NEAR(expected_nodes_per_token(v3, 4), 4 * (1 - (15 + 40 * c96 / c128 + 15 * c64 / c128) / 70), 1e-12);
+  // 8 nodes of one group each: chosen with probability 1/2 (the old count, 4, assumed every
+  // chosen group gets one of the 8 experts).
+  EXPECT_NEAR(expected_nodes_per_token(v3, 8), 8 * (1 - 0.5 - 0.5 * c96 / c128), 1e-12);
+  // 16 nodes, each with 16 experts of one group: that group chosen, then one of its 16 drawn.
+  EXPECT_NEAR(expected_nodes_per_token(v3, 16), 16 * 0.5 * (1 - c112 / c128), 1e-12);
   // V2-Lite routes greedily: 6 distinct experts of 64, 16 per node, drawn without replacement:
   // a node is missed with C(48,6)/C(64,6) = 12271512/74974368.
   model::ModelConfig lite = model::load_config(kV2Lite);
@@ -52,17 +56,18 @@ TEST(CommModel, LowLatencyReproducesDeepEpsLatencies) {
 TEST(CommModel, NormalModeByHand) {
   model::ModelConfig v3 = model::load_config(kV3);
   HardwareCatalog c = load_hardware(kHardware);
-  // EP32 = 4 nodes: 4096 tokens x 3.143 nodes x (7168 + 224) bytes at 58 GB/s.
+  // EP32 = 4 nodes: 4096 tokens x 2.928 nodes (above) x (7168 + 224) bytes at 58 GB/s.
   CommCost cost = normal_mode_cost(v3, c.profile("H800"), c.deepep, 32, 4096);
-  double fanout = 4 * 55.0 / 70;
+  double fanout = expected_nodes_per_token(v3, 4);
+  EXPECT_NEAR(fanout, 2.92821, 1e-5);
   EXPECT_NEAR(cost.dispatch_bytes, 4096 * fanout * 7392, 1e-3);
   EXPECT_NEAR(cost.dispatch_seconds, 4096 * fanout * 7392 / 58e9, 1e-12);
   EXPECT_NEAR(cost.combine_seconds, 4096 * fanout * 14336 / 57e9, 1e-12);
   // The same unit on H100s has the same NIC, so the same time; within one node NVLink carries it.
   EXPECT_NEAR(normal_mode_cost(v3, c.profile("H100"), c.deepep, 32, 4096).dispatch_seconds, cost.dispatch_seconds, 1e-15);
   CommCost intra = normal_mode_cost(v3, c.profile("H800"), c.deepep, 8, 4096);
-  // Inside a node each GPU holds one of V3's 8 groups and a token's experts come from 4 of them.
-  EXPECT_NEAR(intra.dispatch_seconds, 4096 * 4.0 * 7392 / 153e9, 1e-12);
+  // Inside a node each GPU holds one of V3's 8 groups, as the 8 nodes above: 3.629 GPUs a token.
+  EXPECT_NEAR(intra.dispatch_seconds, 4096 * expected_nodes_per_token(v3, 8) * 7392 / 153e9, 1e-12);
   // H100's NVLink is 450 vs 200 GB/s per direction: 2.25x faster inside a node.
   EXPECT_NEAR(normal_mode_cost(v3, c.profile("H100"), c.deepep, 8, 4096).dispatch_seconds * 2.25,
               intra.dispatch_seconds, 1e-12);
