@@ -210,6 +210,9 @@ void Engine::exchange_updates() {
   if (!group_->is_root()) {
     std::sort(dirty_.begin(), dirty_.end());
     dirty_.erase(std::unique(dirty_.begin(), dirty_.end()), dirty_.end());
+    // A stream that finished was reported and forgotten; it is not dirty again.
+    dirty_.erase(std::remove_if(dirty_.begin(), dirty_.end(), [&](uint64_t id) { return !hosted_.count(id); }),
+                 dirty_.end());
     ByteWriter w(msg);
     w.put(uint64_t(dirty_.size()));
     std::vector<ChoiceUpdate> updates;
