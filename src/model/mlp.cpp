@@ -20,7 +20,7 @@ PackedMlp PackedMlp::pack(const MlpWeights& w) {
 }
 
 void mlp_forward(const PackedMlp& w, const float* x, int64_t m, int64_t ldx, float* out, int64_t ldo,
-                 std::vector<float>& scratch, kernels::ActQuant act) {
+                 std::vector<float>& scratch, kernels::ActQuant act, FunctionRef<void()> between) {
   const int64_t inter = w.inter;
   if (scratch.size() < size_t(3 * m * inter)) scratch.resize(size_t(3 * m * inter));
   float* gate_up = scratch.data();              // {m, 2*inter}
@@ -31,6 +31,7 @@ void mlp_forward(const PackedMlp& w, const float* x, int64_t m, int64_t ldx, flo
     kernels::linear(x, m, ldx, w.gate, gate_up, 2 * inter, act);
     kernels::linear(x, m, ldx, w.up, gate_up + inter, 2 * inter, act);
   }
+  between();
   kernels::silu_and_mul(gate_up, m, inter, h);
   kernels::linear(h, m, inter, w.down, out, ldo, act);
 }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/function_ref.h"
 #include "kernels/gemm.h"
 #include "kernels/packed_matrix.h"
 #include "model/weights.h"
@@ -26,7 +27,12 @@ struct PackedMlp {
 };
 
 // x [m, hidden] (row stride ldx) -> out [m, hidden] (row stride ldo). `scratch` is grown as needed.
+// `between` runs between the GEMMs (the MoE layer moves expert-parallel transfers on there).
 void mlp_forward(const PackedMlp& w, const float* x, int64_t m, int64_t ldx, float* out, int64_t ldo,
-                 std::vector<float>& scratch, kernels::ActQuant act);
+                 std::vector<float>& scratch, kernels::ActQuant act, FunctionRef<void()> between);
+inline void mlp_forward(const PackedMlp& w, const float* x, int64_t m, int64_t ldx, float* out, int64_t ldo,
+                        std::vector<float>& scratch, kernels::ActQuant act) {
+  mlp_forward(w, x, m, ldx, out, ldo, scratch, act, [] {});
+}
 
 }  // namespace dsinfer::model

@@ -54,8 +54,12 @@ void MoeLayer::forward(const float* x, int64_t T, MoeExecutor& executor, Routing
   {
     ProfileScope scope("moe.shared");
     // out [T, D] = shared experts(x), or 0; the routed experts add to it.
-    if (shared_) mlp_forward(*shared_, x, T, hidden, out, hidden, scratch_, activation_quant(precision_));
-    else std::memset(out, 0, size_t(T * hidden) * sizeof(float));
+    if (shared_)
+      mlp_forward(*shared_, x, T, hidden, out, hidden, scratch_, activation_quant(precision_),
+                  [&] { executor.progress(); });
+    else
+      std::memset(out, 0, size_t(T * hidden) * sizeof(float));
+    executor.progress();
   }
   ProfileScope scope("moe.routed");
   executor.finish(out);

@@ -45,6 +45,9 @@ class MoeExecutor {
   // out [num_tokens, hidden] += sum_k topk_weights[t,k] * expert_{topk_ids[t,k]}(x[t]), summed in
   // slot order k. Shared experts are not included: the layer runs them between the two calls.
   virtual void finish(float* out) = 0;
+  // Called while the shared experts run (between their GEMMs): an expert-parallel executor
+  // moves its transfers on, since MPI progresses them only inside MPI calls.
+  virtual void progress() {}
   void run(const MoeInput& in, float* out) {
     begin(in);
     finish(out);

@@ -40,8 +40,17 @@ void Communicator::check_mpi(int rc, const char* what) const {
   throw GroupFailure(str("rank ", rank_, ": ", what, ": MPI error: ", std::string(text, size_t(len))));
 }
 
+bool Communicator::test(Exchange& x, const char* what) {
+  if (x.requests.empty() || x.complete) return true;
+  x.statuses.resize(x.requests.size());
+  int done = 0;
+  check_mpi(MPI_Testall(int(x.requests.size()), x.requests.data(), &done, x.statuses.data()), what);
+  x.complete = done != 0;
+  return x.complete;
+}
+
 void Communicator::wait(Exchange& x, const char* what, double timeout_s) {
-  if (x.requests.empty()) return;
+  if (x.requests.empty() || x.complete) return;
   const double limit = timeout_s < 0 ? timeout_s_ : timeout_s;
   const double start = now_seconds();
   const int n = int(x.requests.size());
@@ -49,7 +58,10 @@ void Communicator::wait(Exchange& x, const char* what, double timeout_s) {
   for (;;) {
     int done = 0;
     check_mpi(MPI_Testall(n, x.requests.data(), &done, x.statuses.data()), what);
-    if (done) return;
+    if (done) {
+      x.complete = true;
+      return;
+    }
     // Each test also moves the transfer on (Open MPI progresses inside MPI calls), so the first
     // 2 ms poll back to back, yielding the core to whoever needs it (on an oversubscribed machine
     // the rank we wait for may); then, for a long wait such as an idle group's, short sleeps.

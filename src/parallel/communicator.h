@@ -36,10 +36,12 @@ struct Exchange {
   // The pending ialltoallv's counts and displacements in bytes (one per exchange): MPI reads
   // them until the operation completes, so they live here, beside its request.
   std::vector<int> byte_counts;
+  bool complete = false;  // every request done, statuses kept (by test() or wait())
   void clear() {
     requests.clear();
     peers.clear();
     byte_counts.clear();
+    complete = false;
   }
   bool empty() const { return requests.empty(); }
 };
@@ -79,6 +81,9 @@ class Communicator {
   void ialltoallv(const void* send, const int* send_counts, const int* send_displs, void* recv, const int* recv_counts,
                   const int* recv_displs, size_t unit, Exchange& x);
   void wait(Exchange& x, const char* what, double timeout_s = -1);
+  // Moves the exchange on without blocking (Open MPI progresses transfers only inside MPI
+  // calls); true when it has completed.
+  bool test(Exchange& x, const char* what);
   // After wait(): the bytes request i received.
   size_t received_bytes(const Exchange& x, size_t i) const;
 

@@ -65,6 +65,8 @@ class ExpertParallelMoe : public model::MoeExecutor {
   void prepare(const model::ModelWeights& weights, const std::function<void(const model::MlpWeights&)>& packed) override;
   void begin(const model::MoeInput& in) override;
   void finish(float* out) override;
+  // Tests the dispatch in flight (non-blocking), so MPI moves it on while the shared experts run.
+  void progress() override { comm_.test(dispatch_, "MoE dispatch (progress)"); }
 
   const ExpertPlacement& placement() const { return placement_; }
   DispatchStats stats() const { return stats_; }
