@@ -7,6 +7,7 @@
 #include "base/byte_stream.h"
 #include "base/log.h"
 #include "model/config.h"
+#include "parallel/eplb.h"
 #include "parallel/expert_placement.h"
 
 namespace dsinfer::app {
@@ -62,6 +63,42 @@ std::string difference(int r, const std::string& mine, const std::string& root) 
   return "";
 }
 
+// Where this group's experts live: contiguous blocks, a plan file, or an EPLB plan made here from
+// a recorded load with redundant slots. Every rank computes the same plan from the same file.
+parallel::ExpertPlacement place_experts(const model::ModelConfig& cfg, const GroupFlags& flags, int ranks) {
+  if (!flags.placement.empty()) return parallel::ExpertPlacement::from_eplb_json(flags.placement, cfg, ranks);
+  if (flags.redundant_experts == 0) return parallel::ExpertPlacement::contiguous(cfg, ranks);
+  check(flags.redundant_experts % ranks == 0, "--redundant-experts ", flags.redundant_experts,
+        " must be a multiple of the ", ranks, " ranks (each rank holds the same number of slots)");
+  const parallel::ExpertLoad load = parallel::read_expert_load_file(flags.expert_load);
+  int64_t moe_layers = 0;
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) moe_layers += cfg.is_moe_layer(l);
+  check(load.num_layers == moe_layers && load.num_experts == cfg.n_routed_experts, flags.expert_load, ": a load of ",
+        load.num_layers, " layers x ", load.num_experts, " experts, but this model has ", moe_layers, " MoE layers x ",
+        cfg.n_routed_experts, " routed experts");
+  parallel::EplbShape shape;
+  shape.num_replicas = int(cfg.n_routed_experts + flags.redundant_experts);
+  shape.num_groups = std::max<int>(1, int(cfg.n_group));
+  shape.num_nodes = 1;  // one expert-parallel group; its ranks are the GPUs
+  shape.num_gpus = ranks;
+  const parallel::EplbPlan plan = parallel::rebalance(load, shape, parallel::parse_eplb_policy(flags.eplb_policy));
+  std::vector<std::vector<int32_t>> rows;
+  for (int l = 0; l < plan.num_layers; ++l)
+    rows.emplace_back(plan.phy2log.begin() + int64_t(l) * plan.num_replicas,
+                      plan.phy2log.begin() + int64_t(l + 1) * plan.num_replicas);
+  auto mean = [](const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v) s += x;
+    return v.empty() ? 0.0 : s / double(v.size());
+  };
+  parallel::EplbShape plain = shape;  // n_routed / ranks contiguous experts per rank, no replicas
+  plain.num_replicas = int(cfg.n_routed_experts);
+  log_info("EPLB (", flags.eplb_policy, ") placed ", flags.redundant_experts, " redundant experts from ",
+           flags.expert_load, ": max/mean load per rank ", mean(parallel::unbalanced_max_over_mean(load, plain)),
+           " without, ", mean(parallel::plan_max_over_mean(load, plan)), " with (mean over MoE layers)");
+  return parallel::ExpertPlacement::from_phy2log(rows, cfg, ranks, "the EPLB plan");
+}
+
 }  // namespace
 
 int serve_rank(engine::Engine& eng) {
@@ -74,6 +111,14 @@ GroupFlags group_flags(Args& args, model::ModelOptions& opt) {
   GroupFlags g;
   g.ep_size = args.get_int("ep-size", 0, 0, 1 << 20);
   g.placement = args.get_or("eplb-placement", "");
+  g.redundant_experts = args.get_int("redundant-experts", 0, 0, 1 << 16);
+  g.expert_load = args.get_or("expert-load", "");
+  g.eplb_policy = args.get_or("eplb-policy", g.eplb_policy);
+  check(g.placement.empty() || g.redundant_experts == 0,
+        "give either --eplb-placement (a plan) or --redundant-experts with --expert-load (planned at start), not both");
+  check(g.redundant_experts == 0 || !g.expert_load.empty(),
+        "--redundant-experts places its replicas by a recorded expert load: add --expert-load FILE (written by "
+        "`dsinfer generate --dump-expert-load FILE`)");
   g.dispatch = parse_dispatch(args.get_or("ep-dispatch", "auto"));
   g.low_latency_tokens = args.get_int("ep-low-latency-tokens", g.low_latency_tokens, 0, 1 << 16);
   g.timeout_s = args.get_double("ep-timeout", g.timeout_s, 0, 86400, true);
@@ -101,16 +146,15 @@ std::unique_ptr<model::DeepSeekModel> RankContext::load(const std::string& dir, 
                                                         const GroupFlags& flags) {
   check(flags.ep_size == 0 || flags.ep_size == comm_.size(), "--ep-size ", flags.ep_size, " but ", comm_.size(),
         " ranks were started (mpirun -np ", flags.ep_size, " runs that many)");
-  if (comm_.size() == 1 && flags.placement.empty()) return model::DeepSeekModel::load(dir, opt);
+  if (comm_.size() == 1 && flags.placement.empty() && flags.redundant_experts == 0)
+    return model::DeepSeekModel::load(dir, opt);
   comm_.set_timeout(flags.timeout_s);
   // Load, or learn why not; then every rank hears from every other before anyone goes on.
   std::unique_ptr<model::DeepSeekModel> m;
   std::string error;
   try {
     const model::ModelConfig cfg = model::load_config(dir + "/config.json");
-    parallel::ExpertPlacement placement = flags.placement.empty()
-                                              ? parallel::ExpertPlacement::contiguous(cfg, comm_.size())
-                                              : parallel::ExpertPlacement::from_eplb_json(flags.placement, cfg, comm_.size());
+    parallel::ExpertPlacement placement = place_experts(cfg, flags, comm_.size());
     parallel::ExpertParallelOptions eo;
     eo.precision = opt.precision;
     eo.activations = opt.expert_activations;

@@ -23,6 +23,11 @@ namespace dsinfer::app {
 struct GroupFlags {
   int64_t ep_size = 0;        // --ep-size: must equal the number of ranks (0: whatever it is)
   std::string placement;      // --eplb-placement FILE (`dsinfer eplb --json`)
+  // --redundant-experts R with --expert-load FILE: R extra slots, placed at start by parallel::eplb
+  // (--eplb-policy deepseek|refined) from a recorded load (`dsinfer generate --dump-expert-load`).
+  int64_t redundant_experts = 0;
+  std::string expert_load;
+  std::string eplb_policy = "deepseek";
   parallel::DispatchMode dispatch = parallel::DispatchMode::kAuto;  // --ep-dispatch
   int64_t low_latency_tokens = 128;  // --ep-low-latency-tokens
   double timeout_s = 60;             // --ep-timeout: the watchdog on every wait for another rank
@@ -33,7 +38,8 @@ GroupFlags group_flags(Args& args, model::ModelOptions& opt);
 
 // The flags above, for the commands' usage text.
 #define GROUP_FLAGS_USAGE                                                                                   \
-  "       under mpirun: [--ep-size N] [--eplb-placement PLAN.json] [--ep-dispatch auto|normal|low-latency]\n" \
+  "       under mpirun: [--ep-size N] [--eplb-placement PLAN.json | --redundant-experts R --expert-load LOAD.json\n" \
+  "       [--eplb-policy deepseek|refined]] [--ep-dispatch auto|normal|low-latency]\n"                        \
   "       [--ep-low-latency-tokens 128] [--ep-timeout 60] [--expert-activations bf16|fp8]   (docs/parallel.md)"
 
 // A rank other than 0 serves by stepping with the group until rank 0 stops it.

@@ -40,35 +40,48 @@ ExpertPlacement ExpertPlacement::from_eplb_json(const std::string& path, const m
   const nlohmann::json j = parse_json(read_regular_file(path, "the EPLB placement"), path);
   check(j.is_object() && j.contains("phy2log") && j["phy2log"].is_array(), path,
         ": not an EPLB placement (expected the output of `dsinfer eplb --json`, with a phy2log array)");
-  const auto& rows = j["phy2log"];
+  std::vector<std::vector<int32_t>> rows;
+  for (size_t i = 0; i < j["phy2log"].size(); ++i) {
+    const auto& row = j["phy2log"][i];
+    check(row.is_array() && !row.empty(), path, ": phy2log[", i, "] is not a list of logical expert ids");
+    rows.emplace_back();
+    for (const auto& v : row) {
+      check(v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() < cfg.n_routed_experts, path,
+            ": phy2log[", i, "] holds ", v.dump(), ", not a logical expert id in [0, ", cfg.n_routed_experts, ")");
+      rows.back().push_back(int32_t(v.get<int64_t>()));
+    }
+  }
+  return from_phy2log(rows, cfg, num_ranks, path);
+}
+
+ExpertPlacement ExpertPlacement::from_phy2log(const std::vector<std::vector<int32_t>>& rows,
+                                              const model::ModelConfig& cfg, int num_ranks, const std::string& what) {
   std::vector<int64_t> moe_layers;
   for (int64_t l = 0; l < cfg.num_hidden_layers; ++l)
     if (cfg.is_moe_layer(l)) moe_layers.push_back(l);
-  check(rows.size() == moe_layers.size(), path, ": phy2log has ", rows.size(), " layers but the model has ",
+  check(rows.size() == moe_layers.size(), what, ": phy2log has ", rows.size(), " layers but the model has ",
         moe_layers.size(), " MoE layers");
   ExpertPlacement p;
   p.num_ranks_ = num_ranks;
   p.num_logical_ = int(cfg.n_routed_experts);
   p.layers_.resize(size_t(cfg.num_hidden_layers));
   for (size_t i = 0; i < rows.size(); ++i) {
-    const auto& row = rows[i];
-    check(row.is_array() && !row.empty(), path, ": phy2log[", i, "] is not a list of logical expert ids");
-    const size_t slots = row.size();
-    check(slots % size_t(num_ranks) == 0, path, ": ", slots, " physical slots per layer do not split evenly over ",
-          num_ranks, " ranks (plan it with --gpus ", num_ranks, ")");
-    check(p.slots_per_rank_ == 0 || size_t(p.slots_per_rank_) * size_t(num_ranks) == slots, path,
+    const size_t slots = rows[i].size();
+    check(slots > 0 && slots % size_t(num_ranks) == 0, what, ": ", slots,
+          " physical slots per layer do not split evenly over ", num_ranks, " ranks (plan it with --gpus ", num_ranks,
+          ")");
+    check(p.slots_per_rank_ == 0 || size_t(p.slots_per_rank_) * size_t(num_ranks) == slots, what,
           ": every layer must have the same number of physical slots");
     p.slots_per_rank_ = int(slots / size_t(num_ranks));
     Layer& L = p.layers_[size_t(moe_layers[i])];
     std::vector<int> seen(size_t(p.num_logical_), 0);
-    for (const auto& v : row) {
-      check(v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() < p.num_logical_, path, ": phy2log[",
-            i, "] holds ", v.dump(), ", not a logical expert id in [0, ", p.num_logical_, ")");
-      L.phy2log.push_back(int32_t(v.get<int64_t>()));
-      seen[size_t(L.phy2log.back())] = 1;
+    for (int32_t e : rows[i]) {
+      check(e >= 0 && e < p.num_logical_, what, ": phy2log[", i, "] holds ", e, ", not a logical expert id in [0, ",
+            p.num_logical_, ")");
+      L.phy2log.push_back(e);
+      seen[size_t(e)] = 1;
     }
-    for (int e = 0; e < p.num_logical_; ++e)
-      check(seen[size_t(e)], path, ": phy2log[", i, "] places no replica of expert ", e);
+    for (int e = 0; e < p.num_logical_; ++e) check(seen[size_t(e)], what, ": phy2log[", i, "] places no replica of expert ", e);
     p.index_layer(L);
   }
   return p;

@@ -24,6 +24,10 @@ class ExpertPlacement {
   // From `dsinfer eplb --json` (its phy2log: one row of physical slots per MoE layer). Throws
   // Error naming what does not fit this model and group size.
   static ExpertPlacement from_eplb_json(const std::string& path, const model::ModelConfig& cfg, int num_ranks);
+  // One row of physical slots (logical expert ids) per MoE layer, in layer order; `what` names
+  // the source in errors. An EplbPlan's phy2log is exactly this (parallel/eplb.h).
+  static ExpertPlacement from_phy2log(const std::vector<std::vector<int32_t>>& rows, const model::ModelConfig& cfg,
+                                      int num_ranks, const std::string& what);
 
   int num_ranks() const { return num_ranks_; }
   int slots_per_rank() const { return slots_per_rank_; }

@@ -75,6 +75,28 @@ def bit_identical(a, work, models):
             check(refs["bf16"] != refs["fp8"], f"{name}: FP8 dispatch changes the logits (so the FP8 cases test something)")
 
 
+def redundancy(a, work, model):
+    """Redundant experts placed at start by EPLB from a recorded load: the same logits."""
+    load = os.path.join(work, "load.json")
+    r = run([a.dsinfer, "generate", "--model", model, "--prompt", "A hot expert gets more tokens than the others",
+             "--max-new-tokens", "40", "--dump-expert-load", load])
+    check(r.returncode == 0 and os.path.exists(load), "generate --dump-expert-load writes a load")
+    ref = logits_bytes(a, work, model, 1, [])
+    for n in (2, 4):
+        for policy in ("deepseek", "refined"):
+            extra = ["--redundant-experts", str(n), "--expert-load", load, "--eplb-policy", policy]
+            got = logits_bytes(a, work, model, n, extra)
+            check(ref is not None and got == ref,
+                  f"-np {n} with {n} redundant experts placed by EPLB ({policy}): logits equal one process's")
+    r = run(mpirun(a, 2) + [a.dsinfer, "logits", "--model", model, "--tokens", "1,2", "--out",
+                            os.path.join(work, "x.npy"), "--redundant-experts", "3", "--expert-load", load])
+    check(r.returncode != 0 and "--redundant-experts 3 must be a multiple of the 2 ranks" in r.stderr,
+          "redundant experts that do not split over the ranks are refused")
+    r = run([a.dsinfer, "logits", "--model", model, "--tokens", "1,2", "--out", os.path.join(work, "x.npy"),
+             "--redundant-experts", "2"])
+    check(r.returncode != 0 and "add --expert-load FILE" in r.stderr, "--redundant-experts without a load is refused")
+
+
 def generate_tokens(a, model, n):
     cmd = [a.dsinfer, "generate", "--model", model, "--prompt", "The expert-parallel group says", "--max-new-tokens",
            "24", "--json"]
@@ -323,7 +345,8 @@ def main():
     ap.add_argument("--dsinfer", required=True)
     ap.add_argument("--mpiexec", required=True)
     ap.add_argument("--quick", action="store_true", help="bit-identity on tiny-v3 (BF16 and FP8) only")
-    ap.add_argument("--only", default="bits,generate,startup,serving,faults", help="comma-separated parts to run")
+    ap.add_argument("--only", default="bits,redundancy,generate,startup,serving,faults",
+                    help="comma-separated parts to run")
     ap.add_argument("--model", action="append", default=[],
                     help="check bit-identity on this checkpoint instead (e.g. bench-v3-small; FP8 if its name says fp8)")
     a = ap.parse_args()
@@ -347,6 +370,8 @@ def main():
         parts = a.only.split(",")
         if "bits" in parts:
             bit_identical(a, work, models[:2] if a.quick else models)
+        if "redundancy" in parts:
+            redundancy(a, work, models[0][1])
         if "generate" in parts:
             one, two = generate_tokens(a, models[0][1], 1), generate_tokens(a, models[0][1], 2)
             check(one is not None and one == two, "generate: -np 2 picks the same tokens as one process")
