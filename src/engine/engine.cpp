@@ -271,18 +271,7 @@ void Engine::loop() {
       abort_everything = std::exchange(abort_all_, false);
       stopping = stop_;
     }
-    for (auto& in : incoming) {
-      // Whatever accepting one request throws (out of memory) ends that request only.
-      std::shared_ptr<RequestStream> stream = in.stream;
-      try {
-        accept(std::move(in));
-      } catch (const std::exception& e) {
-        log_warn("request ", stream->id, " failed on admission: ", e.what());
-        requests_.erase(stream->id);
-        stream->finish(str("internal error: ", e.what()));
-        --in_flight_;
-      }
-    }
+    for (auto& in : incoming) admit(std::move(in));
     std::vector<Request*> gone;
     for (auto& [id, r] : requests_)
       if (abort_everything || stopping || r->stream->cancelled) gone.push_back(r.get());
@@ -304,6 +293,19 @@ void Engine::loop() {
     publish_gauges();
   }
   publish_gauges();
+}
+
+void Engine::admit(Incoming in) {
+  // Whatever accepting one request throws (out of memory) ends that request only.
+  std::shared_ptr<RequestStream> stream = in.stream;
+  try {
+    accept(std::move(in));
+  } catch (const std::exception& e) {
+    log_warn("request ", stream->id, " failed on admission: ", e.what());
+    requests_.erase(stream->id);
+    stream->finish(str("internal error: ", e.what()));
+    --in_flight_;
+  }
 }
 
 void Engine::accept(Incoming in) {

@@ -173,6 +173,8 @@ class Engine {
   void warm_up_decode(const kernels::KvCacheView& cache, int64_t num_blocks);
   void step();
   void postprocess(double now);
+  // accept(), and a failure ends that request only (its stream gets the error).
+  void admit(Incoming in);
   void accept(Incoming in);
   void abort(Request& r);
   // Samples (or takes the forced) next token of seq from its logits row and reports it with

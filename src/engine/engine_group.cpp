@@ -24,12 +24,12 @@ namespace dsinfer::engine {
 
 namespace {
 
-// What one rank tells the others every iteration.
+// What one rank tells the others every iteration: its /metrics gauges, plus what the balancers
+// and the step decision need beyond them.
 struct RankStatus {
+  RankGauges gauges;
+  double attention_work = 0;  // sum over its prompts of (tokens left to prefill)^2
   uint8_t has_work = 0;
-  int64_t running = 0, waiting = 0, kv_used = 0, kv_total = 0, prefill_tokens = 0;
-  double attention_work = 0;
-  uint64_t steps = 0, step_tokens = 0;
 };
 
 // The prefix-affinity key of a prompt: its first full KV block (the cache's block size).
@@ -90,15 +90,7 @@ bool Engine::exchange_control(std::vector<Incoming>& incoming, bool abort_everyt
     for (size_t i = 0; i < incoming.size(); ++i) {
       const int rank = balancer_->assign({int64_t(incoming[i].prompt.size()), prefix_key_of(incoming[i].prompt)});
       if (rank == 0) {
-        std::shared_ptr<RequestStream> stream = incoming[i].stream;
-        try {
-          accept(std::move(incoming[i]));
-        } catch (const std::exception& e) {
-          log_warn("request ", stream->id, " failed on admission: ", e.what());
-          requests_.erase(stream->id);
-          stream->finish(str("internal error: ", e.what()));
-          --in_flight_;
-        }
+        admit(std::move(incoming[i]));
         continue;
       }
       others.push_back(i);
@@ -149,35 +141,28 @@ void Engine::host_request(uint64_t id, std::vector<int32_t> prompt, SamplingPara
   stream->set_listener([this, id] { dirty_.push_back(id); });
   hosted_[id] = stream;
   ++in_flight_;
-  try {
-    accept({std::move(prompt), std::move(params), stream, now_seconds()});
-  } catch (const std::exception& e) {
-    log_warn("request ", id, " failed on admission: ", e.what());
-    requests_.erase(id);
-    stream->finish(str("internal error: ", e.what()));
-    --in_flight_;
-  }
+  admit({std::move(prompt), std::move(params), stream, now_seconds()});
 }
 
 bool Engine::exchange_status() {
   RankStatus mine;
+  RankGauges& g = mine.gauges;
   mine.has_work = !scheduler_->idle();
   for (auto& [id, req] : requests_)
     for (auto& s : req->seqs) {
       if (s->state == SeqState::kFinished) continue;
-      ++mine.running;
+      ++g.running;
       const int64_t left = std::max<int64_t>(0, s->num_prompt - s->computed);
-      mine.prefill_tokens += left;
+      g.prefill_tokens += left;
       mine.attention_work += double(left) * double(left);
     }
-  mine.waiting = int64_t(scheduler_->num_waiting());
-  const auto b = blocks_->stats();
-  mine.kv_used = b.used;
-  mine.kv_total = pool_->num_blocks();
+  g.waiting = int64_t(scheduler_->num_waiting());
+  g.kv_blocks_used = blocks_->stats().used;
+  g.kv_blocks_total = pool_->num_blocks();
   {
     std::lock_guard lock(metrics_mu_);
-    mine.steps = metrics_.steps;
-    mine.step_tokens = metrics_.step_tokens;
+    g.steps = metrics_.steps;
+    g.step_tokens = metrics_.step_tokens;
   }
   std::vector<RankStatus> all(size_t(group_->size()));
   group_->allgather(&mine, sizeof mine, all.data(), "the ranks' status");
@@ -186,21 +171,16 @@ bool Engine::exchange_status() {
   if (group_->is_root()) {
     std::vector<RankGauges> gauges;
     for (int r = 0; r < group_->size(); ++r) {
-      const RankStatus& s = all[size_t(r)];
-      parallel::RankLoad load;
-      load.prefill_tokens = s.prefill_tokens;
-      load.attention_work = s.attention_work;
-      load.running = s.running;
-      load.kv_blocks_used = s.kv_used;
-      load.kv_blocks_total = s.kv_total;
-      balancer_->report(r, load);
-      gauges.push_back({s.running, s.waiting, s.kv_used, s.kv_total, s.prefill_tokens, s.steps, s.step_tokens});
+      const RankGauges& rg = all[size_t(r)].gauges;
+      balancer_->report(r, {rg.prefill_tokens, all[size_t(r)].attention_work, rg.running, rg.kv_blocks_used,
+                            rg.kv_blocks_total});
+      gauges.push_back(rg);
     }
     std::lock_guard lock(metrics_mu_);
     metrics_.ranks = std::move(gauges);
   }
   int64_t waiting = 0;
-  for (const RankStatus& s : all) waiting += s.waiting;
+  for (const RankStatus& s : all) waiting += s.gauges.waiting;
   waiting_ = waiting;  // the queue limit counts the whole group's queue
   return any;
 }
@@ -225,7 +205,7 @@ void Engine::exchange_updates() {
       for (const ChoiceUpdate& u : updates) write_update(w, u);
       w.put(uint8_t(done));
       if (done) {
-        write_usage(w, it->second->usage());
+        w.put(it->second->usage());
         w.put_string(it->second->error());
         hosted_.erase(it);  // in_flight_ fell when the engine finished it
       }
@@ -258,7 +238,7 @@ void Engine::relay_update(ByteReader& r) {
     rr.stream->push(std::move(u));
   }
   if (!r.get<uint8_t>()) return;
-  const Usage usage = read_usage(r);
+  const Usage usage = r.get<Usage>();
   const std::string error = r.get_string();
   {
     std::lock_guard lock(metrics_mu_);

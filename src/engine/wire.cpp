@@ -96,18 +96,4 @@ ChoiceUpdate read_update(ByteReader& r) {
   return u;
 }
 
-void write_usage(ByteWriter& w, const Usage& u) {
-  w.put(u.prompt_tokens);
-  w.put(u.cached_tokens);
-  w.put(u.completion_tokens);
-}
-
-Usage read_usage(ByteReader& r) {
-  Usage u;
-  u.prompt_tokens = r.get<int64_t>();
-  u.cached_tokens = r.get<int64_t>();
-  u.completion_tokens = r.get<int64_t>();
-  return u;
-}
-
 }  // namespace dsinfer::engine

@@ -74,10 +74,10 @@ TEST(Wire, ChoiceUpdatesAndUsageRoundTrip) {
   std::vector<uint8_t> bytes;
   ByteWriter w(bytes);
   write_update(w, u);
-  write_usage(w, usage);
+  w.put(usage);
   ByteReader r(bytes);
   const ChoiceUpdate v = read_update(r);
-  const Usage back = read_usage(r);
+  const Usage back = r.get<Usage>();
   EXPECT_TRUE(r.done());
   EXPECT_EQ(v.index, u.index);
   EXPECT_EQ(v.text, u.text);
