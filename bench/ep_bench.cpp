@@ -462,7 +462,7 @@ int main(int argc, char** argv) {
     setenv("DSINFER_THREADS", std::to_string(share).c_str(), 0);
   }
   parallel::MpiRuntime mpi;
-  parallel::Communicator world = mpi.world();
+  parallel::Communicator world = parallel::world_group();
   world.set_timeout(300);  // a rank that hangs fails the run instead of stalling it
   try {
     return run(world, o);

@@ -108,7 +108,7 @@ static int main_impl(int argc, char** argv) {
     const int rc = run_command(c, name, rest);
     // A rank that fails ends the whole group: the others may be waiting for it in a collective,
     // where MPI_Finalize would wait forever.
-    if (rc != 0 && mpi && mpi->world().size() > 1) mpi->abort(rc);
+    if (rc != 0 && mpi && parallel::world_group().size() > 1) mpi->abort(rc);
     return rc;
   }
   std::fprintf(stderr, "dsinfer: unknown command '%s' (dsinfer --help lists them)\n", name.c_str());

@@ -19,6 +19,20 @@ int as_int(size_t n, const char* what) {
   return int(n);
 }
 
+// Every rank's piece laid end to end: counts and displacements in bytes; returns the total.
+size_t byte_layout(const std::vector<int64_t>& sizes, std::vector<int>& counts, std::vector<int>& displs,
+                   const char* what) {
+  counts.assign(sizes.size(), 0);
+  displs.assign(sizes.size(), 0);
+  size_t total = 0;
+  for (size_t r = 0; r < sizes.size(); ++r) {
+    counts[r] = as_int(size_t(sizes[r]), what);
+    displs[r] = as_int(total, what);
+    total += size_t(sizes[r]);
+  }
+  return total;
+}
+
 }  // namespace
 
 Communicator Communicator::world() {
@@ -38,6 +52,14 @@ void Communicator::check_mpi(int rc, const char* what) const {
   int len = 0;
   MPI_Error_string(rc, text, &len);
   throw GroupFailure(str("rank ", rank_, ": ", what, ": MPI error: ", std::string(text, size_t(len))));
+}
+
+void Communicator::collective(const char* what, double timeout_s, FunctionRef<int(MPI_Request*)> post) {
+  Exchange x;
+  x.requests.resize(1);
+  x.peers.push_back(-1);  // no one rank to name
+  check_mpi(post(&x.requests[0]), what);
+  wait(x, what, timeout_s);
 }
 
 bool Communicator::test(Exchange& x, const char* what) {
@@ -97,13 +119,9 @@ void Communicator::allgather(const void* mine, size_t bytes, void* all, const ch
     std::memcpy(all, mine, bytes);
     return;
   }
-  Exchange x;
-  x.requests.resize(1);
-  x.peers.push_back(-1);
-  check_mpi(MPI_Iallgather(mine, as_int(bytes, what), MPI_BYTE, all, as_int(bytes, what), MPI_BYTE, MPI_COMM_WORLD,
-                           &x.requests[0]),
-            what);
-  wait(x, what, timeout_s);
+  collective(what, timeout_s, [&](MPI_Request* r) {
+    return MPI_Iallgather(mine, as_int(bytes, what), MPI_BYTE, all, as_int(bytes, what), MPI_BYTE, MPI_COMM_WORLD, r);
+  });
 }
 
 std::vector<std::string> Communicator::allgather_strings(const std::string& mine, const char* what, double timeout_s) {
@@ -111,21 +129,12 @@ std::vector<std::string> Communicator::allgather_strings(const std::string& mine
   std::vector<int64_t> sizes(static_cast<size_t>(size_));
   const int64_t n = int64_t(mine.size());
   allgather(&n, sizeof n, sizes.data(), what, timeout_s);
-  std::vector<int> counts(static_cast<size_t>(size_)), displs(static_cast<size_t>(size_));
-  size_t total = 0;
-  for (int r = 0; r < size_; ++r) {
-    counts[size_t(r)] = as_int(size_t(sizes[size_t(r)]), what);
-    displs[size_t(r)] = as_int(total, what);
-    total += size_t(sizes[size_t(r)]);
-  }
-  std::string all(total, '\0');
-  Exchange x;
-  x.requests.resize(1);
-  x.peers.push_back(-1);
-  check_mpi(MPI_Iallgatherv(mine.data(), int(n), MPI_BYTE, all.data(), counts.data(), displs.data(), MPI_BYTE,
-                            MPI_COMM_WORLD, &x.requests[0]),
-            what);
-  wait(x, what, timeout_s);
+  std::vector<int> counts, displs;
+  std::string all(byte_layout(sizes, counts, displs, what), '\0');
+  collective(what, timeout_s, [&](MPI_Request* r) {
+    return MPI_Iallgatherv(mine.data(), int(n), MPI_BYTE, all.data(), counts.data(), displs.data(), MPI_BYTE,
+                           MPI_COMM_WORLD, r);
+  });
   std::vector<std::string> out;
   for (int r = 0; r < size_; ++r) out.push_back(all.substr(size_t(displs[size_t(r)]), size_t(counts[size_t(r)])));
   return out;
@@ -134,45 +143,28 @@ std::vector<std::string> Communicator::allgather_strings(const std::string& mine
 void Communicator::broadcast(std::vector<uint8_t>& buffer, int root, const char* what, double timeout_s) {
   if (!mpi_) return;
   uint64_t n = buffer.size();
-  Exchange x;
-  x.requests.resize(1);
-  x.peers.push_back(-1);
-  check_mpi(MPI_Ibcast(&n, 1, MPI_UINT64_T, root, MPI_COMM_WORLD, &x.requests[0]), what);
-  wait(x, what, timeout_s);
+  collective(what, timeout_s,
+             [&](MPI_Request* r) { return MPI_Ibcast(&n, 1, MPI_UINT64_T, root, MPI_COMM_WORLD, r); });
   if (rank_ != root) buffer.resize(size_t(n));
   if (n == 0) return;
-  x.clear();
-  x.requests.resize(1);
-  x.peers.push_back(-1);
-  check_mpi(MPI_Ibcast(buffer.data(), as_int(size_t(n), what), MPI_BYTE, root, MPI_COMM_WORLD, &x.requests[0]), what);
-  wait(x, what, timeout_s);
+  collective(what, timeout_s, [&](MPI_Request* r) {
+    return MPI_Ibcast(buffer.data(), as_int(size_t(n), what), MPI_BYTE, root, MPI_COMM_WORLD, r);
+  });
 }
 
 std::vector<std::vector<uint8_t>> Communicator::gather(const std::vector<uint8_t>& mine, int root, const char* what) {
   if (!mpi_) return {mine};
   const int64_t n = int64_t(mine.size());
   std::vector<int64_t> sizes(static_cast<size_t>(size_));
-  Exchange x;
-  x.requests.resize(1);
-  x.peers.push_back(-1);
-  check_mpi(MPI_Igather(&n, 1, MPI_INT64_T, sizes.data(), 1, MPI_INT64_T, root, MPI_COMM_WORLD, &x.requests[0]), what);
-  wait(x, what);
-  std::vector<int> counts(static_cast<size_t>(size_)), displs(static_cast<size_t>(size_));
-  size_t total = 0;
-  if (rank_ == root)
-    for (int r = 0; r < size_; ++r) {
-      counts[size_t(r)] = as_int(size_t(sizes[size_t(r)]), what);
-      displs[size_t(r)] = as_int(total, what);
-      total += size_t(sizes[size_t(r)]);
-    }
-  std::vector<uint8_t> all(total);
-  x.clear();
-  x.requests.resize(1);
-  x.peers.push_back(-1);
-  check_mpi(MPI_Igatherv(mine.data(), int(n), MPI_BYTE, all.data(), counts.data(), displs.data(), MPI_BYTE, root,
-                         MPI_COMM_WORLD, &x.requests[0]),
-            what);
-  wait(x, what);
+  collective(what, -1, [&](MPI_Request* r) {
+    return MPI_Igather(&n, 1, MPI_INT64_T, sizes.data(), 1, MPI_INT64_T, root, MPI_COMM_WORLD, r);
+  });
+  std::vector<int> counts, displs;  // read at the root only (sizes are zeros elsewhere)
+  std::vector<uint8_t> all(byte_layout(sizes, counts, displs, what));
+  collective(what, -1, [&](MPI_Request* r) {
+    return MPI_Igatherv(mine.data(), int(n), MPI_BYTE, all.data(), counts.data(), displs.data(), MPI_BYTE, root,
+                        MPI_COMM_WORLD, r);
+  });
   std::vector<std::vector<uint8_t>> out;
   if (rank_ == root)
     for (int r = 0; r < size_; ++r)
@@ -183,24 +175,20 @@ std::vector<std::vector<uint8_t>> Communicator::gather(const std::vector<uint8_t
 int64_t Communicator::allreduce_max(int64_t value, const char* what) {
   if (!mpi_) return value;
   int64_t out = 0;
-  Exchange x;
-  x.requests.resize(1);
-  x.peers.push_back(-1);
-  check_mpi(MPI_Iallreduce(&value, &out, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD, &x.requests[0]), what);
-  wait(x, what);
+  collective(what, -1, [&](MPI_Request* r) {
+    return MPI_Iallreduce(&value, &out, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD, r);
+  });
   return out;
 }
 
-void Communicator::alltoall(const int64_t* send, int64_t* recv, const char* what) {
+void Communicator::alltoall(const int* send, int* recv, const char* what) {
   if (!mpi_) {
     recv[0] = send[0];
     return;
   }
-  Exchange x;
-  x.requests.resize(1);
-  x.peers.push_back(-1);
-  check_mpi(MPI_Ialltoall(send, 1, MPI_INT64_T, recv, 1, MPI_INT64_T, MPI_COMM_WORLD, &x.requests[0]), what);
-  wait(x, what);
+  collective(what, -1, [&](MPI_Request* r) {
+    return MPI_Ialltoall(send, 1, MPI_INT, recv, 1, MPI_INT, MPI_COMM_WORLD, r);
+  });
 }
 
 void Communicator::isend(const void* buf, size_t bytes, int dst, int tag, Exchange& x) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/function_ref.h"
 
 namespace dsinfer::parallel {
 
@@ -70,7 +71,7 @@ class Communicator {
   std::vector<std::vector<uint8_t>> gather(const std::vector<uint8_t>& mine, int root, const char* what);
   int64_t allreduce_max(int64_t value, const char* what);
   // One value to and from every rank.
-  void alltoall(const int64_t* send, int64_t* recv, const char* what);
+  void alltoall(const int* send, int* recv, const char* what);
 
   // Non-blocking operations, completed by wait(). `bytes` may be 0 (the message says "nothing").
   // A receive may be posted larger than the message; received_bytes() tells what arrived.
@@ -96,6 +97,8 @@ class Communicator {
   double timeout_s_ = 60;
 
   void check_mpi(int rc, const char* what) const;
+  // Posts one non-blocking collective (`post` starts it on the request given) and waits for it.
+  void collective(const char* what, double timeout_s, FunctionRef<int(MPI_Request*)> post);
 };
 
 }  // namespace dsinfer::parallel

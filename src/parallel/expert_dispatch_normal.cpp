@@ -41,35 +41,26 @@ void ExpertParallelMoe::begin_normal() {
   grow(send_records_, records * record_bytes_);
   grow(ret_row_, T * K);
   // Fill: token order within each destination; a result comes back in (token, slot) order.
-  std::vector<int64_t>& next_record = count_scratch_;
-  std::vector<int64_t>& next_ret = recv_count_scratch_;
-  next_record.assign(send_displs_.begin(), send_displs_.end());
-  next_ret.assign(ret_displs_.begin(), ret_displs_.end());
+  next_record_.assign(send_displs_.begin(), send_displs_.end());
+  next_ret_.assign(ret_displs_.begin(), ret_displs_.end());
   std::fill(cursor_.begin(), cursor_.begin() + N, -1);
   for (int64_t t = 0; t < T; ++t)
     for (int64_t k = 0; k < K; ++k) {
       const int d = dst_of_[size_t(t * K + k)];
-      ret_row_[size_t(t * K + k)] = next_ret[size_t(d)]++;
+      ret_row_[size_t(t * K + k)] = next_ret_[size_t(d)]++;
       if (cursor_[size_t(d)] == t) continue;
       cursor_[size_t(d)] = t;
-      uint8_t* rec = send_records_.data() + next_record[size_t(d)]++ * record_bytes_;
+      uint8_t* rec = send_records_.data() + next_record_[size_t(d)]++ * record_bytes_;
       std::memcpy(rec, enc_.data() + t * row_bytes_, size_t(row_bytes_));
       if (fp8) std::memcpy(rec + row_bytes_, enc_scales_.data() + t * kb_, size_t(scale_bytes));
       int32_t* lids = reinterpret_cast<int32_t*>(rec + row_bytes_ + scale_bytes);
       for (int64_t j = 0; j < K; ++j) lids[j] = dst_of_[size_t(t * K + j)] == d ? lid_of_[size_t(t * K + j)] : -1;
     }
   // The layout step: every rank learns how many records each other rank sends it.
-  std::vector<int64_t>& sent = count_scratch_;
-  std::vector<int64_t>& got = recv_count_scratch_;
-  sent.assign(send_counts_.begin(), send_counts_.end());
-  got.assign(size_t(N), 0);
-  comm_.alltoall(sent.data(), got.data(), "MoE dispatch layout (record counts)");
   recv_counts_.assign(size_t(N), 0);
   recv_displs_.assign(size_t(N), 0);
-  for (int r = 0; r < N; ++r) {
-    recv_counts_[size_t(r)] = int(got[size_t(r)]);
-    if (r) recv_displs_[size_t(r)] = recv_displs_[size_t(r - 1)] + recv_counts_[size_t(r - 1)];
-  }
+  comm_.alltoall(send_counts_.data(), recv_counts_.data(), "MoE dispatch layout (record counts)");
+  for (int r = 1; r < N; ++r) recv_displs_[size_t(r)] = recv_displs_[size_t(r - 1)] + recv_counts_[size_t(r - 1)];
   grow(recv_records_, (recv_displs_[size_t(N - 1)] + recv_counts_[size_t(N - 1)]) * record_bytes_);
   dispatch_.clear();
   comm_.ialltoallv(send_records_.data(), send_counts_.data(), send_displs_.data(), recv_records_.data(),

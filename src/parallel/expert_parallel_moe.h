@@ -110,7 +110,7 @@ class ExpertParallelMoe : public model::MoeExecutor {
   std::vector<uint8_t> send_records_, recv_records_;
   std::vector<int> send_counts_, send_displs_, recv_counts_, recv_displs_;      // records
   std::vector<int> back_counts_, back_displs_, ret_counts_, ret_displs_;        // combine rows
-  std::vector<int64_t> count_scratch_, recv_count_scratch_;
+  std::vector<int> next_record_, next_ret_;  // fill cursors per destination (records, result rows)
   std::vector<int64_t> row_of_recv_slot_, offset_, cursor_;
   int64_t record_bytes_ = 0;
   void begin_normal();

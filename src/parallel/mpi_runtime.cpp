@@ -39,9 +39,14 @@ MpiRuntime::~MpiRuntime() {
 void MpiRuntime::abort(int code) const {
   std::fflush(stdout);
   std::fflush(stderr);
-  world().abort(code);
+  world_group().abort(code);
 }
 
-Communicator MpiRuntime::world() const { return initialized_ ? Communicator::world() : Communicator(); }
+Communicator world_group() {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  return initialized && !finalized ? Communicator::world() : Communicator();
+}
 
 }  // namespace dsinfer::parallel

@@ -15,6 +15,9 @@ bool launched_by_mpi();
 // of the cores.
 int local_ranks();
 
+// MPI_COMM_WORLD when this process's MpiRuntime initialised MPI, else the group of one.
+Communicator world_group();
+
 class MpiRuntime {
  public:
   // Initialises MPI when launched_by_mpi() (thread level: serialized calls from any thread).
@@ -23,8 +26,6 @@ class MpiRuntime {
   MpiRuntime(const MpiRuntime&) = delete;
   MpiRuntime& operator=(const MpiRuntime&) = delete;
 
-  // MPI_COMM_WORLD, or the group of one.
-  Communicator world() const;
   // Ends every rank with `code` (stderr flushed first): for a rank that cannot go on.
   [[noreturn]] void abort(int code) const;
 
