@@ -1,7 +1,6 @@
 #include "group_setup.h"
 
-#include <mpi.h>
-
+#include <numeric>
 #include <sstream>
 
 #include "base/byte_stream.h"
@@ -9,6 +8,7 @@
 #include "model/config.h"
 #include "parallel/eplb.h"
 #include "parallel/expert_placement.h"
+#include "parallel/mpi_runtime.h"
 
 namespace dsinfer::app {
 
@@ -86,11 +86,7 @@ parallel::ExpertPlacement place_experts(const model::ModelConfig& cfg, const Gro
   for (int l = 0; l < plan.num_layers; ++l)
     rows.emplace_back(plan.phy2log.begin() + int64_t(l) * plan.num_replicas,
                       plan.phy2log.begin() + int64_t(l + 1) * plan.num_replicas);
-  auto mean = [](const std::vector<double>& v) {
-    double s = 0;
-    for (double x : v) s += x;
-    return v.empty() ? 0.0 : s / double(v.size());
-  };
+  auto mean = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / double(v.size()); };
   parallel::EplbShape plain = shape;  // n_routed / ranks contiguous experts per rank, no replicas
   plain.num_replicas = int(cfg.n_routed_experts);
   log_info("EPLB (", flags.eplb_policy, ") placed ", flags.redundant_experts, " redundant experts from ",
@@ -129,9 +125,7 @@ GroupFlags group_flags(Args& args, model::ModelOptions& opt) {
 }
 
 RankContext::RankContext(const Args& args) {
-  int initialized = 0;
-  MPI_Initialized(&initialized);
-  if (initialized) comm_ = parallel::Communicator::world();
+  comm_ = parallel::world_group();
   if (comm_.size() == 1) return;
   set_log_prefix(str("rank ", comm_.rank(), ": "));
   const std::vector<std::string> all =
