@@ -20,24 +20,32 @@ std::vector<int32_t> some_tokens(int n, int salt) {
   return t;
 }
 
-// Runs one sequence: prefill of `prefill` tokens then single-token steps; all positions' logits.
-std::vector<float> run_alone(DeepSeekModel& m, const std::vector<int32_t>& ids, size_t prefill) {
+// Runs one sequence cut into `chunks`; every position's logits. A one-token chunk is a decode
+// step when `decode` (the absorbed form under AttentionMode::kAuto), else a prompt chunk.
+std::vector<float> run_chunks(DeepSeekModel& m, const std::vector<int32_t>& ids, const std::vector<size_t>& chunks,
+                              bool decode = true) {
   const int64_t vocab = m.config().vocab_size;
   cache::KvPool pool(m.cache_spec(), 8);
   std::vector<int32_t> table;
   EXPECT_TRUE(pool.allocate(pool.blocks_for(int64_t(ids.size())), table));
   std::vector<float> all;
   size_t done = 0;
-  while (done < ids.size()) {
-    size_t n = done == 0 ? prefill : 1;
+  for (size_t n : chunks) {
     Batch b;
-    b.add(ids.data() + done, int64_t(n), int64_t(done), table.data(), Batch::Logits::kAll);
+    b.add(ids.data() + done, int64_t(n), int64_t(done), table.data(), Batch::Logits::kAll, decode && n == 1);
     std::vector<float> l(n * size_t(vocab));
     m.forward(b, pool.view(), l.data());
     all.insert(all.end(), l.begin(), l.end());
     done += n;
   }
   return all;
+}
+
+// A prefill of `prefill` tokens, then single-token decode steps.
+std::vector<float> run_alone(DeepSeekModel& m, const std::vector<int32_t>& ids, size_t prefill) {
+  std::vector<size_t> chunks = {prefill};
+  chunks.resize(1 + ids.size() - prefill, 1);
+  return run_chunks(m, ids, chunks);
 }
 
 double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
@@ -130,28 +138,12 @@ TEST_P(ModelTest, ChunkBoundariesDoNotChangeLogits) {
   ModelOptions opt;
   opt.fp8_kv_cache = fp8_cache;
   auto m = DeepSeekModel::load(testing::tiny_model(preset, fp8), opt);
-  const int64_t vocab = m->config().vocab_size;
   const auto ids = some_tokens(40, 6);
-  auto run_chunks = [&](const std::vector<size_t>& chunks) {
-    cache::KvPool pool(m->cache_spec(), 8);
-    std::vector<int32_t> table;
-    EXPECT_TRUE(pool.allocate(pool.blocks_for(int64_t(ids.size())), table));
-    std::vector<float> last;
-    size_t done = 0;
-    for (size_t n : chunks) {
-      Batch b;
-      b.add(ids.data() + done, int64_t(n), int64_t(done), table.data(), Batch::Logits::kLast, /*decode=*/false);
-      last.assign(size_t(vocab), 0);
-      m->forward(b, pool.view(), last.data());
-      done += n;
-    }
-    return last;
-  };
-  const auto whole = run_chunks({40});
-  EXPECT_EQ(run_chunks({17, 23}), whole);
-  EXPECT_EQ(run_chunks({1, 30, 9}), whole);
-  EXPECT_EQ(run_chunks({2, 29, 9}), whole) << "m2";
-  EXPECT_EQ(run_chunks({39, 1}), whole) << "last1";
+  const auto whole = run_chunks(*m, ids, {40}, /*decode=*/false);
+  EXPECT_EQ(run_chunks(*m, ids, {17, 23}, false), whole);
+  EXPECT_EQ(run_chunks(*m, ids, {1, 30, 9}, false), whole) << "a one-token first chunk";
+  EXPECT_EQ(run_chunks(*m, ids, {2, 29, 9}, false), whole) << "a chunk of fewer than 16 queries";
+  EXPECT_EQ(run_chunks(*m, ids, {39, 1}, false), whole) << "a one-token last chunk";
 }
 
 // A rank of an expert-parallel group with nothing to run still steps: an empty batch must reach
