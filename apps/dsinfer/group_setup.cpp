@@ -161,9 +161,10 @@ std::unique_ptr<model::DeepSeekModel> RankContext::load(const std::string& dir, 
     error = e.what();
   }
   const std::vector<std::string> errors = comm_.allgather_strings(error, "the ranks' model loads", kStartupTimeoutS);
+  // Every rank throws the same message, so whichever rank mpirun lets print first (the first to
+  // exit non-zero ends the others) names the rank that failed and why.
   for (int r = 0; r < comm_.size(); ++r)
-    if (!errors[size_t(r)].empty())
-      fail(r == comm_.rank() ? errors[size_t(r)] : str("rank ", r, " failed to start: ", errors[size_t(r)]));
+    if (!errors[size_t(r)].empty()) fail("rank ", r, " failed to start: ", errors[size_t(r)]);
   const uint64_t fp = m->fingerprint();
   std::vector<uint64_t> fps(size_t(comm_.size()));
   comm_.allgather(&fp, sizeof fp, fps.data(), "the ranks' model fingerprints", kStartupTimeoutS);

@@ -31,10 +31,13 @@ TOKENS = "5,17,301,1024,77,9,4242,31337,12,600,7,8000,3,99"
 failures = []
 
 
-def check(ok, what):
+def check(ok, what, detail=""):
+    """Records one check; on failure prints `detail` (a command's stderr) so CI logs say why."""
     print(("ok   " if ok else "FAIL ") + what, flush=True)
     if not ok:
         failures.append(what)
+        if detail:
+            print("     " + detail[-2000:].replace("\n", "\n     "), flush=True)
 
 
 def mpirun(a, n):
@@ -113,7 +116,7 @@ def startup_refusals(a, work, model, other_model):
     t0 = time.time()
     r = run(mpirun(a, 1) + base + ["--model", model] + [":", "-np", "1"] + base[:-1] + ["3", "--model", model])
     check(r.returncode != 0 and "was given --max-new-tokens 3 but rank 0 --max-new-tokens 2" in r.stderr,
-          f"ranks with different flags refuse to start, naming the flag ({time.time() - t0:.1f} s)")
+          f"ranks with different flags refuse to start, naming the flag ({time.time() - t0:.1f} s)", r.stderr)
     # Same flags, but rank 1's working directory has no model: it says why, and all exit.
     good, bad = os.path.join(work, "good"), os.path.join(work, "bad")
     os.makedirs(good, exist_ok=True)
@@ -126,7 +129,7 @@ def startup_refusals(a, work, model, other_model):
     r = run([a.mpiexec, "--oversubscribe", "--bind-to", "none", "-np", "1", "-wdir", good] + cmd +
             [":", "-np", "1", "-wdir", bad] + cmd)
     check(r.returncode != 0 and "rank 1 failed to start: cannot open model config" in r.stderr,
-          f"a rank that cannot load names itself and why, and the group exits ({time.time() - t0:.1f} s)")
+          f"a rank that cannot load names itself and why, and the group exits ({time.time() - t0:.1f} s)", r.stderr)
     # Same flags, different checkpoints behind the same path: the fingerprints differ.
     other = os.path.join(work, "other")
     os.makedirs(other, exist_ok=True)
@@ -136,7 +139,7 @@ def startup_refusals(a, work, model, other_model):
     r = run([a.mpiexec, "--oversubscribe", "--bind-to", "none", "-np", "1", "-wdir", good] + cmd +
             [":", "-np", "1", "-wdir", other] + cmd)
     check(r.returncode != 0 and "rank 1 loaded a different model than rank 0" in r.stderr,
-          "ranks that load different checkpoints refuse to start")
+          "ranks that load different checkpoints refuse to start", r.stderr)
     # --ep-size must match the ranks started.
     r = run(mpirun(a, 2) + base + ["--model", model, "--ep-size", "4"])
     check(r.returncode != 0 and "--ep-size 4 but 2 ranks were started" in r.stderr, "--ep-size is checked against -np")
