@@ -168,7 +168,7 @@ MoeRow measure(parallel::Communicator& comm, parallel::ExpertParallelMoe& ep, co
                int layer, int64_t T, int reps, bool smoke) {
   const int N = comm.size();
   const testing::RoutedTokens tok = testing::random_routed_tokens(cfg, T, uint64_t(comm.rank()) * 1000003 + uint64_t(T));
-  const model::MoeInput in{layer, tok.x.data(), tok.ids.data(), tok.w.data(), T, int(cfg.num_experts_per_tok)};
+  const model::MoeInput in{layer, 0, 0, tok.x.data(), tok.ids.data(), tok.w.data(), T, int(cfg.num_experts_per_tok)};
   std::vector<float> out(static_cast<size_t>(T * cfg.hidden_size), 0.0f);
   for (int w = 0; w < (smoke ? 1 : 2); ++w) {  // warm up: buffers grown, pages touched
     tight_barrier(comm);
@@ -182,7 +182,8 @@ MoeRow measure(parallel::Communicator& comm, parallel::ExpertParallelMoe& ep, co
     const double t0 = now_seconds();
     ep.begin(in);
     const double t1 = now_seconds();
-    ep.finish(out.data());
+    ep.compute(0);
+    ep.finish(0, out.data());
     const double t2 = now_seconds();
     const parallel::DispatchStats s1 = ep.stats();
     b[size_t(r)] = t1 - t0;

@@ -121,6 +121,9 @@ GroupFlags group_flags(Args& args, model::ModelOptions& opt) {
   const std::string act = args.get_or("expert-activations", "bf16");
   check(act == "bf16" || act == "fp8", "--expert-activations must be bf16 or fp8, got '", act, "'");
   opt.expert_activations = act == "fp8" ? model::ExpertActivations::kFp8 : model::ExpertActivations::kBf16;
+  // Two micro-batches: each one's dispatch and combine travel while the other computes
+  // (model/micro_batches.h). The same bits either way.
+  opt.micro_batches = int(args.get_int("micro-batches", opt.micro_batches, 1, 2));
   return g;
 }
 

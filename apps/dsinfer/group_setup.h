@@ -40,7 +40,8 @@ GroupFlags group_flags(Args& args, model::ModelOptions& opt);
 #define GROUP_FLAGS_USAGE                                                                                   \
   "       under mpirun: [--ep-size N] [--eplb-placement PLAN.json | --redundant-experts R --expert-load LOAD.json\n" \
   "       [--eplb-policy deepseek|refined]] [--ep-dispatch auto|normal|low-latency]\n"                        \
-  "       [--ep-low-latency-tokens 128] [--ep-timeout 60] [--expert-activations bf16|fp8]   (docs/parallel.md)"
+  "       [--ep-low-latency-tokens 128] [--ep-timeout 60] [--expert-activations bf16|fp8]\n"                 \
+  "       [--micro-batches 1|2]   (2: overlap one micro-batch's dispatch/combine with the other's compute; docs/parallel.md)"
 
 // A rank other than 0 serves by stepping with the group until rank 0 stops it.
 int serve_rank(engine::Engine& eng);

@@ -135,19 +135,29 @@ uint64_t DeepSeekModel::fingerprint() const {
   return fingerprint_bytes(ckpt_.fingerprint(), &dtype, sizeof dtype);
 }
 
-void DeepSeekModel::forward(const Batch& batch, const KvCacheView& cache, float* logits) {
+void DeepSeekModel::set_micro_batches(int n) {
+  check(n == 1 || n == 2, "micro-batches must be 1 or 2, got ", n);
+  options_.micro_batches = n;
+}
+
+void DeepSeekModel::forward(const Batch& step, const KvCacheView& cache, float* logits) {
   ProfileScope whole("forward");
-  // T new tokens in this step (prefill chunks and decode tokens of every sequence, flattened),
-  // D hidden, R rows that want logits, V vocab, dr/2 rope pairs.
-  const int64_t T = int64_t(batch.tokens.size()), hidden = cfg_.hidden_size, half = cfg_.qk_rope_head_dim / 2;
   check(cache.dtype() == cache_dtype() && cache.spec.dim == cfg_.latent_dim() &&
             cache.spec.rope_dim == cfg_.qk_rope_head_dim && cache.spec.num_layers == cfg_.num_hidden_layers,
         "KV cache layout does not match the model (dtype, latent width or layer count)");
   // Requests were validated where they entered (engine/validated_request.h); this guards only
   // the embedding lookup's memory, for callers that build batches by hand.
-  for (int32_t id : batch.tokens)
+  for (int32_t id : step.tokens)
     check(id >= 0 && id < cfg_.vocab_size, "token id ", id, " is outside the vocabulary [0, ", cfg_.vocab_size, ")");
+  // Two micro-batches run the step laid out again (micro-batch 0's sequences first); named
+  // intermediates (DSINFER_DUMP) are written in the step's own row order, so dumping runs one.
+  const bool two = options_.micro_batches == 2 && !dump_.enabled();
+  if (two) split_micro_batches(step, split_);
+  const Batch& batch = two ? split_.permuted : step;
 
+  // T new tokens in this step (prefill chunks and decode tokens of every sequence, flattened),
+  // D hidden, R rows that want logits, V vocab, dr/2 rope pairs.
+  const int64_t T = int64_t(batch.tokens.size()), hidden = cfg_.hidden_size, half = cfg_.qk_rope_head_dim / 2;
   grow(x_, T * hidden);       // x [T, D]: the residual stream
   grow(h_, T * hidden);       // h [T, D]: a normalised copy, the input of a branch
   grow(branch_, T * hidden);  // branch [T, D]: attention's or the FFN's output, added to x
@@ -163,39 +173,13 @@ void DeepSeekModel::forward(const Batch& batch, const KvCacheView& cache, float*
   dump_("embed", -1, x_.data(), T, hidden);
 
   MoeExecutor& executor = options_.executor ? *options_.executor : local_moe_;
-  const float eps = float(cfg_.rms_norm_eps);
-  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
-    const LayerWeights& lw = weights_.layers[size_t(l)];
-    // x += MLA(norm(x))
-    kernels::rmsnorm(x_.data(), T, hidden, hidden, lw.input_norm.data(), eps, h_.data(), hidden);
-    dump_("attn_norm", l, h_.data(), T, hidden);
-    {
-      ProfileScope scope("attention");
-      attention_[size_t(l)].forward(h_.data(), batch, cache.layer(l), cos_.data(), sin_.data(), options_.attention,
-                                    branch_.data());
-    }
-    dump_("attn_out", l, branch_.data(), T, hidden);
-    kernels::axpy(1.0f, branch_.data(), x_.data(), T * hidden);
-
-    // x += FFN(norm(x)): routed + shared experts (MoE layers) or one dense MLP
-    kernels::rmsnorm(x_.data(), T, hidden, hidden, lw.post_attention_norm.data(), eps, h_.data(), hidden);
-    dump_("ffn_norm", l, h_.data(), T, hidden);
-    if (moe_[size_t(l)]) {
-      ProfileScope scope("moe");
-      moe_[size_t(l)]->forward(h_.data(), T, executor, options_.observer, branch_.data());
-    } else {
-      ProfileScope scope("dense_mlp");
-      mlp_forward(dense_[size_t(l)], h_.data(), T, hidden, branch_.data(), hidden, scratch_,
-                  activation_quant(options_.precision));
-    }
-    dump_("ffn_out", l, branch_.data(), T, hidden);
-    kernels::axpy(1.0f, branch_.data(), x_.data(), T * hidden);
-    dump_("layer_out", l, x_.data(), T, hidden);
-  }
+  if (two) run_layers_overlapped(cache, executor);
+  else run_layers(batch, cache, executor);
   if (options_.observer) options_.observer->on_step_end();
 
   // logits [R, V] = lm_head(norm(x)) for the R rows asked for
   ProfileScope head_scope("lm_head");
+  const float eps = float(cfg_.rms_norm_eps);
   const int64_t R = int64_t(batch.logits_rows.size());
   grow(final_, R * hidden);  // final [R, D]
   for (int64_t r = 0; r < R; ++r)
@@ -205,6 +189,100 @@ void DeepSeekModel::forward(const Batch& batch, const KvCacheView& cache, float*
   kernels::linear(final_.data(), R, hidden, lm_head_, logits, cfg_.vocab_size, activation_quant(options_.precision));
   dump_("logits", -1, logits, R, cfg_.vocab_size);
   dump_.next_step();
+}
+
+void DeepSeekModel::run_layers(const Batch& batch, const KvCacheView& cache, MoeExecutor& ex) {
+  const int64_t T = int64_t(batch.tokens.size());
+  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+    attention_stage(l, batch, 0, cache, 0, ex);
+    if (moe_[size_t(l)]) {  // the shared experts first, while the tokens travel
+      moe_[size_t(l)]->shared(h_.data(), T, ex, branch_.data());
+      ProfileScope scope("moe.experts");
+      ex.compute(0);
+    } else {
+      ffn_stage(l, 0, T, 0, ex);
+    }
+    ffn_finish(l, 0, T, 0, ex);
+  }
+}
+
+// The two micro-batches A (0) and B (1), per layer:
+//   attention(A)  attention(B)  ffn(A)  ffn(B)
+// with each one's finish (combine wait + residual) just before its next attention. So A's dispatch
+// travels during attention(B), B's during ffn(A) (A's experts and shared experts), A's combine
+// during A's shared experts and ffn(B), and B's combine during B's shared experts and the next
+// layer's attention(A). In decode this is DeepSeek's five stages per micro-batch — ATTN-0
+// (attention), ATTN-1 (gate and dispatch post), DISPATCH, MLP (experts and shared experts),
+// COMBINE — offset by one compute stage; in prefill the same interleaving of ATTN / SHARED / MLP
+// against DISPATCH / COMBINE. Transfers move on when the executor is polled: between stages and
+// between the shared experts' GEMMs.
+void DeepSeekModel::run_layers_overlapped(const KvCacheView& cache, MoeExecutor& ex) {
+  const MicroBatchSplit& mb = split_;
+  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+    for (int m = 0; m < 2; ++m) {
+      if (l > 0) ffn_finish(l - 1, mb.first_token[m], mb.num_tokens[m], m, ex);
+      attention_stage(l, mb.part[m], mb.first_token[m], cache, m, ex);
+      ex.progress();
+    }
+    for (int m = 0; m < 2; ++m) {
+      ffn_stage(l, mb.first_token[m], mb.num_tokens[m], m, ex);
+      ex.progress();
+    }
+  }
+  for (int m = 0; m < 2; ++m) ffn_finish(cfg_.num_hidden_layers - 1, mb.first_token[m], mb.num_tokens[m], m, ex);
+}
+
+void DeepSeekModel::attention_stage(int64_t l, const Batch& part, int64_t r0, const KvCacheView& cache, int mb,
+                                    MoeExecutor& ex) {
+  const LayerWeights& lw = weights_.layers[size_t(l)];
+  const int64_t n = int64_t(part.tokens.size()), hidden = cfg_.hidden_size, half = cfg_.qk_rope_head_dim / 2;
+  const float eps = float(cfg_.rms_norm_eps);
+  float* x = x_.data() + r0 * hidden;
+  float* h = h_.data() + r0 * hidden;
+  float* branch = branch_.data() + r0 * hidden;
+  // x += MLA(norm(x))
+  kernels::rmsnorm(x, n, hidden, hidden, lw.input_norm.data(), eps, h, hidden);
+  dump_("attn_norm", l, h, n, hidden);
+  {
+    ProfileScope scope("attention");
+    attention_[size_t(l)].forward(h, part, cache.layer(l), cos_.data() + r0 * half, sin_.data() + r0 * half,
+                                  options_.attention, branch);
+  }
+  dump_("attn_out", l, branch, n, hidden);
+  kernels::axpy(1.0f, branch, x, n * hidden);
+  // h = norm(x), the FFN's input; an MoE layer sends it to the experts now.
+  kernels::rmsnorm(x, n, hidden, hidden, lw.post_attention_norm.data(), eps, h, hidden);
+  dump_("ffn_norm", l, h, n, hidden);
+  if (moe_[size_t(l)]) moe_[size_t(l)]->route_and_dispatch(h, n, r0, mb, ex, options_.observer);
+}
+
+void DeepSeekModel::ffn_stage(int64_t l, int64_t r0, int64_t n, int mb, MoeExecutor& ex) {
+  const int64_t hidden = cfg_.hidden_size;
+  float* h = h_.data() + r0 * hidden;
+  float* branch = branch_.data() + r0 * hidden;
+  if (moe_[size_t(l)]) {
+    {
+      ProfileScope scope("moe.experts");
+      ex.compute(mb);
+    }
+    moe_[size_t(l)]->shared(h, n, ex, branch);
+    return;
+  }
+  ProfileScope scope("dense_mlp");
+  mlp_forward(dense_[size_t(l)], h, n, hidden, branch, hidden, scratch_, activation_quant(options_.precision));
+}
+
+void DeepSeekModel::ffn_finish(int64_t l, int64_t r0, int64_t n, int mb, MoeExecutor& ex) {
+  const int64_t hidden = cfg_.hidden_size;
+  float* x = x_.data() + r0 * hidden;
+  float* branch = branch_.data() + r0 * hidden;
+  if (moe_[size_t(l)]) {
+    ProfileScope scope("moe.combine");
+    ex.finish(mb, branch);
+  }
+  dump_("ffn_out", l, branch, n, hidden);
+  kernels::axpy(1.0f, branch, x, n * hidden);
+  dump_("layer_out", l, x, n, hidden);
 }
 
 }  // namespace dsinfer::model

@@ -18,6 +18,7 @@
 #include "model/dump.h"
 #include "model/forward_options.h"
 #include "model/local_moe.h"
+#include "model/micro_batches.h"
 #include "model/mlp.h"
 #include "model/moe.h"
 #include "model/weights.h"
@@ -36,6 +37,11 @@ struct ModelOptions {
   AttentionMode attention = AttentionMode::kAuto;
   // The routed experts' input format (forward_options.h): bf16, or DeepEP's FP8 dispatch.
   ExpertActivations expert_activations = ExpertActivations::kBf16;
+  // 2: DeepSeek's two-micro-batch overlap (model/micro_batches.h): the step's sequences split
+  // in two, one micro-batch's attention and experts computed while the other's dispatch or
+  // combine is in flight. Outputs are the same bits either way; it pays only with an
+  // expert-parallel executor whose transfers take long enough to hide (docs/parallel.md).
+  int micro_batches = 1;
   MoeExecutor* executor = nullptr;      // nullptr: LocalMoe
   RoutingObserver* observer = nullptr;  // told every layer's routing
   // Refuse a checkpoint holding NaN or Inf, naming the tensor (model/finite_check.h). Each
@@ -67,6 +73,8 @@ class DeepSeekModel {
     return {cfg_.num_hidden_layers, cfg_.latent_dim(), cfg_.qk_rope_head_dim, cache_dtype()};
   }
   void set_attention_mode(AttentionMode m) { options_.attention = m; }
+  void set_micro_batches(int n);
+  int micro_batches() const { return options_.micro_batches; }
   void set_observer(RoutingObserver* o) { options_.observer = o; }
   RoutingObserver* observer() const { return options_.observer; }
   // DSINFER_DUMP on or off (the engine's warm-up steps are not dumped); on by default.
@@ -82,6 +90,19 @@ class DeepSeekModel {
   }
 
  private:
+  // One layer's stages on the rows [r0, r0 + part.tokens.size()) of the step (a micro-batch, or
+  // the whole step as micro-batch 0):
+  //   attention_stage  x += MLA(norm(x)); h = norm(x); MoE layers: the gate and the dispatch
+  //   ffn_stage        dense layers: x += MLP(h); MoE layers: this rank's experts, then the
+  //                    shared experts into branch (the micro-batch's combine travels meanwhile)
+  //   ffn_finish       MoE layers: branch += the routed results; x += branch
+  void attention_stage(int64_t l, const Batch& part, int64_t r0, const KvCacheView& cache, int mb, MoeExecutor& ex);
+  void ffn_stage(int64_t l, int64_t r0, int64_t n, int mb, MoeExecutor& ex);
+  void ffn_finish(int64_t l, int64_t r0, int64_t n, int mb, MoeExecutor& ex);
+  // The layers, one micro-batch or two interleaved.
+  void run_layers(const Batch& batch, const KvCacheView& cache, MoeExecutor& ex);
+  void run_layers_overlapped(const KvCacheView& cache, MoeExecutor& ex);
+
   ModelConfig cfg_;
   Checkpoint ckpt_;
   ModelWeights weights_;
@@ -97,6 +118,7 @@ class DeepSeekModel {
   // Step buffers, grown to the largest step seen (the engine's warm-up) and reused.
   std::vector<float> x_, h_, branch_, cos_, sin_, final_, scratch_;
   std::vector<int32_t> positions_;
+  MicroBatchSplit split_;
 };
 
 }  // namespace dsinfer::model

@@ -28,10 +28,11 @@ PackedExperts& LocalMoe::layer(int l, const std::function<void(const MlpWeights&
   return L;
 }
 
-// x [T, D], topk ids/weights [T, K] -> out [T, D] += sum_k w_k expert_k(x). S = T * K slots;
+// x [T, D], topk ids/weights [T, K] -> y [S, D], one row per (token, slot); S = T * K slots;
 // kb = 128-wide scale blocks per row.
-void LocalMoe::finish(float* out) {
-  const MoeInput& in = in_;
+void LocalMoe::compute(int micro_batch) {
+  Call& c = calls_[size_t(micro_batch)];
+  const MoeInput& in = c.in;
   PackedExperts& L = layer(in.layer);
   const int64_t hidden = L.hidden(), K = in.top_k, T = in.num_tokens, S = T * K;
   if (T == 0) return;
@@ -44,7 +45,7 @@ void LocalMoe::finish(float* out) {
   std::fill(offset_.begin(), offset_.begin() + num_experts + 1, 0);
   for (int64_t s = 0; s < S; ++s) offset_[size_t(in.topk_ids[s]) + 1]++;
   for (int64_t e = 0; e < num_experts; ++e) offset_[size_t(e + 1)] += offset_[size_t(e)];
-  grow(row_of_slot_, S);  // slot -> row [S]
+  grow(c.row_of_slot, S);  // slot -> row [S]
   grow(group_, S);        // row -> expert [S]
   grow(order_, S);        // row -> slot [S]
   {
@@ -52,7 +53,7 @@ void LocalMoe::finish(float* out) {
     std::copy(offset_.begin(), offset_.begin() + num_experts, cursor_.begin());
     for (int64_t s = 0; s < S; ++s) {
       int64_t r = cursor_[size_t(in.topk_ids[s])]++;
-      row_of_slot_[size_t(s)] = r;
+      c.row_of_slot[size_t(s)] = r;
       order_[size_t(r)] = int32_t(s);
       group_[size_t(r)] = in.topk_ids[s];
     }
@@ -72,14 +73,22 @@ void LocalMoe::finish(float* out) {
       if (scaled) std::memcpy(sa_.data() + int64_t(r) * kb1, xsq_.data() + t * kb1, size_t(kb1) * sizeof(float));
     }
   });
-  grow(y_, S * hidden);  // expert outputs [S, D]
-  experts_.contiguous(L, a_.data(), scaled ? sa_.data() : nullptr, S, group_.data(), act, y_.data());
-  // Combine in top-k slot order.
+  grow(c.y, S * hidden);  // expert outputs [S, D]
+  experts_.contiguous(L, a_.data(), scaled ? sa_.data() : nullptr, S, group_.data(), act, c.y.data());
+}
+
+// out [T, D] += sum_k w_k y[(t, k)], in top-k slot order.
+void LocalMoe::finish(int micro_batch, float* out) {
+  const Call& c = calls_[size_t(micro_batch)];
+  const MoeInput& in = c.in;
+  if (in.num_tokens == 0) return;
+  const int64_t hidden = layers_[size_t(in.layer)].hidden(), K = in.top_k, T = in.num_tokens;
   parallel_rows(size_t(T), size_t(K * hidden), [&](size_t b, size_t e) {
     for (size_t t = b; t < e; ++t)
       for (int64_t k = 0; k < K; ++k) {
         const float w = in.topk_weights[int64_t(t) * K + k];
-        kernels::axpy(w, y_.data() + row_of_slot_[t * size_t(K) + size_t(k)] * hidden, out + int64_t(t) * hidden, hidden);
+        kernels::axpy(w, c.y.data() + c.row_of_slot[t * size_t(K) + size_t(k)] * hidden, out + int64_t(t) * hidden,
+                      hidden);
       }
   });
 }

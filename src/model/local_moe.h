@@ -21,8 +21,10 @@ class LocalMoe : public MoeExecutor {
   explicit LocalMoe(const ModelWeights& weights, Precision precision = Precision::kDefault,
                     ExpertActivations activations = ExpertActivations::kBf16)
       : weights_(weights), precision_(precision), activations_(activations) {}
-  void begin(const MoeInput& in) override { in_ = in; }
-  void finish(float* out) override;
+  void begin(const MoeInput& in) override { calls_[size_t(in.micro_batch)].in = in; }
+  // Runs the experts on every (token, slot) of the micro-batch; finish adds them up.
+  void compute(int micro_batch) override;
+  void finish(int micro_batch, float* out) override;
   // Repacks every MoE layer's experts now (DeepSeekModel does this at load; otherwise on first use).
   void prepare(const ModelWeights& weights, const std::function<void(const MlpWeights&)>& packed) override;
 
@@ -32,12 +34,18 @@ class LocalMoe : public MoeExecutor {
   const ModelWeights& weights_;
   Precision precision_;
   ExpertActivations activations_;
-  MoeInput in_;
+  // One call per micro-batch: its input, and its expert outputs until finish adds them up.
+  struct Call {
+    MoeInput in;
+    std::vector<float> y;                // expert outputs [S, D]
+    std::vector<int64_t> row_of_slot;    // (token, slot) -> row of y [S]
+  };
+  Call calls_[kMaxMicroBatches];
   std::vector<PackedExperts> layers_;
   GroupedExperts experts_;
-  std::vector<float> a_, sa_, y_, xq_, xsq_;
+  std::vector<float> a_, sa_, xq_, xsq_;
   std::vector<int32_t> group_, order_;
-  std::vector<int64_t> row_of_slot_, offset_, cursor_;
+  std::vector<int64_t> offset_, cursor_;
 };
 
 }  // namespace dsinfer::model

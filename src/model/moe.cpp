@@ -34,35 +34,47 @@ MoeLayer::MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer, Preci
 
 // x [T, D] -> out [T, D]: E routed experts, K chosen per token.
 void MoeLayer::forward(const float* x, int64_t T, MoeExecutor& executor, RoutingObserver* observer, float* out) {
+  // The routed experts start first (an expert-parallel executor sends the tokens away here) and
+  // the shared experts run while they are in flight.
+  route_and_dispatch(x, T, 0, 0, executor, observer);
+  shared(x, T, executor, out);
+  {
+    ProfileScope scope("moe.experts");
+    executor.compute(0);
+  }
+  ProfileScope scope("moe.combine");
+  executor.finish(0, out);
+}
+
+void MoeLayer::route_and_dispatch(const float* x, int64_t T, int64_t first_token, int mb, MoeExecutor& executor,
+                                  RoutingObserver* observer) {
   const int64_t E = params_.num_experts, K = params_.top_k, hidden = int64_t(w_.router.size()) / E;
+  std::vector<int32_t>& ids = ids_[size_t(mb)];
+  std::vector<float>& weights = weights_[size_t(mb)];
   {
     ProfileScope scope("moe.route");
     // Scores in fp32 (as DeepSeek computes them), whatever the precision of the rest.
     grow(logits_, T * E);  // router logits [T, E]
     kernels::gemm_f32_nt(x, hidden, nullptr, 0, T, router_, logits_.data(), E);
-    grow(ids_, T * K);      // chosen experts [T, K]
-    grow(weights_, T * K);  // their gate weights [T, K]
-    kernels::route_topk(logits_.data(), T, params_, ids_.data(), weights_.data(), routing_scratch_);
+    grow(ids, T * K);      // chosen experts [T, K]
+    grow(weights, T * K);  // their gate weights [T, K]
+    kernels::route_topk(logits_.data(), T, params_, ids.data(), weights.data(), routing_scratch_);
   }
-  if (observer) observer->on_routing(layer_, ids_.data(), T, int(K));
-  // The routed experts start first (an expert-parallel executor sends the tokens away here) and
-  // the shared experts run while they are in flight.
-  {
-    ProfileScope scope("moe.dispatch");
-    executor.begin({layer_, x, ids_.data(), weights_.data(), T, int(K)});
-  }
-  {
-    ProfileScope scope("moe.shared");
-    // out [T, D] = shared experts(x), or 0; the routed experts add to it.
-    if (shared_)
-      mlp_forward(*shared_, x, T, hidden, out, hidden, scratch_, activation_quant(precision_),
-                  [&] { executor.progress(); });
-    else
-      std::memset(out, 0, size_t(T * hidden) * sizeof(float));
-    executor.progress();
-  }
-  ProfileScope scope("moe.routed");
-  executor.finish(out);
+  if (observer) observer->on_routing(layer_, ids.data(), T, int(K));
+  ProfileScope scope("moe.dispatch");
+  executor.begin({layer_, mb, first_token, x, ids.data(), weights.data(), T, int(K)});
+}
+
+void MoeLayer::shared(const float* x, int64_t T, MoeExecutor& executor, float* out) {
+  ProfileScope scope("moe.shared");
+  const int64_t hidden = int64_t(w_.router.size()) / params_.num_experts;
+  // out [T, D] = shared experts(x), or 0; the routed experts add to it.
+  if (shared_)
+    mlp_forward(*shared_, x, T, hidden, out, hidden, scratch_, activation_quant(precision_),
+                [&] { executor.progress(); });
+  else
+    std::memset(out, 0, size_t(T * hidden) * sizeof(float));
+  executor.progress();
 }
 
 }  // namespace dsinfer::model

@@ -21,7 +21,19 @@ class MoeLayer {
   // scratch: the shared expert's workspace, shared with the model's other layers.
   MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer, Precision precision, std::vector<float>& scratch);
 
+  // The whole layer: out [T, D] = shared(x) + routed(x).
   void forward(const float* x, int64_t T, MoeExecutor& executor, RoutingObserver* observer, float* out);
+
+  // The same in stages, for the two-micro-batch overlap (model/micro_batches.h). For micro-batch
+  // mb, whose rows are [first_token, first_token + T) of the step:
+  //   route_and_dispatch   the gate, then executor.begin (the tokens leave)
+  //   executor.compute(mb) this rank's experts (the caller runs it, then shared)
+  //   shared               out = shared experts(x), or 0
+  //   executor.finish      out += the routed experts' results
+  // x must stay unchanged until finish.
+  void route_and_dispatch(const float* x, int64_t T, int64_t first_token, int mb, MoeExecutor& executor,
+                          RoutingObserver* observer);
+  void shared(const float* x, int64_t T, MoeExecutor& executor, float* out);
 
  private:
   const MoeWeights& w_;
@@ -31,9 +43,11 @@ class MoeLayer {
   kernels::PackedMatrix router_;  // fp32 [n_routed, hidden], packed so a batch's scores are one GEMM
   kernels::RoutingParams params_;
   kernels::RoutingScratch routing_scratch_;
-  std::vector<float> logits_, weights_;
+  std::vector<float> logits_;
   std::vector<float>& scratch_;
-  std::vector<int32_t> ids_;
+  // The routing of each micro-batch in flight, read by the executor until its finish.
+  std::vector<int32_t> ids_[MoeExecutor::kMaxMicroBatches];
+  std::vector<float> weights_[MoeExecutor::kMaxMicroBatches];
 };
 
 }  // namespace dsinfer::model

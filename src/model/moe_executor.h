@@ -3,10 +3,14 @@
 // hands (x, topk_ids, topk_weights) to a MoeExecutor; it never loops over experts itself.
 // LocalMoe runs every expert in this process; parallel::ExpertParallelMoe dispatches tokens to
 // the ranks that own their experts and combines the results. Both see logical expert ids only.
-// The call is split in two so the shared experts run while the routed ones are in flight:
-//   begin(in)      an expert-parallel executor sends the tokens on their way here
-//   (the layer computes the shared experts)
-//   finish(out)    the routed experts' results are waited for and added to out
+// The call is split in three so computation can run while tokens are in flight:
+//   begin(in)         an expert-parallel executor sends the tokens on their way (dispatch)
+//   compute(mb)       waits for the tokens sent here, runs this rank's experts, sends the results
+//                     back (combine)
+//   finish(mb, out)   waits for the results and adds them to out
+// The layer runs the shared experts between them. Two calls may be in flight at once, one per
+// micro-batch (MoeInput::micro_batch): the model's two-micro-batch overlap runs one micro-batch's
+// attention and experts while the other's dispatch or combine travels (model/micro_batches.h).
 #pragma once
 
 #include <cstdint>
@@ -30,6 +34,8 @@ class RoutingObserver {
 
 struct MoeInput {
   int layer = 0;                        // model layer index
+  int micro_batch = 0;                  // 0 or 1: which of the (at most) two calls in flight
+  int64_t first_token = 0;              // index of x's first row in the step (replica choice)
   const float* x = nullptr;             // [num_tokens, hidden]
   const int32_t* topk_ids = nullptr;    // [num_tokens, top_k]
   const float* topk_weights = nullptr;  // [num_tokens, top_k], routed scaling already applied
@@ -39,18 +45,24 @@ struct MoeInput {
 
 class MoeExecutor {
  public:
+  static constexpr int kMaxMicroBatches = 2;
   virtual ~MoeExecutor() = default;
   // Starts the routed experts on `in`, whose arrays stay valid until finish() returns.
   virtual void begin(const MoeInput& in) = 0;
+  // Runs the experts this executor holds on the tokens sent to it for `micro_batch` and sends the
+  // results on their way. Called once between begin and finish.
+  virtual void compute(int micro_batch) = 0;
   // out [num_tokens, hidden] += sum_k topk_weights[t,k] * expert_{topk_ids[t,k]}(x[t]), summed in
-  // slot order k. Shared experts are not included: the layer runs them between the two calls.
-  virtual void finish(float* out) = 0;
-  // Called while the shared experts run (between their GEMMs): an expert-parallel executor
-  // moves its transfers on, since MPI progresses them only inside MPI calls.
+  // slot order k. Shared experts are not included: the layer runs them between the calls.
+  virtual void finish(int micro_batch, float* out) = 0;
+  // Called while other work runs (between the shared experts' GEMMs, between stages): an
+  // expert-parallel executor moves its transfers on, since MPI progresses them only inside MPI
+  // calls.
   virtual void progress() {}
   void run(const MoeInput& in, float* out) {
     begin(in);
-    finish(out);
+    compute(in.micro_batch);
+    finish(in.micro_batch, out);
   }
   // Packs the routed experts this executor computes (all of them, or a rank's). `packed` is
   // called with each one's checkpoint weights once packed, so the model can check them and give

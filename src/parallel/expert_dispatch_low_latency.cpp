@@ -4,7 +4,8 @@
 // every source sends, per expert, exactly the rows of its tokens that chose it (a message of zero
 // rows says "none"); the message length is the receive count. Results go back per (expert,
 // source) into a buffer the token's rank laid out when it sent, so nothing is reshuffled on
-// either side. Tags: 3j rows, 3j + 1 FP8 scales, 3j + 2 results, for local expert j.
+// either side. Tags (DispatchCall::tag): rows, FP8 scales and results of local expert j, each per
+// micro-batch, so two calls in flight never take each other's messages.
 #include <algorithm>
 #include <cstring>
 
@@ -14,10 +15,10 @@
 
 namespace dsinfer::parallel {
 
-void ExpertParallelMoe::begin_low_latency() {
-  const int N = comm_.size(), me = comm_.rank();
-  const int64_t T = in_.num_tokens, K = in_.top_k, J = placement_.slots_per_rank();
-  const int64_t cap = options_.low_latency_tokens, cb = combine_row_bytes();
+void DispatchCall::begin_low_latency() {
+  const int N = s_.comm.size(), me = s_.comm.rank();
+  const int64_t T = in_.num_tokens, K = in_.top_k, J = s_.placement.slots_per_rank();
+  const int64_t cap = s_.options.low_latency_tokens, cb = s_.combine_row_bytes();
   const bool fp8 = act_ == kernels::ActQuant::kFp8 || act_ == kernels::ActQuant::kFp8Ue8m0;
 
   // Rows per (destination, local expert), laid out in that order, tokens ascending in each.
@@ -51,10 +52,10 @@ void ExpertParallelMoe::begin_low_latency() {
     for (int s = 0; s < N; ++s) {
       if (s == me) continue;
       const int64_t g = j * N + s;
-      comm_.irecv(ll_recv_.data() + g * cap * row_bytes_, size_t(cap * row_bytes_), s, int(3 * j), dispatch_);
+      s_.comm.irecv(ll_recv_.data() + g * cap * row_bytes_, size_t(cap * row_bytes_), s, tag(j, 0), dispatch_);
       ll_request_group_.push_back(int32_t(g));
       if (fp8) {
-        comm_.irecv(ll_recv_scales_.data() + g * cap * kb_, size_t(cap * kb_) * sizeof(float), s, int(3 * j + 1),
+        s_.comm.irecv(ll_recv_scales_.data() + g * cap * kb_, size_t(cap * kb_) * sizeof(float), s, tag(j, 1),
                     dispatch_);
         ll_request_group_.push_back(-1);
       }
@@ -64,7 +65,7 @@ void ExpertParallelMoe::begin_low_latency() {
     for (int64_t j = 0; j < J; ++j) {
       const int64_t g = d * J + j, n = ll_count_[size_t(g)];
       if (d == me || n == 0) continue;
-      comm_.irecv(ret_.data() + ll_offset_[size_t(g)] * cb, size_t(n * cb), d, int(3 * j + 2), combine_);
+      s_.comm.irecv(ret_.data() + ll_offset_[size_t(g)] * cb, size_t(n * cb), d, tag(j, 2), combine_);
     }
   for (int d = 0; d < N; ++d)
     for (int64_t j = 0; j < J; ++j) {
@@ -80,36 +81,35 @@ void ExpertParallelMoe::begin_low_latency() {
                       size_t(n * kb_) * sizeof(float));
         continue;
       }
-      comm_.isend(ll_send_.data() + first * row_bytes_, size_t(n * row_bytes_), d, int(3 * j), dispatch_);
-      if (fp8) comm_.isend(ll_send_scales_.data() + first * kb_, size_t(n * kb_) * sizeof(float), d, int(3 * j + 1), dispatch_);
-      stats_.dispatch_bytes_sent += uint64_t(n * (row_bytes_ + (fp8 ? kb_ * 4 : 0)));
-      stats_.tokens_sent += uint64_t(n);
+      s_.comm.isend(ll_send_.data() + first * row_bytes_, size_t(n * row_bytes_), d, tag(j, 0), dispatch_);
+      if (fp8) s_.comm.isend(ll_send_scales_.data() + first * kb_, size_t(n * kb_) * sizeof(float), d, tag(j, 1), dispatch_);
+      s_.stats.dispatch_bytes_sent += uint64_t(n * (row_bytes_ + (fp8 ? kb_ * 4 : 0)));
+      s_.stats.tokens_sent += uint64_t(n);
     }
 }
 
-void ExpertParallelMoe::finish_low_latency(float* out) {
-  const int N = comm_.size(), me = comm_.rank();
-  const int64_t J = placement_.slots_per_rank(), G = J * N;
-  const int64_t cap = options_.low_latency_tokens, cb = combine_row_bytes();
+void DispatchCall::compute_low_latency() {
+  const int N = s_.comm.size(), me = s_.comm.rank();
+  const int64_t J = s_.placement.slots_per_rank(), G = J * N;
+  const int64_t cap = s_.options.low_latency_tokens, cb = s_.combine_row_bytes();
   const bool fp8 = act_ == kernels::ActQuant::kFp8 || act_ == kernels::ActQuant::kFp8Ue8m0;
-  double t0 = now_seconds();
-  comm_.wait(dispatch_, "MoE dispatch (low latency)");
-  stats_.wait_seconds += now_seconds() - t0;
+  wait(dispatch_, "MoE dispatch (low latency)");
   for (size_t i = 0; i < ll_request_group_.size(); ++i)
     if (ll_request_group_[i] >= 0)
-      ll_recv_count_[size_t(ll_request_group_[i])] = int32_t(int64_t(comm_.received_bytes(dispatch_, i)) / row_bytes_);
+      ll_recv_count_[size_t(ll_request_group_[i])] = int32_t(int64_t(s_.comm.received_bytes(dispatch_, i)) / row_bytes_);
 
   // The regions widened for the GEMM (only their received rows), then the masked grouped GEMM.
-  grow(a_, G * cap * hidden_);
+  grow(a_, G * cap * s_.hidden);
   if (fp8) grow(sa_, G * cap * kb_);
   ll_expert_of_.resize(size_t(G));
   for (int64_t g = 0; g < G; ++g) {
     ll_expert_of_[size_t(g)] = int32_t(g / N);
+    s_.stats.expert_rows += uint64_t(ll_recv_count_[size_t(g)]);
     decode_rows(ll_recv_.data() + g * cap * row_bytes_, fp8 ? ll_recv_scales_.data() + g * cap * kb_ : nullptr,
-                ll_recv_count_[size_t(g)], a_.data() + g * cap * hidden_, fp8 ? sa_.data() + g * cap * kb_ : nullptr);
+                ll_recv_count_[size_t(g)], a_.data() + g * cap * s_.hidden, fp8 ? sa_.data() + g * cap * kb_ : nullptr);
   }
-  grow(y_, G * cap * hidden_);
-  experts_.masked(layers_[size_t(in_.layer)], a_.data(), fp8 ? sa_.data() : nullptr, G, cap, ll_recv_count_.data(),
+  grow(y_, G * cap * s_.hidden);
+  s_.experts.masked(s_.layers[size_t(in_.layer)], a_.data(), fp8 ? sa_.data() : nullptr, G, cap, ll_recv_count_.data(),
                   ll_expert_of_.data(), act_, y_.data());
 
   // Each region's results back to its source (this rank's own straight into place).
@@ -120,19 +120,14 @@ void ExpertParallelMoe::finish_low_latency(float* out) {
     const int s = int(g % N);
     if (n == 0) continue;
     if (s == me) {
-      encode_results(y_.data() + g * cap * hidden_, n, ret_.data() + ll_offset_[size_t(me * J + j)] * cb);
+      encode_results(y_.data() + g * cap * s_.hidden, n, ret_.data() + ll_offset_[size_t(me * J + j)] * cb);
       continue;
     }
     uint8_t* rows = back_.data() + g * cap * cb;
-    encode_results(y_.data() + g * cap * hidden_, n, rows);
-    comm_.isend(rows, size_t(n * cb), s, int(3 * j + 2), dispatch_);
-    stats_.combine_bytes_sent += uint64_t(n * cb);
+    encode_results(y_.data() + g * cap * s_.hidden, n, rows);
+    s_.comm.isend(rows, size_t(n * cb), s, tag(j, 2), dispatch_);
+    s_.stats.combine_bytes_sent += uint64_t(n * cb);
   }
-  t0 = now_seconds();
-  comm_.wait(combine_, "MoE combine (low latency)");
-  comm_.wait(dispatch_, "MoE combine (low latency, sends)");
-  stats_.wait_seconds += now_seconds() - t0;
-  sum_in_slot_order(out);
 }
 
 }  // namespace dsinfer::parallel

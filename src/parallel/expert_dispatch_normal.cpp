@@ -13,8 +13,8 @@
 
 namespace dsinfer::parallel {
 
-void ExpertParallelMoe::begin_normal() {
-  const int N = comm_.size(), me = comm_.rank();
+void DispatchCall::begin_normal() {
+  const int N = s_.comm.size(), me = s_.comm.rank();
   const int64_t T = in_.num_tokens, K = in_.top_k;
   const bool fp8 = act_ == kernels::ActQuant::kFp8 || act_ == kernels::ActQuant::kFp8Ue8m0;
   const int64_t scale_bytes = fp8 ? kb_ * 4 : 0;
@@ -59,27 +59,27 @@ void ExpertParallelMoe::begin_normal() {
   // The layout step: every rank learns how many records each other rank sends it.
   recv_counts_.assign(size_t(N), 0);
   recv_displs_.assign(size_t(N), 0);
-  comm_.alltoall(send_counts_.data(), recv_counts_.data(), "MoE dispatch layout (record counts)");
+  const double t0 = now_seconds();
+  s_.comm.alltoall(send_counts_.data(), recv_counts_.data(), "MoE dispatch layout (record counts)");
+  s_.stats.layout_seconds += now_seconds() - t0;
   for (int r = 1; r < N; ++r) recv_displs_[size_t(r)] = recv_displs_[size_t(r - 1)] + recv_counts_[size_t(r - 1)];
   grow(recv_records_, (recv_displs_[size_t(N - 1)] + recv_counts_[size_t(N - 1)]) * record_bytes_);
   dispatch_.clear();
-  comm_.ialltoallv(send_records_.data(), send_counts_.data(), send_displs_.data(), recv_records_.data(),
+  s_.comm.ialltoallv(send_records_.data(), send_counts_.data(), send_displs_.data(), recv_records_.data(),
                    recv_counts_.data(), recv_displs_.data(), size_t(record_bytes_), dispatch_);
   for (int r = 0; r < N; ++r)
     if (r != me) {
-      stats_.dispatch_bytes_sent += uint64_t(send_counts_[size_t(r)]) * uint64_t(record_bytes_);
-      stats_.tokens_sent += uint64_t(send_counts_[size_t(r)]);
+      s_.stats.dispatch_bytes_sent += uint64_t(send_counts_[size_t(r)]) * uint64_t(record_bytes_);
+      s_.stats.tokens_sent += uint64_t(send_counts_[size_t(r)]);
     }
 }
 
-void ExpertParallelMoe::finish_normal(float* out) {
-  const int N = comm_.size(), me = comm_.rank();
-  const int64_t K = in_.top_k, J = placement_.slots_per_rank(), cb = combine_row_bytes();
+void DispatchCall::compute_normal() {
+  const int N = s_.comm.size(), me = s_.comm.rank();
+  const int64_t K = in_.top_k, J = s_.placement.slots_per_rank(), cb = s_.combine_row_bytes();
   const bool fp8 = act_ == kernels::ActQuant::kFp8 || act_ == kernels::ActQuant::kFp8Ue8m0;
   const int64_t scale_bytes = fp8 ? kb_ * 4 : 0;
-  double t0 = now_seconds();
-  comm_.wait(dispatch_, "MoE dispatch (normal)");
-  stats_.wait_seconds += now_seconds() - t0;
+  wait(dispatch_, "MoE dispatch (normal)");
 
   // Rows per local expert, then each (record, slot) its row in the expert-contiguous layout.
   const int64_t R = recv_displs_[size_t(N - 1)] + recv_counts_[size_t(N - 1)];
@@ -96,7 +96,7 @@ void ExpertParallelMoe::finish_normal(float* out) {
   grow(cursor_, J);
   std::copy(offset_.begin(), offset_.begin() + J, cursor_.begin());
   grow(row_of_recv_slot_, R * K);
-  grow(a_, rows * hidden_);
+  grow(a_, rows * s_.hidden);
   grow(sa_, rows * kb_);
   grow(group_, rows);
   for (int64_t i = 0; i < R; ++i) {
@@ -111,11 +111,12 @@ void ExpertParallelMoe::finish_normal(float* out) {
       const int64_t row = cursor_[size_t(lid)]++;
       row_of_recv_slot_[size_t(i * K + k)] = row;
       group_[size_t(row)] = lid;
-      decode_rows(rec, scales, 1, a_.data() + row * hidden_, sa_.data() + row * kb_);
+      decode_rows(rec, scales, 1, a_.data() + row * s_.hidden, sa_.data() + row * kb_);
     }
   }
-  grow(y_, rows * hidden_);
-  if (rows > 0) experts_.contiguous(layers_[size_t(in_.layer)], a_.data(), fp8 ? sa_.data() : nullptr, rows,
+  s_.stats.expert_rows += uint64_t(rows);
+  grow(y_, rows * s_.hidden);
+  if (rows > 0) s_.experts.contiguous(s_.layers[size_t(in_.layer)], a_.data(), fp8 ? sa_.data() : nullptr, rows,
                                     group_.data(), act_, y_.data());
 
   // Results back in the order they came: per source, records in order, slots in order.
@@ -129,7 +130,7 @@ void ExpertParallelMoe::finish_normal(float* out) {
       for (int64_t k = 0; k < K; ++k) {
         const int64_t row = row_of_recv_slot_[size_t(i * K + k)];
         if (row < 0) continue;
-        encode_results(y_.data() + row * hidden_, 1, back_.data() + b * cb);
+        encode_results(y_.data() + row * s_.hidden, 1, back_.data() + b * cb);
         ++b;
       }
     back_counts_[size_t(r)] = int(b) - back_displs_[size_t(r)];
@@ -137,14 +138,10 @@ void ExpertParallelMoe::finish_normal(float* out) {
   const int64_t T = in_.num_tokens;
   grow(ret_, T * K * cb);
   combine_.clear();
-  comm_.ialltoallv(back_.data(), back_counts_.data(), back_displs_.data(), ret_.data(), ret_counts_.data(),
+  s_.comm.ialltoallv(back_.data(), back_counts_.data(), back_displs_.data(), ret_.data(), ret_counts_.data(),
                    ret_displs_.data(), size_t(cb), combine_);
   for (int r = 0; r < N; ++r)
-    if (r != me) stats_.combine_bytes_sent += uint64_t(back_counts_[size_t(r)]) * uint64_t(cb);
-  t0 = now_seconds();
-  comm_.wait(combine_, "MoE combine (normal)");
-  stats_.wait_seconds += now_seconds() - t0;
-  sum_in_slot_order(out);
+    if (r != me) s_.stats.combine_bytes_sent += uint64_t(back_counts_[size_t(r)]) * uint64_t(cb);
 }
 
 }  // namespace dsinfer::parallel

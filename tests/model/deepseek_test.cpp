@@ -101,33 +101,40 @@ TEST_P(ModelTest, BatchedSequencesMatchRunningAlone) {
   std::vector<std::vector<float>> alone;
   for (auto& s : seqs) alone.push_back(run_alone(*m, s.ids, s.first_chunk));
 
-  cache::KvPool pool(m->cache_spec(), 16);
-  std::vector<std::vector<int32_t>> tables(seqs.size());
-  for (size_t i = 0; i < seqs.size(); ++i) ASSERT_TRUE(pool.allocate(pool.blocks_for(int64_t(seqs[i].ids.size())), tables[i]));
-  // Step 1: every first chunk together. Step 2+: whatever each has left, one token at a time.
-  std::vector<size_t> done(seqs.size(), 0);
-  std::vector<std::vector<float>> got(seqs.size());
-  for (int step = 0;; ++step) {
-    Batch b;
-    std::vector<size_t> members;
-    for (size_t i = 0; i < seqs.size(); ++i) {
-      if (done[i] == seqs[i].ids.size()) continue;
-      size_t n = done[i] == 0 ? seqs[i].first_chunk : 1;
-      b.add(seqs[i].ids.data() + done[i], int64_t(n), int64_t(done[i]), tables[i].data(), Batch::Logits::kAll);
-      members.push_back(i);
+  // One micro-batch, then DeepSeek's two (model/micro_batches.h): the step is split and laid out
+  // again, and still every sequence gets the logits it gets alone.
+  for (int micro_batches : {1, 2}) {
+    m->set_micro_batches(micro_batches);
+    cache::KvPool pool(m->cache_spec(), 16);
+    std::vector<std::vector<int32_t>> tables(seqs.size());
+    for (size_t i = 0; i < seqs.size(); ++i) ASSERT_TRUE(pool.allocate(pool.blocks_for(int64_t(seqs[i].ids.size())), tables[i]));
+    // Step 1: every first chunk together. Step 2+: whatever each has left, one token at a time.
+    std::vector<size_t> done(seqs.size(), 0);
+    std::vector<std::vector<float>> got(seqs.size());
+    for (int step = 0;; ++step) {
+      Batch b;
+      std::vector<size_t> members;
+      for (size_t i = 0; i < seqs.size(); ++i) {
+        if (done[i] == seqs[i].ids.size()) continue;
+        size_t n = done[i] == 0 ? seqs[i].first_chunk : 1;
+        b.add(seqs[i].ids.data() + done[i], int64_t(n), int64_t(done[i]), tables[i].data(), Batch::Logits::kAll);
+        members.push_back(i);
+      }
+      if (members.empty()) break;
+      std::vector<float> l(b.logits_rows.size() * size_t(vocab));
+      m->forward(b, pool.view(), l.data());
+      size_t row = 0;
+      for (size_t i : members) {
+        size_t n = done[i] == 0 ? seqs[i].first_chunk : 1;
+        got[i].insert(got[i].end(), l.begin() + long(row * vocab), l.begin() + long((row + n) * vocab));
+        row += n;
+        done[i] += n;
+      }
     }
-    if (members.empty()) break;
-    std::vector<float> l(b.logits_rows.size() * size_t(vocab));
-    m->forward(b, pool.view(), l.data());
-    size_t row = 0;
-    for (size_t i : members) {
-      size_t n = done[i] == 0 ? seqs[i].first_chunk : 1;
-      got[i].insert(got[i].end(), l.begin() + long(row * vocab), l.begin() + long((row + n) * vocab));
-      row += n;
-      done[i] += n;
-    }
+    for (size_t i = 0; i < seqs.size(); ++i)
+      EXPECT_EQ(got[i], alone[i]) << "sequence " << i << " with " << micro_batches
+                                  << " micro-batches (batch invariance is exact)";
   }
-  for (size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(got[i], alone[i]) << "sequence " << i << " (batch invariance is exact)";
 }
 
 // Where the scheduler cuts a prompt into chunks (its budget is shared with other sequences) does
@@ -158,7 +165,8 @@ TEST(Model, EmptyBatchStillVisitsEveryMoeLayer) {
       EXPECT_EQ(in.num_tokens, 0);
       inner.begin(in);
     }
-    void finish(float* out) override { inner.finish(out); }
+    void compute(int mb) override { inner.compute(mb); }
+    void finish(int mb, float* out) override { inner.finish(mb, out); }
     void prepare(const ModelWeights& w, const std::function<void(const MlpWeights&)>& packed) override {
       inner.prepare(w, packed);
     }

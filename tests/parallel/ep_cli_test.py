@@ -61,7 +61,8 @@ def logits_bytes(a, work, model, n, extra):
 
 def bit_identical(a, work, models):
     for name, model, fp8 in models:
-        variants = [[], ["--ep-dispatch", "normal"], ["--ep-dispatch", "low-latency"]]
+        variants = [[], ["--ep-dispatch", "normal"], ["--ep-dispatch", "low-latency"],
+                    ["--micro-batches", "2", "--ep-dispatch", "normal"], ["--micro-batches", "2", "--ep-dispatch", "low-latency"]]
         if fp8:
             variants += [["--expert-activations", "fp8"], ["--expert-activations", "fp8", "--ep-dispatch", "normal"]]
         refs = {}
@@ -244,6 +245,14 @@ def serving(a, model):
     finally:
         alone.p.send_signal(signal.SIGTERM)
         alone.p.wait(60)
+    # Two micro-batches per step (one's dispatch/combine in flight while the other computes):
+    # the concurrent requests are split between them, and nothing changes.
+    overlap = Server(a, model, 2, extra=["--micro-batches", "2"])
+    try:
+        got = completions(overlap)
+        check(got == want, "with --micro-batches 2, greedy completions through mpirun -np 2 serve equal one process's")
+    finally:
+        overlap.stop()
     group = Server(a, model, 2)
     try:
         got = completions(group)

@@ -115,7 +115,7 @@ void check_case(const Case& c) {
     if (!cfg.is_moe_layer(l)) continue;
     const dsinfer::testing::RoutedTokens t = dsinfer::testing::random_routed_tokens(cfg, T, uint64_t(comm.rank() * 1000 + l));
     const std::vector<float> base = random_base(T * D, uint64_t(comm.rank() * 1000 + l) + 7);
-    model::MoeInput in{int(l), t.x.data(), t.ids.data(), t.w.data(), T, int(K)};
+    model::MoeInput in{int(l), 0, 0, t.x.data(), t.ids.data(), t.w.data(), T, int(K)};
     std::vector<float> expected = base, got = base;
     local.run(in, expected.data());
     ep.run(in, got.data());
