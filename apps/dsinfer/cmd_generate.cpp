@@ -58,6 +58,8 @@ int run(Args& args) {
     ids = parse_id_list(*tokens, "tokens");
   }
   std::unique_ptr<parallel::ExpertLoadRecorder> recorder;
+  check(dump_load.empty() || !group_flags_.online_eplb(),
+        "--dump-expert-load records the whole run; online EPLB (--eplb-interval) records its own window: give one");
   if (!dump_load.empty()) {
     check(cfg.n_routed_experts > 0 && cfg.first_k_dense_replace < cfg.num_hidden_layers,
           "--dump-expert-load: this model has no MoE layers");
@@ -72,7 +74,8 @@ int run(Args& args) {
   // The server's engine with one request's room: the prompt as one prefill chunk, then one
   // token per step, sampled as a seeded request is. Limits are the engine's to check.
   const double bytes_per_token = m->weights().bytes_per_token(cfg);
-  engine::Engine eng(std::move(m), tok, one_request_options(int64_t(ids.size()), max_new), rank.group());
+  engine::Engine eng(std::move(m), tok, one_request_options(int64_t(ids.size()), max_new), rank.group(),
+                     rank.boundary_task());
   if (!rank.is_root()) return serve_rank(eng);  // rank 0 submits and prints
   engine::SamplingParams params;
   params.temperature = temperature;

@@ -49,7 +49,8 @@ int run(Args& args) {
   params.forced_tokens.assign(ids.begin() + prefill, ids.end());
   params.forced_tokens.push_back(0);
   params.max_tokens = int64_t(params.forced_tokens.size());
-  engine::Engine eng(std::move(m), std::move(tok), one_request_options(prefill, params.max_tokens), rank.group());
+  engine::Engine eng(std::move(m), std::move(tok), one_request_options(prefill, params.max_tokens), rank.group(),
+                     rank.boundary_task());
   if (!rank.is_root()) return serve_rank(eng);  // rank 0 writes the file
   engine::RequestResult res =
       engine::run_request(eng, std::vector<int32_t>(ids.begin(), ids.begin() + prefill), params);

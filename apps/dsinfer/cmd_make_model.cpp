@@ -20,6 +20,7 @@ int run(Args& args) {
   opt.seed = uint64_t(args.get_int("seed", 0));
   int64_t shard_mb = args.get_int("max-shard-mb", 2048, 1, int64_t(1) << 30);
   std::string tok_dir = args.get_or("tokenizer-dir", "");
+  opt.hot_experts = int(args.get_int("hot-experts", 0, 0, 1 << 16));
   args.finish();
   opt.max_shard_bytes = shard_mb << 20;
 
@@ -34,7 +35,8 @@ int run(Args& args) {
 
 const Registration reg({"make-model", "write a random checkpoint of a named shape (Hugging Face layout)",
                         "--preset tiny-v3|tiny-v2lite|tiny-mla576|bench-v3-small --out DIR [--fp8] [--seed N]\n"
-                        "       [--max-shard-mb N] [--tokenizer-dir DIR]",
+                        "       [--max-shard-mb N] [--tokenizer-dir DIR]\n"
+                        "       [--hot-experts K]   (experts 0..K-1 of every MoE layer routed to by nearly every token)",
                         run});
 
 }  // namespace

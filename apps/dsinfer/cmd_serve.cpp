@@ -100,7 +100,7 @@ int run(Args& args) {
   auto m = rank.load(dir, mo, group_flags_);
   const DType kv_dtype = m->cache_dtype();
   const char* kv_name = kv_dtype == DType::kF8E4M3 ? "fp8" : kv_dtype == DType::kBF16 ? "bf16" : "fp32";
-  engine::Engine eng(std::move(m), std::move(tok), eo, rank.group());
+  engine::Engine eng(std::move(m), std::move(tok), eo, rank.group(), rank.boundary_task());
   if (!rank.is_root()) {  // HTTP is rank 0's; this rank steps with the group until rank 0 stops it
     pthread_sigmask(SIG_UNBLOCK, &sigs, nullptr);  // a signal here (mpirun ending the job) ends it
     return serve_rank(eng);

@@ -1,10 +1,14 @@
 #include "group_setup.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <numeric>
 #include <sstream>
 
 #include "base/byte_stream.h"
 #include "base/log.h"
+#include "expert_balance_task.h"
 #include "model/config.h"
 #include "parallel/eplb.h"
 #include "parallel/expert_placement.h"
@@ -70,29 +74,29 @@ parallel::ExpertPlacement place_experts(const model::ModelConfig& cfg, const Gro
   if (flags.redundant_experts == 0) return parallel::ExpertPlacement::contiguous(cfg, ranks);
   check(flags.redundant_experts % ranks == 0, "--redundant-experts ", flags.redundant_experts,
         " must be a multiple of the ", ranks, " ranks (each rank holds the same number of slots)");
-  const parallel::ExpertLoad load = parallel::read_expert_load_file(flags.expert_load);
   int64_t moe_layers = 0;
   for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) moe_layers += cfg.is_moe_layer(l);
+  // Without a recorded load (online EPLB will re-place them from the live one) the replicas start
+  // from an even load.
+  const parallel::ExpertLoad load = [&] {
+    if (!flags.expert_load.empty()) return parallel::read_expert_load_file(flags.expert_load);
+    parallel::ExpertLoad even(int(moe_layers), int(cfg.n_routed_experts));
+    std::fill(even.values.begin(), even.values.end(), 1.0);
+    return even;
+  }();
   check(load.num_layers == moe_layers && load.num_experts == cfg.n_routed_experts, flags.expert_load, ": a load of ",
         load.num_layers, " layers x ", load.num_experts, " experts, but this model has ", moe_layers, " MoE layers x ",
         cfg.n_routed_experts, " routed experts");
-  parallel::EplbShape shape;
-  shape.num_replicas = int(cfg.n_routed_experts + flags.redundant_experts);
-  shape.num_groups = std::max<int>(1, int(cfg.n_group));
-  shape.num_nodes = 1;  // one expert-parallel group; its ranks are the GPUs
-  shape.num_gpus = ranks;
-  const parallel::EplbPlan plan = parallel::rebalance(load, shape, parallel::parse_eplb_policy(flags.eplb_policy));
-  std::vector<std::vector<int32_t>> rows;
-  for (int l = 0; l < plan.num_layers; ++l)
-    rows.emplace_back(plan.phy2log.begin() + int64_t(l) * plan.num_replicas,
-                      plan.phy2log.begin() + int64_t(l + 1) * plan.num_replicas);
-  auto mean = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / double(v.size()); };
-  parallel::EplbShape plain = shape;  // n_routed / ranks contiguous experts per rank, no replicas
-  plain.num_replicas = int(cfg.n_routed_experts);
+  const parallel::ExpertPlacement placed = parallel::ExpertPlacement::from_load(
+      load, cfg, ranks, int(cfg.n_routed_experts + flags.redundant_experts), parallel::parse_eplb_policy(flags.eplb_policy));
+  const std::string without = cfg.n_routed_experts % ranks == 0
+                                  ? str(parallel::ExpertPlacement::contiguous(cfg, ranks).rank_max_over_mean(load),
+                                        " without, ")
+                                  : "";
   log_info("EPLB (", flags.eplb_policy, ") placed ", flags.redundant_experts, " redundant experts from ",
-           flags.expert_load, ": max/mean load per rank ", mean(parallel::unbalanced_max_over_mean(load, plain)),
-           " without, ", mean(parallel::plan_max_over_mean(load, plan)), " with (mean over MoE layers)");
-  return parallel::ExpertPlacement::from_phy2log(rows, cfg, ranks, "the EPLB plan");
+           flags.expert_load.empty() ? std::string("an even load") : flags.expert_load, ": max/mean load per rank ", without, placed.rank_max_over_mean(load),
+           " with (mean over MoE layers)");
+  return placed;
 }
 
 }  // namespace
@@ -112,9 +116,20 @@ GroupFlags group_flags(Args& args, model::ModelOptions& opt) {
   g.eplb_policy = args.get_or("eplb-policy", g.eplb_policy);
   check(g.placement.empty() || g.redundant_experts == 0,
         "give either --eplb-placement (a plan) or --redundant-experts with --expert-load (planned at start), not both");
-  check(g.redundant_experts == 0 || !g.expert_load.empty(),
-        "--redundant-experts places its replicas by a recorded expert load: add --expert-load FILE (written by "
-        "`dsinfer generate --dump-expert-load FILE`)");
+  const std::string interval = args.get_or("eplb-interval", "0");
+  try {
+    size_t used = 0;
+    const double v = std::stod(interval, &used);
+    const std::string unit = interval.substr(used);
+    check(v >= 0 && std::isfinite(v) && (unit.empty() || unit == "s") && (!unit.empty() || v == std::floor(v)), "");
+    if (unit == "s") g.eplb_interval_seconds = v;
+    else g.eplb_interval_steps = int64_t(v);
+  } catch (const std::exception&) {
+    fail("--eplb-interval must be a number of forward steps (100) or of seconds (30s), got '", interval, "'");
+  }
+  check(g.redundant_experts == 0 || !g.expert_load.empty() || g.online_eplb(),
+        "--redundant-experts places its replicas by an expert load: add --expert-load FILE (written by "
+        "`dsinfer generate --dump-expert-load FILE`), or --eplb-interval to place them from the live load");
   g.dispatch = parse_dispatch(args.get_or("ep-dispatch", "auto"));
   g.low_latency_tokens = args.get_int("ep-low-latency-tokens", g.low_latency_tokens, 0, 1 << 16);
   g.timeout_s = args.get_double("ep-timeout", g.timeout_s, 0, 86400, true);
@@ -180,6 +195,27 @@ std::unique_ptr<model::DeepSeekModel> RankContext::load(const std::string& dir, 
   log_info("holds ", executor_->placement().slots_per_rank(), " of ", cfg.n_routed_experts,
            " routed experts per MoE layer", executor_->placement().redundant_slots() > 0 ? " (with redundant replicas)" : "",
            ": ", double(executor_->expert_bytes()) / 1e9, " GB of expert weights of ", all_experts / 1e9, " GB");
+  parallel::OnlineEplb* eplb = nullptr;
+  if (flags.online_eplb() && comm_.size() > 1) {
+    // The live load, over a window of the interval's steps (by seconds: reset at each plan).
+    parallel::ExpertLoadRecorderOptions ro;
+    ro.first_layer = int(cfg.first_k_dense_replace);
+    ro.num_experts = int(cfg.n_routed_experts);
+    for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) ro.num_layers += cfg.is_moe_layer(l);
+    ro.window_steps = int(std::min<int64_t>(flags.eplb_interval_steps, 1 << 20));
+    recorder_ = std::make_unique<parallel::ExpertLoadRecorder>(ro);
+    m->set_observer(recorder_.get());
+    parallel::OnlineEplbOptions oo;
+    oo.interval_steps = flags.eplb_interval_steps;
+    oo.interval_seconds = flags.eplb_interval_seconds;
+    oo.policy = parallel::parse_eplb_policy(flags.eplb_policy);
+    if (const char* f = std::getenv("DSINFER_EPLB_FAULT")) oo.fault = f;
+    eplb_ = std::make_unique<parallel::OnlineEplb>(comm_, *executor_, *recorder_, cfg, oo);
+    eplb = eplb_.get();
+    log_info("online EPLB every ", flags.eplb_interval_steps > 0 ? str(flags.eplb_interval_steps, " steps")
+                                                                  : str(flags.eplb_interval_seconds, " s"));
+  }
+  if (comm_.size() > 1) task_ = std::make_unique<ExpertBalanceTask>(*executor_, eplb);
   return m;
 }
 

@@ -16,7 +16,9 @@
 #include "engine/engine.h"
 #include "model/deepseek.h"
 #include "parallel/communicator.h"
+#include "parallel/expert_load_recorder.h"
 #include "parallel/expert_parallel_moe.h"
+#include "parallel/online_eplb.h"
 
 namespace dsinfer::app {
 
@@ -28,6 +30,11 @@ struct GroupFlags {
   int64_t redundant_experts = 0;
   std::string expert_load;
   std::string eplb_policy = "deepseek";
+  // --eplb-interval N (forward steps) or Ns (seconds): online EPLB re-places the experts from the
+  // live load that often (parallel/online_eplb.h); 0: never.
+  int64_t eplb_interval_steps = 0;
+  double eplb_interval_seconds = 0;
+  bool online_eplb() const { return eplb_interval_steps > 0 || eplb_interval_seconds > 0; }
   parallel::DispatchMode dispatch = parallel::DispatchMode::kAuto;  // --ep-dispatch
   int64_t low_latency_tokens = 128;  // --ep-low-latency-tokens
   double timeout_s = 60;             // --ep-timeout: the watchdog on every wait for another rank
@@ -38,8 +45,8 @@ GroupFlags group_flags(Args& args, model::ModelOptions& opt);
 
 // The flags above, for the commands' usage text.
 #define GROUP_FLAGS_USAGE                                                                                   \
-  "       under mpirun: [--ep-size N] [--eplb-placement PLAN.json | --redundant-experts R --expert-load LOAD.json\n" \
-  "       [--eplb-policy deepseek|refined]] [--ep-dispatch auto|normal|low-latency]\n"                        \
+  "       under mpirun: [--ep-size N] [--eplb-placement PLAN.json | --redundant-experts R [--expert-load LOAD.json]\n" \
+  "       [--eplb-policy deepseek|refined]] [--eplb-interval STEPS|SECONDSs] [--ep-dispatch auto|normal|low-latency]\n" \
   "       [--ep-low-latency-tokens 128] [--ep-timeout 60] [--expert-activations bf16|fp8]\n"                 \
   "       [--micro-batches 1|2]   (2: overlap one micro-batch's dispatch/combine with the other's compute; docs/parallel.md)"
 
@@ -60,10 +67,15 @@ class RankContext {
   // For the Engine: the group, or null when alone.
   parallel::Communicator* group() { return comm_.size() > 1 ? &comm_ : nullptr; }
   const parallel::ExpertParallelMoe* executor() const { return executor_.get(); }
+  // For the Engine: the work between a group's steps (expert load, online EPLB), or null.
+  engine::StepBoundaryTask* boundary_task() { return task_.get(); }
 
  private:
   parallel::Communicator comm_;
   std::unique_ptr<parallel::ExpertParallelMoe> executor_;
+  std::unique_ptr<parallel::ExpertLoadRecorder> recorder_;  // online EPLB's load, when on
+  std::unique_ptr<parallel::OnlineEplb> eplb_;
+  std::unique_ptr<engine::StepBoundaryTask> task_;
 };
 
 }  // namespace dsinfer::app

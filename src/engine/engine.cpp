@@ -13,8 +13,8 @@
 namespace dsinfer::engine {
 
 Engine::Engine(std::unique_ptr<model::DeepSeekModel> model, tokenizer::Tokenizer tokenizer, const EngineOptions& options,
-               parallel::Communicator* group)
-    : model_(std::move(model)), tokenizer_(std::move(tokenizer)), group_(group), options_(options) {
+               parallel::Communicator* group, StepBoundaryTask* boundary)
+    : model_(std::move(model)), tokenizer_(std::move(tokenizer)), group_(group), boundary_(boundary), options_(options) {
   if (grouped()) balancer_ = std::make_unique<parallel::DpBalancer>(group_->size(), parallel::DpBalancePolicy::kBoth);
   const auto& cfg = model_->config();
   max_model_len_ = options_.max_model_len > 0 ? std::min(options_.max_model_len, cfg.max_position_embeddings)

@@ -34,6 +34,7 @@
 #include "cache/block_manager.h"
 #include "cache/kv_pool.h"
 #include "engine/engine_options.h"
+#include "engine/step_boundary_task.h"
 #include "engine/metrics.h"
 #include "engine/request.h"
 #include "engine/runner.h"
@@ -58,8 +59,10 @@ class Engine {
   // Returns once the step thread has warmed up and the KV pool exists (rethrows its failure).
   // `group`: the data-parallel group this engine is one rank of (null or a group of one: alone);
   // it must outlive the engine. Every rank passes the same options.
+  // `boundary`: work between a group's steps (online EPLB, engine/step_boundary_task.h), or null;
+  // it must outlive the engine.
   Engine(std::unique_ptr<model::DeepSeekModel> model, tokenizer::Tokenizer tokenizer, const EngineOptions& options,
-         parallel::Communicator* group = nullptr);
+         parallel::Communicator* group = nullptr, StepBoundaryTask* boundary = nullptr);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -108,6 +111,7 @@ class Engine {
   std::unique_ptr<model::DeepSeekModel> model_;
   tokenizer::Tokenizer tokenizer_;
   parallel::Communicator* group_ = nullptr;
+  StepBoundaryTask* boundary_ = nullptr;
   EngineOptions options_;
   int64_t max_model_len_ = 0, kv_capacity_tokens_ = 0, vocab_ = 0;
   int32_t eos_id_ = -1;

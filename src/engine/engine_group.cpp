@@ -60,6 +60,11 @@ void Engine::group_loop() {
       group_idle = !exchange_status();
       if (!group_idle) step();
       exchange_updates();
+      if (boundary_) {
+        boundary_->at_step_boundary(!group_idle);
+        std::lock_guard lock(metrics_mu_);
+        metrics_.expert_balance = boundary_->balance_metrics();
+      }
     } catch (const std::exception& e) {
       fail_group(e.what());
       break;
@@ -164,6 +169,7 @@ bool Engine::exchange_status() {
     g.steps = metrics_.steps;
     g.step_tokens = metrics_.step_tokens;
   }
+  if (boundary_) g.expert_rows = boundary_->expert_rows();
   std::vector<RankStatus> all(size_t(group_->size()));
   group_->allgather(&mine, sizeof mine, all.data(), "the ranks' status");
   bool any = false;

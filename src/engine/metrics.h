@@ -34,6 +34,15 @@ struct RankGauges {
   int64_t running = 0, waiting = 0, kv_blocks_used = 0, kv_blocks_total = 0;
   int64_t prefill_tokens = 0;  // prompt tokens still to prefill
   uint64_t steps = 0, step_tokens = 0;  // forward steps, and tokens (prompt and generated) fed to them
+  uint64_t expert_rows = 0;             // (token, expert) rows its routed experts computed
+};
+
+// Online EPLB's counters (parallel/online_eplb.h), when the group runs it.
+struct ExpertBalanceMetrics {
+  bool enabled = false;
+  uint64_t rebalances = 0, aborted = 0, skipped = 0, experts_moved = 0, bytes_moved = 0;
+  double imbalance_before = 0, imbalance_after = 0;  // busiest rank / mean, planned, last rebalance
+  double last_move_seconds = 0, longest_boundary_seconds = 0, median_step_seconds = 0;
 };
 
 struct EngineMetrics {
@@ -52,6 +61,7 @@ struct EngineMetrics {
   // A data-parallel group's ranks (rank 0 first); empty for a single process. The gauges above
   // are then the group's sums.
   std::vector<RankGauges> ranks;
+  ExpertBalanceMetrics expert_balance;
 };
 
 }  // namespace dsinfer::engine

@@ -7,6 +7,7 @@
 #include <climits>
 #include <sstream>
 #include <cstring>
+#include <limits>
 
 #include "base/timer.h"
 
@@ -179,6 +180,21 @@ int64_t Communicator::allreduce_max(int64_t value, const char* what) {
     return MPI_Iallreduce(&value, &out, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD, r);
   });
   return out;
+}
+
+int Communicator::tag_upper_bound() const {
+  if (!mpi_) return std::numeric_limits<int>::max();
+  int* ub = nullptr;
+  int found = 0;
+  check_mpi(MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &ub, &found), "MPI_TAG_UB");
+  return found && ub ? *ub : 32767;
+}
+
+void Communicator::allreduce_sum(int64_t* values, size_t n, const char* what) {
+  if (!mpi_ || n == 0) return;
+  collective(what, -1, [&](MPI_Request* r) {
+    return MPI_Iallreduce(MPI_IN_PLACE, values, as_int(n, what), MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD, r);
+  });
 }
 
 void Communicator::alltoall(const int* send, int* recv, const char* what) {

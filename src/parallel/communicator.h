@@ -58,6 +58,8 @@ class Communicator {
   int size() const { return size_; }
   bool is_root() const { return rank_ == 0; }
   bool uses_mpi() const { return mpi_; }
+  // MPI_TAG_UB: the largest tag a message may carry (at least 32767 by the standard).
+  int tag_upper_bound() const;
   // The watchdog: how long one wait may take before the group is declared failed (<= 0: forever).
   void set_timeout(double seconds) { timeout_s_ = seconds; }
   double timeout() const { return timeout_s_; }
@@ -70,6 +72,8 @@ class Communicator {
   // Every rank's buffer arrives at the root, in rank order (empty elsewhere).
   std::vector<std::vector<uint8_t>> gather(const std::vector<uint8_t>& mine, int root, const char* what);
   int64_t allreduce_max(int64_t value, const char* what);
+  // values[i] summed over the ranks, in place.
+  void allreduce_sum(int64_t* values, size_t n, const char* what);
   // One value to and from every rank.
   void alltoall(const int* send, int* recv, const char* what);
 

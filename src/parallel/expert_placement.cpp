@@ -1,5 +1,6 @@
 #include "parallel/expert_placement.h"
 
+#include <algorithm>
 #include <cstdint>
 
 #include <nlohmann/json.hpp>
@@ -88,6 +89,46 @@ ExpertPlacement ExpertPlacement::from_phy2log(const std::vector<std::vector<int3
     p.index_layer(L);
   }
   return p;
+}
+
+ExpertPlacement ExpertPlacement::from_load(const ExpertLoad& load, const model::ModelConfig& cfg, int num_ranks,
+                                           int num_slots, EplbPolicy policy) {
+  EplbShape shape;
+  shape.num_replicas = num_slots;
+  shape.num_groups = std::max<int>(1, int(cfg.n_group));
+  shape.num_nodes = 1;  // one expert-parallel group; its ranks are the GPUs
+  shape.num_gpus = num_ranks;
+  const EplbPlan plan = rebalance(load, shape, policy);
+  std::vector<std::vector<int32_t>> rows;
+  for (int l = 0; l < plan.num_layers; ++l)
+    rows.emplace_back(plan.phy2log.begin() + int64_t(l) * plan.num_replicas,
+                      plan.phy2log.begin() + int64_t(l + 1) * plan.num_replicas);
+  return from_phy2log(rows, cfg, num_ranks, "the EPLB plan");
+}
+
+double ExpertPlacement::rank_max_over_mean(const ExpertLoad& load) const {
+  double sum = 0;
+  int layers = 0;
+  std::vector<double> per_rank(static_cast<size_t>(num_ranks_));
+  for (const Layer& L : layers_) {
+    if (L.phy2log.empty()) continue;
+    check(layers < load.num_layers && load.num_experts == num_logical_, "an expert load of ", load.num_layers, " x ",
+          load.num_experts, " does not fit this placement");
+    std::fill(per_rank.begin(), per_rank.end(), 0.0);
+    for (size_t slot = 0; slot < L.phy2log.size(); ++slot) {
+      const int32_t e = L.phy2log[slot];
+      const int32_t replicas = L.replica_offset[size_t(e) + 1] - L.replica_offset[size_t(e)];
+      per_rank[slot / size_t(slots_per_rank_)] += load.at(layers, e) / replicas;
+    }
+    sum += max_over_mean(per_rank);
+    ++layers;
+  }
+  return layers ? sum / layers : 1.0;
+}
+
+bool ExpertPlacement::operator==(const ExpertPlacement& o) const {
+  return num_ranks_ == o.num_ranks_ && slots_per_rank_ == o.slots_per_rank_ && num_logical_ == o.num_logical_ &&
+         layers_ == o.layers_;
 }
 
 std::vector<int32_t> ExpertPlacement::local_experts(int layer, int rank) const {

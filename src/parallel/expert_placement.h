@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "model/config.h"
+#include "parallel/eplb.h"
+#include "parallel/eplb_load.h"
 
 namespace dsinfer::parallel {
 
@@ -28,6 +30,18 @@ class ExpertPlacement {
   // the source in errors. An EplbPlan's phy2log is exactly this (parallel/eplb.h).
   static ExpertPlacement from_phy2log(const std::vector<std::vector<int32_t>>& rows, const model::ModelConfig& cfg,
                                       int num_ranks, const std::string& what);
+
+  // EPLB's plan (parallel/eplb.h) for `load` (one row per MoE layer) over num_slots physical slots
+  // (n_routed + redundant, a multiple of num_ranks): what `--redundant-experts` places at start
+  // and online EPLB re-places while serving.
+  static ExpertPlacement from_load(const ExpertLoad& load, const model::ModelConfig& cfg, int num_ranks, int num_slots,
+                                   EplbPolicy policy);
+
+  // The most loaded rank over the mean rank under this placement, mean over MoE layers: each
+  // expert's load spread evenly over its replicas (the replica rule spreads it so), summed per
+  // rank. `load` has one row per MoE layer; 1 when nothing was routed.
+  double rank_max_over_mean(const ExpertLoad& load) const;
+  bool operator==(const ExpertPlacement& o) const;
 
   int num_ranks() const { return num_ranks_; }
   int slots_per_rank() const { return slots_per_rank_; }
@@ -52,6 +66,7 @@ class ExpertPlacement {
 
  private:
   struct Layer {
+    bool operator==(const Layer& o) const { return phy2log == o.phy2log; }
     std::vector<int32_t> phy2log;         // [slots]
     std::vector<int32_t> replica_offset;  // [logical + 1] into replicas
     std::vector<int32_t> replicas;        // slots of each logical expert, ascending

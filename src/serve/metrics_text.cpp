@@ -133,6 +133,30 @@ std::string render_metrics(const engine::EngineMetrics& m, const HttpCounters& h
     per_rank("dsinfer_rank_steps_total", "counter", "Forward steps each rank has run.", [](const G& g) { return g.steps; });
     per_rank("dsinfer_rank_step_tokens_total", "counter", "Tokens (prompt and generated) each rank's steps computed.",
              [](const G& g) { return g.step_tokens; });
+    per_rank("dsinfer_rank_expert_rows_total", "counter",
+             "(token, expert) rows each rank's routed experts computed: the expert load per rank.",
+             [](const G& g) { return g.expert_rows; });
+  }
+  if (m.expert_balance.enabled) {  // online EPLB (parallel/online_eplb.h)
+    const engine::ExpertBalanceMetrics& b = m.expert_balance;
+    w.counter("dsinfer_eplb_rebalances_total", "Expert placements switched to while serving.", double(b.rebalances));
+    w.counter("dsinfer_eplb_aborted_total", "Expert moves dropped because a copy failed its checksum.",
+              double(b.aborted));
+    w.counter("dsinfer_eplb_skipped_total", "Plans not worth a move (or no load recorded yet).", double(b.skipped));
+    w.counter("dsinfer_eplb_experts_moved_total", "Experts copied between ranks by rebalances.",
+              double(b.experts_moved));
+    w.counter("dsinfer_eplb_bytes_moved_total", "Expert weight bytes copied between ranks by rebalances.",
+              double(b.bytes_moved));
+    w.head("dsinfer_eplb_rank_load_max_over_mean", "gauge",
+           "Busiest rank's expert load over the mean, planned from the recorded load, around the last rebalance.");
+    w.sample("dsinfer_eplb_rank_load_max_over_mean", b.imbalance_before, "when=\"before\"");
+    w.sample("dsinfer_eplb_rank_load_max_over_mean", b.imbalance_after, "when=\"after\"");
+    w.gauge("dsinfer_eplb_last_move_seconds", "Wall time of the last rebalance, plan to switch.", b.last_move_seconds);
+    w.gauge("dsinfer_eplb_longest_boundary_seconds",
+            "Longest time one step boundary spent on EPLB (the most a step was held up by it).",
+            b.longest_boundary_seconds);
+    w.gauge("dsinfer_eplb_median_step_seconds", "Median of recent ordinary step-loop iterations, for comparison.",
+            b.median_step_seconds);
   }
   w.histogram("dsinfer_time_to_first_token_seconds", "Time from arrival to the first generated token.", m.ttft);
   w.histogram("dsinfer_inter_token_latency_seconds", "Time between successive tokens of a sequence.", m.itl);

@@ -273,6 +273,97 @@ def serving(a, model):
         group.stop()
 
 
+def rank_rows(server):
+    """(token, expert) rows each rank's experts computed, from /metrics."""
+    m = server.get("/metrics")
+    return {int(r): float(v) for r, v in re.findall(r'dsinfer_rank_expert_rows_total\{model="tiny",rank="(\d)"\} (\S+)', m)}
+
+
+def metric(server, name):
+    found = re.search(r"^" + name + r'\{model="tiny"[^}]*\} (\S+)', server.get("/metrics"), re.M)
+    return float(found.group(1)) if found else None
+
+
+def rows_max_over_mean(before, after):
+    d = [after[r] - before.get(r, 0) for r in after]
+    return max(d) / (sum(d) / len(d)) if d and sum(d) > 0 else 0
+
+
+def online_eplb(a, work):
+    """Redundant experts re-placed from the live load while serving, on a model with two hot experts."""
+    hot = os.path.join(work, "hot")
+    subprocess.run([a.dsinfer, "make-model", "--preset", "tiny-v3", "--hot-experts", "2", "--out", hot], check=True,
+                   capture_output=True)
+    alone = Server(a, hot, 1)
+    try:
+        want = completions(alone, concurrent=False)
+    finally:
+        alone.stop()
+    plain = Server(a, hot, 2)  # n_routed / 2 contiguous experts per rank: both hot ones on rank 0
+    try:
+        r0 = rank_rows(plain)
+        completions(plain)
+        skew_plain = rows_max_over_mean(r0, rank_rows(plain))
+    finally:
+        plain.stop()
+    eplb = ["--redundant-experts", "2", "--eplb-interval", "4"]
+    srv = Server(a, hot, 2, eplb)
+    try:
+        got = completions(srv)  # the first rebalances happen while these run
+        check(got == want, "online EPLB: greedy completions while experts move equal one process's")
+        r0 = rank_rows(srv)
+        got = completions(srv)
+        skew = rows_max_over_mean(r0, rank_rows(srv))
+        check(got == want, "online EPLB: ... and after the switches")
+        moved, rebalances, aborted = (metric(srv, "dsinfer_eplb_" + n) for n in
+                                      ("bytes_moved_total", "rebalances_total", "aborted_total"))
+        check(rebalances and rebalances >= 1 and moved and moved > 0 and aborted == 0,
+              f"online EPLB: {rebalances} rebalances moved {moved} bytes, none aborted")
+        check(skew < skew_plain,
+              f"online EPLB: busiest rank's expert rows over the mean {skew_plain:.2f} without, {skew:.2f} with")
+        longest, median = metric(srv, "dsinfer_eplb_longest_boundary_seconds"), metric(srv, "dsinfer_eplb_median_step_seconds")
+        check(longest is not None and median and longest <= median,
+              f"online EPLB: the longest step boundary ({longest * 1e3:.2f} ms) is within one ordinary step "
+              f"({median * 1e3:.2f} ms)")
+    finally:
+        srv.stop()
+    # A copy that fails its checksum (rank 1 flips a byte of what it receives): every rank keeps the
+    # old placement, and nothing a client sees changes.
+    srv = Server(a, hot, 2, eplb, ["-x", "DSINFER_EPLB_FAULT=corrupt:1"])
+    try:
+        got = completions(srv)
+        check(got == want, "online EPLB, a corrupt copy: completions still equal one process's")
+        aborted, rebalances = metric(srv, "dsinfer_eplb_aborted_total"), metric(srv, "dsinfer_eplb_rebalances_total")
+        check(aborted and aborted >= 1 and rebalances == 0 and any("failed its checksum" in l for l in srv.lines),
+              f"online EPLB, a corrupt copy: {aborted} moves dropped, {rebalances} switched")
+    finally:
+        srv.stop()
+    # A rank that dies mid-move: the job ends, its clients are not left hanging.
+    srv = Server(a, hot, 2, eplb + ["--ep-timeout", "5"], ["-x", "DSINFER_EPLB_FAULT=exit:1"])
+    try:
+        t0 = time.time()
+        results = []
+
+        def one(i):
+            try:
+                results.append(srv.post("/v1/completions", {"model": "tiny", "prompt": PROMPTS[i], "max_tokens": 40,
+                                                            "temperature": 0}, timeout=60)[0])
+            except Exception as e:  # noqa: BLE001 (a closed connection is an outcome)
+                results.append(repr(e))
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        rc = srv.p.wait(60)
+        check(rc != 0 and all(r != 200 for r in results) and time.time() - t0 < 60,
+              f"online EPLB, a rank dies mid-move: no request completes on a half-moved group, mpirun exits {rc} "
+              f"in {time.time() - t0:.1f} s ({results})")
+    finally:
+        srv.stop()
+
+
 def stream_until_error(server, result):
     try:
         c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
@@ -357,7 +448,7 @@ def main():
     ap.add_argument("--dsinfer", required=True)
     ap.add_argument("--mpiexec", required=True)
     ap.add_argument("--quick", action="store_true", help="bit-identity on tiny-v3 (BF16 and FP8) only")
-    ap.add_argument("--only", default="bits,redundancy,generate,startup,serving,faults",
+    ap.add_argument("--only", default="bits,redundancy,generate,startup,serving,faults,eplb",
                     help="comma-separated parts to run")
     ap.add_argument("--model", action="append", default=[],
                     help="check bit-identity on this checkpoint instead (e.g. bench-v3-small; FP8 if its name says fp8)")
@@ -393,6 +484,8 @@ def main():
             serving(a, models[0][1])
         if "faults" in parts:
             faults(a, models[0][1])
+        if "eplb" in parts:
+            online_eplb(a, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{len(failures)} failure(s)")

@@ -1,0 +1,341 @@
+#include "parallel/online_eplb.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "base/byte_stream.h"
+#include "base/hash.h"
+#include "base/log.h"
+#include "base/timer.h"
+
+namespace dsinfer::parallel {
+
+namespace {
+
+// Weight moves use tags from here up, eight per expert (its buffers), above every tag the
+// dispatch uses (parallel/expert_parallel_moe.h: six per local expert).
+constexpr int kTagBase = 1 << 16;
+constexpr int kTagsPerExpert = 8;
+constexpr size_t kRecentSteps = 64;
+
+// An expert of the same shapes as `like`, zero-filled: where a moved expert is received.
+model::PackedMlp shaped_like(const model::PackedMlp& like) {
+  model::PackedMlp e;
+  e.inter = like.inter;
+  e.dtype = like.dtype;
+  auto shape = [](const kernels::PackedMatrix& from, kernels::PackedMatrix& to) {
+    to.dtype = from.dtype;
+    to.n = from.n;
+    to.k = from.k;
+    to.panels = from.panels;
+    to.k_blocks = from.k_blocks;
+    to.data.resize(from.data.size());
+    to.scales.resize(from.scales.size());
+  };
+  shape(like.gate_up, e.gate_up);
+  shape(like.gate, e.gate);
+  shape(like.up, e.up);
+  shape(like.down, e.down);
+  return e;
+}
+
+model::PackedMlp clone(const model::PackedMlp& from) {
+  model::PackedMlp e = shaped_like(from);
+  model::PackedMlp& src = const_cast<model::PackedMlp&>(from);  // read only: packed_buffers wants mutable
+  const auto a = packed_buffers(src), b = packed_buffers(e);
+  for (size_t i = 0; i < a.size(); ++i) std::memcpy(b[i].first, a[i].first, a[i].second);
+  return e;
+}
+
+// "corrupt:R" / "exit:R": whether the fault is `kind` and names this rank.
+bool fault_here(const std::string& fault, const char* kind, int rank) {
+  const std::string want = std::string(kind) + ":" + std::to_string(rank);
+  return fault == want;
+}
+
+}  // namespace
+
+std::vector<std::pair<uint8_t*, size_t>> packed_buffers(model::PackedMlp& e) {
+  std::vector<std::pair<uint8_t*, size_t>> out;
+  for (kernels::PackedMatrix* m : {&e.gate_up, &e.gate, &e.up, &e.down}) {
+    if (m->data.size()) out.emplace_back(m->data.data(), m->data.size());
+    if (!m->scales.empty()) out.emplace_back(reinterpret_cast<uint8_t*>(m->scales.data()), m->scales.size() * sizeof(float));
+  }
+  return out;
+}
+
+uint64_t packed_checksum(const model::PackedMlp& e) {
+  uint64_t h = 0x5eed;
+  for (auto [p, n] : packed_buffers(const_cast<model::PackedMlp&>(e))) h = checksum_bytes(h, p, n);
+  return h;
+}
+
+OnlineEplb::OnlineEplb(Communicator& comm, ExpertParallelMoe& executor, ExpertLoadRecorder& recorder,
+                       const model::ModelConfig& cfg, const OnlineEplbOptions& options)
+    : comm_(comm), executor_(executor), recorder_(recorder), cfg_(cfg), options_(options) {
+  const ExpertPlacement& P = executor_.placement();
+  for (int l = 0; l < int(cfg.num_hidden_layers); ++l)
+    if (P.is_moe_layer(l)) moe_layers_.push_back(l);
+  check(int64_t(moe_layers_.size()) * P.num_slots() * kTagsPerExpert < int64_t(comm_.tag_upper_bound()) - kTagBase,
+        "this MPI's tag range is too small for online EPLB's weight moves");
+  // Every expert's checksum, from the ranks that hold it: what a moved copy must match.
+  const int S = P.slots_per_rank(), N = comm_.size(), L = int(moe_layers_.size());
+  std::vector<uint64_t> mine(static_cast<size_t>(L) * size_t(S)), all(mine.size() * size_t(N));
+  for (int i = 0; i < L; ++i)
+    for (int j = 0; j < S; ++j)
+      mine[size_t(i) * size_t(S) + size_t(j)] = packed_checksum(executor_.local_layers()[size_t(moe_layers_[size_t(i)])].experts[size_t(j)]);
+  comm_.allgather(mine.data(), mine.size() * sizeof(uint64_t), all.data(), "the experts' checksums");
+  checksum_.assign(size_t(cfg.num_hidden_layers), {});
+  for (int i = 0; i < L; ++i) {
+    const int l = moe_layers_[size_t(i)];
+    std::vector<uint64_t>& row = checksum_[size_t(l)];
+    row.assign(size_t(P.num_logical()), 0);
+    for (int r = 0; r < N; ++r)
+      for (int j = 0; j < S; ++j) {
+        const int32_t e = P.logical(l, r * S + j);
+        const uint64_t c = all[(size_t(r) * size_t(L) + size_t(i)) * size_t(S) + size_t(j)];
+        check(row[size_t(e)] == 0 || row[size_t(e)] == c, "layer ", l, ": two replicas of expert ", e,
+              " hold different weights (rank ", r, "'s copy differs)");
+        row[size_t(e)] = c;
+      }
+  }
+  recent_steps_.reserve(kRecentSteps);
+  last_plan_time_ = now_seconds();
+}
+
+uint64_t OnlineEplb::expected_checksum(int layer, int32_t expert) const { return checksum_[size_t(layer)][size_t(expert)]; }
+
+void OnlineEplb::at_step_boundary(bool stepped) {
+  const double t0 = now_seconds();
+  if (stepped && last_iteration_ > 0 && !moving_) {  // an ordinary step-loop iteration
+    const double s = t0 - last_iteration_;
+    if (recent_steps_.size() < kRecentSteps) recent_steps_.push_back(s);
+    else recent_steps_[recent_next_++ % kRecentSteps] = s;
+  }
+  if (moving_) {
+    comm_.test(sends_, "online EPLB's expert sends");
+    for (Incoming& in : incoming_) {
+      if (in.verified || !comm_.test(in.exchange, "online EPLB's expert receives")) continue;
+      if (&in == &incoming_.front() && fault_here(options_.fault, "corrupt", comm_.rank()))
+        packed_buffers(in.staged).front().first[0] ^= 0x40;  // DSINFER_EPLB_FAULT: a bad copy
+      in.verified = true;
+      in.ok = packed_checksum(in.staged) == expected_checksum(in.move->layer, in.move->expert);
+      if (!in.ok)
+        log_warn("online EPLB: the copy of layer ", in.move->layer, " expert ", in.move->expert, " from rank ",
+                 in.move->src, " failed its checksum");
+    }
+    const int state = agree();
+    if (state == 0) switch_placement();
+    else if (state == 1) drop_move();
+    else if (comm_.timeout() > 0 && now_seconds() - move_started_ > comm_.timeout())
+      throw GroupFailure(str("online EPLB: the expert weight move has not finished after ", comm_.timeout(),
+                             " s (--ep-timeout)"));
+  } else if (due(stepped)) {
+    plan();
+    if (moving_) post_transfers();
+  }
+  const double done = now_seconds();
+  metrics_.longest_boundary_seconds = std::max(metrics_.longest_boundary_seconds, done - t0);
+  if (!recent_steps_.empty()) {
+    std::vector<double> v = recent_steps_;
+    std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
+    metrics_.median_step_seconds = v[v.size() / 2];
+  }
+  metrics_.moving = moving_;
+  last_iteration_ = done;
+}
+
+bool OnlineEplb::due(bool stepped) {
+  if (stepped) ++steps_since_plan_;
+  if (options_.interval_steps > 0) return steps_since_plan_ >= options_.interval_steps;
+  if (options_.interval_seconds <= 0) return false;
+  // Rank 0's clock decides, so every rank plans at the same boundary.
+  const bool mine = comm_.is_root() && now_seconds() - last_plan_time_ >= options_.interval_seconds;
+  return comm_.allreduce_max(mine ? 1 : 0, "online EPLB: is a rebalance due") != 0;
+}
+
+void OnlineEplb::plan() {
+  steps_since_plan_ = 0;
+  last_plan_time_ = now_seconds();
+  // The group's load: every rank's recorded window, summed.
+  ExpertLoad load = recorder_.snapshot();
+  std::vector<int64_t> counts(load.values.size());
+  for (size_t i = 0; i < counts.size(); ++i) counts[i] = std::llround(load.values[i]);
+  comm_.allreduce_sum(counts.data(), counts.size(), "online EPLB: the group's expert load");
+  int64_t total = 0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    load.values[i] = double(counts[i]);
+    total += counts[i];
+  }
+  if (options_.interval_steps == 0) recorder_.reset();  // by seconds: each plan sees the time since the last
+  const ExpertPlacement& current = executor_.placement();
+  // Rank 0 plans and sends the slot table (an empty one: no plan, and why is in its log).
+  std::vector<uint8_t> msg;
+  if (comm_.is_root() && total > 0) {
+    try {
+      const ExpertPlacement p =
+          ExpertPlacement::from_load(load, cfg_, comm_.size(), current.num_slots(), options_.policy);
+      ByteWriter w(msg);
+      for (int l : moe_layers_)
+        for (int s = 0; s < p.num_slots(); ++s) w.put(p.logical(l, s));
+    } catch (const Error& e) {
+      log_warn("online EPLB: no plan: ", e.what());
+      msg.clear();
+    }
+  }
+  comm_.broadcast(msg, 0, "online EPLB's plan from rank 0");
+  if (msg.empty()) {
+    ++metrics_.skipped;
+    return;
+  }
+  ByteReader r(msg);
+  std::vector<std::vector<int32_t>> rows(moe_layers_.size(), std::vector<int32_t>(size_t(current.num_slots())));
+  for (auto& row : rows)
+    for (int32_t& e : row) e = r.get<int32_t>();
+  next_ = ExpertPlacement::from_phy2log(rows, cfg_, comm_.size(), "online EPLB's plan");
+  next_imbalance_before_ = current.rank_max_over_mean(load);
+  next_imbalance_after_ = next_.rank_max_over_mean(load);
+  if (next_ == current || next_imbalance_after_ > next_imbalance_before_ * (1 - kMinGain)) {
+    ++metrics_.skipped;
+    return;
+  }
+  // Who sends what: every rank works out the same list. A rank that already holds an expert keeps
+  // it (a local move at the switch); otherwise one of its current holders sends it, chosen by the
+  // destination slot so that a hot expert's copies come from all its replicas.
+  moves_.clear();
+  const int S = current.slots_per_rank(), N = comm_.size();
+  for (int l : moe_layers_)
+    for (int r = 0; r < N; ++r)
+      for (int j = 0; j < S; ++j) {
+        const int32_t e = next_.logical(l, r * S + j);
+        std::vector<std::pair<int, int>> holders;  // (rank, local slot) of e now
+        bool local = false;
+        for (int s = 0; s < current.num_slots(); ++s) {
+          if (current.logical(l, s) != e) continue;
+          if (current.rank_of_slot(s) == r) local = true;
+          holders.emplace_back(current.rank_of_slot(s), current.local_of_slot(s));
+        }
+        if (local) continue;
+        const auto [src, src_slot] = holders[size_t(r + j) % holders.size()];
+        moves_.push_back({l, r, j, src, src_slot, e});
+      }
+  moving_ = true;
+  move_started_ = now_seconds();
+  log_info("online EPLB: moving ", moves_.size(), " experts; planned max/mean load per rank ", next_imbalance_before_,
+           " -> ", next_imbalance_after_);
+}
+
+void OnlineEplb::post_transfers() {
+  const int me = comm_.rank();
+  std::vector<model::PackedExperts>& live = executor_.local_layers();
+  incoming_.clear();
+  sends_.clear();
+  size_t receiving = 0;
+  for (const Move& m : moves_) receiving += m.dst == me;
+  incoming_.reserve(receiving);  // the staged buffers' addresses are posted: no reallocation after
+  for (size_t i = 0; i < moves_.size(); ++i) {
+    const Move& m = moves_[i];
+    const int tag = kTagBase + int(i) * kTagsPerExpert;
+    if (m.dst == me) {
+      Incoming& in = incoming_.emplace_back();
+      in.move = &m;
+      in.staged = shaped_like(live[size_t(m.layer)].experts[0]);
+      const auto bufs = packed_buffers(in.staged);
+      for (size_t b = 0; b < bufs.size(); ++b) comm_.irecv(bufs[b].first, bufs[b].second, m.src, tag + int(b), in.exchange);
+    }
+    if (m.src == me) {
+      const auto bufs = packed_buffers(live[size_t(m.layer)].experts[size_t(m.src_slot)]);
+      for (size_t b = 0; b < bufs.size(); ++b) comm_.isend(bufs[b].first, bufs[b].second, m.dst, tag + int(b), sends_);
+    }
+  }
+  if (fault_here(options_.fault, "exit", me)) {  // DSINFER_EPLB_FAULT: this rank dies mid-move
+    log_warn("online EPLB: exiting mid-move (DSINFER_EPLB_FAULT)");
+    _exit(9);
+  }
+}
+
+int OnlineEplb::agree() {
+  int mine = 0;
+  if (!sends_.complete && !sends_.empty()) mine = 2;
+  for (const Incoming& in : incoming_) {
+    if (!in.verified) mine = 2;
+    else if (!in.ok && mine == 0) mine = 1;
+  }
+  return int(comm_.allreduce_max(mine, "online EPLB: has every rank its new experts"));
+}
+
+void OnlineEplb::switch_placement() {
+  const int me = comm_.rank();
+  const ExpertPlacement& current = executor_.placement();
+  const int S = current.slots_per_rank();
+  std::vector<model::PackedExperts>& old = executor_.local_layers();
+  std::vector<model::PackedExperts> layers(old.size());
+  uint64_t bytes = 0;
+  for (int l : moe_layers_) {
+    // Each new slot from the staging area, or from the old slot holding its expert: moved, or
+    // copied when the expert now fills two slots here (copies first, while the old slot is whole).
+    std::vector<int> from_old(size_t(S), -1);
+    std::vector<Incoming*> from_staged(size_t(S), nullptr);
+    std::vector<uint8_t> taken(size_t(S), 0), copy(size_t(S), 0);
+    for (Incoming& in : incoming_)
+      if (in.move->layer == l) from_staged[size_t(in.move->dst_slot)] = &in;
+    for (int j = 0; j < S; ++j) {
+      if (from_staged[size_t(j)]) continue;
+      const int32_t e = next_.logical(l, me * S + j);
+      int k = -1;
+      for (int c = 0; c < S && k < 0; ++c)
+        if (current.logical(l, me * S + c) == e && !taken[size_t(c)]) k = c;
+      if (k >= 0) {
+        taken[size_t(k)] = 1;
+      } else {
+        for (int c = 0; c < S && k < 0; ++c)
+          if (current.logical(l, me * S + c) == e) k = c;
+        copy[size_t(j)] = 1;
+      }
+      from_old[size_t(j)] = k;
+    }
+    std::vector<model::PackedMlp> slots(static_cast<size_t>(S));
+    for (int j = 0; j < S; ++j)
+      if (copy[size_t(j)]) slots[size_t(j)] = clone(old[size_t(l)].experts[size_t(from_old[size_t(j)])]);
+    for (int j = 0; j < S; ++j) {
+      if (from_staged[size_t(j)]) {
+        for (auto [p, n] : packed_buffers(from_staged[size_t(j)]->staged)) bytes += n;
+        slots[size_t(j)] = std::move(from_staged[size_t(j)]->staged);
+      } else if (!copy[size_t(j)]) {
+        slots[size_t(j)] = std::move(old[size_t(l)].experts[size_t(from_old[size_t(j)])]);
+      }
+    }
+    for (model::PackedMlp& e : slots) layers[size_t(l)].add(std::move(e));
+  }
+  executor_.adopt(std::move(next_), std::move(layers));
+  // The group's totals, for /metrics on rank 0.
+  int64_t moved[2] = {int64_t(incoming_.size()), int64_t(bytes)};
+  comm_.allreduce_sum(moved, 2, "online EPLB: what the move carried");
+  ++metrics_.rebalances;
+  metrics_.experts_moved += uint64_t(moved[0]);
+  metrics_.bytes_moved += uint64_t(moved[1]);
+  metrics_.imbalance_before = next_imbalance_before_;
+  metrics_.imbalance_after = next_imbalance_after_;
+  metrics_.last_move_seconds = now_seconds() - move_started_;
+  log_info("online EPLB: switched to the new placement after ", metrics_.last_move_seconds, " s (",
+           double(moved[1]) / 1e6, " MB of experts moved over the group)");
+  incoming_.clear();
+  moves_.clear();
+  sends_.clear();
+  moving_ = false;
+}
+
+void OnlineEplb::drop_move() {
+  ++metrics_.aborted;
+  log_warn("online EPLB: a rank's copy failed its checksum; every rank keeps the old placement");
+  incoming_.clear();
+  moves_.clear();
+  sends_.clear();
+  moving_ = false;
+}
+
+}  // namespace dsinfer::parallel

@@ -1,0 +1,120 @@
+// Online EPLB: the routed experts re-placed from the live load while the group serves, as DeepSeek
+// re-runs its balancer on recent statistics. Every rank of the group calls at_step_boundary in
+// lockstep (the engine's step loop, between steps), and a rebalance goes through three phases:
+//
+//   plan    every `interval` steps (or seconds, by rank 0's clock) the ranks' recorded loads are
+//           summed; rank 0 runs EPLB on them and broadcasts the new physical-slot table. A plan
+//           that would not lower the busiest rank's load by kMinGain is dropped.
+//   move    each rank posts non-blocking receives for the experts it will newly hold, into a
+//           staging area, and sends of the experts others need from it, straight from its live
+//           weights (which do not change until the switch). Steps go on with the old placement
+//           while MPI moves the bytes: the transfers are tested at every boundary and by the
+//           executor's polls during the forward pass.
+//   switch  at the first boundary where every rank has all its new experts, each checked against
+//           the checksum that expert has had since load, every rank adopts the new placement
+//           before the next step. If any copy fails its checksum, every rank drops the move and
+//           keeps serving on the old placement: no rank ever computes with a half-written expert.
+//
+// The cost on the critical path is the boundary work (plan, posting, testing, checksums of
+// arrived experts, the switch's pointer moves); metrics() has its longest beside the median step.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/mlp.h"
+#include "parallel/communicator.h"
+#include "parallel/eplb.h"
+#include "parallel/expert_load_recorder.h"
+#include "parallel/expert_parallel_moe.h"
+
+namespace dsinfer::parallel {
+
+struct OnlineEplbOptions {
+  int64_t interval_steps = 0;    // re-plan every this many forward steps (0: by seconds)
+  double interval_seconds = 0;   // or this often, by rank 0's clock (0 and 0: never)
+  EplbPolicy policy = EplbPolicy::kDeepSeek;
+  // Test-only fault injection, from DSINFER_EPLB_FAULT: "corrupt:R" flips a byte of the first
+  // expert rank R receives (its checksum must catch it), "exit:R" ends rank R mid-move.
+  std::string fault;
+};
+
+struct OnlineEplbMetrics {
+  uint64_t rebalances = 0;       // moves switched to
+  uint64_t aborted = 0;          // moves dropped (a copy failed its checksum)
+  uint64_t skipped = 0;          // plans not worth moving for (or no load yet)
+  uint64_t experts_moved = 0, bytes_moved = 0;  // received by this rank over the group, summed
+  // Busiest rank over the mean, planned from the window's load (mean over MoE layers): under the
+  // placement before the last rebalance, and under the one it switched to.
+  double imbalance_before = 0, imbalance_after = 0;
+  double last_move_seconds = 0;       // plan to switch, wall time
+  double longest_boundary_seconds = 0;  // most time one boundary spent on EPLB (plan, post, test, switch)
+  double median_step_seconds = 0;     // of recent ordinary step-loop iterations, for comparison
+  bool moving = false;
+};
+
+class OnlineEplb {
+ public:
+  // Hashes this rank's experts and learns every expert's checksum from its holders (a
+  // collective: every rank constructs it at the same point). Throws Error if two replicas of an
+  // expert differ.
+  OnlineEplb(Communicator& comm, ExpertParallelMoe& executor, ExpertLoadRecorder& recorder,
+             const model::ModelConfig& cfg, const OnlineEplbOptions& options);
+
+  // Called by every rank between steps, in lockstep; `stepped`: a forward step just ran.
+  void at_step_boundary(bool stepped);
+  OnlineEplbMetrics metrics() const { return metrics_; }
+
+  // The smallest relative drop in the busiest rank's planned load worth a move.
+  static constexpr double kMinGain = 0.05;
+
+ private:
+  struct Move {
+    int layer = 0, dst = 0, dst_slot = 0, src = 0, src_slot = 0;
+    int32_t expert = 0;
+  };
+  struct Incoming {
+    const Move* move = nullptr;
+    model::PackedMlp staged;
+    Exchange exchange;
+    bool verified = false, ok = false;
+  };
+
+  bool due(bool stepped);
+  void plan();
+  void post_transfers();
+  // 2: some rank still moving, 1: all done and some copy failed, 0: all done and verified.
+  int agree();
+  void switch_placement();
+  void drop_move();
+  uint64_t expected_checksum(int layer, int32_t expert) const;
+
+  Communicator& comm_;
+  ExpertParallelMoe& executor_;
+  ExpertLoadRecorder& recorder_;
+  model::ModelConfig cfg_;
+  OnlineEplbOptions options_;
+  std::vector<int> moe_layers_;                 // model layer index of each MoE layer
+  std::vector<std::vector<uint64_t>> checksum_;  // [model layer][logical expert]
+
+  int64_t steps_since_plan_ = 0;
+  double last_plan_time_ = 0, move_started_ = 0, last_iteration_ = 0;
+  std::vector<double> recent_steps_;  // ordinary iteration times, a ring
+  size_t recent_next_ = 0;
+
+  bool moving_ = false;
+  ExpertPlacement next_;
+  double next_imbalance_before_ = 0, next_imbalance_after_ = 0;
+  std::vector<Move> moves_;
+  std::vector<Incoming> incoming_;
+  Exchange sends_;
+  OnlineEplbMetrics metrics_;
+};
+
+// The expert's packed bytes, every buffer in a fixed order (what a move sends and checksums).
+std::vector<std::pair<uint8_t*, size_t>> packed_buffers(model::PackedMlp& e);
+uint64_t packed_checksum(const model::PackedMlp& e);
+
+}  // namespace dsinfer::parallel
