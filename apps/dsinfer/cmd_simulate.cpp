@@ -12,6 +12,7 @@
 #include "plan/accounting.h"
 #include "plan/chart.h"
 #include "plan/hardware.h"
+#include "plan/measured_pipeline.h"
 #include "plan/report.h"
 #include "plan/simulator.h"
 
@@ -24,7 +25,25 @@ std::string self_path() {
   return ec ? std::string() : p.string();
 }
 
+// --stage-costs FILE: the overlap model on costs bench/ep_bench measured (plan/measured_pipeline.h)
+// instead of the cost model's; no model config or hardware profile is read.
+int run_stage_costs(const std::string& path, bool json) {
+  const plan::StageCosts costs = plan::load_stage_costs(path);
+  const std::vector<plan::StageComparison> rows = plan::compare_stage_costs(costs);
+  if (json) std::cout << plan::to_json(costs, rows).dump(2) << "\n";
+  else std::cout << plan::format_stage_comparison(costs, rows);
+  return 0;
+}
+
 int run_simulate(Args& args) {
+  if (const auto stage_costs = args.get("stage-costs")) {
+    const bool json = args.flag("json");
+    for (const char* other : {"model", "hardware", "phase", "png"})
+      if (args.get(other)) fail("--stage-costs reads everything from its file; drop --", other);
+    args.finish();
+    if (stage_costs->empty()) fail("--stage-costs needs a file name");
+    return run_stage_costs(*stage_costs, json);
+  }
   plan::PrefillOptions pre;
   plan::DecodeOptions dec;
   const std::string model_path = args.require("model");
@@ -113,6 +132,7 @@ const Registration kRegistration{{
     "  decode unit:   --decode-nodes 18  --kv-len 4989  --target-tps 20  [--decode-batch N]  --mtp-accept 0.85\n"
     "                 --mem-util 0.90  --workspace-gb 5\n"
     "  both:          --redundant-experts 32  --length-cv 1.0  --expert-imbalance 1.40  --micro-batches 2\n"
+    "   or: --stage-costs COSTS.json [--json]   (bench/ep_bench --stage-costs: predicted vs measured step times)\n"
     "Defaults are DeepSeek's production layouts and its published day of 2025-02-28; --mtp-accept 0 turns MTP off.\n"
     "Hardware names (H800, H100, H200, B200) come from data/hardware.json; docs/simulator.md explains the model.",
     run_simulate,

@@ -114,6 +114,38 @@ try:
     env = dict(os.environ, PATH="/nonexistent")
     rc, out, err = run(*sim, "--png", os.path.join(tmp, "none.png"), env=env)
     check(rc == 1 and "gnuplot was not found" in err, f"simulate --png without gnuplot says so ({err.strip()})")
+
+    # simulate --stage-costs: the overlap model on measured costs (bench/ep_bench --stage-costs).
+    # One MoE layer; per micro-batch attention 1 s, experts 1 s, shared 0.5 s and a 1 s dispatch
+    # (tests/plan/measured_pipeline_test.cpp works the schedule out): 6 s with one micro-batch,
+    # 5 s with two.
+    def step(mb, measured, exposed):
+        return {"phase": "decode", "payload": "bf16", "micro_batches": mb, "tokens_per_rank": 32,
+                "dispatch_mode": "low-latency",
+                "stages_s": {"attention": 2, "route": 0, "dispatch_post": 0, "experts": 2, "shared": 1,
+                             "combine_finish": 0, "dense": 0, "other": 0},
+                "dispatch_bytes": 2e9, "combine_bytes": 0, "measured_step_s": measured, "measured_exposed_s": exposed}
+    costs = {"format": "dsinfer-stage-costs-1", "source": "cli_test", "model": "by hand", "ranks": 2, "layers": 1,
+             "moe_layers": 1, "network": {"latency_us": 0, "bandwidth_gb_per_s": 1},
+             "steps": [step(1, 6, 1), step(2, 5.5, 0.25)]}
+    path = os.path.join(tmp, "costs.json")
+    json.dump(costs, open(path, "w"))
+    rc, out, err = run("simulate", "--stage-costs", path, "--json")
+    check(rc == 0, f"simulate --stage-costs --json exits 0 ({err.strip()})")
+    rows = json.loads(out).get("steps", []) if rc == 0 else []
+    check(len(rows) == 2 and near(rows[0]["predicted_step_s"], 6, 1e-9) and near(rows[1]["predicted_step_s"], 5, 1e-9),
+          "simulate --stage-costs: predicted 6 s and 5 s")
+    check(len(rows) == 2 and near(rows[1]["predicted_over_measured"], 5 / 5.5, 1e-9)
+          and near(rows[1]["measured_on_off"], 5.5 / 6, 1e-9), "simulate --stage-costs: ratios")
+    rc, out, err = run("simulate", "--stage-costs", path)
+    check(rc == 0 and "predicted" in out and "two micro-batches against one" in out, "simulate --stage-costs table")
+    costs["steps"][1]["micro_batches"] = 3
+    json.dump(costs, open(path, "w"))
+    rc, out, err = run("simulate", "--stage-costs", path)
+    check(rc == 1 and "steps[1].micro_batches" in err and path in err,
+          f"simulate --stage-costs: a bad key is named ({err.strip()})")
+    rc, out, err = run("simulate", "--stage-costs", path, "--model", V3)
+    check(rc == 1 and "--model" in err, "simulate --stage-costs refuses --model")
 finally:
     shutil.rmtree(tmp)
 
