@@ -22,7 +22,9 @@
 #include "model/random_checkpoint.h"
 #include "model/weights.h"
 #include "mpi_world.h"
+#include "parallel/expert_load_recorder.h"
 #include "parallel/expert_parallel_moe.h"
+#include "parallel/online_eplb.h"
 #include "routed_tokens.h"
 
 namespace dsinfer::parallel {
@@ -173,6 +175,108 @@ TEST(ExpertParallel, AutoModeFollowsTheLargestRank) {
   check_case({"tiny-v3", false, Precision::kDefault, ExpertActivations::kBf16, DispatchMode::kAuto, false, 8,
               alone_small || (!someone_large && testing::world().size() == 2)});
   check_case({"tiny-v3", false, Precision::kDefault, ExpertActivations::kBf16, DispatchMode::kAuto, false, 32, true});
+}
+
+// Two calls in flight, as the two-micro-batch overlap makes them: both dispatches posted before
+// either micro-batch's experts run, both combines before either is waited for. Each must still
+// equal one process.
+TEST(ExpertParallel, TwoMicroBatchesInFlightEqualOneProcess) {
+  Communicator& comm = testing::world();
+  const std::string dir = checkpoint("tiny-v3", false);
+  const model::ModelConfig cfg = model::load_config(dir + "/config.json");
+  const model::Checkpoint ckpt = model::Checkpoint::open(dir);
+  const model::ModelWeights weights = model::ModelWeights::load(ckpt, cfg);
+  model::LocalMoe local(weights);
+  for (DispatchMode mode : {DispatchMode::kNormal, DispatchMode::kLowLatency}) {
+    SCOPED_TRACE(mode == DispatchMode::kNormal ? "normal" : "low latency");
+    ExpertParallelOptions opt;
+    opt.mode = mode;
+    opt.low_latency_tokens = 32;
+    ExpertParallelMoe ep(comm, ExpertPlacement::contiguous(cfg, comm.size()), cfg, opt);
+    ep.prepare(weights, nullptr);
+    const int64_t T[2] = {int64_t(3 + comm.rank()), comm.rank() == 1 ? 0 : 6};  // an empty one on rank 1
+    const int64_t D = cfg.hidden_size, K = cfg.num_experts_per_tok;
+    for (int64_t l = cfg.first_k_dense_replace; l < cfg.num_hidden_layers; ++l) {
+      dsinfer::testing::RoutedTokens t[2] = {
+          dsinfer::testing::random_routed_tokens(cfg, T[0], uint64_t(comm.rank() * 100 + l)),
+          dsinfer::testing::random_routed_tokens(cfg, T[1], uint64_t(comm.rank() * 100 + l + 50))};
+      model::MoeInput in[2];
+      std::vector<float> expected[2], got[2];
+      for (int m = 0; m < 2; ++m) {
+        in[m] = {int(l), m, m == 0 ? 0 : T[0], t[m].x.data(), t[m].ids.data(), t[m].w.data(), T[m], int(K)};
+        expected[m] = got[m] = random_base(T[m] * D, uint64_t(l * 2 + m));
+        local.run(in[m], expected[m].data());
+      }
+      ep.begin(in[0]);
+      ep.begin(in[1]);
+      ep.compute(0);
+      ep.compute(1);
+      ep.progress();
+      ep.finish(0, got[0].data());
+      ep.finish(1, got[1].data());
+      for (int m = 0; m < 2; ++m) EXPECT_EQ(got[m], expected[m]) << "micro-batch " << m << " layer " << l;
+    }
+  }
+}
+
+// Online EPLB under a skewed load (every token picks two experts of rank 0): a plan that replicates the
+// hot experts, the weights moved and checksummed, one switch on every rank, and afterwards the
+// executor still computes exactly what one process does.
+TEST(ExpertParallel, OnlineRebalanceMovesExpertsAndKeepsResults) {
+  Communicator& comm = testing::world();
+  if (comm.size() == 1) GTEST_SKIP() << "needs a group";
+  const std::string dir = checkpoint("tiny-v3", false);
+  const model::ModelConfig cfg = model::load_config(dir + "/config.json");
+  const model::Checkpoint ckpt = model::Checkpoint::open(dir);
+  const model::ModelWeights weights = model::ModelWeights::load(ckpt, cfg);
+  model::LocalMoe local(weights);
+  const int moe_layers = int(cfg.num_hidden_layers - cfg.first_k_dense_replace);
+  ExpertLoad even(moe_layers, int(cfg.n_routed_experts));
+  std::fill(even.values.begin(), even.values.end(), 1.0);
+  const int slots = int(cfg.n_routed_experts) + comm.size();
+  ExpertParallelMoe ep(comm, ExpertPlacement::from_load(even, cfg, comm.size(), slots, EplbPolicy::kDeepSeek), cfg, {});
+  ep.prepare(weights, nullptr);
+  ExpertLoadRecorderOptions ro;
+  ro.first_layer = int(cfg.first_k_dense_replace);
+  ro.num_layers = moe_layers;
+  ro.num_experts = int(cfg.n_routed_experts);
+  ExpertLoadRecorder recorder(ro);
+  OnlineEplbOptions oo;
+  oo.interval_steps = 1;
+  OnlineEplb eplb(comm, ep, recorder, cfg, oo);
+  const ExpertPlacement before = ep.placement();
+  // A skewed step: two experts rank 0 holds take every token, so rank 0 is the busiest.
+  const int first = int(cfg.first_k_dense_replace);
+  const std::vector<int32_t> on_rank0 = before.local_experts(first, 0);
+  const int32_t hot[2] = {on_rank0[0], on_rank0[1] != on_rank0[0] ? on_rank0[1] : on_rank0[2]};
+  std::vector<int32_t> ids;
+  for (int t = 0; t < 64; ++t) {
+    ids.push_back(hot[0]);
+    ids.push_back(hot[1]);
+    for (int k = 2, e = t; k < int(cfg.num_experts_per_tok); ++e)
+      if (e % 16 != hot[0] && e % 16 != hot[1]) ids.push_back(int32_t(e % 16)), ++k;
+  }
+  for (int l = 0; l < moe_layers; ++l) recorder.on_routing(first + l, ids.data(), 64, int(cfg.num_experts_per_tok));
+  recorder.on_step_end();
+  for (int i = 0; i < 1000 && eplb.metrics().rebalances == 0 && eplb.metrics().aborted == 0; ++i)
+    eplb.at_step_boundary(i == 0);
+  const OnlineEplbMetrics m = eplb.metrics();
+  ASSERT_EQ(m.rebalances, 1u) << "skipped " << m.skipped << ", aborted " << m.aborted;
+  EXPECT_GT(m.bytes_moved, 0u);
+  EXPECT_LT(m.imbalance_after, m.imbalance_before);
+  EXPECT_FALSE(ep.placement() == before);
+  int hot_replicas = 0;
+  for (int s = 0; s < slots; ++s) hot_replicas += ep.placement().logical(first, s) == hot[0];
+  EXPECT_GE(hot_replicas, 2) << "the hot expert got a replica";
+  const int64_t T = 7, D = cfg.hidden_size, K = cfg.num_experts_per_tok;
+  for (int64_t l = cfg.first_k_dense_replace; l < cfg.num_hidden_layers; ++l) {
+    const dsinfer::testing::RoutedTokens t = dsinfer::testing::random_routed_tokens(cfg, T, uint64_t(comm.rank() * 10 + l));
+    model::MoeInput in{int(l), 0, 0, t.x.data(), t.ids.data(), t.w.data(), T, int(K)};
+    std::vector<float> expected = random_base(T * D, 3), got = expected;
+    local.run(in, expected.data());
+    ep.run(in, got.data());
+    EXPECT_EQ(got, expected) << "layer " << l << " after the switch";
+  }
 }
 
 TEST(ExpertParallel, PlacementFileIsValidated) {
