@@ -1,7 +1,8 @@
 // Expert-parallel dispatch and combine (parallel::ExpertParallelMoe) under mpirun, beside MPI's
 // own point-to-point latency and bandwidth between ranks 0 and 1 and this machine's limits, all
 // measured in the same run:
-//   mpirun --oversubscribe --bind-to none -np N ep_bench [--smoke] [--json] [--reps R]
+//   mpirun --oversubscribe --bind-to none -np N ep_bench [--smoke] [--json] [--reps R] [--step-reps S]
+//          [--stage-costs FILE]
 // Alone (no mpirun) it is a group of one: no MPI, nothing crosses a wire, only the local work.
 //
 // Sections (only rank 0 prints; --json prints one JSON line per measurement instead of tables):
@@ -10,12 +11,13 @@
 //    One-way time = round trip / 2; GB/s = bytes / one-way time. The p2p bandwidth the dispatch
 //    is compared with is the median of MPI_Send/Recv's GB/s over the messages of 1 MB and more.
 // 2. dispatch + combine of ExpertParallelMoe on bench-v3-small (hidden 1024, 64 experts, top-8)
-//    cut to 2 layers (one dense, one MoE) and a 2048-token vocabulary, so each rank's random
-//    checkpoint is ~220 MB (BF16) / ~110 MB (FP8) instead of GBs: neither cut changes a byte of
-//    the dispatch (--smoke also cuts the experts' width to 128, T to {1, 32} and the calls to 3,
-//    to run in seconds). T random tokens per rank, each routed to top_k distinct experts drawn
-//    uniformly; normal mode for every T, low latency for T <= its capacity (128); BF16 payload
-//    (BF16 checkpoint) and FP8 payload (FP8 checkpoint, FP8 dispatch). One call = one MoE layer.
+//    cut to 4 layers (one dense, three MoE; the calls use the first MoE layer, section 4 all of
+//    them) and a 2048-token vocabulary, so each rank's random checkpoint is ~0.7 GB (BF16) /
+//    ~0.35 GB (FP8) instead of GBs: neither cut changes a byte of the dispatch (--smoke also cuts
+//    the layers to 3, the experts' width to 128, T to {1, 32} and the calls to 3, to run in
+//    seconds). T random tokens per rank, each routed to top_k distinct experts drawn uniformly;
+//    normal mode for every T, low latency for T <= its capacity (128); BF16 payload (BF16
+//    checkpoint) and FP8 payload (FP8 checkpoint, FP8 dispatch). One call = one MoE layer.
 //    begin() and finish() are timed separately; finish() also runs this rank's expert GEMMs, so
 //    the communication time is the time blocked in the dispatch and combine waits
 //    (DispatchStats::wait_seconds deltas). That wait includes waiting for a slower peer's GEMMs
@@ -26,6 +28,19 @@
 //    Every per-rank figure is the mean over ranks within one call, then the median over calls;
 //    "layer" is the slowest rank's begin + finish of each call, median over calls.
 // 3. bytes per token against plan/comm_model.cpp (DeepEP's counting), from the largest T.
+// 4. model steps, one vs two micro-batches: a DeepSeekModel on section 2's checkpoint (both
+//    payloads; FP8 with the FP8 dispatch) with an ExpertParallelMoe executor over the world group
+//    and a latent pool of zeros. Decode: 32 sequences per rank, one token each over 256 cached
+//    tokens (low-latency mode); prefill: 4 sequences of 256 new tokens per rank (normal mode);
+//    smoke 4 x 1 over 64 and 2 x 16. Each with micro_batches 1 and 2, warm-up, then S steps of
+//    each (--step-reps, 7; smoke 2), the two interleaved, a barrier before each. Per (phase,
+//    micro-batches): the step (median over steps of the slowest rank), the exposed communication
+//    (wait_seconds + layout_seconds deltas, mean over ranks, median over steps), and each stage's
+//    compute per step from the profile's totals (DSINFER_PROFILE, set here) with the waits taken
+//    out, mean over ranks; for two micro-batches the step ratio on/off and the share of the
+//    exposed communication hidden, 1 - exposed(2) / exposed(1). --stage-costs FILE writes them
+//    with the bytes sent and section 1's latency and bandwidth for `dsinfer simulate
+//    --stage-costs FILE` (plan/measured_pipeline.h), which predicts the step times from them.
 #include <mpi.h>
 #include <unistd.h>
 
@@ -34,6 +49,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
+#include <iterator>
 #include <numeric>
 #include <random>
 #include <string>
@@ -43,16 +60,20 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/profile.h"
 #include "base/timer.h"
+#include "cache/kv_pool.h"
 #include "machine_limits.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
+#include "model/deepseek.h"
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
 #include "model/weights.h"
 #include "parallel/expert_parallel_moe.h"
 #include "parallel/mpi_runtime.h"
 #include "plan/comm_model.h"
+#include "plan/measured_pipeline.h"
 #include "routed_tokens.h"  // tests/support: the tests' synthetic routing
 
 using namespace dsinfer;
@@ -61,7 +82,8 @@ namespace {
 
 struct Options {
   bool smoke = false, json = false;
-  int reps = 0;
+  int reps = 0, step_reps = 0;
+  std::string stage_costs;  // section 4's measured costs for `dsinfer simulate --stage-costs`
 };
 
 Options parse(int argc, char** argv) {
@@ -71,9 +93,12 @@ Options parse(int argc, char** argv) {
     if (a == "--smoke") o.smoke = true;
     else if (a == "--json") o.json = true;
     else if (a == "--reps" && i + 1 < argc) o.reps = std::max(1, std::atoi(argv[++i]));
-    else fail("ep_bench: unknown flag ", a, " (flags: --smoke --json --reps N)");
+    else if (a == "--step-reps" && i + 1 < argc) o.step_reps = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--stage-costs" && i + 1 < argc) o.stage_costs = argv[++i];
+    else fail("ep_bench: unknown flag ", a, " (flags: --smoke --json --reps N --step-reps N --stage-costs FILE)");
   }
   if (o.reps == 0) o.reps = o.smoke ? 3 : 20;
+  if (o.step_reps == 0) o.step_reps = o.smoke ? 2 : 7;
   return o;
 }
 
@@ -270,6 +295,214 @@ BytesRow bytes_per_token(const MoeRow& m, const model::ModelConfig& cfg, int N) 
 
 double ratio(double a, double b) { return b > 0 ? a / b : 0; }
 
+// ---- 4. model steps, one vs two micro-batches ----
+
+// ExpertParallelMoe as the model's executor, with the dispatch/combine waits of each call kept
+// apart: the wait inside compute() is the dispatch's, the one inside finish() the combine's, so
+// the profile's "moe.experts" and "moe.combine" totals can be split into compute and wait.
+class TimedExecutor final : public model::MoeExecutor {
+ public:
+  explicit TimedExecutor(parallel::ExpertParallelMoe& ep) : ep_(ep) {}
+  void prepare(const model::ModelWeights& w, const std::function<void(const model::MlpWeights&)>& packed) override {
+    ep_.prepare(w, packed);
+  }
+  void begin(const model::MoeInput& in) override {
+    const double w0 = ep_.stats().wait_seconds;
+    ep_.begin(in);
+    begin_wait += ep_.stats().wait_seconds - w0;
+  }
+  void compute(int mb) override {
+    const double w0 = ep_.stats().wait_seconds;
+    ep_.compute(mb);
+    compute_wait += ep_.stats().wait_seconds - w0;
+  }
+  void finish(int mb, float* out) override {
+    const double w0 = ep_.stats().wait_seconds;
+    ep_.finish(mb, out);
+    finish_wait += ep_.stats().wait_seconds - w0;
+  }
+  void progress() override { ep_.progress(); }
+  parallel::DispatchStats stats() const { return ep_.stats(); }
+  double begin_wait = 0, compute_wait = 0, finish_wait = 0;
+
+ private:
+  parallel::ExpertParallelMoe& ep_;
+};
+
+// This rank's counters at one instant: the executor's, its per-call waits, the profile's totals.
+struct StepCounters {
+  parallel::DispatchStats stats;
+  double begin_wait = 0, compute_wait = 0, finish_wait = 0;
+  double attention = 0, route = 0, dispatch = 0, experts = 0, shared = 0, combine = 0, dense = 0;
+
+  static StepCounters now(const TimedExecutor& ex) {
+    StepCounters c;
+    c.stats = ex.stats();
+    c.begin_wait = ex.begin_wait;
+    c.compute_wait = ex.compute_wait;
+    c.finish_wait = ex.finish_wait;
+    c.attention = profile_total("attention").seconds;
+    c.route = profile_total("moe.route").seconds;
+    c.dispatch = profile_total("moe.dispatch").seconds;
+    c.experts = profile_total("moe.experts").seconds;
+    c.shared = profile_total("moe.shared").seconds;
+    c.combine = profile_total("moe.combine").seconds;
+    c.dense = profile_total("dense_mlp").seconds;
+    return c;
+  }
+};
+
+// One step of one rank, from the counters around it: the wall time, the exposed communication
+// (wait_seconds + layout_seconds deltas) and the compute seconds of each stage with the waits
+// taken out (the dispatch post without the count exchange; the experts without the dispatch wait;
+// the combine finish without the combine wait); "other" is the rest of the step (norms, residual
+// adds, embedding, LM head, the micro-batch split).
+struct StepSample {
+  double step = 0, exposed = 0, dispatch_bytes = 0, combine_bytes = 0;
+  plan::StageSeconds stages;
+  bool normal = false;
+};
+
+StepSample sample_step(const StepCounters& a, const StepCounters& b, double seconds) {
+  StepSample s;
+  s.step = seconds;
+  const double layout = b.stats.layout_seconds - a.stats.layout_seconds;
+  s.exposed = b.stats.wait_seconds - a.stats.wait_seconds + layout;
+  s.dispatch_bytes = double(b.stats.dispatch_bytes_sent - a.stats.dispatch_bytes_sent);
+  s.combine_bytes = double(b.stats.combine_bytes_sent - a.stats.combine_bytes_sent);
+  s.normal = b.stats.normal_layers > a.stats.normal_layers;
+  plan::StageSeconds& g = s.stages;
+  g.attention = b.attention - a.attention;
+  g.route = b.route - a.route;
+  g.dispatch_post = std::max(0.0, b.dispatch - a.dispatch - layout - (b.begin_wait - a.begin_wait));
+  g.experts = std::max(0.0, b.experts - a.experts - (b.compute_wait - a.compute_wait));
+  g.shared = b.shared - a.shared;
+  g.combine_finish = std::max(0.0, b.combine - a.combine - (b.finish_wait - a.finish_wait));
+  g.dense = b.dense - a.dense;
+  g.other = std::max(0.0, seconds - s.exposed - g.total());
+  return s;
+}
+
+// One (payload, phase, micro-batches) row, reduced over ranks and steps (on every rank).
+struct ModelStepRow {
+  std::string payload, phase;
+  int micro_batches = 1;
+  int64_t tokens = 0;
+  plan::MeasuredStep measured;  // step = slowest rank, the rest means over ranks; medians over steps
+};
+
+// The stage columns in StageSeconds' order, for the reductions.
+constexpr double plan::StageSeconds::*kStages[] = {
+    &plan::StageSeconds::attention, &plan::StageSeconds::route,          &plan::StageSeconds::dispatch_post,
+    &plan::StageSeconds::experts,   &plan::StageSeconds::shared,         &plan::StageSeconds::combine_finish,
+    &plan::StageSeconds::dense,     &plan::StageSeconds::other};
+
+// Steps of `batch` with one and two micro-batches, interleaved step by step so that a burst of a
+// neighbour's load on this shared machine spreads over both; every rank steps in lockstep (a
+// barrier before each step).
+std::vector<ModelStepRow> measure_steps(parallel::Communicator& comm, model::DeepSeekModel& model, TimedExecutor& ex,
+                                        const model::Batch& batch, const kernels::KvCacheView& cache,
+                                        const char* phase, const char* payload, int reps, bool smoke) {
+  const int N = comm.size();
+  std::vector<float> logits(batch.logits_rows.size() * size_t(model.config().vocab_size));
+  for (int w = 0; w < (smoke ? 1 : 2); ++w)  // warm up: buffers grown, pages touched, both schedules
+    for (int mb = 1; mb <= 2; ++mb) {
+      model.set_micro_batches(mb);
+      tight_barrier(comm);
+      model.forward(batch, cache, logits.data());
+    }
+  std::vector<StepSample> samples[2];
+  for (int r = 0; r < reps; ++r)
+    for (int mb = 1; mb <= 2; ++mb) {
+      model.set_micro_batches(mb);
+      tight_barrier(comm);
+      const StepCounters a = StepCounters::now(ex);
+      const double t0 = now_seconds();
+      model.forward(batch, cache, logits.data());
+      const double t1 = now_seconds();
+      samples[mb - 1].push_back(sample_step(a, StepCounters::now(ex), t1 - t0));
+    }
+  std::vector<ModelStepRow> rows;
+  for (int mb = 1; mb <= 2; ++mb) {
+    const std::vector<StepSample>& v = samples[mb - 1];
+    auto column = [&](auto get, MPI_Op op) {
+      std::vector<double> c;
+      for (const StepSample& s : v) c.push_back(get(s));
+      c = allreduce(comm, c, op);
+      if (op == MPI_SUM)
+        for (double& x : c) x /= N;
+      return bench::median(c);
+    };
+    ModelStepRow row;
+    row.payload = payload;
+    row.phase = phase;
+    row.micro_batches = mb;
+    row.tokens = int64_t(batch.tokens.size());
+    plan::MeasuredStep& m = row.measured;
+    m.phase = phase;
+    m.payload = payload;
+    m.micro_batches = mb;
+    m.tokens_per_rank = row.tokens;
+    m.normal_mode = v.front().normal;
+    m.measured_step_s = column([](const StepSample& s) { return s.step; }, MPI_MAX);
+    m.measured_exposed_s = column([](const StepSample& s) { return s.exposed; }, MPI_SUM);
+    m.dispatch_bytes = column([](const StepSample& s) { return s.dispatch_bytes; }, MPI_SUM);
+    m.combine_bytes = column([](const StepSample& s) { return s.combine_bytes; }, MPI_SUM);
+    for (auto member : kStages)
+      m.stages.*member = column([&](const StepSample& s) { return s.stages.*member; }, MPI_SUM);
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+// Section 4 on one checkpoint: a DeepSeekModel with an ExpertParallelMoe executor over the world
+// group and a latent pool (zeros: only the timing matters), decode and prefill steps.
+std::vector<ModelStepRow> model_steps(parallel::Communicator& comm, const std::string& dir, bool fp8,
+                                      const Options& o) {
+  const int N = comm.size();
+  const model::ModelConfig cfg = model::load_config(dir + "/config.json");
+  parallel::ExpertParallelOptions epo;
+  epo.activations = fp8 ? model::ExpertActivations::kFp8 : model::ExpertActivations::kBf16;
+  epo.mode = parallel::DispatchMode::kAuto;  // low latency for decode, normal for prefill
+  parallel::ExpertParallelMoe ep(comm, parallel::ExpertPlacement::contiguous(cfg, N), cfg, epo);
+  TimedExecutor ex(ep);
+  model::ModelOptions mo;
+  mo.expert_activations = epo.activations;
+  mo.executor = &ex;
+  mo.check_weights = false;
+  model::DeepSeekModel model(cfg, model::Checkpoint::open(dir), mo);
+
+  const int64_t decode_seqs = o.smoke ? 4 : 32, decode_cached = o.smoke ? 64 : 256;
+  const int64_t prefill_seqs = o.smoke ? 2 : 4, prefill_tokens = o.smoke ? 16 : 256;
+  const kernels::KvCacheSpec spec = model.cache_spec();
+  const int64_t per_decode = (decode_cached + 1 + spec.block_size - 1) / spec.block_size;
+  const int64_t per_prefill = (prefill_tokens + spec.block_size - 1) / spec.block_size;
+  cache::KvPool pool(spec, decode_seqs * per_decode + prefill_seqs * per_prefill);
+  const kernels::KvCacheView view = pool.view();
+  std::mt19937 rng(uint32_t(17 + comm.rank()));
+  std::uniform_int_distribution<int32_t> token(0, int32_t(cfg.vocab_size - 1));
+  std::vector<int32_t> ids(static_cast<size_t>(std::max(decode_seqs, prefill_seqs * prefill_tokens)));
+  for (int32_t& t : ids) t = token(rng);
+  // Block tables, reserved up front: Batch keeps pointers into them.
+  std::vector<std::vector<int32_t>> tables(static_cast<size_t>(decode_seqs + prefill_seqs));
+  model::Batch decode, prefill;
+  for (int64_t s = 0; s < decode_seqs; ++s) {
+    std::vector<int32_t>& t = tables[size_t(s)];
+    check(pool.allocate(per_decode, t), "ep_bench: the KV pool is too small");
+    decode.add(ids.data() + s, 1, decode_cached, t.data(), model::Batch::Logits::kLast, true);
+  }
+  for (int64_t s = 0; s < prefill_seqs; ++s) {
+    std::vector<int32_t>& t = tables[size_t(decode_seqs + s)];
+    check(pool.allocate(per_prefill, t), "ep_bench: the KV pool is too small");
+    prefill.add(ids.data() + s * prefill_tokens, prefill_tokens, 0, t.data(), model::Batch::Logits::kLast, false);
+  }
+  const char* payload = fp8 ? "fp8" : "bf16";
+  std::vector<ModelStepRow> rows = measure_steps(comm, model, ex, decode, view, "decode", payload, o.step_reps, o.smoke);
+  for (ModelStepRow& r : measure_steps(comm, model, ex, prefill, view, "prefill", payload, o.step_reps, o.smoke))
+    rows.push_back(std::move(r));
+  return rows;
+}
+
 int run(parallel::Communicator& comm, const Options& o) {
   const bool root = comm.is_root();
   const int N = comm.size();
@@ -299,7 +532,7 @@ int run(parallel::Communicator& comm, const Options& o) {
         {"fma_fp32_gflops", lim.fma_fp32_gflops}});
 
   // 1. MPI point to point.
-  double p2p_gbps = 0;
+  double p2p_gbps = 0, p2p_latency_s = 0;
   if (N > 1) {
     std::vector<P2p> p = ping_pong(comm, o.smoke);
     idle_barrier(comm, "ping-pong");
@@ -315,6 +548,7 @@ int run(parallel::Communicator& comm, const Options& o) {
             {"communicator_oneway_us", r.comm_oneway_s * 1e6}, {"communicator_gbps", g2}});
     }
     p2p_gbps = bench::median(big);
+    if (!p.empty()) p2p_latency_s = p.front().mpi_oneway_s;
     if (root && !p.empty())
       say("small-message latency %.2f us one way (MPI), %.2f us (Communicator); %.2f GB/s at >= 1 MB (MPI, median) "
           "= %.0f%% of streaming read\n",
@@ -326,7 +560,8 @@ int run(parallel::Communicator& comm, const Options& o) {
 
   // 2. Dispatch and combine.
   model::ModelConfig small = model::preset_config("bench-v3-small");
-  small.num_hidden_layers = 2;  // layer 0 dense, layer 1 MoE
+  // Layer 0 dense, the others MoE: section 2 times the first MoE layer, section 4 the whole model.
+  small.num_hidden_layers = o.smoke ? 3 : 4;
   small.vocab_size = 2048;
   if (o.smoke) {  // a quicker checkpoint to write; the messages (hidden, experts, top-k) are unchanged
     small.moe_intermediate_size = 128;
@@ -347,6 +582,7 @@ int run(parallel::Communicator& comm, const Options& o) {
       "finish us", "layer us", "comm us", "min wait", "compute us", "dispatch KB", "combine KB", "GB/s", "@min",
       "% p2p", "@min");
   std::vector<std::pair<BytesRow, MoeRow>> largest;
+  std::vector<ModelStepRow> steps;  // section 4, printed after section 3
   for (const bool fp8 : {false, true}) {
     const char* payload = fp8 ? "fp8" : "bf16";
     const std::string dir = scratch_dir(payload, comm.rank());
@@ -403,6 +639,7 @@ int run(parallel::Communicator& comm, const Options& o) {
         if (N > 1) largest.emplace_back(bytes_per_token(last, cfg, N), last);
       }
     }
+    for (ModelStepRow& r : model_steps(comm, dir, fp8, o)) steps.push_back(std::move(r));
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
     say("   (%s checkpoint: written in %.1f s per rank, removed)\n", payload, written);
@@ -444,6 +681,81 @@ int run(parallel::Communicator& comm, const Options& o) {
   } else {
     say("\n(one rank: nothing crosses a wire, no bytes-per-token comparison)\n");
   }
+
+  // 4. Model steps, one vs two micro-batches.
+  say("\n== model steps, one vs two micro-batches: bench-v3-small cut to %ld layers (1 dense + %ld MoE), %d rank(s), "
+      "ExpertParallelMoe (low latency for decode, normal for prefill), median of %d steps%s\n",
+      long(small.num_hidden_layers), long(small.num_hidden_layers - 1), N, o.step_reps,
+      o.smoke ? " (smoke: expert width cut to 128)" : "");
+  say("   decode: %d sequences per rank, one token each over %d cached tokens; prefill: %d sequences of %d new tokens "
+      "per rank\n",
+      o.smoke ? 4 : 32, o.smoke ? 64 : 256, o.smoke ? 2 : 4, o.smoke ? 16 : 256);
+  say("   step = the slowest rank's forward; exposed = blocked in dispatch/combine waits + normal mode's count "
+      "exchange (wait_seconds + layout_seconds), mean over ranks;\n   stage columns (ms, mean over ranks, waits "
+      "taken out): attn = attention, route = gate, post = dispatch post, experts = this rank's routed experts, "
+      "shared,\n   finish = combine finish, dense = dense MLP, other = the rest (norms, residuals, embedding, LM "
+      "head); KB = sent to other ranks per rank per step;\n   on/off = step(2) / step(1); hidden = 1 - "
+      "exposed(2) / exposed(1)\n");
+  say("%-7s %-8s %2s %6s %9s %9s %7s %7s %7s %8s %7s %7s %7s %7s %9s %7s %7s\n", "payload", "phase", "mb", "tokens",
+      "step ms", "exposed", "attn", "route", "post", "experts", "shared", "finish", "dense", "other", "KB", "on/off",
+      "hidden");
+  plan::StageCosts costs;
+  costs.source = "ep_bench";
+  costs.model = o.smoke ? "bench-v3-small (smoke: expert width 128)" : "bench-v3-small";
+  costs.ranks = N;
+  costs.layers = int(small.num_hidden_layers);
+  costs.moe_layers = int(small.num_hidden_layers - small.first_k_dense_replace);
+  costs.network = {p2p_latency_s, p2p_gbps * 1e9};
+  for (const ModelStepRow& r : steps) {
+    const plan::MeasuredStep& m = r.measured;
+    const plan::StageSeconds& g = m.stages;
+    const plan::MeasuredStep* one = nullptr;
+    for (const ModelStepRow& q : steps)
+      if (q.micro_batches == 1 && q.phase == r.phase && q.payload == r.payload) one = &q.measured;
+    const bool two = r.micro_batches == 2 && one;
+    const double on_off = two ? ratio(m.measured_step_s, one->measured_step_s) : 0;
+    const double hidden = two && one->measured_exposed_s > 0 ? 1 - m.measured_exposed_s / one->measured_exposed_s : 0;
+    char c1[32] = "", c2[32] = "";
+    if (two) {
+      std::snprintf(c1, sizeof c1, "%.3f", on_off);
+      if (N > 1) std::snprintf(c2, sizeof c2, "%.1f%%", 100 * hidden);
+      else std::snprintf(c2, sizeof c2, "n/a");  // nothing to hide: one rank waits on nobody
+    }
+    say("%-7s %-8s %2d %6ld %9.3f %9.3f %7.3f %7.3f %7.3f %8.3f %7.3f %7.3f %7.3f %7.3f %9.1f %7s %7s\n",
+        r.payload.c_str(), r.phase.c_str(), r.micro_batches, long(r.tokens), m.measured_step_s * 1e3,
+        m.measured_exposed_s * 1e3, g.attention * 1e3, g.route * 1e3, g.dispatch_post * 1e3, g.experts * 1e3,
+        g.shared * 1e3, g.combine_finish * 1e3, g.dense * 1e3, g.other * 1e3,
+        (m.dispatch_bytes + m.combine_bytes) / 1e3, c1, c2);
+    nlohmann::json j = {{"section", "model_step"},
+                        {"payload", r.payload},
+                        {"phase", r.phase},
+                        {"micro_batches", r.micro_batches},
+                        {"tokens_per_rank", r.tokens},
+                        {"dispatch_mode", m.normal_mode ? "normal" : "low-latency"},
+                        {"steps", o.step_reps},
+                        {"step_ms", m.measured_step_s * 1e3},
+                        {"exposed_comm_ms", m.measured_exposed_s * 1e3},
+                        {"dispatch_bytes_per_rank", m.dispatch_bytes},
+                        {"combine_bytes_per_rank", m.combine_bytes}};
+    nlohmann::json stages = nlohmann::json::object();
+    const char* names[] = {"attention", "route",          "dispatch_post", "experts",
+                           "shared",    "combine_finish", "dense",         "other"};
+    for (size_t i = 0; i < std::size(kStages); ++i) stages[names[i]] = g.*kStages[i] * 1e3;
+    j["stages_ms"] = stages;
+    if (two) j["on_off"] = on_off;
+    if (two && N > 1) j["hidden_fraction"] = hidden;
+    emit(j);
+    costs.steps.push_back(m);
+  }
+  if (!o.stage_costs.empty() && root) {
+    std::FILE* f = std::fopen(o.stage_costs.c_str(), "w");
+    check(f != nullptr, "ep_bench: cannot write ", o.stage_costs);
+    const std::string text = plan::to_json(costs).dump(2) + "\n";
+    const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    check(std::fclose(f) == 0 && ok, "ep_bench: cannot write ", o.stage_costs);
+    say("   stage costs written to %s (dsinfer simulate --stage-costs %s)\n", o.stage_costs.c_str(),
+        o.stage_costs.c_str());
+  }
   return 0;
 }
 
@@ -457,6 +769,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", e.what());
     return 2;
   }
+  // Section 4 reads the per-stage totals of the model's profile scopes (base/profile.h), which
+  // count only when DSINFER_PROFILE is set before the first scope; each rank then also prints its
+  // totals to stderr when it exits.
+  setenv("DSINFER_PROFILE", "1", 1);
   // The ranks on one machine share its cores, as `dsinfer` shares them under mpirun.
   if (parallel::launched_by_mpi() && !std::getenv("DSINFER_THREADS")) {
     const int share = std::max(1, int(std::thread::hardware_concurrency()) / parallel::local_ranks());

@@ -150,7 +150,8 @@ TEST(MeasuredPipeline, MalformedFilesNameTheKey) {
     edit(j);
     return error_of(j);
   };
-  EXPECT_NE(broken([](auto& j) { j["format"] = "dsinfer-hardware-1"; }).find("this dsinfer reads 'dsinfer-stage-costs-1'"),
+  EXPECT_NE(broken([](auto& j) { j["format"] = "dsinfer-hardware-1"; })
+                .find("this dsinfer reads 'dsinfer-stage-costs-1'"),
             std::string::npos);
   EXPECT_NE(broken([](auto& j) { j["steps"][0].erase("measured_step_s"); }).find("'steps[0].measured_step_s'"),
             std::string::npos);
