@@ -158,6 +158,8 @@ std::unique_ptr<model::DeepSeekModel> RankContext::load(const std::string& dir, 
                                                         const GroupFlags& flags) {
   check(flags.ep_size == 0 || flags.ep_size == comm_.size(), "--ep-size ", flags.ep_size, " but ", comm_.size(),
         " ranks were started (mpirun -np ", flags.ep_size, " runs that many)");
+  if (comm_.size() == 1 && flags.online_eplb())
+    log_warn("--eplb-interval moves experts between the ranks of an expert-parallel group; one process has none to move");
   if (comm_.size() == 1 && flags.placement.empty() && flags.redundant_experts == 0)
     return model::DeepSeekModel::load(dir, opt);
   comm_.set_timeout(flags.timeout_s);

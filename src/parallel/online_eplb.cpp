@@ -107,6 +107,16 @@ OnlineEplb::OnlineEplb(Communicator& comm, ExpertParallelMoe& executor, ExpertLo
   last_plan_time_ = now_seconds();
 }
 
+OnlineEplb::~OnlineEplb() {
+  if (!moving_) return;
+  try {
+    comm_.wait(sends_, "online EPLB: the sends of a move the group stopped in", 5);
+    for (Incoming& in : incoming_) comm_.wait(in.exchange, "online EPLB: the receives of a move the group stopped in", 5);
+  } catch (const std::exception& e) {
+    log_warn("online EPLB: ", e.what());
+  }
+}
+
 uint64_t OnlineEplb::expected_checksum(int layer, int32_t expert) const { return checksum_[size_t(layer)][size_t(expert)]; }
 
 void OnlineEplb::at_step_boundary(bool stepped) {

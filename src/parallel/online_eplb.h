@@ -62,6 +62,11 @@ class OnlineEplb {
   // expert differ.
   OnlineEplb(Communicator& comm, ExpertParallelMoe& executor, ExpertLoadRecorder& recorder,
              const model::ModelConfig& cfg, const OnlineEplbOptions& options);
+  // A move still in flight (the group stopped mid-move) is finished, briefly bounded, before its
+  // buffers go: MPI must not write into freed staging memory, nor finalise with requests open.
+  ~OnlineEplb();
+  OnlineEplb(const OnlineEplb&) = delete;
+  OnlineEplb& operator=(const OnlineEplb&) = delete;
 
   // Called by every rank between steps, in lockstep; `stepped`: a forward step just ran.
   void at_step_boundary(bool stepped);
