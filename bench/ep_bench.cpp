@@ -14,7 +14,7 @@
 //    cut to 4 layers (one dense, three MoE; the calls use the first MoE layer, section 4 all of
 //    them) and a 2048-token vocabulary, so each rank's random checkpoint is ~0.7 GB (BF16) /
 //    ~0.35 GB (FP8) instead of GBs: neither cut changes a byte of the dispatch (--smoke also cuts
-//    the layers to 3, the experts' width to 128, T to {1, 32} and the calls to 3, to run in
+//    the layers to 2, the experts' width to 128, T to {1, 32} and the calls to 3, to run in
 //    seconds). T random tokens per rank, each routed to top_k distinct experts drawn uniformly;
 //    normal mode for every T, low latency for T <= its capacity (128); BF16 payload (BF16
 //    checkpoint) and FP8 payload (FP8 checkpoint, FP8 dispatch). One call = one MoE layer.
@@ -563,7 +563,7 @@ int run(parallel::Communicator& comm, const Options& o) {
   // 2. Dispatch and combine.
   model::ModelConfig small = model::preset_config("bench-v3-small");
   // Layer 0 dense, the others MoE: section 2 times the first MoE layer, section 4 the whole model.
-  small.num_hidden_layers = o.smoke ? 3 : 4;
+  small.num_hidden_layers = o.smoke ? 2 : 4;
   small.vocab_size = 2048;
   if (o.smoke) {  // a quicker checkpoint to write; the messages (hidden, experts, top-k) are unchanged
     small.moe_intermediate_size = 128;
