@@ -1,9 +1,11 @@
 #!/bin/bash
 # Expert-load imbalance and throughput on a skewed load, with and without redundant experts and
-# online EPLB (docs/benchmarks.md, "Online EPLB"): a model whose experts 0 and 1 take nearly every
-# token (`dsinfer make-model --hot-experts 2`), served by `mpirun -np N dsinfer serve` plain
-# (contiguous experts: both hot ones on rank 0) and with --redundant-experts N --eplb-interval I,
-# loaded by `dsinfer bench`. Reads the per-rank expert rows and the dsinfer_eplb_* metrics.
+# online EPLB (docs/benchmarks.md, "Online EPLB"): a model whose last two experts take nearly every
+# token (`dsinfer make-model --hot-experts 2`), served by `mpirun -np N dsinfer serve` three ways:
+#   plain      n_routed / N contiguous experts per rank (both hot ones on the last rank)
+#   static     --redundant-experts N placed at start from an even load, never re-placed
+#   online     the same, re-placed from the live load every I steps (--eplb-interval I)
+# each loaded by `dsinfer bench`. Reads the per-rank expert rows and the dsinfer_eplb_* metrics.
 #   scripts/eplb_serving_bench.sh HOT_MODEL_DIR [RANKS] [INTERVAL]
 set -u
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -15,9 +17,10 @@ MPI="mpirun --oversubscribe --bind-to none"
 out=${OUT:-/tmp/eplb_serving_bench}
 mkdir -p $out
 rows() { curl -s $1/metrics | grep -E "^dsinfer_rank_expert_rows_total" | awk '{print $2}' | tr '\n' ' '; }
-for mode in plain eplb; do
+for mode in plain static online; do
   extra=""
-  [ $mode = eplb ] && extra="--redundant-experts $NP --eplb-interval $INTERVAL"
+  [ $mode = static ] && extra="--redundant-experts $NP --eplb-interval 1000000000"
+  [ $mode = online ] && extra="--redundant-experts $NP --eplb-interval $INTERVAL"
   $MPI -np $NP $D serve --model $M --port 0 --kv-cache-gb 1 --max-running-requests 32 $extra > $out/serve_$mode.log 2>&1 &
   spid=$!
   for i in $(seq 1 180); do grep -q "listening on" $out/serve_$mode.log && break; sleep 1; done

@@ -36,7 +36,7 @@ int run(Args& args) {
 const Registration reg({"make-model", "write a random checkpoint of a named shape (Hugging Face layout)",
                         "--preset tiny-v3|tiny-v2lite|tiny-mla576|bench-v3-small --out DIR [--fp8] [--seed N]\n"
                         "       [--max-shard-mb N] [--tokenizer-dir DIR]\n"
-                        "       [--hot-experts K]   (experts 0..K-1 of every MoE layer routed to by nearly every token)",
+                        "       [--hot-experts K]   (the last K experts of every MoE layer routed to by nearly every token)",
                         run});
 
 }  // namespace

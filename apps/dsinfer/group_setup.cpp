@@ -199,12 +199,11 @@ std::unique_ptr<model::DeepSeekModel> RankContext::load(const std::string& dir, 
            ": ", double(executor_->expert_bytes()) / 1e9, " GB of expert weights of ", all_experts / 1e9, " GB");
   parallel::OnlineEplb* eplb = nullptr;
   if (flags.online_eplb() && comm_.size() > 1) {
-    // The live load, over a window of the interval's steps (by seconds: reset at each plan).
+    // The live load since the last plan (OnlineEplb resets the recorder at each).
     parallel::ExpertLoadRecorderOptions ro;
     ro.first_layer = int(cfg.first_k_dense_replace);
     ro.num_experts = int(cfg.n_routed_experts);
     for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) ro.num_layers += cfg.is_moe_layer(l);
-    ro.window_steps = int(std::min<int64_t>(flags.eplb_interval_steps, 1 << 20));
     recorder_ = std::make_unique<parallel::ExpertLoadRecorder>(ro);
     m->set_observer(recorder_.get());
     parallel::OnlineEplbOptions oo;

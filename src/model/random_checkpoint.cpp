@@ -187,7 +187,7 @@ int64_t write_random_checkpoint(const ModelConfig& cfg, const std::string& dir, 
       case Kind::kBias: {
         // Small enough to keep unbiased scores meaningful, large enough to change choices.
         fill_normal(v.data(), n, seed, 0.0f, 0.1f);
-        for (int64_t e = 0; e < std::min<int64_t>(opt.hot_experts, n); ++e) v[size_t(e)] += 1.0f;
+        for (int64_t e = std::max<int64_t>(0, n - opt.hot_experts); e < n; ++e) v[size_t(e)] += 1.0f;
         std::vector<uint8_t> b(size_t(n) * 4);
         std::memcpy(b.data(), v.data(), b.size());
         add(s.name, DType::kF32, s.shape, std::move(b));

@@ -16,10 +16,11 @@ struct RandomCheckpointOptions {
   bool fp8 = false;
   uint64_t seed = 0;
   int64_t max_shard_bytes = int64_t(2) << 30;  // larger checkpoints are sharded with an index
-  // Experts 0 .. hot_experts-1 of every MoE layer get +1 on their routing bias
+  // The last hot_experts experts of every MoE layer get +1 on their routing bias
   // (e_score_correction_bias, V3's selection-only bias), so nearly every token picks them: a
-  // skewed expert load for balancer tests and benchmarks. The outputs stay a function of the
-  // weights like any other model's.
+  // skewed expert load for balancer tests and benchmarks (the last ones, because a plan made
+  // from an even load replicates the first ones). The outputs stay a function of the weights
+  // like any other model's.
   int hot_experts = 0;
 };
 

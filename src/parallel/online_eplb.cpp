@@ -110,7 +110,7 @@ OnlineEplb::OnlineEplb(Communicator& comm, ExpertParallelMoe& executor, ExpertLo
 OnlineEplb::~OnlineEplb() {
   if (!moving_) return;
   try {
-    comm_.wait(sends_, "online EPLB: the sends of a move the group stopped in", 5);
+    for (Outgoing& out : outgoing_) comm_.wait(out.exchange, "online EPLB: the sends of a move the group stopped in", 5);
     for (Incoming& in : incoming_) comm_.wait(in.exchange, "online EPLB: the receives of a move the group stopped in", 5);
   } catch (const std::exception& e) {
     log_warn("online EPLB: ", e.what());
@@ -126,18 +126,11 @@ void OnlineEplb::at_step_boundary(bool stepped) {
     if (recent_steps_.size() < kRecentSteps) recent_steps_.push_back(s);
     else recent_steps_[recent_next_++ % kRecentSteps] = s;
   }
+  // Half an ordinary step for this boundary's posting and checksums (1 ms before there is one).
+  const double deadline = t0 + std::max(1e-3, 0.5 * metrics_.median_step_seconds);
   if (moving_) {
-    comm_.test(sends_, "online EPLB's expert sends");
-    for (Incoming& in : incoming_) {
-      if (in.verified || !comm_.test(in.exchange, "online EPLB's expert receives")) continue;
-      if (&in == &incoming_.front() && fault_here(options_.fault, "corrupt", comm_.rank()))
-        packed_buffers(in.staged).front().first[0] ^= 0x40;  // DSINFER_EPLB_FAULT: a bad copy
-      in.verified = true;
-      in.ok = packed_checksum(in.staged) == expected_checksum(in.move->layer, in.move->expert);
-      if (!in.ok)
-        log_warn("online EPLB: the copy of layer ", in.move->layer, " expert ", in.move->expert, " from rank ",
-                 in.move->src, " failed its checksum");
-    }
+    check_arrivals(deadline);
+    post_some(deadline);
     const int state = agree();
     if (state == 0) switch_placement();
     else if (state == 1) drop_move();
@@ -146,7 +139,7 @@ void OnlineEplb::at_step_boundary(bool stepped) {
                              " s (--ep-timeout)"));
   } else if (due(stepped)) {
     plan();
-    if (moving_) post_transfers();
+    if (moving_) start_move();
   }
   const double done = now_seconds();
   metrics_.longest_boundary_seconds = std::max(metrics_.longest_boundary_seconds, done - t0);
@@ -181,7 +174,7 @@ void OnlineEplb::plan() {
     load.values[i] = double(counts[i]);
     total += counts[i];
   }
-  if (options_.interval_steps == 0) recorder_.reset();  // by seconds: each plan sees the time since the last
+  recorder_.reset();  // each plan sees the load since the last one
   const ExpertPlacement& current = executor_.placement();
   // Rank 0 plans and sends the slot table (an empty one: no plan, and why is in its log).
   std::vector<uint8_t> msg;
@@ -239,38 +232,87 @@ void OnlineEplb::plan() {
            " -> ", next_imbalance_after_);
 }
 
-void OnlineEplb::post_transfers() {
+void OnlineEplb::start_move() {
   const int me = comm_.rank();
-  std::vector<model::PackedExperts>& live = executor_.local_layers();
-  incoming_.clear();
-  sends_.clear();
-  size_t receiving = 0;
-  for (const Move& m : moves_) receiving += m.dst == me;
-  incoming_.reserve(receiving);  // the staged buffers' addresses are posted: no reallocation after
-  for (size_t i = 0; i < moves_.size(); ++i) {
-    const Move& m = moves_[i];
-    const int tag = kTagBase + int(i) * kTagsPerExpert;
-    if (m.dst == me) {
-      Incoming& in = incoming_.emplace_back();
-      in.move = &m;
-      in.staged = shaped_like(live[size_t(m.layer)].experts[0]);
-      const auto bufs = packed_buffers(in.staged);
-      for (size_t b = 0; b < bufs.size(); ++b) comm_.irecv(bufs[b].first, bufs[b].second, m.src, tag + int(b), in.exchange);
-    }
-    if (m.src == me) {
-      const auto bufs = packed_buffers(live[size_t(m.layer)].experts[size_t(m.src_slot)]);
-      for (size_t b = 0; b < bufs.size(); ++b) comm_.isend(bufs[b].first, bufs[b].second, m.dst, tag + int(b), sends_);
-    }
+  size_t receiving = 0, sending = 0;
+  for (const Move& m : moves_) {
+    receiving += m.dst == me;
+    sending += m.src == me;
   }
+  incoming_.clear();
+  outgoing_.clear();
+  incoming_.reserve(receiving);  // posted buffers and requests must not move
+  outgoing_.reserve(sending);
+  next_post_ = 0;
+  bytes_in_flight_ = 0;
+  post_some(now_seconds() + std::max(1e-3, 0.5 * metrics_.median_step_seconds));
   if (fault_here(options_.fault, "exit", me)) {  // DSINFER_EPLB_FAULT: this rank dies mid-move
     log_warn("online EPLB: exiting mid-move (DSINFER_EPLB_FAULT)");
     _exit(9);
   }
 }
 
+void OnlineEplb::post_some(double deadline) {
+  const int me = comm_.rank();
+  std::vector<model::PackedExperts>& live = executor_.local_layers();
+  for (; next_post_ < moves_.size(); ++next_post_) {
+    const Move& m = moves_[next_post_];
+    if (m.dst != me && m.src != me) continue;
+    // Always at least one expert in flight, so a move of experts larger than the cap still goes.
+    if (bytes_in_flight_ > 0 && (bytes_in_flight_ >= kMaxBytesInFlight || now_seconds() > deadline)) break;
+    const int tag = kTagBase + int(next_post_) * kTagsPerExpert;
+    if (m.dst == me) {
+      Incoming& in = incoming_.emplace_back();
+      in.move = &m;
+      in.staged = shaped_like(live[size_t(m.layer)].experts[0]);
+      const auto bufs = packed_buffers(in.staged);
+      for (size_t b = 0; b < bufs.size(); ++b) {
+        comm_.irecv(bufs[b].first, bufs[b].second, m.src, tag + int(b), in.exchange);
+        in.bytes += int64_t(bufs[b].second);
+      }
+      bytes_in_flight_ += in.bytes;
+    } else {
+      Outgoing& out = outgoing_.emplace_back();
+      const auto bufs = packed_buffers(live[size_t(m.layer)].experts[size_t(m.src_slot)]);
+      for (size_t b = 0; b < bufs.size(); ++b) {
+        comm_.isend(bufs[b].first, bufs[b].second, m.dst, tag + int(b), out.exchange);
+        out.bytes += int64_t(bufs[b].second);
+      }
+      bytes_in_flight_ += out.bytes;
+    }
+  }
+}
+
+void OnlineEplb::check_arrivals(double deadline) {
+  for (Outgoing& out : outgoing_)
+    if (!out.done && comm_.test(out.exchange, "online EPLB's expert sends")) {
+      out.done = true;
+      bytes_in_flight_ -= out.bytes;
+    }
+  for (Incoming& in : incoming_) {
+    if (!in.arrived && comm_.test(in.exchange, "online EPLB's expert receives")) {
+      in.arrived = true;
+      bytes_in_flight_ -= in.bytes;
+    }
+    if (!in.arrived || in.verified || now_seconds() > deadline) continue;
+    if (&in == &incoming_.front() && fault_here(options_.fault, "corrupt", comm_.rank()))
+      packed_buffers(in.staged).front().first[0] ^= 0x40;  // DSINFER_EPLB_FAULT: a bad copy
+    in.verified = true;
+    in.ok = packed_checksum(in.staged) == expected_checksum(in.move->layer, in.move->expert);
+    if (!in.ok)
+      log_warn("online EPLB: the copy of layer ", in.move->layer, " expert ", in.move->expert, " from rank ",
+               in.move->src, " failed its checksum");
+  }
+}
+
 int OnlineEplb::agree() {
-  int mine = 0;
-  if (!sends_.complete && !sends_.empty()) mine = 2;
+  const int me = comm_.rank();
+  bool posted_all = true;
+  for (size_t i = next_post_; i < moves_.size() && posted_all; ++i)
+    posted_all = moves_[i].dst != me && moves_[i].src != me;
+  int mine = posted_all ? 0 : 2;
+  for (const Outgoing& out : outgoing_)
+    if (!out.done) mine = 2;
   for (const Incoming& in : incoming_) {
     if (!in.verified) mine = 2;
     else if (!in.ok && mine == 0) mine = 1;
@@ -334,8 +376,8 @@ void OnlineEplb::switch_placement() {
   log_info("online EPLB: switched to the new placement after ", metrics_.last_move_seconds, " s (",
            double(moved[1]) / 1e6, " MB of experts moved over the group)");
   incoming_.clear();
+  outgoing_.clear();
   moves_.clear();
-  sends_.clear();
   moving_ = false;
 }
 
@@ -343,8 +385,8 @@ void OnlineEplb::drop_move() {
   ++metrics_.aborted;
   log_warn("online EPLB: a rank's copy failed its checksum; every rank keeps the old placement");
   incoming_.clear();
+  outgoing_.clear();
   moves_.clear();
-  sends_.clear();
   moving_ = false;
 }
 

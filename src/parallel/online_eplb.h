@@ -2,14 +2,18 @@
 // re-runs its balancer on recent statistics. Every rank of the group calls at_step_boundary in
 // lockstep (the engine's step loop, between steps), and a rebalance goes through three phases:
 //
-//   plan    every `interval` steps (or seconds, by rank 0's clock) the ranks' recorded loads are
-//           summed; rank 0 runs EPLB on them and broadcasts the new physical-slot table. A plan
+//   plan    every `interval` steps (or seconds, by rank 0's clock) the ranks' loads recorded since
+//           the last plan are summed; rank 0 runs EPLB on them and broadcasts the new physical-slot table. A plan
 //           that would not lower the busiest rank's load by kMinGain is dropped.
 //   move    each rank posts non-blocking receives for the experts it will newly hold, into a
 //           staging area, and sends of the experts others need from it, straight from its live
 //           weights (which do not change until the switch). Steps go on with the old placement
 //           while MPI moves the bytes: the transfers are tested at every boundary and by the
-//           executor's polls during the forward pass.
+//           executor's polls during the forward pass. The move is paced so that no boundary
+//           holds a step up for long: at most kMaxBytesInFlight of a rank's transfers are posted
+//           at once, and a boundary posts and checksums only for half an ordinary step (every
+//           rank posts its transfers in the one global move order, so the earliest unfinished
+//           move is always posted on both of its sides: pacing cannot deadlock).
 //   switch  at the first boundary where every rank has all its new experts, each checked against
 //           the checksum that expert has had since load, every rank adopts the new placement
 //           before the next step. If any copy fails its checksum, every rank drops the move and
@@ -74,6 +78,8 @@ class OnlineEplb {
 
   // The smallest relative drop in the busiest rank's planned load worth a move.
   static constexpr double kMinGain = 0.05;
+  // A rank's expert bytes posted and not yet arrived (always at least one expert).
+  static constexpr int64_t kMaxBytesInFlight = int64_t(32) << 20;
 
  private:
   struct Move {
@@ -84,12 +90,22 @@ class OnlineEplb {
     const Move* move = nullptr;
     model::PackedMlp staged;
     Exchange exchange;
-    bool verified = false, ok = false;
+    int64_t bytes = 0;
+    bool arrived = false, verified = false, ok = false;
+  };
+  struct Outgoing {
+    Exchange exchange;
+    int64_t bytes = 0;
+    bool done = false;
   };
 
   bool due(bool stepped);
   void plan();
-  void post_transfers();
+  void start_move();
+  // Posts this rank's next transfers while under the byte cap and before `deadline`.
+  void post_some(double deadline);
+  // Tests what is in flight; checksums what arrived, until `deadline`.
+  void check_arrivals(double deadline);
   // 2: some rank still moving, 1: all done and some copy failed, 0: all done and verified.
   int agree();
   void switch_placement();
@@ -113,8 +129,10 @@ class OnlineEplb {
   ExpertPlacement next_;
   double next_imbalance_before_ = 0, next_imbalance_after_ = 0;
   std::vector<Move> moves_;
-  std::vector<Incoming> incoming_;
-  Exchange sends_;
+  std::vector<Incoming> incoming_;    // reserved for every receive: posted buffers never move
+  std::vector<Outgoing> outgoing_;   // likewise for sends
+  size_t next_post_ = 0;             // the next move (in moves_) this rank may have to post
+  int64_t bytes_in_flight_ = 0;
   OnlineEplbMetrics metrics_;
 };
 

@@ -299,7 +299,7 @@ def online_eplb(a, work):
         want = completions(alone, concurrent=False)
     finally:
         alone.stop()
-    plain = Server(a, hot, 2)  # n_routed / 2 contiguous experts per rank: both hot ones on rank 0
+    plain = Server(a, hot, 2)  # n_routed / 2 contiguous experts per rank: both hot ones on rank 1
     try:
         r0 = rank_rows(plain)
         completions(plain)
