@@ -321,10 +321,14 @@ def online_eplb(a, work):
               f"online EPLB: {rebalances} rebalances moved {moved} bytes, none aborted")
         check(skew < skew_plain,
               f"online EPLB: busiest rank's expert rows over the mean {skew_plain:.2f} without, {skew:.2f} with")
+        # No step held up by more than one ordinary step. tiny-v3's steps take ~3 ms, about one
+        # scheduler slice on a loaded 2-core machine, so a boundary that was merely descheduled
+        # must not fail this: the bound is one step or 10 ms, whichever is longer (an unpaced move
+        # of bench-v3-small held one boundary 0.84 s; docs/benchmarks.md has the paced figures).
         longest, median = metric(srv, "dsinfer_eplb_longest_boundary_seconds"), metric(srv, "dsinfer_eplb_median_step_seconds")
-        check(longest is not None and median and longest <= median,
+        check(longest is not None and median and longest <= max(median, 0.010),
               f"online EPLB: the longest step boundary ({longest * 1e3:.2f} ms) is within one ordinary step "
-              f"({median * 1e3:.2f} ms)")
+              f"({median * 1e3:.2f} ms) or 10 ms")
     finally:
         srv.stop()
     # A copy that fails its checksum (rank 1 flips a byte of what it receives): every rank keeps the
