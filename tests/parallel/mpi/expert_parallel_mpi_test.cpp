@@ -279,6 +279,36 @@ TEST(ExpertParallel, OnlineRebalanceMovesExpertsAndKeepsResults) {
   }
 }
 
+// --eplb-interval in seconds: rank 0's clock decides, and every rank plans at the same boundary
+// (the plan's broadcast and allreduces would hang or time out otherwise).
+TEST(ExpertParallel, OnlineRebalanceBySecondsPlansOnEveryRankTogether) {
+  Communicator& comm = testing::world();
+  if (comm.size() == 1) GTEST_SKIP() << "needs a group";
+  const std::string dir = checkpoint("tiny-v3", false);
+  const model::ModelConfig cfg = model::load_config(dir + "/config.json");
+  const model::Checkpoint ckpt = model::Checkpoint::open(dir);
+  const model::ModelWeights weights = model::ModelWeights::load(ckpt, cfg);
+  ExpertParallelMoe ep(comm, ExpertPlacement::contiguous(cfg, comm.size()), cfg, {});
+  ep.prepare(weights, nullptr);
+  ExpertLoadRecorderOptions ro;
+  ro.first_layer = int(cfg.first_k_dense_replace);
+  ro.num_layers = int(cfg.num_hidden_layers - cfg.first_k_dense_replace);
+  ro.num_experts = int(cfg.n_routed_experts);
+  ExpertLoadRecorder recorder(ro);
+  OnlineEplbOptions oo;
+  oo.interval_seconds = 0.01;
+  OnlineEplb eplb(comm, ep, recorder, cfg, oo);
+  // No load recorded: each plan is skipped, on every rank alike.
+  for (int i = 0; i < 400 && eplb.metrics().skipped < 2; ++i) {
+    eplb.at_step_boundary(false);
+    ::usleep(1000);
+  }
+  const uint64_t skipped = eplb.metrics().skipped;
+  EXPECT_GE(skipped, 2u);
+  EXPECT_EQ(comm.allreduce_max(int64_t(skipped), "skips"), int64_t(skipped)) << "every rank planned as often";
+  EXPECT_EQ(eplb.metrics().rebalances, 0u);
+}
+
 TEST(ExpertParallel, PlacementFileIsValidated) {
   const std::string dir = checkpoint("tiny-v3", false);
   const model::ModelConfig cfg = model::load_config(dir + "/config.json");
