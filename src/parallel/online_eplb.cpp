@@ -59,6 +59,38 @@ bool fault_here(const std::string& fault, const char* kind, int rank) {
 
 }  // namespace
 
+std::vector<int32_t> keep_in_place(const ExpertPlacement& plan, const ExpertPlacement& current, int layer) {
+  const int N = plan.num_ranks(), S = plan.slots_per_rank();
+  // overlap[b * N + r]: experts of the plan's bin b (slots [b S, (b + 1) S)) rank r holds now.
+  std::vector<int> overlap(static_cast<size_t>(N) * size_t(N), 0);
+  for (int r = 0; r < N; ++r) {
+    const std::vector<int32_t> held = current.local_experts(layer, r);
+    for (int b = 0; b < N; ++b)
+      for (int32_t e : plan.local_experts(layer, b))
+        overlap[size_t(b) * size_t(N) + size_t(r)] += std::find(held.begin(), held.end(), e) != held.end();
+  }
+  // Greedy: the pair that keeps the most experts first (ties: lowest bin, then rank).
+  std::vector<int> rank_of_bin(size_t(N), -1);
+  std::vector<uint8_t> rank_taken(size_t(N), 0);
+  for (int k = 0; k < N; ++k) {
+    int best_b = -1, best_r = -1, best = -1;
+    for (int b = 0; b < N; ++b) {
+      if (rank_of_bin[size_t(b)] >= 0) continue;
+      for (int r = 0; r < N; ++r)
+        if (!rank_taken[size_t(r)] && overlap[size_t(b) * size_t(N) + size_t(r)] > best)
+          best = overlap[size_t(b) * size_t(N) + size_t(r)], best_b = b, best_r = r;
+    }
+    rank_of_bin[size_t(best_b)] = best_r;
+    rank_taken[size_t(best_r)] = 1;
+  }
+  std::vector<int32_t> row(static_cast<size_t>(N) * size_t(S));
+  for (int b = 0; b < N; ++b) {
+    const std::vector<int32_t> bin = plan.local_experts(layer, b);
+    std::copy(bin.begin(), bin.end(), row.begin() + int64_t(rank_of_bin[size_t(b)]) * S);
+  }
+  return row;
+}
+
 std::vector<std::pair<uint8_t*, size_t>> packed_buffers(model::PackedMlp& e) {
   std::vector<std::pair<uint8_t*, size_t>> out;
   for (kernels::PackedMatrix* m : {&e.gate_up, &e.gate, &e.up, &e.down}) {
@@ -184,7 +216,7 @@ void OnlineEplb::plan() {
           ExpertPlacement::from_load(load, cfg_, comm_.size(), current.num_slots(), options_.policy);
       ByteWriter w(msg);
       for (int l : moe_layers_)
-        for (int s = 0; s < p.num_slots(); ++s) w.put(p.logical(l, s));
+        for (int32_t e : keep_in_place(p, current, l)) w.put(e);
     } catch (const Error& e) {
       log_warn("online EPLB: no plan: ", e.what());
       msg.clear();

@@ -3,7 +3,9 @@
 // lockstep (the engine's step loop, between steps), and a rebalance goes through three phases:
 //
 //   plan    every `interval` steps (or seconds, by rank 0's clock) the ranks' loads recorded since
-//           the last plan are summed; rank 0 runs EPLB on them and broadcasts the new physical-slot table. A plan
+//           the last plan are summed; rank 0 runs EPLB on them, gives each rank the bin of
+//           experts that overlaps most with what it holds (keep_in_place), and broadcasts the
+//           new physical-slot table. A plan
 //           that would not lower the busiest rank's load by kMinGain is dropped.
 //   move    each rank posts non-blocking receives for the experts it will newly hold, into a
 //           staging area, and sends of the experts others need from it, straight from its live
@@ -135,6 +137,12 @@ class OnlineEplb {
   int64_t bytes_in_flight_ = 0;
   OnlineEplbMetrics metrics_;
 };
+
+// The plan's slot table for `layer` with its ranks' sets of experts (EPLB's bins, each as balanced
+// on any rank) given to the ranks that already hold most of each, greedily: the same balance,
+// far fewer experts to move. EPLB numbers its bins afresh each time, so a plan for a barely
+// changed load would otherwise reshuffle most slots.
+std::vector<int32_t> keep_in_place(const ExpertPlacement& plan, const ExpertPlacement& current, int layer);
 
 // The expert's packed bytes, every buffer in a fixed order (what a move sends and checksums).
 std::vector<std::pair<uint8_t*, size_t>> packed_buffers(model::PackedMlp& e);
