@@ -45,6 +45,19 @@ std::string checkpoint(const std::string& preset, bool fp8) {
   return dir;
 }
 
+// A preset's checkpoint, loaded: what most tests here start from.
+struct Loaded {
+  explicit Loaded(const std::string& preset, bool fp8 = false)
+      : dir(checkpoint(preset, fp8)),
+        cfg(model::load_config(dir + "/config.json")),
+        ckpt(model::Checkpoint::open(dir)),
+        weights(model::ModelWeights::load(ckpt, cfg)) {}
+  std::string dir;
+  model::ModelConfig cfg;
+  model::Checkpoint ckpt;
+  model::ModelWeights weights;
+};
+
 // One redundant slot per rank, holding experts 0..N-1 a second time, the slots shuffled by a
 // seed every rank shares.
 std::string redundant_placement(const model::ModelConfig& cfg, int ranks) {
@@ -182,10 +195,9 @@ TEST(ExpertParallel, AutoModeFollowsTheLargestRank) {
 // equal one process.
 TEST(ExpertParallel, TwoMicroBatchesInFlightEqualOneProcess) {
   Communicator& comm = testing::world();
-  const std::string dir = checkpoint("tiny-v3", false);
-  const model::ModelConfig cfg = model::load_config(dir + "/config.json");
-  const model::Checkpoint ckpt = model::Checkpoint::open(dir);
-  const model::ModelWeights weights = model::ModelWeights::load(ckpt, cfg);
+  const Loaded tiny("tiny-v3");
+  const model::ModelConfig& cfg = tiny.cfg;
+  const model::ModelWeights& weights = tiny.weights;
   model::LocalMoe local(weights);
   for (DispatchMode mode : {DispatchMode::kNormal, DispatchMode::kLowLatency}) {
     SCOPED_TRACE(mode == DispatchMode::kNormal ? "normal" : "low latency");
@@ -225,10 +237,9 @@ TEST(ExpertParallel, TwoMicroBatchesInFlightEqualOneProcess) {
 TEST(ExpertParallel, OnlineRebalanceMovesExpertsAndKeepsResults) {
   Communicator& comm = testing::world();
   if (comm.size() == 1) GTEST_SKIP() << "needs a group";
-  const std::string dir = checkpoint("tiny-v3", false);
-  const model::ModelConfig cfg = model::load_config(dir + "/config.json");
-  const model::Checkpoint ckpt = model::Checkpoint::open(dir);
-  const model::ModelWeights weights = model::ModelWeights::load(ckpt, cfg);
+  const Loaded tiny("tiny-v3");
+  const model::ModelConfig& cfg = tiny.cfg;
+  const model::ModelWeights& weights = tiny.weights;
   model::LocalMoe local(weights);
   const int moe_layers = int(cfg.num_hidden_layers - cfg.first_k_dense_replace);
   ExpertLoad even(moe_layers, int(cfg.n_routed_experts));
@@ -284,10 +295,9 @@ TEST(ExpertParallel, OnlineRebalanceMovesExpertsAndKeepsResults) {
 TEST(ExpertParallel, OnlineRebalanceBySecondsPlansOnEveryRankTogether) {
   Communicator& comm = testing::world();
   if (comm.size() == 1) GTEST_SKIP() << "needs a group";
-  const std::string dir = checkpoint("tiny-v3", false);
-  const model::ModelConfig cfg = model::load_config(dir + "/config.json");
-  const model::Checkpoint ckpt = model::Checkpoint::open(dir);
-  const model::ModelWeights weights = model::ModelWeights::load(ckpt, cfg);
+  const Loaded tiny("tiny-v3");
+  const model::ModelConfig& cfg = tiny.cfg;
+  const model::ModelWeights& weights = tiny.weights;
   ExpertParallelMoe ep(comm, ExpertPlacement::contiguous(cfg, comm.size()), cfg, {});
   ep.prepare(weights, nullptr);
   ExpertLoadRecorderOptions ro;
