@@ -195,13 +195,7 @@ void DeepSeekModel::run_layers(const Batch& batch, const KvCacheView& cache, Moe
   const int64_t T = int64_t(batch.tokens.size());
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
     attention_stage(l, batch, 0, cache, 0, ex);
-    if (moe_[size_t(l)]) {  // the shared experts first, while the tokens travel
-      moe_[size_t(l)]->shared(h_.data(), T, ex, branch_.data());
-      ProfileScope scope("moe.experts");
-      ex.compute(0);
-    } else {
-      ffn_stage(l, 0, T, 0, ex);
-    }
+    ffn_stage(l, 0, T, 0, ex, /*shared_first=*/true);
     ffn_finish(l, 0, T, 0, ex);
   }
 }
@@ -225,7 +219,7 @@ void DeepSeekModel::run_layers_overlapped(const KvCacheView& cache, MoeExecutor&
       ex.progress();
     }
     for (int m = 0; m < 2; ++m) {
-      ffn_stage(l, mb.first_token[m], mb.num_tokens[m], m, ex);
+      ffn_stage(l, mb.first_token[m], mb.num_tokens[m], m, ex, /*shared_first=*/false);
       ex.progress();
     }
   }
@@ -256,20 +250,21 @@ void DeepSeekModel::attention_stage(int64_t l, const Batch& part, int64_t r0, co
   if (moe_[size_t(l)]) moe_[size_t(l)]->route_and_dispatch(h, n, r0, mb, ex, options_.observer);
 }
 
-void DeepSeekModel::ffn_stage(int64_t l, int64_t r0, int64_t n, int mb, MoeExecutor& ex) {
+void DeepSeekModel::ffn_stage(int64_t l, int64_t r0, int64_t n, int mb, MoeExecutor& ex, bool shared_first) {
   const int64_t hidden = cfg_.hidden_size;
   float* h = h_.data() + r0 * hidden;
   float* branch = branch_.data() + r0 * hidden;
-  if (moe_[size_t(l)]) {
-    {
-      ProfileScope scope("moe.experts");
-      ex.compute(mb);
-    }
-    moe_[size_t(l)]->shared(h, n, ex, branch);
+  if (!moe_[size_t(l)]) {
+    ProfileScope scope("dense_mlp");
+    mlp_forward(dense_[size_t(l)], h, n, hidden, branch, hidden, scratch_, activation_quant(options_.precision));
     return;
   }
-  ProfileScope scope("dense_mlp");
-  mlp_forward(dense_[size_t(l)], h, n, hidden, branch, hidden, scratch_, activation_quant(options_.precision));
+  if (shared_first) moe_[size_t(l)]->shared(h, n, ex, branch);
+  {
+    ProfileScope scope("moe.experts");
+    ex.compute(mb);
+  }
+  if (!shared_first) moe_[size_t(l)]->shared(h, n, ex, branch);
 }
 
 void DeepSeekModel::ffn_finish(int64_t l, int64_t r0, int64_t n, int mb, MoeExecutor& ex) {

@@ -74,7 +74,6 @@ class DeepSeekModel {
   }
   void set_attention_mode(AttentionMode m) { options_.attention = m; }
   void set_micro_batches(int n);
-  int micro_batches() const { return options_.micro_batches; }
   void set_observer(RoutingObserver* o) { options_.observer = o; }
   RoutingObserver* observer() const { return options_.observer; }
   // DSINFER_DUMP on or off (the engine's warm-up steps are not dumped); on by default.
@@ -93,11 +92,12 @@ class DeepSeekModel {
   // One layer's stages on the rows [r0, r0 + part.tokens.size()) of the step (a micro-batch, or
   // the whole step as micro-batch 0):
   //   attention_stage  x += MLA(norm(x)); h = norm(x); MoE layers: the gate and the dispatch
-  //   ffn_stage        dense layers: x += MLP(h); MoE layers: this rank's experts, then the
-  //                    shared experts into branch (the micro-batch's combine travels meanwhile)
+  //   ffn_stage        dense layers: branch = MLP(h); MoE layers: this rank's experts and the
+  //                    shared experts into branch, the shared ones first when `shared_first` (the
+  //                    dispatch travels meanwhile) or last (the combine does)
   //   ffn_finish       MoE layers: branch += the routed results; x += branch
   void attention_stage(int64_t l, const Batch& part, int64_t r0, const KvCacheView& cache, int mb, MoeExecutor& ex);
-  void ffn_stage(int64_t l, int64_t r0, int64_t n, int mb, MoeExecutor& ex);
+  void ffn_stage(int64_t l, int64_t r0, int64_t n, int mb, MoeExecutor& ex, bool shared_first);
   void ffn_finish(int64_t l, int64_t r0, int64_t n, int mb, MoeExecutor& ex);
   // The layers, one micro-batch or two interleaved.
   void run_layers(const Batch& batch, const KvCacheView& cache, MoeExecutor& ex);

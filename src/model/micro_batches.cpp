@@ -12,16 +12,20 @@ double attention_work(const SequenceChunk& s) {
 
 void split_micro_batches(const Batch& batch, MicroBatchSplit& out) {
   const size_t S = batch.seqs.size();
-  std::vector<size_t> order(S);
+  std::vector<size_t>& order = out.order;
+  order.resize(S);
   std::iota(order.begin(), order.end(), size_t(0));
   // Heaviest first; among equals the one with more tokens (the projections and experts), then
   // the step's order, so the split is deterministic.
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+  // (std::sort with the index as the last key: deterministic, and no buffer as stable_sort takes.)
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     const double wa = attention_work(batch.seqs[a]), wb = attention_work(batch.seqs[b]);
     if (wa != wb) return wa > wb;
-    return batch.seqs[a].num_tokens > batch.seqs[b].num_tokens;
+    if (batch.seqs[a].num_tokens != batch.seqs[b].num_tokens) return batch.seqs[a].num_tokens > batch.seqs[b].num_tokens;
+    return a < b;
   });
-  std::vector<uint8_t> mb_of(S, 0);
+  std::vector<uint8_t>& mb_of = out.micro_batch_of;
+  mb_of.assign(S, 0);
   out.work[0] = out.work[1] = 0;
   out.num_tokens[0] = out.num_tokens[1] = 0;
   for (size_t i : order) {
@@ -36,7 +40,8 @@ void split_micro_batches(const Batch& batch, MicroBatchSplit& out) {
   // Lay the step out again: micro-batch 0's sequences, then 1's, each in the step's order.
   Batch& p = out.permuted;
   p.clear();
-  std::vector<int64_t> new_row(batch.tokens.size());
+  std::vector<int64_t>& new_row = out.new_row;
+  new_row.resize(batch.tokens.size());
   for (int m = 0; m < 2; ++m) {
     Batch& part = out.part[m];
     part.clear();

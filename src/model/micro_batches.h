@@ -24,6 +24,10 @@ struct MicroBatchSplit {
   Batch part[2];               // each micro-batch alone (first_token relative to its first row)
   int64_t first_token[2] = {0, 0}, num_tokens[2] = {0, 0};
   double work[2] = {0, 0};
+  // Scratch, kept so that a steady-state step allocates nothing.
+  std::vector<size_t> order;
+  std::vector<uint8_t> micro_batch_of;
+  std::vector<int64_t> new_row;
 };
 
 // Deals the sequences, heaviest first, each to the lighter micro-batch (ties to micro-batch 0);

@@ -32,20 +32,7 @@ MoeLayer::MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer, Preci
   params_.bias = w.bias.empty() ? nullptr : w.bias.data();
 }
 
-// x [T, D] -> out [T, D]: E routed experts, K chosen per token.
-void MoeLayer::forward(const float* x, int64_t T, MoeExecutor& executor, RoutingObserver* observer, float* out) {
-  // The routed experts start first (an expert-parallel executor sends the tokens away here) and
-  // the shared experts run while they are in flight.
-  route_and_dispatch(x, T, 0, 0, executor, observer);
-  shared(x, T, executor, out);
-  {
-    ProfileScope scope("moe.experts");
-    executor.compute(0);
-  }
-  ProfileScope scope("moe.combine");
-  executor.finish(0, out);
-}
-
+// x [T, D] -> the chosen experts [T, K] of E and their weights, sent on their way.
 void MoeLayer::route_and_dispatch(const float* x, int64_t T, int64_t first_token, int mb, MoeExecutor& executor,
                                   RoutingObserver* observer) {
   const int64_t E = params_.num_experts, K = params_.top_k, hidden = int64_t(w_.router.size()) / E;

@@ -21,13 +21,10 @@ class MoeLayer {
   // scratch: the shared expert's workspace, shared with the model's other layers.
   MoeLayer(const ModelConfig& cfg, const MoeWeights& w, int layer, Precision precision, std::vector<float>& scratch);
 
-  // The whole layer: out [T, D] = shared(x) + routed(x).
-  void forward(const float* x, int64_t T, MoeExecutor& executor, RoutingObserver* observer, float* out);
-
-  // The same in stages, for the two-micro-batch overlap (model/micro_batches.h). For micro-batch
-  // mb, whose rows are [first_token, first_token + T) of the step:
+  // The layer in stages (the model runs them, one micro-batch or two interleaved: deepseek.cpp).
+  // For micro-batch mb, whose rows are [first_token, first_token + T) of the step:
   //   route_and_dispatch   the gate, then executor.begin (the tokens leave)
-  //   executor.compute(mb) this rank's experts (the caller runs it, then shared)
+  //   executor.compute(mb) this rank's experts
   //   shared               out = shared experts(x), or 0
   //   executor.finish      out += the routed experts' results
   // x must stay unchanged until finish.
