@@ -25,22 +25,9 @@ class ExpertBalanceTask : public engine::StepBoundaryTask {
     if (!baseline_) baseline_ = rows;
     return rows - *baseline_;
   }
-  engine::ExpertBalanceMetrics balance_metrics() const override {
-    engine::ExpertBalanceMetrics m;
-    if (!eplb_) return m;
-    const parallel::OnlineEplbMetrics e = eplb_->metrics();
-    m.enabled = true;
-    m.rebalances = e.rebalances;
-    m.aborted = e.aborted;
-    m.skipped = e.skipped;
-    m.experts_moved = e.experts_moved;
-    m.bytes_moved = e.bytes_moved;
-    m.imbalance_before = e.imbalance_before;
-    m.imbalance_after = e.imbalance_after;
-    m.last_move_seconds = e.last_move_seconds;
-    m.longest_boundary_seconds = e.longest_boundary_seconds;
-    m.median_step_seconds = e.median_step_seconds;
-    return m;
+  std::optional<parallel::OnlineEplbMetrics> online_eplb() const override {
+    if (!eplb_) return std::nullopt;
+    return eplb_->metrics();
   }
 
  private:

@@ -63,7 +63,7 @@ void Engine::group_loop() {
       if (boundary_) {
         boundary_->at_step_boundary(!group_idle);
         std::lock_guard lock(metrics_mu_);
-        metrics_.expert_balance = boundary_->balance_metrics();
+        metrics_.online_eplb = boundary_->online_eplb();
       }
     } catch (const std::exception& e) {
       fail_group(e.what());

@@ -3,7 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
+
+#include "parallel/online_eplb_metrics.h"
 
 namespace dsinfer::engine {
 
@@ -37,14 +40,6 @@ struct RankGauges {
   uint64_t expert_rows = 0;             // (token, expert) rows its routed experts computed
 };
 
-// Online EPLB's counters (parallel/online_eplb.h), when the group runs it.
-struct ExpertBalanceMetrics {
-  bool enabled = false;
-  uint64_t rebalances = 0, aborted = 0, skipped = 0, experts_moved = 0, bytes_moved = 0;
-  double imbalance_before = 0, imbalance_after = 0;  // busiest rank / mean, planned, last rebalance
-  double last_move_seconds = 0, longest_boundary_seconds = 0, median_step_seconds = 0;
-};
-
 struct EngineMetrics {
   // Counters.
   uint64_t requests_finished_stop = 0, requests_finished_length = 0, requests_aborted = 0;
@@ -61,7 +56,7 @@ struct EngineMetrics {
   // A data-parallel group's ranks (rank 0 first); empty for a single process. The gauges above
   // are then the group's sums.
   std::vector<RankGauges> ranks;
-  ExpertBalanceMetrics expert_balance;
+  std::optional<parallel::OnlineEplbMetrics> online_eplb;  // when the group rebalances its experts
 };
 
 }  // namespace dsinfer::engine

@@ -2,12 +2,13 @@
 // expert weights between steps. The engine calls it on the step thread of every rank at every
 // iteration of the loop, in lockstep, after the step's updates were exchanged; it may use the
 // group's collectives, and an exception from it fails the group like any other group error.
-// The engine knows nothing of experts: the app wires parallel::OnlineEplb in through this.
+// The engine only carries what it reports to /metrics; the app wires parallel::OnlineEplb in.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
-#include "engine/metrics.h"
+#include "parallel/online_eplb_metrics.h"
 
 namespace dsinfer::engine {
 
@@ -18,8 +19,8 @@ class StepBoundaryTask {
   virtual void at_step_boundary(bool stepped) = 0;
   // (token, expert) rows this rank's experts have computed: the per-rank load /metrics shows.
   virtual uint64_t expert_rows() const = 0;
-  // The balancer's counters, as this rank knows them (rank 0's are the ones /metrics shows).
-  virtual ExpertBalanceMetrics balance_metrics() const = 0;
+  // Online EPLB's counters, when it runs (rank 0's are the ones /metrics shows).
+  virtual std::optional<parallel::OnlineEplbMetrics> online_eplb() const = 0;
 };
 
 }  // namespace dsinfer::engine

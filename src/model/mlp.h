@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "base/function_ref.h"
@@ -24,6 +25,16 @@ struct PackedMlp {
 
   static PackedMlp pack(const MlpWeights& w);
   bool fused() const { return !gate_up.empty(); }
+
+  // Every byte buffer (the packed matrices, then their FP8 scales) in a fixed order: what an
+  // expert-parallel rank sends to another, and checksums (parallel/online_eplb.h).
+  std::vector<std::span<uint8_t>> buffers();
+  std::vector<std::span<const uint8_t>> buffers() const;
+  int64_t bytes() const;
+  // The same shapes, zero-filled: where a copy is received.
+  PackedMlp zeros_like() const;
+  // A deep copy (PackedMatrix buffers move, they do not copy).
+  PackedMlp copy() const;
 };
 
 // x [m, hidden] (row stride ldx) -> out [m, hidden] (row stride ldo). `scratch` is grown as needed.

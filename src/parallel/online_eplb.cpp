@@ -22,35 +22,6 @@ constexpr int kTagBase = 1 << 16;
 constexpr int kTagsPerExpert = 8;
 constexpr size_t kRecentSteps = 64;
 
-// An expert of the same shapes as `like`, zero-filled: where a moved expert is received.
-model::PackedMlp shaped_like(const model::PackedMlp& like) {
-  model::PackedMlp e;
-  e.inter = like.inter;
-  e.dtype = like.dtype;
-  auto shape = [](const kernels::PackedMatrix& from, kernels::PackedMatrix& to) {
-    to.dtype = from.dtype;
-    to.n = from.n;
-    to.k = from.k;
-    to.panels = from.panels;
-    to.k_blocks = from.k_blocks;
-    to.data.resize(from.data.size());
-    to.scales.resize(from.scales.size());
-  };
-  shape(like.gate_up, e.gate_up);
-  shape(like.gate, e.gate);
-  shape(like.up, e.up);
-  shape(like.down, e.down);
-  return e;
-}
-
-model::PackedMlp clone(const model::PackedMlp& from) {
-  model::PackedMlp e = shaped_like(from);
-  model::PackedMlp& src = const_cast<model::PackedMlp&>(from);  // read only: packed_buffers wants mutable
-  const auto a = packed_buffers(src), b = packed_buffers(e);
-  for (size_t i = 0; i < a.size(); ++i) std::memcpy(b[i].first, a[i].first, a[i].second);
-  return e;
-}
-
 // "corrupt:R" / "exit:R": whether the fault is `kind` and names this rank.
 bool fault_here(const std::string& fault, const char* kind, int rank) {
   const std::string want = std::string(kind) + ":" + std::to_string(rank);
@@ -91,18 +62,9 @@ std::vector<int32_t> keep_in_place(const ExpertPlacement& plan, const ExpertPlac
   return row;
 }
 
-std::vector<std::pair<uint8_t*, size_t>> packed_buffers(model::PackedMlp& e) {
-  std::vector<std::pair<uint8_t*, size_t>> out;
-  for (kernels::PackedMatrix* m : {&e.gate_up, &e.gate, &e.up, &e.down}) {
-    if (m->data.size()) out.emplace_back(m->data.data(), m->data.size());
-    if (!m->scales.empty()) out.emplace_back(reinterpret_cast<uint8_t*>(m->scales.data()), m->scales.size() * sizeof(float));
-  }
-  return out;
-}
-
 uint64_t packed_checksum(const model::PackedMlp& e) {
   uint64_t h = 0x5eed;
-  for (auto [p, n] : packed_buffers(const_cast<model::PackedMlp&>(e))) h = checksum_bytes(h, p, n);
+  for (std::span<const uint8_t> b : e.buffers()) h = checksum_bytes(h, b.data(), b.size());
   return h;
 }
 
@@ -136,6 +98,7 @@ OnlineEplb::OnlineEplb(Communicator& comm, ExpertParallelMoe& executor, ExpertLo
       }
   }
   recent_steps_.reserve(kRecentSteps);
+  sorted_steps_.reserve(kRecentSteps);
   last_plan_time_ = now_seconds();
 }
 
@@ -176,11 +139,10 @@ void OnlineEplb::at_step_boundary(bool stepped) {
   const double done = now_seconds();
   metrics_.longest_boundary_seconds = std::max(metrics_.longest_boundary_seconds, done - t0);
   if (!recent_steps_.empty()) {
-    std::vector<double> v = recent_steps_;
-    std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
-    metrics_.median_step_seconds = v[v.size() / 2];
+    sorted_steps_.assign(recent_steps_.begin(), recent_steps_.end());  // capacity kept: no allocation
+    std::nth_element(sorted_steps_.begin(), sorted_steps_.begin() + long(sorted_steps_.size() / 2), sorted_steps_.end());
+    metrics_.median_step_seconds = sorted_steps_[sorted_steps_.size() / 2];
   }
-  metrics_.moving = moving_;
   last_iteration_ = done;
 }
 
@@ -296,20 +258,17 @@ void OnlineEplb::post_some(double deadline) {
     if (m.dst == me) {
       Incoming& in = incoming_.emplace_back();
       in.move = &m;
-      in.staged = shaped_like(live[size_t(m.layer)].experts[0]);
-      const auto bufs = packed_buffers(in.staged);
-      for (size_t b = 0; b < bufs.size(); ++b) {
-        comm_.irecv(bufs[b].first, bufs[b].second, m.src, tag + int(b), in.exchange);
-        in.bytes += int64_t(bufs[b].second);
-      }
+      in.staged = live[size_t(m.layer)].experts[0].zeros_like();
+      const auto bufs = in.staged.buffers();
+      for (size_t b = 0; b < bufs.size(); ++b) comm_.irecv(bufs[b].data(), bufs[b].size(), m.src, tag + int(b), in.exchange);
+      in.bytes = in.staged.bytes();
       bytes_in_flight_ += in.bytes;
     } else {
       Outgoing& out = outgoing_.emplace_back();
-      const auto bufs = packed_buffers(live[size_t(m.layer)].experts[size_t(m.src_slot)]);
-      for (size_t b = 0; b < bufs.size(); ++b) {
-        comm_.isend(bufs[b].first, bufs[b].second, m.dst, tag + int(b), out.exchange);
-        out.bytes += int64_t(bufs[b].second);
-      }
+      const model::PackedMlp& expert = live[size_t(m.layer)].experts[size_t(m.src_slot)];
+      const auto bufs = expert.buffers();
+      for (size_t b = 0; b < bufs.size(); ++b) comm_.isend(bufs[b].data(), bufs[b].size(), m.dst, tag + int(b), out.exchange);
+      out.bytes = expert.bytes();
       bytes_in_flight_ += out.bytes;
     }
   }
@@ -328,7 +287,7 @@ void OnlineEplb::check_arrivals(double deadline) {
     }
     if (!in.arrived || in.verified || now_seconds() > deadline) continue;
     if (&in == &incoming_.front() && fault_here(options_.fault, "corrupt", comm_.rank()))
-      packed_buffers(in.staged).front().first[0] ^= 0x40;  // DSINFER_EPLB_FAULT: a bad copy
+      in.staged.buffers().front()[0] ^= 0x40;  // DSINFER_EPLB_FAULT: a bad copy
     in.verified = true;
     in.ok = packed_checksum(in.staged) == expected_checksum(in.move->layer, in.move->expert);
     if (!in.ok)
@@ -358,55 +317,49 @@ void OnlineEplb::switch_placement() {
   const int S = current.slots_per_rank();
   std::vector<model::PackedExperts>& old = executor_.local_layers();
   std::vector<model::PackedExperts> layers(old.size());
-  uint64_t bytes = 0;
   for (int l : moe_layers_) {
-    // Each new slot from the staging area, or from the old slot holding its expert: moved, or
-    // copied when the expert now fills two slots here (copies first, while the old slot is whole).
-    std::vector<int> from_old(size_t(S), -1);
-    std::vector<Incoming*> from_staged(size_t(S), nullptr);
-    std::vector<uint8_t> taken(size_t(S), 0), copy(size_t(S), 0);
-    for (Incoming& in : incoming_)
-      if (in.move->layer == l) from_staged[size_t(in.move->dst_slot)] = &in;
-    for (int j = 0; j < S; ++j) {
-      if (from_staged[size_t(j)]) continue;
-      const int32_t e = next_.logical(l, me * S + j);
-      int k = -1;
-      for (int c = 0; c < S && k < 0; ++c)
-        if (current.logical(l, me * S + c) == e && !taken[size_t(c)]) k = c;
-      if (k >= 0) {
-        taken[size_t(k)] = 1;
-      } else {
-        for (int c = 0; c < S && k < 0; ++c)
-          if (current.logical(l, me * S + c) == e) k = c;
-        copy[size_t(j)] = 1;
-      }
-      from_old[size_t(j)] = k;
-    }
+    // Each new slot takes its staged copy, or the old slot holding its expert (moved); an expert
+    // that now fills a second slot here is copied from the first, once everything has moved.
     std::vector<model::PackedMlp> slots(static_cast<size_t>(S));
-    for (int j = 0; j < S; ++j)
-      if (copy[size_t(j)]) slots[size_t(j)] = clone(old[size_t(l)].experts[size_t(from_old[size_t(j)])]);
-    for (int j = 0; j < S; ++j) {
-      if (from_staged[size_t(j)]) {
-        for (auto [p, n] : packed_buffers(from_staged[size_t(j)]->staged)) bytes += n;
-        slots[size_t(j)] = std::move(from_staged[size_t(j)]->staged);
-      } else if (!copy[size_t(j)]) {
-        slots[size_t(j)] = std::move(old[size_t(l)].experts[size_t(from_old[size_t(j)])]);
+    std::vector<uint8_t> filled(size_t(S), 0);
+    for (Incoming& in : incoming_)
+      if (in.move->layer == l) {
+        slots[size_t(in.move->dst_slot)] = std::move(in.staged);
+        filled[size_t(in.move->dst_slot)] = 1;
       }
+    std::vector<int> now_in(size_t(S), -1);  // old local slot -> the new slot its expert moved to
+    std::vector<std::pair<int, int>> copies;  // (new slot, new slot to copy)
+    for (int j = 0; j < S; ++j) {
+      if (filled[size_t(j)]) continue;
+      const int32_t e = next_.logical(l, me * S + j);
+      int first = -1, free = -1;
+      for (int c = 0; c < S; ++c) {
+        if (current.logical(l, me * S + c) != e) continue;
+        if (first < 0) first = c;
+        if (free < 0 && now_in[size_t(c)] < 0) free = c;
+      }
+      if (free < 0) {
+        copies.emplace_back(j, now_in[size_t(first)]);
+        continue;
+      }
+      now_in[size_t(free)] = j;
+      slots[size_t(j)] = std::move(old[size_t(l)].experts[size_t(free)]);
     }
+    for (auto [to, from] : copies) slots[size_t(to)] = slots[size_t(from)].copy();
     for (model::PackedMlp& e : slots) layers[size_t(l)].add(std::move(e));
   }
+  // Every rank knows the whole move list: the group's totals need no message.
+  uint64_t bytes = 0;
+  for (const Move& m : moves_) bytes += uint64_t(layers[size_t(m.layer)].experts[0].bytes());
   executor_.adopt(std::move(next_), std::move(layers));
-  // The group's totals, for /metrics on rank 0.
-  int64_t moved[2] = {int64_t(incoming_.size()), int64_t(bytes)};
-  comm_.allreduce_sum(moved, 2, "online EPLB: what the move carried");
   ++metrics_.rebalances;
-  metrics_.experts_moved += uint64_t(moved[0]);
-  metrics_.bytes_moved += uint64_t(moved[1]);
+  metrics_.experts_moved += moves_.size();
+  metrics_.bytes_moved += bytes;
   metrics_.imbalance_before = next_imbalance_before_;
   metrics_.imbalance_after = next_imbalance_after_;
   metrics_.last_move_seconds = now_seconds() - move_started_;
   log_info("online EPLB: switched to the new placement after ", metrics_.last_move_seconds, " s (",
-           double(moved[1]) / 1e6, " MB of experts moved over the group)");
+           double(bytes) / 1e6, " MB of experts moved over the group)");
   incoming_.clear();
   outgoing_.clear();
   moves_.clear();

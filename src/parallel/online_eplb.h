@@ -35,6 +35,7 @@
 #include "parallel/eplb.h"
 #include "parallel/expert_load_recorder.h"
 #include "parallel/expert_parallel_moe.h"
+#include "parallel/online_eplb_metrics.h"
 
 namespace dsinfer::parallel {
 
@@ -45,20 +46,6 @@ struct OnlineEplbOptions {
   // Test-only fault injection, from DSINFER_EPLB_FAULT: "corrupt:R" flips a byte of the first
   // expert rank R receives (its checksum must catch it), "exit:R" ends rank R mid-move.
   std::string fault;
-};
-
-struct OnlineEplbMetrics {
-  uint64_t rebalances = 0;       // moves switched to
-  uint64_t aborted = 0;          // moves dropped (a copy failed its checksum)
-  uint64_t skipped = 0;          // plans not worth moving for (or no load yet)
-  uint64_t experts_moved = 0, bytes_moved = 0;  // received by this rank over the group, summed
-  // Busiest rank over the mean, planned from the window's load (mean over MoE layers): under the
-  // placement before the last rebalance, and under the one it switched to.
-  double imbalance_before = 0, imbalance_after = 0;
-  double last_move_seconds = 0;       // plan to switch, wall time
-  double longest_boundary_seconds = 0;  // most time one boundary spent on EPLB (plan, post, test, switch)
-  double median_step_seconds = 0;     // of recent ordinary step-loop iterations, for comparison
-  bool moving = false;
 };
 
 class OnlineEplb {
@@ -125,6 +112,7 @@ class OnlineEplb {
   int64_t steps_since_plan_ = 0;
   double last_plan_time_ = 0, move_started_ = 0, last_iteration_ = 0;
   std::vector<double> recent_steps_;  // ordinary iteration times, a ring
+  std::vector<double> sorted_steps_;  // their median's scratch
   size_t recent_next_ = 0;
 
   bool moving_ = false;
@@ -144,8 +132,7 @@ class OnlineEplb {
 // changed load would otherwise reshuffle most slots.
 std::vector<int32_t> keep_in_place(const ExpertPlacement& plan, const ExpertPlacement& current, int layer);
 
-// The expert's packed bytes, every buffer in a fixed order (what a move sends and checksums).
-std::vector<std::pair<uint8_t*, size_t>> packed_buffers(model::PackedMlp& e);
+// The checksum of an expert's packed bytes (model::PackedMlp::buffers), which a moved copy must match.
 uint64_t packed_checksum(const model::PackedMlp& e);
 
 }  // namespace dsinfer::parallel

@@ -137,8 +137,8 @@ std::string render_metrics(const engine::EngineMetrics& m, const HttpCounters& h
              "(token, expert) rows each rank's routed experts computed: the expert load per rank.",
              [](const G& g) { return g.expert_rows; });
   }
-  if (m.expert_balance.enabled) {  // online EPLB (parallel/online_eplb.h)
-    const engine::ExpertBalanceMetrics& b = m.expert_balance;
+  if (m.online_eplb) {  // online EPLB (parallel/online_eplb.h)
+    const parallel::OnlineEplbMetrics& b = *m.online_eplb;
     w.counter("dsinfer_eplb_rebalances_total", "Expert placements switched to while serving.", double(b.rebalances));
     w.counter("dsinfer_eplb_aborted_total", "Expert moves dropped because a copy failed its checksum.",
               double(b.aborted));
