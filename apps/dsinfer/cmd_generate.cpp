@@ -63,11 +63,7 @@ int run(Args& args) {
   if (!dump_load.empty()) {
     check(cfg.n_routed_experts > 0 && cfg.first_k_dense_replace < cfg.num_hidden_layers,
           "--dump-expert-load: this model has no MoE layers");
-    parallel::ExpertLoadRecorderOptions ro;
-    ro.first_layer = int(cfg.first_k_dense_replace);
-    ro.num_layers = int(cfg.num_hidden_layers - cfg.first_k_dense_replace);
-    ro.num_experts = int(cfg.n_routed_experts);
-    recorder = std::make_unique<parallel::ExpertLoadRecorder>(ro);
+    recorder = std::make_unique<parallel::ExpertLoadRecorder>(parallel::ExpertLoadRecorderOptions::for_model(cfg));
     m->set_observer(recorder.get());
   }
 

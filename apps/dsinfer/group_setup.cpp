@@ -99,6 +99,19 @@ parallel::ExpertPlacement place_experts(const model::ModelConfig& cfg, const Gro
   return placed;
 }
 
+// --eplb-interval: "100" forward steps, or "30s" seconds.
+void parse_eplb_interval(const std::string& text, GroupFlags& g) {
+  const bool seconds = !text.empty() && text.back() == 's';
+  const std::string number = seconds ? text.substr(0, text.size() - 1) : text;
+  char* end = nullptr;
+  const double v = number.empty() ? -1 : std::strtod(number.c_str(), &end);
+  const bool whole = v == std::floor(v) && v < 1e15;
+  check(end && *end == '\0' && v >= 0 && std::isfinite(v) && (seconds || whole),
+        "--eplb-interval must be a number of forward steps (100) or of seconds (30s), got '", text, "'");
+  if (seconds) g.eplb_interval_seconds = v;
+  else g.eplb_interval_steps = int64_t(v);
+}
+
 }  // namespace
 
 int serve_rank(engine::Engine& eng) {
@@ -116,17 +129,7 @@ GroupFlags group_flags(Args& args, model::ModelOptions& opt) {
   g.eplb_policy = args.get_or("eplb-policy", g.eplb_policy);
   check(g.placement.empty() || g.redundant_experts == 0,
         "give either --eplb-placement (a plan) or --redundant-experts with --expert-load (planned at start), not both");
-  const std::string interval = args.get_or("eplb-interval", "0");
-  try {
-    size_t used = 0;
-    const double v = std::stod(interval, &used);
-    const std::string unit = interval.substr(used);
-    check(v >= 0 && std::isfinite(v) && (unit.empty() || unit == "s") && (!unit.empty() || v == std::floor(v)), "");
-    if (unit == "s") g.eplb_interval_seconds = v;
-    else g.eplb_interval_steps = int64_t(v);
-  } catch (const std::exception&) {
-    fail("--eplb-interval must be a number of forward steps (100) or of seconds (30s), got '", interval, "'");
-  }
+  parse_eplb_interval(args.get_or("eplb-interval", "0"), g);
   check(g.redundant_experts == 0 || !g.expert_load.empty() || g.online_eplb(),
         "--redundant-experts places its replicas by an expert load: add --expert-load FILE (written by "
         "`dsinfer generate --dump-expert-load FILE`), or --eplb-interval to place them from the live load");
@@ -200,11 +203,7 @@ std::unique_ptr<model::DeepSeekModel> RankContext::load(const std::string& dir, 
   parallel::OnlineEplb* eplb = nullptr;
   if (flags.online_eplb() && comm_.size() > 1) {
     // The live load since the last plan (OnlineEplb resets the recorder at each).
-    parallel::ExpertLoadRecorderOptions ro;
-    ro.first_layer = int(cfg.first_k_dense_replace);
-    ro.num_experts = int(cfg.n_routed_experts);
-    for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) ro.num_layers += cfg.is_moe_layer(l);
-    recorder_ = std::make_unique<parallel::ExpertLoadRecorder>(ro);
+    recorder_ = std::make_unique<parallel::ExpertLoadRecorder>(parallel::ExpertLoadRecorderOptions::for_model(cfg));
     m->set_observer(recorder_.get());
     parallel::OnlineEplbOptions oo;
     oo.interval_steps = flags.eplb_interval_steps;

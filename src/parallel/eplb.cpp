@@ -247,14 +247,20 @@ EplbPlan rebalance(const std::vector<std::vector<double>>& load, int num_replica
   return rebalance(make_expert_load(load), shape, policy);
 }
 
-std::vector<double> gpu_loads(const ExpertLoad& load, const EplbPlan& plan, int layer) {
-  std::vector<double> out(plan.num_gpus, 0.0);
-  const int per_gpu = plan.num_replicas / plan.num_gpus;
-  for (int s = 0; s < plan.num_replicas; ++s) {
-    int e = plan.phy_to_log(layer, s);
-    out[s / per_gpu] += load.at(layer, e) / plan.count(layer, e);
-  }
+std::vector<double> gpu_loads(const double* expert_load, int num_experts, const std::vector<int32_t>& phy2log,
+                              int num_gpus) {
+  std::vector<int> replicas(static_cast<size_t>(num_experts), 0);
+  for (int32_t e : phy2log) ++replicas[size_t(e)];
+  std::vector<double> out(static_cast<size_t>(num_gpus), 0.0);
+  const size_t per_gpu = phy2log.size() / size_t(num_gpus);
+  for (size_t s = 0; s < phy2log.size(); ++s) out[s / per_gpu] += expert_load[phy2log[s]] / replicas[size_t(phy2log[s])];
   return out;
+}
+
+std::vector<double> gpu_loads(const ExpertLoad& load, const EplbPlan& plan, int layer) {
+  const std::vector<int32_t> row(plan.phy2log.begin() + int64_t(layer) * plan.num_replicas,
+                                 plan.phy2log.begin() + int64_t(layer + 1) * plan.num_replicas);
+  return gpu_loads(load.row(layer), load.num_experts, row, plan.num_gpus);
 }
 
 std::vector<double> gpu_loads_unbalanced(const ExpertLoad& load, const EplbShape& shape, int layer) {

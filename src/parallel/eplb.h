@@ -63,8 +63,12 @@ EplbPlan rebalance(const ExpertLoad& load, const EplbShape& shape, EplbPolicy po
 EplbPlan rebalance(const std::vector<std::vector<double>>& load, int num_replicas, int num_groups, int num_nodes,
                    int num_gpus, EplbPolicy policy = EplbPolicy::kDeepSeek);
 
-// Load of every GPU in one layer under a plan: each replica carries its expert's load divided by
-// the expert's replica count.
+// Load of every GPU in one layer when physical slot s holds logical expert phy2log[s] and the
+// slots split evenly over the GPUs: each replica carries its expert's load (expert_load[e])
+// divided by the expert's replica count.
+std::vector<double> gpu_loads(const double* expert_load, int num_experts, const std::vector<int32_t>& phy2log,
+                              int num_gpus);
+// The same under a plan.
 std::vector<double> gpu_loads(const ExpertLoad& load, const EplbPlan& plan, int layer);
 
 // The same without balancing: one replica per expert, expert e in slot e, slots beyond the

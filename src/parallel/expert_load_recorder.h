@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "model/config.h"
 #include "model/moe_executor.h"
 #include "parallel/eplb_load.h"
 
@@ -25,6 +26,15 @@ struct ExpertLoadRecorderOptions {
   int num_layers = 0;    // MoE layers recorded: model layers [first_layer, first_layer + num_layers)
   int num_experts = 0;   // routed (logical) experts per layer
   int window_steps = 0;  // steps kept; 0 = every step since construction or reset()
+
+  // Every MoE layer of `cfg` (first_k_dense_replace onwards), every step.
+  static ExpertLoadRecorderOptions for_model(const model::ModelConfig& cfg) {
+    ExpertLoadRecorderOptions o;
+    o.first_layer = int(cfg.first_k_dense_replace);
+    o.num_layers = int(cfg.num_hidden_layers - cfg.first_k_dense_replace);
+    o.num_experts = int(cfg.n_routed_experts);
+    return o;
+  }
 };
 
 class ExpertLoadRecorder : public model::RoutingObserver {

@@ -109,18 +109,11 @@ ExpertPlacement ExpertPlacement::from_load(const ExpertLoad& load, const model::
 double ExpertPlacement::rank_max_over_mean(const ExpertLoad& load) const {
   double sum = 0;
   int layers = 0;
-  std::vector<double> per_rank(static_cast<size_t>(num_ranks_));
   for (const Layer& L : layers_) {
     if (L.phy2log.empty()) continue;
     check(layers < load.num_layers && load.num_experts == num_logical_, "an expert load of ", load.num_layers, " x ",
           load.num_experts, " does not fit this placement");
-    std::fill(per_rank.begin(), per_rank.end(), 0.0);
-    for (size_t slot = 0; slot < L.phy2log.size(); ++slot) {
-      const int32_t e = L.phy2log[slot];
-      const int32_t replicas = L.replica_offset[size_t(e) + 1] - L.replica_offset[size_t(e)];
-      per_rank[slot / size_t(slots_per_rank_)] += load.at(layers, e) / replicas;
-    }
-    sum += max_over_mean(per_rank);
+    sum += max_over_mean(gpu_loads(load.row(layers), load.num_experts, L.phy2log, num_ranks_));
     ++layers;
   }
   return layers ? sum / layers : 1.0;

@@ -247,11 +247,7 @@ TEST(ExpertParallel, OnlineRebalanceMovesExpertsAndKeepsResults) {
   const int slots = int(cfg.n_routed_experts) + comm.size();
   ExpertParallelMoe ep(comm, ExpertPlacement::from_load(even, cfg, comm.size(), slots, EplbPolicy::kDeepSeek), cfg, {});
   ep.prepare(weights, nullptr);
-  ExpertLoadRecorderOptions ro;
-  ro.first_layer = int(cfg.first_k_dense_replace);
-  ro.num_layers = moe_layers;
-  ro.num_experts = int(cfg.n_routed_experts);
-  ExpertLoadRecorder recorder(ro);
+  ExpertLoadRecorder recorder(ExpertLoadRecorderOptions::for_model(cfg));
   OnlineEplbOptions oo;
   oo.interval_steps = 1;
   OnlineEplb eplb(comm, ep, recorder, cfg, oo);
@@ -300,11 +296,7 @@ TEST(ExpertParallel, OnlineRebalanceBySecondsPlansOnEveryRankTogether) {
   const model::ModelWeights& weights = tiny.weights;
   ExpertParallelMoe ep(comm, ExpertPlacement::contiguous(cfg, comm.size()), cfg, {});
   ep.prepare(weights, nullptr);
-  ExpertLoadRecorderOptions ro;
-  ro.first_layer = int(cfg.first_k_dense_replace);
-  ro.num_layers = int(cfg.num_hidden_layers - cfg.first_k_dense_replace);
-  ro.num_experts = int(cfg.n_routed_experts);
-  ExpertLoadRecorder recorder(ro);
+  ExpertLoadRecorder recorder(ExpertLoadRecorderOptions::for_model(cfg));
   OnlineEplbOptions oo;
   oo.interval_seconds = 0.01;
   OnlineEplb eplb(comm, ep, recorder, cfg, oo);
