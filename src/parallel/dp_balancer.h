@@ -28,6 +28,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "parallel/prefix_memory.h"
+
 namespace dsinfer::parallel {
 
 // Tokens per KV block, as the prefix_key (hash of the first full block) and kv accounting assume.
@@ -42,6 +44,42 @@ struct RankLoad {
   int64_t kv_blocks_used = 0;
   int64_t kv_blocks_total = 0;  // 0: unknown (treated as unbounded)
 };
+
+// The rules' arithmetic, one function per formula, shared with the prefill/decode router's
+// balancers (pd_balancer.h), which score instances by the same formulas.
+//
+// The group-wide means of the rules: start from the request (L tokens, L^2 attention work, one
+// request), add() every rank the group counts, then means() divides by the ranks added (zero
+// means when none was).
+struct DpGroupMeans {
+  double tokens = 0;
+  double work = 0;
+  double running = 0;
+};
+class DpGroupTotals {
+ public:
+  explicit DpGroupTotals(int64_t prompt_tokens);
+  void add(const RankLoad& rank);
+  DpGroupMeans means() const;
+
+ private:
+  int64_t tokens_ = 0;
+  double work_ = 0;
+  int64_t running_ = 1;
+  int ranks_ = 0;
+};
+// kPrefill's score of a rank that would take `new_tokens` more tokens to prefill (DpBalancer: the
+// prompt's L; the prefill router: L less the tokens the instance already holds):
+// (prefill_tokens + new) / mean_tokens + (attention_work + new^2) / mean_work.
+double dp_prefill_score(const RankLoad& rank, int64_t new_tokens, const DpGroupMeans& means);
+// kDecode's score of a rank that would take `new_blocks` more KV blocks and one more request:
+// (kv_blocks_used + new_blocks) / kv_blocks_total (0 when the total is 0) + (running + 1) /
+// max(1, mean_running).
+double dp_decode_score(const RankLoad& rank, int64_t new_blocks, const DpGroupMeans& means);
+// The rules' tie: `score` within 1e-9 (relative) of `best`.
+bool dp_scores_tied(double score, double best);
+// ceil(tokens / block_tokens): the KV blocks a prompt of `tokens` takes.
+int64_t dp_kv_blocks(int64_t tokens, int64_t block_tokens = kDpBlockTokens);
 
 enum class DpBalancePolicy { kPrefill, kDecode, kBoth };
 
@@ -79,32 +117,13 @@ class DpBalancer {
   DpBalancePolicy policy() const { return policy_; }
 
  private:
-  // The group-wide means after adding a request, shared by every rank's score.
-  struct GroupMeans {
-    double tokens = 0;
-    double work = 0;
-    double running = 0;
-  };
-  GroupMeans means_after(const DpRequestInfo& request) const;
-  double score_with(const RankLoad& rank, const DpRequestInfo& request, const GroupMeans& means) const;
+  DpGroupMeans means_after(const DpRequestInfo& request) const;
+  double score_with(const RankLoad& rank, const DpRequestInfo& request, const DpGroupMeans& means) const;
   void check_rank(int rank, const char* what) const;
-
-  // Prefix memory: a ring of the last kPrefixMemory (key, rank) entries, in assignment order, and
-  // an open-addressing index (linear probing, at most half full) from key to ring slot. Both are
-  // sized once in the constructor, so assign() never allocates.
-  struct PrefixEntry {
-    uint64_t key = 0;  // 0: empty (0 is "no prefix" and never stored)
-    int rank = -1;
-  };
-  int find_slot(uint64_t key) const;  // index position holding key, or -1
-  void remember(uint64_t key, int rank);
-  void forget(int hole);  // removes the entry at index position `hole`
 
   DpBalancePolicy policy_;
   std::vector<RankLoad> loads_;
-  std::vector<PrefixEntry> ring_;
-  int ring_next_ = 0;            // ring slot the next key goes to (the oldest entry)
-  std::vector<int32_t> index_;   // ring slot per position, -1 when free
+  PrefixMemory prefix_{kPrefixMemory};  // prefix_key -> the rank it was last assigned to
 };
 
 }  // namespace dsinfer::parallel
