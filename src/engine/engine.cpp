@@ -77,6 +77,8 @@ void Engine::start() {
   runner_ = std::make_unique<Runner>(*model_, pool_->view(), options_.max_batch_tokens,
                                      options_.max_running + kMaxChoices - 1);
   sampler_ = std::make_unique<Sampler>(vocab_);
+  exporter_ = std::make_unique<ExportObserver>(step_);
+  exporter_->set_cache(pool_->view());
   step_.chunks.reserve(size_t(options_.max_running + kMaxChoices));
   failed_.reserve(step_.chunks.capacity());
   touched_.reserve(step_.chunks.capacity());
@@ -170,7 +172,27 @@ std::shared_ptr<RequestStream> Engine::submit(std::vector<int32_t> prompt, const
   return submit(validate_request(limits(), std::move(prompt), params));
 }
 
-std::shared_ptr<RequestStream> Engine::submit(ValidatedRequest request) {
+std::shared_ptr<RequestStream> Engine::submit(ValidatedRequest request) { return submit(std::move(request), nullptr); }
+
+std::shared_ptr<RequestStream> Engine::submit(ValidatedRequest request, std::shared_ptr<KvExport> export_to) {
+  return enqueue(std::move(request), std::move(export_to), nullptr);
+}
+
+std::shared_ptr<RequestStream> Engine::submit_import(ValidatedRequest request, std::shared_ptr<KvImport> import) {
+  check(import != nullptr, "submit_import needs a KvImport");
+  check(!grouped(), "a decode instance is a single process for now (docs/serving.md)");
+  import->set_on_change([this] {
+    {
+      std::lock_guard lock(mu_);
+      imports_changed_ = true;
+    }
+    wake_.notify_all();
+  });
+  return enqueue(std::move(request), nullptr, std::move(import));
+}
+
+std::shared_ptr<RequestStream> Engine::enqueue(ValidatedRequest request, std::shared_ptr<KvExport> export_to,
+                                               std::shared_ptr<KvImport> import) {
   const SamplingParams& params = request.params();
   auto stream = std::make_shared<RequestStream>(int(params.n));
   stream->id = next_id_++;
@@ -179,7 +201,8 @@ std::shared_ptr<RequestStream> Engine::submit(ValidatedRequest request) {
     if (!accepting_ || stop_) throw QueueFull("the server is shutting down");
     if (int64_t(incoming_.size()) + waiting_.load() >= options_.max_queued)
       throw QueueFull(str("the queue is full (", options_.max_queued, " requests waiting); retry shortly"));
-    incoming_.push_back({std::move(request).take_prompt(), params, stream, now_seconds()});
+    incoming_.push_back(
+        {std::move(request).take_prompt(), params, stream, now_seconds(), std::move(export_to), std::move(import)});
     ++in_flight_;
   }
   wake_.notify_all();
@@ -223,6 +246,8 @@ void Engine::publish_gauges() {
   metrics_.kv_blocks_used = b.used;
   metrics_.kv_blocks_cached = b.cached;
   metrics_.kv_blocks_free = b.free;
+  prefill_load(metrics_.prefill_tokens, metrics_.attention_work);
+  metrics_.importing = int64_t(importing_.size());
   if (!metrics_.ranks.empty()) {  // rank 0 of a group: the group's sums (per rank in `ranks`)
     metrics_.running = metrics_.waiting = metrics_.kv_blocks_used = metrics_.kv_blocks_total = 0;
     for (const RankGauges& g : metrics_.ranks) {
@@ -234,6 +259,18 @@ void Engine::publish_gauges() {
   }
   metrics_.prefix_evictions = uint64_t(b.evictions);
   metrics_.preemptions = uint64_t(scheduler_->total_preemptions());
+}
+
+void Engine::prefill_load(int64_t& tokens, double& work) const {
+  tokens = 0;
+  work = 0;
+  for (const auto& [id, req] : requests_)
+    for (const auto& s : req->seqs) {
+      if (s->state == SeqState::kFinished || req->import_from) continue;
+      const int64_t left = std::max<int64_t>(0, s->num_prompt - s->computed);
+      tokens += left;
+      work += double(left) * double(left);
+    }
 }
 
 void Engine::wait_stopped() {
@@ -265,8 +302,9 @@ void Engine::loop() {
     {
       std::unique_lock lock(mu_);
       // Sleep only when there is nothing to run; a cancel or a new request wakes us.
-      if (scheduler_->idle() && incoming_.empty() && !stop_ && !abort_all_)
+      if (scheduler_->idle() && incoming_.empty() && !stop_ && !abort_all_ && !imports_changed_)
         wake_.wait_for(lock, std::chrono::milliseconds(50));
+      imports_changed_ = false;
       incoming.swap(incoming_);
       abort_everything = std::exchange(abort_all_, false);
       stopping = stop_;
@@ -276,7 +314,8 @@ void Engine::loop() {
     for (auto& [id, r] : requests_)
       if (abort_everything || stopping || r->stream->cancelled) gone.push_back(r.get());
     for (Request* r : gone) abort(*r);
-    waiting_ = int64_t(scheduler_->num_waiting());
+    if (!importing_.empty()) poll_imports(now_seconds());
+    waiting_ = int64_t(scheduler_->num_waiting() + importing_.size());
     if (stopping) break;
     if (scheduler_->idle()) {
       publish_gauges();
@@ -317,9 +356,16 @@ void Engine::accept(Incoming in) {
   r->arrival = in.arrival;
   r->stops = std::make_shared<const StopSet>(r->params.stop);
   r->base_seed = r->params.seed ? *r->params.seed : std::random_device{}() * 0x100000001ull + r->id;
+  r->export_to = std::move(in.export_to);
+  r->import_from = std::move(in.import_from);
   r->seqs.push_back(make_sequence(*r, 0));
   Sequence* first = r->seqs[0].get();
+  Request& req = *r;
   requests_.emplace(r->id, std::move(r));
+  if (req.import_from) {
+    if (reserve_import(req)) importing_.push_back(&req);
+    return;
+  }
   scheduler_->add(first);  // last: if anything above throws, the scheduler never saw the request
 }
 
@@ -341,6 +387,10 @@ std::unique_ptr<Sequence> Engine::make_sequence(Request& r, int index) {
 }
 
 void Engine::abort(Request& r) {
+  if (r.import_from) {
+    importing_.erase(std::remove(importing_.begin(), importing_.end(), &r), importing_.end());
+    r.import_from->fail("the request ended before its KV arrived");  // no-op once ready
+  }
   for (auto& s : r.seqs) {
     if (s->state == SeqState::kFinished) continue;
     scheduler_->remove(s.get());
@@ -387,6 +437,11 @@ void Engine::step() {
     Request& r = *c.seq->request;
     if (c.seq->index == 0 && r.cached_tokens < 0) r.cached_tokens = c.seq->computed;  // the prefix hit
   }
+  // A prefill instance's prompts leave layer by layer, while the later layers compute.
+  bool exporting = false;
+  for (const ScheduledChunk& c : step_.chunks)
+    exporting |= c.seq->request->export_to != nullptr && c.seq->computed < c.seq->num_prompt;
+  model_->set_layer_observer(exporting ? exporter_.get() : nullptr);
   // run
   runner_->run(step_);
   // postprocess
@@ -449,6 +504,73 @@ void Engine::postprocess(double now) {
   for (Request* r : touched_) finish_request_if_done(*r);
 }
 
+void Engine::ExportObserver::on_layer_cached(int64_t layer) {
+  for (const ScheduledChunk& c : step_.chunks) {
+    const Sequence& seq = *c.seq;
+    if (!seq.request->export_to || seq.index != 0 || seq.computed >= seq.num_prompt) continue;
+    const int64_t rows = std::min(seq.computed + c.num_tokens, seq.num_prompt);
+    seq.request->export_to->layer_written(layer, cache_.layer(layer), seq.blocks.data(), rows);
+  }
+}
+
+bool Engine::reserve_import(Request& r) {
+  Sequence& seq = *r.seqs[0];
+  const int64_t need = blocks_->blocks_for(seq.num_prompt);
+  if (!blocks_->allocate(need, seq.blocks)) {
+    const std::string why = str("no room in the KV cache for the prompt (", need, " blocks; ", blocks_->available(),
+                                " available)");
+    r.import_from->fail(why);
+    r.stream->finish(why);
+    abort(r);
+    return false;
+  }
+  r.import_from->reserved(pool_->view(), seq.blocks);
+  return true;
+}
+
+void Engine::poll_imports(double now) {
+  for (size_t i = 0; i < importing_.size();) {
+    Request& r = *importing_[i];
+    KvImport& im = *r.import_from;
+    if (im.state() == KvImport::State::kReserved && now > im.deadline())
+      im.fail("the prompt's KV did not arrive before the transfer deadline (--kv-transfer-timeout)");
+    const KvImport::State st = im.state();
+    if (st != KvImport::State::kReady && st != KvImport::State::kFailed) {
+      ++i;
+      continue;
+    }
+    importing_.erase(importing_.begin() + long(i));
+    if (st == KvImport::State::kReady) {
+      start_import(r, now);
+    } else {
+      log_warn("request ", r.id, " failed: ", im.error());
+      r.stream->finish(im.error());
+      abort(r);
+    }
+  }
+}
+
+// The prompt's KV is in the reserved blocks. Usually the prefill side's first token continues it
+// at once; a request that needs the last prompt position's logits here (n > 1 choices fork from
+// them, or a tool that returns logits) recomputes that one position instead, which gives the same
+// bits as the prefill side would (a prompt's logits do not depend on where it was cut).
+void Engine::start_import(Request& r, double now) {
+  Sequence& seq = *r.seqs[0];
+  const FirstToken first = r.import_from->first();
+  r.cached_tokens = first.cached_tokens;
+  const bool recompute_last = r.params.n > 1 || r.params.return_logits || !r.params.forced_tokens.empty();
+  seq.computed = recompute_last ? seq.num_prompt - 1 : seq.num_prompt;
+  blocks_->commit(seq.tokens.data(), seq.computed, seq.blocks);
+  if (!recompute_last) {
+    seq.rng = first.rng;
+    take_token(seq, first.id, first.logprob ? &*first.logprob : nullptr, now);
+  }
+  if (seq.state == SeqState::kFinished)
+    finish_request_if_done(r);
+  else
+    scheduler_->add(&seq);
+}
+
 void Engine::fork_choices(Request& r, const float* logits, double now) {
   r.forked = true;
   const Sequence& parent = *r.seqs[0];
@@ -495,6 +617,17 @@ void Engine::process_token(Sequence& seq, const float* logits, int64_t rows, dou
   } else {
     id = sampler_->sample(logits, ctx, &lp_);
   }
+  if (r.export_to && seq.index == 0 && generated == 0) {
+    FirstToken first{id, seq.rng, std::nullopt, std::max<int64_t>(0, r.cached_tokens)};
+    if (p.logprobs >= 0) first.logprob = lp_;
+    r.export_to->prefill_done(first);
+  }
+  take_token(seq, id, p.logprobs >= 0 ? &lp_ : nullptr, now);
+}
+
+void Engine::take_token(Sequence& seq, int32_t id, const TokenLogprob* lp, double now) {
+  Request& r = *seq.request;
+  const SamplingParams& p = r.params;
   seq.tokens.push_back(id);
 
   if (!r.first_token_seen) {
@@ -535,7 +668,7 @@ void Engine::process_token(Sequence& seq, const float* logits, int64_t rows, dou
     else
       seq.stop.flush(text_);
   }
-  r.stream->push_token(seq.index, id, text_, p.logprobs >= 0 ? &lp_ : nullptr, reason);
+  r.stream->push_token(seq.index, id, text_, lp, reason);
   if (reason != FinishReason::kNone) finish_sequence(seq, reason);
 }
 

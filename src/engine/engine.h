@@ -69,6 +69,14 @@ class Engine {
 
   // Queues a request validated against limits() (throws QueueFull when the queue is full).
   std::shared_ptr<RequestStream> submit(ValidatedRequest request);
+  // A prefill instance's request (prefill/decode disaggregation, engine/kv_transfer.h): as
+  // submit(), and every layer's KV rows of the prompt and the first token go to `export_to`.
+  std::shared_ptr<RequestStream> submit(ValidatedRequest request, std::shared_ptr<KvExport> export_to);
+  // A decode instance's request: reserves KV blocks for the prompt (import->wait_reserved() says
+  // whether it could), then waits for the prompt's KV and first token to arrive through `import`
+  // (until import->deadline(): then it fails) and decodes from there. The stream carries the
+  // request's output as for submit(): the first token first.
+  std::shared_ptr<RequestStream> submit_import(ValidatedRequest request, std::shared_ptr<KvImport> import);
   // Validates here (InvalidRequest for a bad request), then submits: for callers that have no
   // boundary of their own (the command-line tools, tests).
   std::shared_ptr<RequestStream> submit(std::vector<int32_t> prompt, const SamplingParams& params);
@@ -106,6 +114,19 @@ class Engine {
     SamplingParams params;
     std::shared_ptr<RequestStream> stream;
     double arrival;
+    std::shared_ptr<KvExport> export_to = {};
+    std::shared_ptr<KvImport> import_from = {};
+  };
+  // Tells the exports of the step's requests that a layer's rows are in the cache.
+  class ExportObserver : public model::LayerObserver {
+   public:
+    explicit ExportObserver(const SchedulerOutput& step) : step_(step) {}
+    void set_cache(const kernels::KvCacheView& cache) { cache_ = cache; }
+    void on_layer_cached(int64_t layer) override;
+
+   private:
+    const SchedulerOutput& step_;
+    kernels::KvCacheView cache_;
   };
 
   std::unique_ptr<model::DeepSeekModel> model_;
@@ -129,6 +150,7 @@ class Engine {
   std::atomic<bool> accepting_{true};
   std::atomic<int64_t> in_flight_{0}, waiting_{0};
   std::atomic<uint64_t> next_id_{1};
+  bool imports_changed_ = false;  // a KvImport changed state: the step thread looks (under mu_)
   mutable std::mutex metrics_mu_;
   EngineMetrics metrics_;
 
@@ -138,9 +160,13 @@ class Engine {
   SchedulerOutput step_;
   std::vector<Request*> failed_, touched_;  // postprocess()'s lists, reused
   std::string piece_, text_;                // process_token's text buffers, reused
+  std::vector<Request*> importing_;         // decode instance: requests waiting for their KV
+  std::unique_ptr<ExportObserver> exporter_;
   TokenLogprob lp_;
   std::thread thread_;
 
+  std::shared_ptr<RequestStream> enqueue(ValidatedRequest request, std::shared_ptr<KvExport> export_to,
+                                         std::shared_ptr<KvImport> import);
   void loop();
   bool grouped() const { return group_ && group_->size() > 1; }
 
@@ -184,6 +210,13 @@ class Engine {
   // Samples (or takes the forced) next token of seq from its logits row and reports it with
   // `rows` logits rows ending at that row when the request returns logits.
   void process_token(Sequence& seq, const float* logits, int64_t rows, double now);
+  // The chosen token joins the sequence: text, stops, length, the stream (lp: its logprobs).
+  void take_token(Sequence& seq, int32_t id, const TokenLogprob* lp, double now);
+  // Decode instance: reserve blocks for an imported request; start the ones whose KV arrived,
+  // fail the ones that failed or timed out.
+  bool reserve_import(Request& r);
+  void poll_imports(double now);
+  void start_import(Request& r, double now);
   void report_logits(Sequence& seq, const float* first_row, int64_t rows, ChoiceUpdate& u) const;
   void fork_choices(Request& r, const float* logits, double now);
   void decode_piece(Sequence& seq, int32_t id, std::string& out);
@@ -193,6 +226,8 @@ class Engine {
   static Usage usage_of(const Request& r);
   std::unique_ptr<Sequence> make_sequence(Request& r, int index);
   void publish_gauges();
+  // Prompt tokens still to prefill over the requests here, and the sum of their squares.
+  void prefill_load(int64_t& tokens, double& work) const;
 };
 
 }  // namespace dsinfer::engine

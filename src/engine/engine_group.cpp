@@ -154,13 +154,8 @@ bool Engine::exchange_status() {
   RankGauges& g = mine.gauges;
   mine.has_work = !scheduler_->idle();
   for (auto& [id, req] : requests_)
-    for (auto& s : req->seqs) {
-      if (s->state == SeqState::kFinished) continue;
-      ++g.running;
-      const int64_t left = std::max<int64_t>(0, s->num_prompt - s->computed);
-      g.prefill_tokens += left;
-      mine.attention_work += double(left) * double(left);
-    }
+    for (auto& s : req->seqs) g.running += s->state != SeqState::kFinished;
+  prefill_load(g.prefill_tokens, mine.attention_work);
   g.waiting = int64_t(scheduler_->num_waiting());
   g.kv_blocks_used = blocks_->stats().used;
   g.kv_blocks_total = pool_->num_blocks();

@@ -48,6 +48,11 @@ struct EngineMetrics {
   // Gauges.
   int64_t running = 0, waiting = 0;
   int64_t kv_blocks_total = 0, kv_blocks_used = 0, kv_blocks_cached = 0, kv_blocks_free = 0;
+  // The prefill balancer's inputs: prompt tokens still to prefill, and the sum of their squares
+  // per request (core-attention work); requests waiting for their KV from a prefill instance.
+  int64_t prefill_tokens = 0;
+  double attention_work = 0;
+  int64_t importing = 0;
   // Histograms (seconds, tokens).
   Histogram ttft{{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};
   Histogram itl{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}};

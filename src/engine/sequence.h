@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/kv_transfer.h"
 #include "engine/request.h"
 #include "engine/stop_matcher.h"
 #include "tokenizer/streaming_detokenizer.h"
@@ -55,6 +56,10 @@ struct Request {
   bool forked = false;
   bool first_token_seen = false;
   std::string error;  // set when handling this request threw: it ends with this error
+  // Prefill/decode disaggregation (engine/kv_transfer.h): where a prefill instance sends the
+  // prompt's KV, or what a decode instance waits for before it runs the request.
+  std::shared_ptr<KvExport> export_to;
+  std::shared_ptr<KvImport> import_from;
 };
 
 }  // namespace dsinfer::engine

@@ -195,6 +195,7 @@ void DeepSeekModel::run_layers(const Batch& batch, const KvCacheView& cache, Moe
   const int64_t T = int64_t(batch.tokens.size());
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
     attention_stage(l, batch, 0, cache, 0, ex);
+    if (layer_observer_) layer_observer_->on_layer_cached(l);
     ffn_stage(l, 0, T, 0, ex, /*shared_first=*/true);
     ffn_finish(l, 0, T, 0, ex);
   }
@@ -218,6 +219,7 @@ void DeepSeekModel::run_layers_overlapped(const KvCacheView& cache, MoeExecutor&
       attention_stage(l, mb.part[m], mb.first_token[m], cache, m, ex);
       ex.progress();
     }
+    if (layer_observer_) layer_observer_->on_layer_cached(l);
     for (int m = 0; m < 2; ++m) {
       ffn_stage(l, mb.first_token[m], mb.num_tokens[m], m, ex, /*shared_first=*/false);
       ex.progress();

@@ -25,6 +25,15 @@
 
 namespace dsinfer::model {
 
+// Told, during a forward, each time a layer's latent KV rows of the whole step are in the cache
+// (after that layer's attention, both micro-batches'): a prefill instance sends them on while the
+// later layers compute (engine/kv_transfer.h). Must be cheap and must not block.
+class LayerObserver {
+ public:
+  virtual ~LayerObserver() = default;
+  virtual void on_layer_cached(int64_t layer) = 0;
+};
+
 struct ModelOptions {
   Precision precision = Precision::kDefault;
   // FlashMLA's FP8 latent cache (e4m3 latent with a scale per 128 channels, rope kept bf16):
@@ -75,6 +84,7 @@ class DeepSeekModel {
   void set_attention_mode(AttentionMode m) { options_.attention = m; }
   void set_micro_batches(int n);
   void set_observer(RoutingObserver* o) { options_.observer = o; }
+  void set_layer_observer(LayerObserver* o) { layer_observer_ = o; }
   RoutingObserver* observer() const { return options_.observer; }
   // DSINFER_DUMP on or off (the engine's warm-up steps are not dumped); on by default.
   void set_dumping(bool on) { dump_.set_active(on); }
@@ -114,6 +124,7 @@ class DeepSeekModel {
   std::vector<std::unique_ptr<MoeLayer>> moe_;  // null for dense layers
   std::vector<PackedMlp> dense_;               // per layer; empty for MoE layers
   kernels::PackedMatrix lm_head_;
+  LayerObserver* layer_observer_ = nullptr;
   Dump dump_;  // DSINFER_DUMP: named intermediates (model/dump.h)
   // Step buffers, grown to the largest step seen (the engine's warm-up) and reused.
   std::vector<float> x_, h_, branch_, cos_, sin_, final_, scratch_;
