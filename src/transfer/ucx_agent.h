@@ -66,6 +66,8 @@ class UcxAgent {
   // Every message that arrives, any tag, whole, goes to this callback on the agent thread, in the
   // order the messages arrived (a large message holds back those behind it until it is complete).
   // Set it before peers send: messages arriving with no receiver set are dropped (counted).
+  // To keep the bytes past the callback, move the vector out: a vector left in place is reused
+  // for a later message, so pointers into it must not outlive the call.
   using Receiver = std::function<void(uint64_t tag, std::vector<uint8_t>&& message)>;
   void set_receiver(Receiver r);
 
