@@ -26,5 +26,12 @@ dsinfer_layer(parallel DEPS dsinfer_model MPI::MPI_C)
 # mpi.h in C++ would drag in MPI's removed C++ bindings (and their library): the C API only.
 target_compile_definitions(dsinfer_parallel PUBLIC OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1)
 dsinfer_layer(engine DEPS dsinfer_model dsinfer_tokenizer dsinfer_cache dsinfer_parallel)
-dsinfer_layer(serve DEPS dsinfer_engine ZLIB::ZLIB)
-set(DSINFER_APP_LIBS dsinfer_serve dsinfer_plan)
+# UCX (Debian's libucx): the KV transfer between prefill and decode instances (transfer/ucx_agent.h,
+# docs/serving.md): shared memory or TCP on one machine, RDMA on a cluster, chosen by UCX.
+pkg_check_modules(UCX REQUIRED IMPORTED_TARGET ucx)
+dsinfer_layer(transfer DEPS dsinfer_base PkgConfig::UCX)
+dsinfer_layer(serve DEPS dsinfer_engine dsinfer_transfer ZLIB::ZLIB)
+# The prefill/decode router: the API in front of prefill and decode instances (cpp-httplib is its
+# client of the instances; its own server is serve/http_server.h).
+dsinfer_layer(router DEPS dsinfer_serve PkgConfig::HTTPLIB)
+set(DSINFER_APP_LIBS dsinfer_router dsinfer_plan)

@@ -10,6 +10,7 @@ packages=(
   python3 python3-numpy python3-torch python3-jinja2
   gnuplot-nox
   libopenmpi-dev openmpi-bin  # expert parallelism: mpirun launches the ranks (docs/parallel.md)
+  libucx-dev  # KV transfer between prefill and decode instances (docs/serving.md)
   time  # /usr/bin/time -v: peak RSS figures in docs/benchmarks.md
   clang libclang-rt-14-dev llvm  # libFuzzer targets (make test-fuzz): clang, its libFuzzer, llvm-symbolizer
 )

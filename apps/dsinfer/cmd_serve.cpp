@@ -27,6 +27,7 @@
 #include "serve/server.h"
 #include "serve_accounting.h"
 #include "tokenizer/tokenizer.h"
+#include "transfer/ucx_agent.h"
 
 namespace dsinfer::app {
 namespace {
@@ -67,6 +68,14 @@ int run(Args& args) {
   so.http.body_timeout_s = args.get_double("body-timeout", so.http.body_timeout_s, 0, 3600, true);
   so.http.idle_timeout_s = args.get_double("keep-alive-timeout", so.http.idle_timeout_s, 0, 3600, true);
   so.drain_timeout_s = args.get_double("drain-timeout", so.drain_timeout_s, 0, 86400);
+  const std::string role = args.get_or("role", "both");
+  if (role == "prefill")
+    so.role = serve::PdRole::kPrefill;
+  else if (role == "decode")
+    so.role = serve::PdRole::kDecode;
+  else
+    check(role == "both", "--role must be prefill, decode or both, got '", role, "'");
+  so.kv_transfer_timeout_s = args.get_double("kv-transfer-timeout", so.kv_transfer_timeout_s, 0.1, 3600);
   model::ModelOptions mo = model_options(args);
   const GroupFlags group_flags_ = group_flags(args, mo);
   AccountingConfig ac;
@@ -105,6 +114,13 @@ int run(Args& args) {
     pthread_sigmask(SIG_UNBLOCK, &sigs, nullptr);  // a signal here (mpirun ending the job) ends it
     return serve_rank(eng);
   }
+  // Disaggregated roles move KV over UCX (docs/serving.md). In an expert-parallel group rank 0
+  // holds the endpoint and runs the disaggregated requests (engine.h).
+  std::unique_ptr<transfer::UcxAgent> agent;
+  if (so.role != serve::PdRole::kBoth) {
+    agent = std::make_unique<transfer::UcxAgent>(str("dsinfer-", role));
+    so.kv_agent = agent.get();
+  }
   LiveAccounting accounting(ac, now_seconds());
   serve::Server server(eng, so, accounting.hooks());
   int port = server.bind();
@@ -113,6 +129,9 @@ int run(Args& args) {
               so.http.host.c_str(), port);
   std::printf("dsinfer serve: kernel path %s (DSINFER_ISA chooses; dsinfer --version lists this CPU's paths)\n",
               kernels::isa_name(kernels::active_isa()));
+  if (so.role != serve::PdRole::kBoth)
+    std::printf("dsinfer serve: role %s (for a router: docs/serving.md), KV transfer timeout %g s\n", role.c_str(),
+                so.kv_transfer_timeout_s);
   if (rank.size() > 1)
     std::printf("dsinfer serve: expert-parallel group of %d ranks (DP attention: each request runs on one rank)\n",
                 rank.size());
@@ -148,6 +167,7 @@ int run(Args& args) {
   watcher.join();
   if (drainer.joinable()) drainer.join();
   eng.shutdown();
+  agent.reset();  // before the server: the agent's thread calls into the server's KV receiver
   check(eng.group_failure().empty(), eng.group_failure());
   std::printf("dsinfer serve: stopped\n");
   std::fflush(stdout);
@@ -160,6 +180,7 @@ const Registration reg({"serve", "OpenAI/DeepSeek-compatible HTTP server with co
                         "       [--max-queued-requests 256] [--max-model-len N] [--no-prefix-cache]\n"
                         "       [--max-body-mb 8] [--http-threads 2] [--max-connections 1024] [--header-timeout 10]\n"
                         "       [--body-timeout 30] [--keep-alive-timeout 5] [--drain-timeout 30] [--precision default|fp32]\n"
+                        "       [--role both|prefill|decode] [--kv-transfer-timeout 30]   (disaggregated serving behind `dsinfer router`)\n"
                         "       [--kv-cache-dtype bf16|fp8]   (fp8: FlashMLA's FP8 latent rows, ~1.76x the tokens per GB) [--no-weight-check]\n"
                         "       [--price-input-cache-hit 0.14] [--price-input-cache-miss 0.55] [--price-output 2.19]\n"
                         "       (USD per million tokens) [--gpu-hour-usd 2] [--gpus 1]   (GET /v1/accounting, /metrics)\n" GROUP_FLAGS_USAGE,

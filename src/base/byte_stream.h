@@ -71,6 +71,7 @@ class ByteReader {
     return v;
   }
   bool done() const { return p_ == end_; }
+  size_t remaining() const { return size_t(end_ - p_); }
 
  private:
   const uint8_t* p_;

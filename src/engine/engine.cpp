@@ -180,7 +180,7 @@ std::shared_ptr<RequestStream> Engine::submit(ValidatedRequest request, std::sha
 
 std::shared_ptr<RequestStream> Engine::submit_import(ValidatedRequest request, std::shared_ptr<KvImport> import) {
   check(import != nullptr, "submit_import needs a KvImport");
-  check(!grouped(), "a decode instance is a single process for now (docs/serving.md)");
+  check(!grouped() || group_->is_root(), "requests are submitted on rank 0");
   import->set_on_change([this] {
     {
       std::lock_guard lock(mu_);

@@ -71,6 +71,8 @@ class Engine {
   std::shared_ptr<RequestStream> submit(ValidatedRequest request);
   // A prefill instance's request (prefill/decode disaggregation, engine/kv_transfer.h): as
   // submit(), and every layer's KV rows of the prompt and the first token go to `export_to`.
+  // In a data-parallel group these requests (and submit_import's) run on rank 0, whose process
+  // holds the transfer endpoint; the group's experts serve them as any other.
   std::shared_ptr<RequestStream> submit(ValidatedRequest request, std::shared_ptr<KvExport> export_to);
   // A decode instance's request: reserves KV blocks for the prompt (import->wait_reserved() says
   // whether it could), then waits for the prompt's KV and first token to arrive through `import`

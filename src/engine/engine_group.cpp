@@ -49,14 +49,16 @@ void Engine::group_loop() {
     {
       std::unique_lock lock(mu_);
       // Rank 0 sleeps only while the whole group is idle (the others wait in the broadcast).
-      if (root && group_idle && incoming_.empty() && !stop_ && !abort_all_)
+      if (root && group_idle && incoming_.empty() && !stop_ && !abort_all_ && !imports_changed_)
         wake_.wait_for(lock, std::chrono::milliseconds(50));
+      imports_changed_ = false;
       incoming.swap(incoming_);
       abort_everything = std::exchange(abort_all_, false);
       stopping = stop_;
     }
     try {
       if (!exchange_control(incoming, abort_everything, stopping)) break;
+      if (!importing_.empty()) poll_imports(now_seconds());  // rank 0's: before its status counts them
       group_idle = !exchange_status();
       if (!group_idle) step();
       exchange_updates();
@@ -93,7 +95,10 @@ bool Engine::exchange_control(std::vector<Incoming>& incoming, bool abort_everyt
     // Each new request to the rank the balancers choose; rank 0's own are accepted here.
     std::vector<size_t> others;
     for (size_t i = 0; i < incoming.size(); ++i) {
-      const int rank = balancer_->assign({int64_t(incoming[i].prompt.size()), prefix_key_of(incoming[i].prompt)});
+      // A disaggregated request's KV travels through rank 0's transfer endpoint, so rank 0 runs it.
+      const bool transfers = incoming[i].export_to || incoming[i].import_from;
+      const int rank = transfers ? 0
+                                 : balancer_->assign({int64_t(incoming[i].prompt.size()), prefix_key_of(incoming[i].prompt)});
       if (rank == 0) {
         admit(std::move(incoming[i]));
         continue;

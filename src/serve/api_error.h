@@ -5,6 +5,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "serve/http_server.h"
 
 namespace dsinfer::serve {
 
@@ -20,5 +21,10 @@ class ApiError : public Error {
 // The JSON body for an error reply.
 std::string error_body(int status, const std::string& message, const std::string& type, const std::string& param = {},
                        const std::string& code = {});
+
+// Replies: a JSON body with a status, and an error in the shape above.
+http::Response json_response(int status, std::string body);
+http::Response error_response(int status, const std::string& message, const std::string& type,
+                              const std::string& param = {}, const std::string& code = {});
 
 }  // namespace dsinfer::serve

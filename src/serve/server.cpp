@@ -13,6 +13,18 @@ namespace dsinfer::serve {
 
 using nlohmann::json;
 
+http::Response json_response(int status, std::string body) {
+  http::Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+http::Response error_response(int status, const std::string& message, const std::string& type,
+                              const std::string& param, const std::string& code) {
+  return json_response(status, error_body(status, message, type, param, code));
+}
+
 namespace {
 
 std::string known_path(const std::string& p) {
@@ -40,18 +52,6 @@ const char* code_for(int status) {
   }
 }
 
-http::Response json_response(int status, std::string body) {
-  http::Response r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
-}
-
-http::Response error_response(int status, const std::string& message, const std::string& type,
-                              const std::string& param = {}, const std::string& code = {}) {
-  return json_response(status, error_body(status, message, type, param, code));
-}
-
 }  // namespace
 
 // One request between the engine and its client: the engine's listener schedules pump() on the
@@ -77,7 +77,7 @@ Server::Server(engine::Engine& engine, ServerOptions options, AccountingHooks ac
   routes();
 }
 
-Server::~Server() = default;
+Server::~Server() { stop_pd(); }
 
 void Server::count(const std::string& path, int status) {
   std::lock_guard lock(counters_mu_);
@@ -121,9 +121,11 @@ void Server::routes() {
     http::Response r;
     r.body = render_metrics(m, c, options_.model_names[0]);
     if (accounting_.metrics_text) r.body += accounting_.metrics_text(m);
+    r.body += pd_metrics_text();
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     reply.send(std::move(r));
   });
+  pd_routes();
   http_.route("GET", "/v1/accounting", [this](http::Request&, http::Reply reply) {
     if (!accounting_.report) {
       reply.send(error_response(404, "cost accounting is not configured on this server", "not_found_error"));
@@ -146,22 +148,29 @@ void Server::generate(Endpoint endpoint, const http::Request& req, const http::R
     pr = parse_request(endpoint, req.body, protocol_);
     if (reply.abandoned()) return;  // the client left while its prompt was being tokenized
     stream = engine_.submit(*pr.request);  // validated by parse_request: queued as it is
-  } catch (const ApiError& e) {
-    reply.send(error_response(e.status, e.what(), e.type, e.param, e.code));
+  } catch (const Error& e) {
+    reply.send(refusal(e));
     return;
-  } catch (const engine::QueueFull& e) {
+  }
+  attach(pr, stream, reply);
+}
+
+http::Response Server::refusal(const Error& e) const {
+  if (auto* api = dynamic_cast<const ApiError*>(&e)) return error_response(api->status, e.what(), api->type, api->param, api->code);
+  if (dynamic_cast<const engine::QueueFull*>(&e)) {
     // Read once: a drain starting between reads would mix a 429 status with a 503 body.
     const bool accepting = engine_.accepting();
     auto r = error_response(accepting ? 429 : 503, e.what(), accepting ? "rate_limit_error" : "service_unavailable_error",
                             {}, accepting ? "rate_limit_exceeded" : "");
     r.headers.emplace_back("Retry-After", "1");
-    reply.send(std::move(r));
-    return;
-  } catch (const Error& e) {
-    // Anything else the request's content made the parser or tokenizer refuse.
-    reply.send(error_response(400, e.what(), "invalid_request_error"));
-    return;
+    return r;
   }
+  // Anything else the request's content made the parser or tokenizer refuse.
+  return error_response(400, e.what(), "invalid_request_error");
+}
+
+void Server::attach(const ParsedRequest& pr, const std::shared_ptr<engine::RequestStream>& stream,
+                    const http::Reply& reply) {
   auto p = std::make_shared<Pump>(pr, stream, reply);
   // Whoever leaves first: a client gone before the end cancels the request (streaming or not),
   // so no batch slot or KV block works for nobody.
