@@ -1,0 +1,90 @@
+// dsinfer router: the OpenAI/DeepSeek API in front of prefill and decode instances
+// (`dsinfer serve --role prefill|decode`), DeepSeek's disaggregated serving (router/router.h,
+// docs/serving.md). SIGTERM or SIGINT drains (new requests 503, in-flight ones finish, bounded by
+// --drain-timeout); a second signal exits at once.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <sstream>
+#include <thread>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "command.h"
+#include "router/router.h"
+
+namespace dsinfer::app {
+namespace {
+
+std::vector<std::string> split_urls(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+int run(Args& args) {
+  router::RouterOptions o;
+  o.prefill_urls = split_urls(args.require("prefill"));
+  o.decode_urls = split_urls(args.require("decode"));
+  o.http.host = args.get_or("host", o.http.host);
+  o.http.port = int(args.get_int("port", o.http.port, 0, 65535));
+  o.poll_interval_s = args.get_double("poll-interval", o.poll_interval_s, 0.01, 60);
+  o.upstream_timeout_s = args.get_double("upstream-timeout", o.upstream_timeout_s, 0.1, 86400);
+  o.max_prefill_attempts = int(args.get_int("max-prefill-attempts", o.max_prefill_attempts, 1, 100));
+  o.max_inflight = args.get_int("max-inflight", o.max_inflight, 1, 1 << 20);
+  o.drain_timeout_s = args.get_double("drain-timeout", o.drain_timeout_s, 0, 86400);
+  o.http.limits.max_body_bytes = size_t(args.get_double("max-body-mb", 8, 0.001, 4096) * (1 << 20));
+  args.finish();
+
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  router::Router r(o);
+  const int port = r.bind();
+  std::printf("dsinfer router: %zu prefill and %zu decode instances, listening on http://%s:%d\n", o.prefill_urls.size(),
+              o.decode_urls.size(), o.http.host.c_str(), port);
+  std::fflush(stdout);
+  std::atomic<bool> finished{false};
+  std::thread drainer;
+  std::thread watcher([&] {
+    timespec tick{0, 200 * 1000 * 1000};
+    bool draining = false;
+    while (!finished) {
+      const int sig = sigtimedwait(&sigs, nullptr, &tick);
+      if (sig != SIGTERM && sig != SIGINT) continue;
+      if (draining) {
+        std::fprintf(stderr, "dsinfer router: second signal %d: exiting now\n", sig);
+        std::_Exit(128 + sig);
+      }
+      draining = true;
+      log_info("signal ", sig, ": draining (a second signal exits at once)");
+      drainer = std::thread([&] { r.drain(); });
+    }
+  });
+  r.serve();
+  finished = true;
+  watcher.join();
+  if (drainer.joinable()) drainer.join();
+  std::printf("dsinfer router: stopped\n");
+  std::fflush(stdout);
+  return 0;
+}
+
+const Registration reg({"router", "the API in front of prefill and decode instances (disaggregated serving)",
+                        "--prefill URL[,URL...] --decode URL[,URL...] [--host 127.0.0.1] [--port 8000]\n"
+                        "       [--poll-interval 0.1] [--upstream-timeout 60] [--max-prefill-attempts 3]\n"
+                        "       [--max-inflight 1024] [--drain-timeout 30] [--max-body-mb 8]\n"
+                        "       (instances: dsinfer serve --role prefill|decode; docs/serving.md)",
+                        run});
+
+}  // namespace
+}  // namespace dsinfer::app

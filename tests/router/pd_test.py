@@ -1,0 +1,418 @@
+#!/usr/bin/python3
+"""Disaggregated serving end to end on loopback: `dsinfer router` in front of `dsinfer serve --role
+prefill` and `--role decode` instances on a tiny-v3 model, against `serve --role both`.
+
+    pd_test.py DSINFER_BIN WORKDIR --part tokens|faults|group [--mpiexec mpirun]
+
+tokens: router + 1 prefill + 1 decode, and router + 2 + 2, give 32 concurrent clients (streaming and
+        not, chat and completions, greedy, seeded sampling with n = 2, logprobs) exactly the tokens,
+        text and usage `serve --role both` gives; bad requests get serve's own errors; with 2 + 2
+        every instance gets work.
+faults: a prefill instance that dies mid-transfer is retried on another; a corrupted block is an
+        error (never wrong tokens) and counted; a stalled transfer ends in a bounded time with an
+        error and frees the decode side's blocks; a decode instance killed mid-stream gives the
+        client an error event and [DONE]; restarted, it rejoins; a router killed mid-stream loses
+        only that stream (the instances free its KV) and a new router serves at once.
+group:  the prefill and the decode instance are each an expert-parallel group (mpirun -np 2):
+        the same output again.
+Every process is started here and killed at the end; every wait is bounded.
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+procs = []
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+    return cond
+
+
+def start(bin_, args, env=None, port=0):
+    cmd = [bin_] + args + ["--host", "127.0.0.1", "--port", str(port)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env=dict(os.environ, **(env or {})))
+    procs.append(p)
+    deadline = time.time() + 60
+    out = ""
+    while time.time() < deadline:
+        line = p.stdout.readline()
+        if not line:
+            break
+        out += line
+        m = re.search(r"listening on (http://127\.0\.0\.1:(\d+))", line)
+        if m:
+            threading.Thread(target=lambda: [None for _ in p.stdout], daemon=True).start()  # keep draining
+            p.url, p.port = m.group(1), int(m.group(2))
+            return p
+    raise RuntimeError(f"{' '.join(cmd)} did not start: {out}")
+
+
+def serve(bin_, model, role, extra=(), env=None, port=0):
+    return start(bin_, ["serve", "--model", model, "--served-model-name", "tiny", "--role", role,
+                        "--kv-cache-gb", "0.05", "--max-batch-tokens", "256"] + list(extra), env, port)
+
+
+def router(bin_, prefill, decode, port=0):
+    r = start(bin_, ["router", "--prefill", ",".join(p.url for p in prefill),
+                     "--decode", ",".join(d.url for d in decode), "--poll-interval", "0.05"], port=port)
+    wait_for(lambda: get(r.url + "/health")[0] == 200, 10, "router healthy")
+    return r
+
+
+def get(url, timeout=10):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError as e:
+        return 0, str(e)
+
+
+def post(url, body, timeout=60):
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    req = urllib.request.Request(url, data=data.encode() if isinstance(data, str) else data,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def stream(url, path, body, on_event=None, timeout=60):
+    """Streams one request; returns (status, events as parsed JSON or the string '[DONE]')."""
+    host, port = url[len("http://"):].split(":")
+    c = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    c.request("POST", path, json.dumps(dict(body, stream=True)), {"Content-Type": "application/json"})
+    r = c.getresponse()
+    events, buf = [], b""
+    if r.status != 200:
+        return r.status, [r.read().decode()]
+    try:
+        while True:
+            chunk = r.read1(65536)
+            if not chunk:
+                break
+            buf += chunk
+            while b"\n\n" in buf:
+                ev, buf = buf.split(b"\n\n", 1)
+                ev = ev.decode()
+                if not ev.startswith("data: "):
+                    continue
+                payload = ev[6:]
+                events.append("[DONE]" if payload == "[DONE]" else json.loads(payload))
+                if on_event:
+                    on_event(events[-1])
+    except (OSError, http.client.HTTPException) as e:
+        events.append(f"connection error: {e}")
+    return r.status, events
+
+
+def metric(url, name, labels=""):
+    _, text = get(url + "/metrics")
+    m = re.search(r"^" + re.escape(name) + (r"\{" + labels + r"[^}]*\}" if labels else r"(?:\{[^}]*\})?") +
+                  r" (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def wait_for(cond, timeout, what):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return check(False, f"timed out ({timeout} s) waiting for {what}")
+
+
+def kv_used(inst):
+    _, text = get(inst.url + "/pd/status")
+    try:
+        return json.loads(text)["kv_blocks_used"]
+    except (ValueError, KeyError):
+        return None
+
+
+# --- the request mix ----------------------------------------------------------------------------
+
+def requests_mix():
+    story = "In a quiet village by the sea there lived an old fisherman who told stories every night. "
+    out = []
+    for i in range(32):
+        stream_ = i % 2 == 0
+        if i % 4 < 2:
+            body = {"model": "tiny", "prompt": f"Request {i}: " + story * (1 + i % 7), "max_tokens": 6 + i % 5,
+                    "temperature": 0, "ignore_eos": True, "return_token_ids": True}
+            path = "/v1/completions"
+        else:
+            body = {"model": "tiny", "messages": [{"role": "user", "content": f"Question {i}: " + story * (i % 5)}],
+                    "max_tokens": 5 + i % 4, "temperature": 0, "logprobs": True, "top_logprobs": 2,
+                    "return_token_ids": True}
+            path = "/v1/chat/completions"
+        if i % 8 == 7:  # sampled, seeded, several choices: the decode side recomputes the last position
+            body.update(temperature=0.9, seed=1000 + i, n=2)
+        if stream_:
+            body["stream_options"] = {"include_usage": True}
+        out.append((path, body, stream_))
+    return out
+
+
+def outcome(url, path, body, stream_):
+    """What a client sees, minus ids and timestamps: per choice the text, token ids, logprobs and
+    finish reason, plus usage."""
+    choices, usage = {}, None
+    if not stream_:
+        status, text = post(url + path, body)
+        if status != 200:
+            return {"status": status, "body": text}
+        j = json.loads(text)
+        for c in j["choices"]:
+            txt = c["message"]["content"] if "message" in c else c["text"]
+            lp = c.get("logprobs")
+            choices[c["index"]] = {"text": txt, "ids": c.get("token_ids"), "finish": c["finish_reason"],
+                                   "logprobs": json.dumps(lp, sort_keys=True)}
+        return {"status": 200, "choices": choices, "usage": j["usage"]}
+    status, events = stream(url, path, body)
+    if status != 200:
+        return {"status": status, "body": events}
+    for ev in events:
+        if ev == "[DONE]" or isinstance(ev, str):
+            continue
+        if ev.get("usage"):
+            usage = ev["usage"]
+        for c in ev.get("choices", []):
+            d = choices.setdefault(c["index"], {"text": "", "ids": [], "finish": None, "logprobs": []})
+            d["text"] += c.get("text") or (c.get("delta") or {}).get("content") or ""
+            d["ids"] += c.get("token_ids") or []
+            d["finish"] = c.get("finish_reason") or d["finish"]
+            if c.get("logprobs"):
+                d["logprobs"] += c["logprobs"].get("content") or c["logprobs"].get("tokens") or []
+    for d in choices.values():
+        d["logprobs"] = json.dumps(d["logprobs"], sort_keys=True)
+    return {"status": 200, "choices": choices, "usage": usage, "done": events[-1:] == ["[DONE]"]}
+
+
+def comparable(o):
+    """An outcome without its prefix-cache hit counts, which depend on what each instance served
+    before (checked for consistency instead)."""
+    o = json.loads(json.dumps(o))
+    u = o.get("usage")
+    if u:
+        check(u["prompt_cache_hit_tokens"] + u["prompt_cache_miss_tokens"] == u["prompt_tokens"] and
+              u["prompt_tokens_details"]["cached_tokens"] == u["prompt_cache_hit_tokens"], f"consistent usage {u}")
+        for k in ("prompt_cache_hit_tokens", "prompt_cache_miss_tokens", "prompt_tokens_details"):
+            u.pop(k)
+    return o
+
+
+def concurrently(fn, items):
+    results = [None] * len(items)
+
+    def run(i):
+        try:
+            results[i] = fn(*items[i])
+        except Exception as e:  # noqa: BLE001 — reported as a mismatch
+            results[i] = {"exception": repr(e)}
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(items))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results
+
+
+def part_tokens(bin_, model):
+    both = serve(bin_, model, "both")
+    d1, d2 = serve(bin_, model, "decode"), serve(bin_, model, "decode")
+    p1, p2 = serve(bin_, model, "prefill"), serve(bin_, model, "prefill")
+    mix = requests_mix()
+    want = [outcome(both.url, *m) for m in mix]  # one at a time: the reference
+    check(all(w["status"] == 200 for w in want), "the reference requests succeed")
+    for name, prefill, decode in (("1+1", [p1], [d1]), ("2+2", [p1, p2], [d1, d2])):
+        r = router(bin_, prefill, decode)
+        got = concurrently(lambda path, body, s: outcome(r.url, path, body, s), mix)
+        bad = [i for i in range(len(mix)) if comparable(got[i]) != comparable(want[i])]
+        for i in bad[:3]:
+            print(f"{name} request {i}: router {json.dumps(got[i])[:600]}\n  both   {json.dumps(want[i])[:600]}")
+        check(not bad, f"{name}: {len(bad)} of 32 concurrent clients got other output through the router than "
+                       f"from serve --role both")
+        check(all(g.get("done", True) for g in got), f"{name}: every stream ends with [DONE]")
+        # Bad requests: serve's own errors, word for word.
+        for path, body in (("/v1/completions", {"model": "tiny", "prompt": "x", "temperature": -1}),
+                           ("/v1/chat/completions", {"model": "nope", "messages": [{"role": "user", "content": "x"}]}),
+                           ("/v1/completions", "{broken json")):
+            a, b = post(r.url + path, body), post(both.url + path, body)
+            check(a == b, f"{name}: {path} {str(body)[:40]} -> router {a}, serve {b}")
+        if name == "2+2":
+            for inst in ("prefill", "decode"):
+                for u in (p.url for p in (prefill if inst == "prefill" else decode)):
+                    n = metric(r.url, "dsinfer_router_assigned_total", f'role="{inst}",url="{u}"')
+                    check(n and n > 0, f"2+2: the {inst} instance {u} got requests ({n})")
+        st, models = get(r.url + "/v1/models")
+        check(st == 200 and '"tiny"' in models, f"{name}: /v1/models through the router ({st})")
+        r.kill()
+        r.wait()
+    for inst in (d1, d2, p1, p2):
+        wait_for(lambda: kv_used(inst) == 0, 10, f"no KV blocks in use on {inst.url} after the run")
+
+
+def part_group(bin_, model, mpiexec):
+    env = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "DSINFER_THREADS": "1",
+           "OMPI_MCA_rmaps_base_oversubscribe": "1"}
+    launch = [mpiexec, "--oversubscribe", "--bind-to", "none", "-np", "2", bin_]
+    both = serve(bin_, model, "both")
+    groups = []
+    for role in ("decode", "prefill"):
+        groups.append(start(launch[0], launch[1:] + ["serve", "--model", model, "--served-model-name", "tiny", "--role",
+                                                     role, "--kv-cache-gb", "0.05", "--max-batch-tokens", "256"],
+                            env=env))
+    r = router(bin_, [groups[1]], [groups[0]])
+    mix = requests_mix()[:12]
+    want = [outcome(both.url, *m) for m in mix]
+    got = concurrently(lambda path, body, s: outcome(r.url, path, body, s), mix)
+    bad = [i for i in range(len(mix)) if comparable(got[i]) != comparable(want[i])]
+    for i in bad[:2]:
+        print(f"group request {i}: router {json.dumps(got[i])[:400]}\n  both   {json.dumps(want[i])[:400]}")
+    check(not bad, f"expert-parallel groups as instances: {len(bad)} of {len(mix)} clients got other output")
+    for g in groups:
+        wait_for(lambda: kv_used(g) == 0, 10, f"no KV blocks in use on the group at {g.url}")
+
+
+def part_faults(bin_, model):
+    both = serve(bin_, model, "both")
+    timeout = ["--kv-transfer-timeout", "3"]
+    dec = serve(bin_, model, "decode", timeout)
+    good = serve(bin_, model, "prefill", timeout)
+    body = {"model": "tiny", "prompt": "Faults are part of the plan. " * 20, "max_tokens": 8, "temperature": 0,
+            "ignore_eos": True}
+    want = json.loads(post(both.url + "/v1/completions", body)[1])["choices"][0]["text"]
+
+    # 1. A prefill instance dying mid-transfer: the router retries on the other one.
+    dying = serve(bin_, model, "prefill", timeout, env={"DSINFER_PD_FAULT": "exit-after-layers:2"})
+    r = router(bin_, [dying, good], [dec])
+    st, text = post(r.url + "/v1/completions", body)
+    check(st == 200 and json.loads(text)["choices"][0]["text"] == want,
+          f"a prefill that dies mid-transfer is retried elsewhere with the same tokens ({st} {text[:200]})")
+    check(dying.wait(10) == 3, "the faulty prefill instance exited as injected")
+    check((metric(r.url, "dsinfer_router_retries_total", 'stage="prefill"') or 0) >= 1, "the retry is counted")
+    r.kill()
+
+    # 2. A corrupted block: an error, never other tokens; counted; the blocks come back.
+    corrupt = serve(bin_, model, "prefill", timeout, env={"DSINFER_PD_FAULT": "corrupt"})
+    r = router(bin_, [corrupt], [dec])
+    st, text = post(r.url + "/v1/completions", body)
+    check(st >= 500 and "checksum" in text, f"a corrupted KV block fails the request ({st} {text[:200]})")
+    check((metric(dec.url, "dsinfer_pd_kv_rejected_total", 'reason="checksum"') or 0) >= 1,
+          "the decode side counts the checksum failure")
+    wait_for(lambda: kv_used(dec) == 0, 10, "the decode side's blocks freed after the corrupt transfer")
+    r.kill()
+    corrupt.kill()
+
+    # 3. A stalled transfer: a bounded error, the reservation freed.
+    stall = serve(bin_, model, "prefill", timeout, env={"DSINFER_PD_FAULT": "stall"})
+    r = router(bin_, [stall], [dec])
+    t0 = time.time()
+    st, text = post(r.url + "/v1/completions", body, timeout=60)
+    took = time.time() - t0
+    check(st >= 500 and took < 20, f"a stalled transfer ends with an error in bounded time ({st} after {took:.1f} s: "
+                                   f"{text[:200]})")
+    wait_for(lambda: kv_used(dec) == 0, 10, "the decode side's blocks freed after the stalled transfer")
+    r.kill()
+    stall.kill()
+
+    # 4. A decode instance killed mid-stream: an error event and [DONE], never a hang; restarted, it rejoins.
+    dec2 = serve(bin_, model, "decode", timeout)
+    r = router(bin_, [good], [dec2])
+    long_body = dict(body, max_tokens=3000)
+    killed = []
+
+    def on_event(ev):
+        if not killed and isinstance(ev, dict) and ev.get("choices"):
+            killed.append(True)
+            dec2.send_signal(signal.SIGKILL)
+    t0 = time.time()
+    st, events = stream(r.url, "/v1/completions", long_body, on_event=on_event, timeout=30)
+    took = time.time() - t0
+    errors = [e for e in events if isinstance(e, dict) and "error" in e]
+    check(killed and errors and events[-1] == "[DONE]" and took < 20,
+          f"a decode instance killed mid-stream ends the stream with an error event and [DONE] in {took:.1f} s "
+          f"(last events {str(events[-2:])[:300]})")
+    st, _ = post(r.url + "/v1/completions", body)
+    check(st == 503, f"with its only decode instance down the router answers 503 ({st})")
+    dec2.wait(5)
+    dec2b = serve(bin_, model, "decode", timeout, port=dec2.port)
+    wait_for(lambda: post(r.url + "/v1/completions", body)[0] == 200, 15, "the restarted decode instance rejoins")
+    st, text = post(r.url + "/v1/completions", body)
+    check(st == 200 and json.loads(text)["choices"][0]["text"] == want, "and serves the same tokens")
+    r.kill()
+
+    # 5. A router killed mid-stream: only that stream is lost; the instances free its KV; a new router
+    # on the same port serves at once.
+    r = router(bin_, [good], [dec2b])
+    port = r.port
+    cut = []
+
+    def kill_router(ev):
+        if not cut and isinstance(ev, dict) and ev.get("choices"):
+            cut.append(True)
+            r.send_signal(signal.SIGKILL)
+    st, events = stream(r.url, "/v1/completions", long_body, on_event=kill_router, timeout=30)
+    check(cut and events[-1] != "[DONE]", "the router's death cuts its stream")
+    wait_for(lambda: kv_used(dec2b) == 0 and kv_used(good) == 0, 15,
+             "the instances free the KV of the request whose router died")
+    r.wait(5)
+    r2 = router(bin_, [good], [dec2b], port=port)
+    st, text = post(r2.url + "/v1/completions", body)
+    check(st == 200 and json.loads(text)["choices"][0]["text"] == want, f"a restarted router serves ({st})")
+    # And a drained router exits 0 after its in-flight request.
+    r2.send_signal(signal.SIGTERM)
+    check(r2.wait(35) == 0, "SIGTERM drains the router and it exits 0")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dsinfer")
+    ap.add_argument("work")
+    ap.add_argument("--part", choices=["tokens", "faults", "group"], required=True)
+    ap.add_argument("--mpiexec", default="mpirun")
+    a = ap.parse_args()
+    model = os.path.join(a.work, "tiny-v3")
+    if not os.path.exists(os.path.join(model, "config.json")):
+        os.makedirs(a.work, exist_ok=True)
+        subprocess.run([a.dsinfer, "make-model", "--preset", "tiny-v3", "--out", model + ".tmp", "--seed", "3"],
+                       check=True, stdout=subprocess.DEVNULL)
+        os.replace(model + ".tmp", model)
+    t0 = time.time()
+    try:
+        if a.part == "group":
+            part_group(a.dsinfer, model, a.mpiexec)
+        else:
+            {"tokens": part_tokens, "faults": part_faults}[a.part](a.dsinfer, model)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+    print(f"pd_test {a.part}: {len(failures)} failures in {time.time() - t0:.0f} s")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
