@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import OpenAI from 'openai';
 
-const [bin, modelDir] = process.argv.slice(2);
+// mode 'router': the same tests against `dsinfer router` in front of one prefill and one decode
+// instance (disaggregated serving), where the engine's metrics are the instances'.
+const [bin, modelDir, mode = 'serve'] = process.argv.slice(2);
 const MODEL = 'tiny';
 const servers = [];
 const guard = setTimeout(() => { console.error('FAIL: e2e test over its 300 s budget'); cleanup(); process.exit(1); }, 300_000);
@@ -13,8 +15,12 @@ const guard = setTimeout(() => { console.error('FAIL: e2e test over its 300 s bu
 function cleanup() { for (const s of servers) if (s.proc.exitCode === null) s.proc.kill('SIGKILL'); }
 
 async function startServer(extra = []) {
-  const proc = spawn(bin, ['serve', '--model', modelDir, '--host', '127.0.0.1', '--port', '0',
-                           '--served-model-name', MODEL, ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return startProcess(['serve', '--model', modelDir, '--host', '127.0.0.1', '--port', '0', '--served-model-name', MODEL,
+                       ...extra]);
+}
+
+async function startProcess(args) {
+  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const server = { proc, url: null, exited: new Promise(r => proc.on('exit', (code, sig) => r({ code, sig }))) };
   servers.push(server);
   server.url = await new Promise((resolve, reject) => {
@@ -67,7 +73,19 @@ async function test(name, fn) {
   }
 }
 
-const main = await startServer(['--kv-cache-gb', '0.5']);
+let main, engines;
+if (mode === 'router') {
+  const decode = await startServer(['--kv-cache-gb', '0.5', '--role', 'decode']);
+  const prefill = await startServer(['--kv-cache-gb', '0.5', '--role', 'prefill']);
+  main = await startProcess(['router', '--prefill', prefill.url, '--decode', decode.url, '--host', '127.0.0.1',
+                             '--port', '0', '--poll-interval', '0.05']);
+  engines = [decode, prefill];
+  await waitFor(async () => (await fetch(`${main.url}/health`)).status === 200, 10_000, 'the router to see its instances');
+} else {
+  main = await startServer(['--kv-cache-gb', '0.5']);
+  engines = [main];
+}
+console.log(`e2e against ${mode === 'router' ? 'dsinfer router (1 prefill + 1 decode instance)' : 'dsinfer serve'}`);
 const client = new OpenAI({ baseURL: `${main.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
 
 function checkUsage(u) {
@@ -174,7 +192,7 @@ await test('64 concurrent streaming clients each get exactly their solo tokens',
     if (JSON.stringify(together[i]) !== JSON.stringify(solo[i])) mismatches++;
   }
   assert.equal(mismatches, 0, `${mismatches} of 64 clients got other tokens batched than alone`);
-  const steps = (await metrics(main.url)).text.match(/^dsinfer_step_tokens_bucket\{[^}]*le="1"\} (\d+)/m);
+  const steps = (await metrics(engines[0].url)).text.match(/^dsinfer_step_tokens_bucket\{[^}]*le="1"\} (\d+)/m);
   assert.ok(steps, 'metrics has the tokens-per-step histogram');
 });
 
@@ -283,12 +301,14 @@ await test('a disconnect storm leaves zero KV blocks in use', async () => {
     })());
   }
   await Promise.all(storm);
-  await waitFor(async () => {
-    const m = await metrics(main.url);
-    return m.get('dsinfer_kv_blocks_used') === 0 && m.get('dsinfer_requests_running') === 0 &&
-           m.get('dsinfer_requests_waiting') === 0;
-  }, 15_000, 'dsinfer_kv_blocks_used 0 after the disconnect storm');
-  const m = await metrics(main.url);
+  for (const e of engines) {
+    await waitFor(async () => {
+      const m = await metrics(e.url);
+      return m.get('dsinfer_kv_blocks_used') === 0 && m.get('dsinfer_requests_running') === 0 &&
+             m.get('dsinfer_requests_waiting') === 0;
+    }, 15_000, `dsinfer_kv_blocks_used 0 on ${e.url} after the disconnect storm`);
+  }
+  const m = await metrics(engines[0].url);
   assert.ok(m.get('dsinfer_kv_blocks_total') > 0);
   assert.ok(/^dsinfer_requests_finished_total\{[^}]*reason="abort"\} [1-9]/m.test(m.text), 'aborts are counted');
   const r = await client.completions.create({ model: MODEL, prompt: 'still alive?', max_tokens: 2 });
@@ -308,6 +328,10 @@ await test('SIGTERM drains: an in-flight stream ends with [DONE] and the server 
   assert.equal(r.code, 0);
 });
 
+// The instances behind a router drain and exit 0 too.
+await test('instances behind the router stop cleanly', async () => {
+  for (const e of engines) if (e !== main) await stopServer(e);
+});
 clearTimeout(guard);
 cleanup();
 const failed = results.filter(r => !r[1]);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Usage: run.sh DSINFER_BIN WORKDIR — prepares the model and the SDK, then runs the Node test.
+# Usage: run.sh DSINFER_BIN WORKDIR [serve|router] — prepares the model and the SDK, then runs the
+# Node test against `dsinfer serve`, or `dsinfer router` in front of a prefill and a decode instance.
 set -euo pipefail
 bin=$(realpath "$1")
 work=$2
@@ -16,4 +17,4 @@ if [ ! -f "$work/node_modules/openai/package.json" ]; then
 fi
 # The test imports `openai` from the work dir's node_modules.
 cp "$here/openai_sdk_test.mjs" "$work/openai_sdk_test.mjs"
-exec node "$work/openai_sdk_test.mjs" "$bin" "$work/model"
+exec node "$work/openai_sdk_test.mjs" "$bin" "$work/model" "${3:-serve}"
