@@ -140,6 +140,11 @@ struct Workload {
   int64_t input_len = 256, output_len = 64;
   double input_spread = 0, output_spread = 0, shared_prefix = 0;
   uint64_t seed = 0;
+  // A mixed load: this share of the requests has long prompts (a document to summarise among
+  // chat turns), reported as a class of its own.
+  double long_fraction = 0;
+  int64_t long_input_len = 3072;
+  double long_input_spread = 0.33;
 };
 
 std::vector<int32_t> random_tokens(std::mt19937_64& rng, int64_t n) {
@@ -152,6 +157,7 @@ std::vector<int32_t> random_tokens(std::mt19937_64& rng, int64_t n) {
 struct Job {
   std::vector<int32_t> prompt;
   int64_t output = 0;
+  bool is_long = false;
 };
 
 std::vector<Job> make_jobs(const Workload& w, int64_t count, uint64_t salt) {
@@ -164,9 +170,12 @@ std::vector<Job> make_jobs(const Workload& w, int64_t count, uint64_t salt) {
   };
   auto prefix = random_tokens(prefix_rng, int64_t(double(w.input_len) * w.shared_prefix));
   std::vector<Job> jobs;
+  // Every k-th request is long (a fixed interleaving: the same mix in every run).
+  const int64_t every = w.long_fraction > 0 ? std::max<int64_t>(1, int64_t(std::lround(1 / w.long_fraction))) : 0;
   for (int64_t i = 0; i < count; ++i) {
     Job j;
-    int64_t n = len(w.input_len, w.input_spread);
+    j.is_long = every > 0 && i % every == every / 2;
+    int64_t n = j.is_long ? len(w.long_input_len, w.long_input_spread) : len(w.input_len, w.input_spread);
     j.prompt.assign(prefix.begin(), prefix.begin() + std::min<int64_t>(n, int64_t(prefix.size())));
     auto rest = random_tokens(rng, n - int64_t(j.prompt.size()));
     j.prompt.insert(j.prompt.end(), rest.begin(), rest.end());
@@ -202,13 +211,21 @@ json run_level(const Target& t, const std::vector<Job>& jobs, int64_t concurrenc
   for (auto& th : threads) th.join();
   double dur = now_seconds() - t0;
   std::vector<double> ttft, tpot, itl, e2e;
+  std::vector<double> cls_ttft[2], cls_tpot[2], cls_itl[2];  // short, long
   int64_t in = 0, out = 0, cached = 0, ok = 0;
+  bool mixed = false;
   json errors = json::array();
-  for (const auto& s : samples) {
+  for (size_t k = 0; k < samples.size(); ++k) {
+    const Sample& s = samples[k];
     if (!s.ok) {
       if (errors.size() < 5) errors.push_back(s.error);
       continue;
     }
+    const int c = jobs[k].is_long ? 1 : 0;
+    mixed |= c == 1;
+    cls_ttft[c].push_back(s.ttft);
+    if (s.output > 1) cls_tpot[c].push_back((s.e2e - s.ttft) / double(s.output - 1));
+    cls_itl[c].insert(cls_itl[c].end(), s.itl.begin(), s.itl.end());
     ++ok;
     in += s.input;
     out += s.output;
@@ -234,6 +251,12 @@ json run_level(const Target& t, const std::vector<Job>& jobs, int64_t concurrenc
             {"tpot", dist(tpot)},
             {"itl", dist(itl)},
             {"e2e", dist(e2e)}};
+  if (mixed)
+    for (int c = 0; c < 2; ++c)
+      r[c ? "long" : "short"] = {{"completed", cls_ttft[c].size()},
+                                 {"ttft", dist(cls_ttft[c])},
+                                 {"tpot", dist(cls_tpot[c])},
+                                 {"itl", dist(cls_itl[c])}};
   if (!errors.empty()) r["errors"] = errors;
   return r;
 }
@@ -305,6 +328,9 @@ int run(Args& args) {
   w.output_spread = args.get_double("output-len-spread", 0);
   w.shared_prefix = args.get_double("shared-prefix-ratio", 0);
   w.seed = uint64_t(args.get_int("seed", 0));
+  w.long_fraction = args.get_double("long-fraction", 0, 0, 1);
+  w.long_input_len = args.get_int("long-input-len", w.long_input_len, 1, 1 << 24);
+  w.long_input_spread = args.get_double("long-input-len-spread", w.long_input_spread, 0, 0.99);
   int64_t pttft = args.get_int("prefix-ttft", 0);
   int64_t repeats = args.get_int("prefix-ttft-repeats", 3);
   bool skip_load = args.flag("no-load");
@@ -333,6 +359,9 @@ int run(Args& args) {
                    {"input_len_spread", w.input_spread},
                    {"output_len_spread", w.output_spread},
                    {"shared_prefix_ratio", w.shared_prefix},
+                   {"long_fraction", w.long_fraction},
+                   {"long_input_len", w.long_input_len},
+                   {"long_input_len_spread", w.long_input_spread},
                    {"seed", w.seed}}}};
   json levels = json::array();
   if (!skip_load) {
@@ -369,7 +398,9 @@ const Registration reg({"bench", "load generator for an OpenAI-compatible server
                         "[--url http://127.0.0.1:8000] [--model NAME] [--concurrency 1,8,32 | --request-rate R1,R2]\n"
                         "       [--num-requests N] [--input-len 256] [--output-len 64] [--input-len-spread F]\n"
                         "       [--output-len-spread F] [--shared-prefix-ratio F] [--seed S] [--prefix-ttft N]\n"
-                        "       [--prefix-ttft-repeats 3] [--no-load] [--timeout 600] [--out FILE.json] [--plot FILE.png]",
+                        "       [--prefix-ttft-repeats 3] [--no-load] [--timeout 600] [--out FILE.json] [--plot FILE.png]\n"
+                        "       [--long-fraction F --long-input-len 3072 --long-input-len-spread 0.33]   (a mixed load: short\n"
+                        "       and long prompts, reported per class too)",
                         run});
 
 }  // namespace
