@@ -533,7 +533,7 @@ void Engine::poll_imports(double now) {
     Request& r = *importing_[i];
     KvImport& im = *r.import_from;
     if (im.state() == KvImport::State::kReserved && now > im.deadline())
-      im.fail("the prompt's KV did not arrive before the transfer deadline (--kv-transfer-timeout)");
+      im.fail("the prefill side went silent: no KV and no heartbeat for --kv-transfer-timeout");
     const KvImport::State st = im.state();
     if (st != KvImport::State::kReady && st != KvImport::State::kFailed) {
       ++i;

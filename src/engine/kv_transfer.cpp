@@ -6,10 +6,22 @@
 #include <utility>
 
 #include "base/error.h"
+#include "base/timer.h"
 
 namespace dsinfer::engine {
 
-KvImport::KvImport(int64_t prompt_tokens, double deadline) : prompt_tokens_(prompt_tokens), deadline_(deadline) {}
+KvImport::KvImport(int64_t prompt_tokens, double timeout_s)
+    : prompt_tokens_(prompt_tokens), timeout_s_(timeout_s), last_heard_(now_seconds()) {}
+
+double KvImport::deadline() const {
+  std::lock_guard lock(mu_);
+  return last_heard_ + timeout_s_;
+}
+
+void KvImport::touch() {
+  std::lock_guard lock(mu_);
+  last_heard_ = now_seconds();
+}
 
 void KvImport::reserved(const kernels::KvCacheView& cache, std::vector<int32_t> block_table) {
   {
@@ -75,6 +87,7 @@ bool KvImport::write_rows(uint32_t attempt, int64_t layer, int64_t block_index, 
 bool KvImport::write_locked(uint32_t attempt, int64_t layer, int64_t block_index, int64_t rows, const uint8_t* data,
                             size_t bytes, std::string& why, bool& ready) {
   if (state_ != State::kReserved || attempt != attempt_) return true;
+  last_heard_ = now_seconds();
   const int64_t row_bytes = cache_.spec.row_bytes();
   const int64_t blocks = int64_t(table_.size());
   if (layer < 0 || layer >= cache_.spec.num_layers || block_index < 0 || block_index >= blocks || rows <= 0 ||
@@ -103,6 +116,7 @@ void KvImport::first_token(uint32_t attempt, const FirstToken& first) {
   {
     std::lock_guard lock(mu_);
     if (state_ != State::kReserved || attempt != attempt_) return;
+    last_heard_ = now_seconds();
     first_ = first;
     ready = check_ready();
   }

@@ -51,7 +51,9 @@ class KvImport {
  public:
   enum class State { kReserving, kReserved, kReady, kFailed };
 
-  KvImport(int64_t prompt_tokens, double deadline);
+  // timeout_s: the longest silence from the prefill side (no rows, no heartbeat) before the
+  // import fails; counted from now, and again from every sign of life.
+  KvImport(int64_t prompt_tokens, double timeout_s);
 
   // Engine thread: the blocks are reserved (their rows start writable) or could not be.
   void reserved(const kernels::KvCacheView& cache, std::vector<int32_t> block_table);
@@ -69,11 +71,14 @@ class KvImport {
                   size_t bytes, std::string& why);
   // The first token (the prefill side's last message). Ready once every row is in too.
   void first_token(uint32_t attempt, const FirstToken& first);
+  // A heartbeat: the prefill side is alive (its prompt may be queued behind others).
+  void touch();
 
   State state() const;
   std::string error() const;
   int64_t prompt_tokens() const { return prompt_tokens_; }
-  double deadline() const { return deadline_; }
+  // When the import fails unless the prefill side is heard from again.
+  double deadline() const;
   // Once ready: what the prefill side sampled.
   FirstToken first() const;
   // Rows written so far, all layers (for metrics and tests).
@@ -85,7 +90,8 @@ class KvImport {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   const int64_t prompt_tokens_;
-  const double deadline_;
+  const double timeout_s_;
+  double last_heard_;
   State state_ = State::kReserving;
   std::string error_;
   kernels::KvCacheView cache_;

@@ -197,8 +197,8 @@ void Router::State::handle(const char* api, std::string body, http::Reply reply)
                        {"X-Dsinfer-Decode-Address", res.value("transfer_address", "")},
                        {"X-Dsinfer-Kv-Layout", res.value("kv_layout", "")},
                        {"X-Dsinfer-Prompt-Hash", res.value("prompt_hash", "")}};
-    UpstreamReply r = call(prefill[size_t(p)], "POST", str("/pd/prefill", api), body, h,
-                           res.value("timeout_s", timeout) + 5);
+    // Bounded by --upstream-timeout: the prompt may queue behind others there.
+    UpstreamReply r = call(prefill[size_t(p)], "POST", str("/pd/prefill", api), body, h, timeout);
     if (r.connected && r.status == 200) {
       prefilled = true;
       break;

@@ -39,7 +39,7 @@ const Fault& fault() {
 KvExporter::KvExporter(transfer::UcxAgent& agent, ExportTarget target, int64_t prompt_tokens, int64_t num_layers,
                        ExportTotals& totals)
     : agent_(agent), target_(std::move(target)), prompt_tokens_(prompt_tokens), totals_(totals),
-      full_blocks_sent_(size_t(num_layers), 0) {}
+      full_blocks_sent_(size_t(num_layers), 0), created_(now_seconds()) {}
 
 void KvExporter::layer_written(int64_t layer, const kernels::LatentCacheView& cache, const int32_t* block_table,
                                int64_t rows) {
@@ -75,11 +75,22 @@ void KvExporter::prefill_done(const engine::FirstToken& first) {
   send(encode_done({MessageKind::kDone, target_.transfer, target_.attempt}, first));
 }
 
+void KvExporter::keep_alive(double now, double every) {
+  {
+    std::lock_guard lock(mu_);
+    if (finished_ || done_queued_ || now - std::max(last_send_, created_) < every) return;
+    last_send_ = now;
+  }
+  // Not counted as outstanding: a heartbeat that fails says nothing the next real message will not.
+  agent_.send(target_.peer, target_.transfer, encode_alive({MessageKind::kAlive, target_.transfer, target_.attempt}));
+}
+
 void KvExporter::send(std::vector<uint8_t> msg) {
   const size_t n = msg.size();
   {
     std::lock_guard lock(mu_);
     if (first_send_ == 0) first_send_ = now_seconds();
+    last_send_ = now_seconds();
     ++outstanding_;
     bytes_ += n;
   }

@@ -55,6 +55,9 @@ class KvExporter : public engine::KvExport, public std::enable_shared_from_this<
   void set_on_complete(std::function<void()> fn);
   // The request ended without a first token (aborted, failed): nothing more will be sent.
   void abandon(const std::string& why);
+  // Sends a heartbeat when nothing was sent for `every` seconds (the prompt is queued or
+  // computing), so the decode side keeps the reservation. Thread-safe.
+  void keep_alive(double now, double every);
 
  private:
   transfer::UcxAgent& agent_;
@@ -63,13 +66,14 @@ class KvExporter : public engine::KvExport, public std::enable_shared_from_this<
   ExportTotals& totals_;
   std::vector<int64_t> full_blocks_sent_;  // per layer: whole blocks already sent (engine thread)
   int64_t layer_messages_ = 0;             // engine thread
+  const double created_;
 
   mutable std::mutex mu_;
   int64_t outstanding_ = 0;
   bool done_queued_ = false, finished_ = false;
   std::string error_;
   uint64_t bytes_ = 0;
-  double first_send_ = 0, compute_end_ = 0;
+  double first_send_ = 0, compute_end_ = 0, last_send_ = 0;
   std::function<void()> on_complete_;
 
   void send(std::vector<uint8_t> msg);

@@ -24,7 +24,7 @@ MessageHead get_head(ByteReader& r) {
   check(r.get<uint32_t>() == kMagic, "not a KV transfer message (bad magic)");
   MessageHead h;
   const uint32_t kind = r.get<uint32_t>();
-  check(kind == uint32_t(MessageKind::kLayer) || kind == uint32_t(MessageKind::kDone),
+  check(kind >= uint32_t(MessageKind::kLayer) && kind <= uint32_t(MessageKind::kAlive),
         "unknown KV transfer message kind ", kind);
   h.kind = MessageKind(kind);
   h.transfer = r.get<uint64_t>();
@@ -97,6 +97,13 @@ std::vector<uint8_t> encode_done(const MessageHead& head, const engine::FirstTok
   }
   const uint64_t sum = done_checksum(out.data(), out.size());
   w.put(sum);
+  return out;
+}
+
+std::vector<uint8_t> encode_alive(const MessageHead& head) {
+  std::vector<uint8_t> out;
+  ByteWriter w(out);
+  put_head(w, {MessageKind::kAlive, head.transfer, head.attempt});
   return out;
 }
 

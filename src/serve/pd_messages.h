@@ -4,7 +4,9 @@
 //                  index in the prompt, its row count and a checksum (seeded with the transfer,
 //                  attempt, layer, block and rows, so a block put in the wrong place fails too);
 //   done message:  the first token the prefill side sampled, its random state and logprobs,
-//                  and the prompt's prefix-cache hit; checksummed as a whole.
+//                  and the prompt's prefix-cache hit; checksummed as a whole;
+//   alive message: the head alone, a heartbeat while the prompt waits or computes (the decode
+//                  side's --kv-transfer-timeout is a bound on silence, not on queueing).
 // Rows travel in the cache's own format: an FP8 cache's 656-byte rows as they are (1.76x fewer
 // bytes than bf16). Both ends run the same build (the router checks the KV layout), so the
 // encoding is the host's (little-endian x86-64/aarch64).
@@ -19,7 +21,7 @@
 
 namespace dsinfer::serve::pd {
 
-enum class MessageKind : uint32_t { kLayer = 1, kDone = 2 };
+enum class MessageKind : uint32_t { kLayer = 1, kDone = 2, kAlive = 3 };
 
 struct MessageHead {
   MessageKind kind = MessageKind::kLayer;
@@ -54,6 +56,7 @@ uint64_t block_checksum(const MessageHead& head, uint32_t layer, uint32_t block_
 std::vector<uint8_t> encode_layer(const MessageHead& head, uint32_t layer, const kernels::LatentCacheView& cache,
                                   const int32_t* table, int64_t first_block, int64_t last_block, int64_t prompt_rows);
 std::vector<uint8_t> encode_done(const MessageHead& head, const engine::FirstToken& first);
+std::vector<uint8_t> encode_alive(const MessageHead& head);
 
 // Reads the head of any message; throws Error for a message that is not one of ours.
 MessageHead decode_head(const std::vector<uint8_t>& msg);

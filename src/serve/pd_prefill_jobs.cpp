@@ -68,13 +68,11 @@ bool PrefillJobs::settle(Job& j, double now) {
   const bool done = j.stream->wait(ups, 0);
   for (const auto& u : ups)
     if (!u.token_ids.empty() && j.first_token < 0) j.first_token = u.token_ids[0];
-  if (!done && now < j.deadline) return false;
   if (!done) {
-    j.exporter->abandon("the prefill did not finish before the transfer deadline");
-    j.reply.send(error_response(504, "the prefill did not finish before the transfer deadline (--kv-transfer-timeout)",
-                                "server_error"));
-    return true;
+    j.exporter->keep_alive(now, j.timeout_s / 3);
+    return false;
   }
+  if (j.done_at == 0) j.done_at = now;
   const std::string err = j.stream->error();
   if (!err.empty() || j.first_token < 0) {
     j.exporter->abandon(err.empty() ? "the prefill ended without a first token" : err);
@@ -82,7 +80,7 @@ bool PrefillJobs::settle(Job& j, double now) {
     return true;
   }
   if (!j.exporter->complete()) {
-    if (now < j.deadline) return false;
+    if (now < j.done_at + j.timeout_s) return false;
     j.exporter->abandon("the decode instance did not acknowledge the KV in time");
     j.reply.send(error_response(
         504, "the decode instance did not acknowledge the prompt's KV before the transfer deadline (--kv-transfer-timeout)",

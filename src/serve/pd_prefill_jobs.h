@@ -1,6 +1,9 @@
 // A prefill instance's requests in flight (serve/server_pd.cpp): one thread answers each once
-// its stream has finished and its exporter has every KV message acknowledged, or its transfer
-// deadline passed, so no HTTP worker waits on a prefill.
+// its stream has finished and its exporter has every KV message acknowledged, or the decode side
+// left them unacknowledged for the transfer timeout, so no HTTP worker waits on a prefill. While
+// a prompt waits or computes, the same thread sends the decode side heartbeats (every third of
+// the timeout). How long the prefill itself may take is the router's to bound (it hangs up, and
+// the request is cancelled).
 #pragma once
 
 #include <condition_variable>
@@ -22,7 +25,8 @@ class PrefillJobs {
     std::shared_ptr<engine::RequestStream> stream;
     std::shared_ptr<KvExporter> exporter;
     http::Reply reply{nullptr};
-    double deadline = 0;
+    double timeout_s = 30;
+    double done_at = 0;  // when the stream finished
     int32_t first_token = -1;
   };
 

@@ -41,6 +41,10 @@ void KvReceiver::on_message(uint64_t tag, std::vector<uint8_t>&& msg) {
     return;
   }
   try {
+    if (head.kind == MessageKind::kAlive) {
+      if (import->begin_attempt(head.attempt)) import->touch();
+      return;
+    }
     if (head.kind == MessageKind::kDone) {
       import->first_token(head.attempt, decode_done(msg).first);
       return;

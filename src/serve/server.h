@@ -49,7 +49,9 @@ struct ServerOptions {
   double drain_grace_s = 5;  // after the drain: for the last chunks to reach the clients
   PdRole role = PdRole::kBoth;
   // Prefill and decode roles: the UCX agent the KV travels through (outlives the server), and
-  // how long a transfer may take (reservation to last row; prefill to the last acknowledgement).
+  // the longest silence a transfer may keep: the decode side fails a reservation that hears
+  // nothing (no rows, no heartbeat) for this long; the prefill side fails a transfer whose last
+  // messages are not acknowledged this long after its prompt finished.
   transfer::UcxAgent* kv_agent = nullptr;
   double kv_transfer_timeout_s = 30;
 };

@@ -137,7 +137,7 @@ void Server::pd_reserve(Endpoint endpoint, const http::Request& req, const http:
   try {
     res->pr = parse_request(endpoint, req.body, protocol_);
     const int64_t prompt = int64_t(res->pr.prompt().size());
-    res->import = std::make_shared<engine::KvImport>(prompt, now_seconds() + options_.kv_transfer_timeout_s);
+    res->import = std::make_shared<engine::KvImport>(prompt, options_.kv_transfer_timeout_s);
     res->stream = engine_.submit_import(*res->pr.request, res->import);
   } catch (const Error& e) {
     reply.send(refusal(e));
@@ -253,7 +253,7 @@ void Server::pd_prefill(Endpoint endpoint, const http::Request& req, const http:
     const int64_t prompt = int64_t(pr.prompt().size());
     job->exporter = std::make_shared<pd::KvExporter>(*options_.kv_agent, std::move(target), prompt,
                                                      engine_.config().num_hidden_layers, export_totals_);
-    job->deadline = now_seconds() + options_.kv_transfer_timeout_s;
+    job->timeout_s = options_.kv_transfer_timeout_s;
     pd::PrefillJobs* jobs = prefill_jobs_.get();
     job->exporter->set_on_complete([jobs] { jobs->wake(); });
     job->stream = engine_.submit(std::move(vr), job->exporter);

@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <numeric>
+#include <thread>
 
 #include "base/error.h"
 #include "base/timer.h"
@@ -113,7 +114,7 @@ TEST(PdMessages, MalformedMessagesAreErrorsNotReads) {
 class Receiving : public ::testing::Test {
  protected:
   void SetUp() override {
-    import_ = std::make_shared<engine::KvImport>(6, now_seconds() + 60);  // blocks: 4 + 2 rows
+    import_ = std::make_shared<engine::KvImport>(6, 60.0);  // blocks: 4 + 2 rows
     import_->reserved(dst_.view, {7, 5});
     std::fill(dst_.bytes.begin(), dst_.bytes.end(), 0);
     receiver_.expect(kTransfer, import_);
@@ -171,6 +172,16 @@ TEST_F(Receiving, RowsThatDoNotFitTheReservationFailIt) {
                                                1, 1, 8));
   EXPECT_EQ(import_->state(), engine::KvImport::State::kFailed);
   EXPECT_NE(import_->error().find("outside the reservation"), std::string::npos) << import_->error();
+}
+
+TEST_F(Receiving, AHeartbeatPostponesTheDeadlineAndWritesNothing) {
+  const double before = import_->deadline();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  receiver_.on_message(kTransfer, encode_alive({MessageKind::kAlive, kTransfer, 0}));
+  EXPECT_GT(import_->deadline(), before + 0.015);
+  EXPECT_EQ(decode_head(encode_alive({MessageKind::kLayer, 5, 1})).kind, MessageKind::kAlive);
+  EXPECT_EQ(import_->bytes_written(), 0u);
+  EXPECT_EQ(import_->state(), engine::KvImport::State::kReserved);
 }
 
 TEST_F(Receiving, AReleasedImportNoLongerReceives) {
