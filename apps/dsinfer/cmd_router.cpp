@@ -2,18 +2,13 @@
 // (`dsinfer serve --role prefill|decode`), DeepSeek's disaggregated serving (router/router.h,
 // docs/serving.md). SIGTERM or SIGINT drains (new requests 503, in-flight ones finish, bounded by
 // --drain-timeout); a second signal exits at once.
-#include <pthread.h>
-#include <signal.h>
-
-#include <atomic>
 #include <cstdio>
 #include <sstream>
-#include <thread>
 
 #include "base/error.h"
-#include "base/log.h"
 #include "command.h"
 #include "router/router.h"
+#include "stop_signals.h"
 
 namespace dsinfer::app {
 namespace {
@@ -41,39 +36,13 @@ int run(Args& args) {
   o.http.limits.max_body_bytes = size_t(args.get_double("max-body-mb", 8, 0.001, 4096) * (1 << 20));
   args.finish();
 
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
+  StopSignals signals;  // before any other thread exists
   router::Router r(o);
   const int port = r.bind();
   std::printf("dsinfer router: %zu prefill and %zu decode instances, listening on http://%s:%d\n", o.prefill_urls.size(),
               o.decode_urls.size(), o.http.host.c_str(), port);
   std::fflush(stdout);
-  std::atomic<bool> finished{false};
-  std::thread drainer;
-  std::thread watcher([&] {
-    timespec tick{0, 200 * 1000 * 1000};
-    bool draining = false;
-    while (!finished) {
-      const int sig = sigtimedwait(&sigs, nullptr, &tick);
-      if (sig != SIGTERM && sig != SIGINT) continue;
-      if (draining) {
-        std::fprintf(stderr, "dsinfer router: second signal %d: exiting now\n", sig);
-        std::_Exit(128 + sig);
-      }
-      draining = true;
-      log_info("signal ", sig, ": draining (a second signal exits at once)");
-      drainer = std::thread([&] { r.drain(); });
-    }
-  });
-  r.serve();
-  finished = true;
-  watcher.join();
-  if (drainer.joinable()) drainer.join();
+  signals.serve_until_stopped("router", [&] { r.serve(); }, [&] { r.drain(); });
   std::printf("dsinfer router: stopped\n");
   std::fflush(stdout);
   return 0;

@@ -4,15 +4,10 @@
 // Under `mpirun -np N` (docs/parallel.md) rank 0 serves HTTP and every rank runs an engine over its
 // share of the experts; SIGTERM to rank 0 drains and then stops every rank. If the group fails (a
 // rank dies or hangs past --ep-timeout), every waiting client gets the error and rank 0 exits 1.
-#include <pthread.h>
-#include <signal.h>
-
-#include <atomic>
 #include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
-#include <thread>
 #include <utility>
 
 #include "base/error.h"
@@ -26,6 +21,7 @@
 #include "model_flags.h"
 #include "serve/server.h"
 #include "serve_accounting.h"
+#include "stop_signals.h"
 #include "tokenizer/tokenizer.h"
 #include "transfer/ucx_agent.h"
 
@@ -93,13 +89,7 @@ int run(Args& args) {
   if (so.model_names.empty())
     so.model_names.push_back(std::filesystem::weakly_canonical(std::filesystem::path(dir)).filename().string());
 
-  // Signals go to one watcher thread: block them before any other thread exists.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  signal(SIGPIPE, SIG_IGN);  // a vanished client is an error return, not a dead server
+  StopSignals signals;  // before any other thread exists
 
   auto tok = tokenizer::Tokenizer::from_dir(dir);
   // Checked once here, not blamed on each client: /v1/chat/completions then answers 501.
@@ -111,7 +101,7 @@ int run(Args& args) {
   const char* kv_name = kv_dtype == DType::kF8E4M3 ? "fp8" : kv_dtype == DType::kBF16 ? "bf16" : "fp32";
   engine::Engine eng(std::move(m), std::move(tok), eo, rank.group(), rank.boundary_task());
   if (!rank.is_root()) {  // HTTP is rank 0's; this rank steps with the group until rank 0 stops it
-    pthread_sigmask(SIG_UNBLOCK, &sigs, nullptr);  // a signal here (mpirun ending the job) ends it
+    signals.unblock();  // a signal here (mpirun ending the job) ends it
     return serve_rank(eng);
   }
   // Disaggregated roles move KV over UCX (docs/serving.md). In an expert-parallel group rank 0
@@ -137,35 +127,9 @@ int run(Args& args) {
                 rank.size());
   std::fflush(stdout);
 
-  // The first SIGTERM/SIGINT drains (on its own thread, so the watcher keeps listening); a
-  // second one means "now": exit at once, whatever is in flight.
-  std::atomic<bool> finished{false};
-  std::thread drainer;
-  std::thread watcher([&] {
-    timespec tick{0, 200 * 1000 * 1000};
-    bool draining = false;
-    while (!finished) {
-      int sig = sigtimedwait(&sigs, nullptr, &tick);
-      // A failed group has already failed every request: let the errors go out, then stop.
-      if (!draining && !eng.group_failure().empty()) {
-        draining = true;
-        drainer = std::thread([&] { server.drain(); });
-        continue;
-      }
-      if (sig != SIGTERM && sig != SIGINT) continue;
-      if (draining) {
-        std::fprintf(stderr, "dsinfer serve: second signal %d: exiting now\n", sig);
-        std::_Exit(128 + sig);
-      }
-      draining = true;
-      log_info("signal ", sig, ": draining (a second signal exits at once)");
-      drainer = std::thread([&] { server.drain(); });
-    }
-  });
-  server.serve();
-  finished = true;
-  watcher.join();
-  if (drainer.joinable()) drainer.join();
+  // A failed group has already failed every request: let the errors go out, then stop.
+  signals.serve_until_stopped("serve", [&] { server.serve(); }, [&] { server.drain(); },
+                              [&] { return !eng.group_failure().empty(); });
   eng.shutdown();
   agent.reset();  // before the server: the agent's thread calls into the server's KV receiver
   check(eng.group_failure().empty(), eng.group_failure());
