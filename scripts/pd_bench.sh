@@ -65,7 +65,8 @@ load=(--concurrency $conc --num-requests $requests --input-len $short --input-le
 serve_flags=(--model "$model" --served-model-name bench --host 127.0.0.1 --port 0 --kv-cache-gb $kv)
 
 echo "== UCX between two processes (1 MB tagged messages)" >&2
-"$bin" transfer-bench --mb 1 --seconds $([ $quick = 1 ] && echo 0.5 || echo 3) --json >"$work/ucx.json"
+"$bin" transfer-bench --mb 1 --seconds $([ $quick = 1 ] && echo 0.5 || echo 3) --json \
+  $([ $quick = 1 ] && echo "--kv-transfers 2 --kv-tokens 512") >"$work/ucx.json"
 cat "$work/ucx.json" >&2
 
 echo "== co-located: serve --role both on $ncpu cores" >&2
@@ -113,5 +114,8 @@ gbps = sent / total / 1e9 if total else 0
 print(f"KV transfer: {transfers:.0f} transfers, {sent / 1e6:.1f} MB; {gbps:.3f} GB/s over the transfers' lifetimes "
       f"(paced by the prompt's compute); hidden behind the compute: {100 * (1 - exposed / total) if total else 0:.1f}% "
       f"(exposed {1e3 * exposed / max(transfers, 1):.2f} ms per transfer)")
-print(f"UCX between two processes, same run: raw {ucx['raw_ucx_gbps']:.2f} GB/s, through dsinfer's agent {ucx['agent_gbps']:.2f} GB/s")
+print(f"UCX between two processes, same run ({ucx['transports']}): raw {ucx['raw_ucx_gbps']:.2f} GB/s, through dsinfer's "
+      f"agent {ucx['agent_gbps']:.2f} GB/s, the whole KV path ({ucx['kv_transfers']} prompts of {ucx['kv_tokens']} tokens, "
+      f"{ucx['kv_dtype']} rows, encoded, checksummed, verified, written) {ucx['kv_gbps']:.2f} GB/s = "
+      f"{100 * ucx['kv_gbps'] / ucx['raw_ucx_gbps']:.0f}% of raw")
 EOF

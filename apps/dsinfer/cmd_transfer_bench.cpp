@@ -1,5 +1,7 @@
 // `dsinfer transfer-bench`: UCX bandwidth between two processes on this machine, raw UCP tag sends
-// (transfer/ucx_bandwidth.h) against the same traffic through UcxAgent (the KV transfer's wire).
+// (transfer/ucx_bandwidth.h) against the same traffic through UcxAgent (the KV transfer's wire),
+// and the KV transfer's whole path: prompts' latent rows encoded and checksummed by the prefill
+// side's exporter, verified and written into reserved blocks by the decode side's receiver.
 // The process forks before it creates any UCX object (UCX state must not be forked); parent and
 // child swap worker addresses over a socketpair; the parent sends, the child counts what arrives.
 #include <signal.h>
@@ -15,12 +17,16 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
 #include "command.h"
+#include "base/timer.h"
+#include "serve/pd_exporter.h"
+#include "serve/pd_receiver.h"
 #include "transfer/ucx_agent.h"
 #include "transfer/ucx_bandwidth.h"
 
@@ -40,6 +46,36 @@ struct Options {
   double seconds;
   int window;
   bool raw_peer_errors;  // the raw endpoint's error mode: PEER (as UcxAgent) or NONE
+  // The KV phase: `kv_transfers` prompts of `kv_tokens` tokens, DeepSeek-V3's latent rows (576
+  // values: bf16 1,152 bytes, FP8 656) in `kv_layers` layers.
+  int kv_transfers;
+  int64_t kv_tokens, kv_layers;
+  bool kv_fp8;
+};
+
+kernels::KvCacheSpec kv_spec(const Options& o) {
+  kernels::KvCacheSpec spec;
+  spec.num_layers = o.kv_layers;
+  spec.dim = 576;
+  spec.rope_dim = 64;
+  spec.dtype = o.kv_fp8 ? DType::kF8E4M3 : DType::kBF16;
+  spec.block_size = 64;
+  return spec;
+}
+
+// One prompt's worth of blocks, shared by every transfer of the KV phase (the bench does not care
+// that they overwrite each other).
+struct KvPool {
+  kernels::KvCacheSpec spec;
+  std::vector<uint8_t> bytes;
+  kernels::KvCacheView view;
+  std::vector<int32_t> table;
+  explicit KvPool(const Options& o) : spec(kv_spec(o)) {
+    const int64_t blocks = (o.kv_tokens + 63) / 64;
+    bytes.assign(size_t(blocks * spec.block_bytes()), 0x3c);
+    view = {bytes.data(), spec, blocks};
+    for (int64_t b = 0; b < blocks; ++b) table.push_back(int32_t(b));
+  }
 };
 
 // Length-prefixed blobs over the socketpair.
@@ -106,7 +142,31 @@ struct Window {
   }
 };
 
-// The child: receives both phases, reports what arrived. Never returns.
+// The child's KV phase: the decode side. Every transfer's import is reserved up front; the child
+// reports when all are complete (every row verified and written, every first token in).
+void run_child_kv(int fd, const Options& o) {
+  UcxAgent agent("transfer-bench-kv-decode");
+  KvPool pool(o);
+  serve::pd::KvReceiver receiver;
+  std::vector<std::shared_ptr<engine::KvImport>> imports;
+  for (int k = 0; k < o.kv_transfers; ++k) {
+    imports.push_back(std::make_shared<engine::KvImport>(o.kv_tokens, 600.0));
+    imports.back()->reserved(pool.view, pool.table);
+    receiver.expect(uint64_t(k + 1), imports.back());
+  }
+  agent.set_receiver([&](uint64_t tag, std::vector<uint8_t>&& m) { receiver.on_message(tag, std::move(m)); });
+  send_blob(fd, agent.address());
+  const double deadline = now_seconds() + 600;
+  for (auto& im : imports) {
+    while (im->state() == engine::KvImport::State::kReserved && now_seconds() < deadline)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    check(im->state() == engine::KvImport::State::kReady, "transfer-bench: a KV transfer failed: ", im->error());
+  }
+  send_u64(fd, receiver.totals().bytes.load());
+  recv_u64(fd);
+}
+
+// The child: receives every phase, reports what arrived. Never returns.
 [[noreturn]] void run_child(int fd, const Options& o) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   int code = 0;
@@ -139,6 +199,7 @@ struct Window {
     }
     send_u64(fd, bytes);
     recv_u64(fd);
+    run_child_kv(fd, o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dsinfer transfer-bench (receiver): error: %s\n", e.what());
     code = 1;
@@ -204,6 +265,34 @@ Measured agent_phase(int fd, const Options& o) {
   return m;
 }
 
+// The parent's KV phase: the prefill side, every layer of every prompt sent as the exporter
+// sends it during a prefill (here back to back: no compute to hide behind).
+Measured kv_phase(int fd, const Options& o) {
+  std::vector<uint8_t> peer = recv_blob(fd);
+  Measured m;
+  {
+    UcxAgent agent("transfer-bench-kv-prefill");
+    KvPool pool(o);
+    serve::pd::ExportTotals totals;
+    const double start = now_seconds();
+    std::vector<std::shared_ptr<serve::pd::KvExporter>> exporters;
+    for (int k = 0; k < o.kv_transfers; ++k) {
+      auto x = std::make_shared<serve::pd::KvExporter>(agent, serve::pd::ExportTarget{peer, uint64_t(k + 1), 0},
+                                                       o.kv_tokens, o.kv_layers, totals);
+      for (int64_t l = 0; l < o.kv_layers; ++l) x->layer_written(l, pool.view.layer(l), pool.table.data(), o.kv_tokens);
+      x->prefill_done({1, 2, std::nullopt, 0});
+      exporters.push_back(std::move(x));
+    }
+    const uint64_t got = recv_u64(fd);  // the child has every row verified and written
+    m.seconds = now_seconds() - start;
+    for (auto& x : exporters) check(x->error().empty(), "transfer-bench: a KV send failed: ", x->error());
+    check(got == totals.bytes.load(), "transfer-bench: sent ", totals.bytes.load(), " KV bytes, received ", got);
+    m.bytes = got;
+  }
+  send_u64(fd, 0);
+  return m;
+}
+
 int run_transfer_bench(Args& args) {
   Options o;
   double mb = args.get_double("mb", 1, 0, 1024, true);
@@ -214,6 +303,10 @@ int run_transfer_bench(Args& args) {
   std::string raw_errors = args.get_or("raw-error-mode", "peer");
   check(raw_errors == "peer" || raw_errors == "none", "--raw-error-mode must be peer or none, got '", raw_errors, "'");
   o.raw_peer_errors = raw_errors == "peer";
+  o.kv_transfers = int(args.get_int("kv-transfers", 8, 1, 1024));
+  o.kv_tokens = args.get_int("kv-tokens", 4096, 1, 1 << 20);
+  o.kv_layers = args.get_int("kv-layers", 8, 1, 256);
+  o.kv_fp8 = args.flag("kv-fp8");
   bool json = args.flag("json");
   args.finish();
 
@@ -227,10 +320,11 @@ int run_transfer_bench(Args& args) {
     run_child(fds[1], o);
   }
   ::close(fds[1]);
-  Measured raw, agent;
+  Measured raw, agent, kv;
   try {
     raw = raw_phase(fds[0], o);
     agent = agent_phase(fds[0], o);
+    kv = kv_phase(fds[0], o);
   } catch (...) {
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
@@ -244,6 +338,7 @@ int run_transfer_bench(Args& args) {
 
   raw.gbps = double(raw.bytes) / raw.seconds / 1e9;
   agent.gbps = double(agent.bytes) / agent.seconds / 1e9;
+  kv.gbps = double(kv.bytes) / kv.seconds / 1e9;
   if (json) {
     nlohmann::json out = {{"message_mb", mb},
                           {"window", o.window},
@@ -253,7 +348,13 @@ int run_transfer_bench(Args& args) {
                           {"raw_ucx_bytes", raw.bytes},
                           {"agent_bytes", agent.bytes},
                           {"transports", raw.transports},
-                          {"raw_error_mode", raw_errors}};
+                          {"raw_error_mode", raw_errors},
+                          {"kv_gbps", kv.gbps},
+                          {"kv_bytes", kv.bytes},
+                          {"kv_transfers", o.kv_transfers},
+                          {"kv_tokens", o.kv_tokens},
+                          {"kv_layers", o.kv_layers},
+                          {"kv_dtype", o.kv_fp8 ? "fp8" : "bf16"}};
     std::printf("%s\n", out.dump().c_str());
   } else {
     std::printf(
@@ -262,6 +363,9 @@ int run_transfer_bench(Args& args) {
         "(GB/s: 1e9 bytes the receiving process counted, over the time from the first send to the last completion)\n",
         mb, o.window, o.seconds, raw.gbps, raw.transports.empty() ? "?" : raw.transports.c_str(), raw_errors.c_str(),
         agent.gbps, 100 * agent.gbps / raw.gbps);
+    std::printf("KV path (%d prompts of %lld tokens x %lld layers, %s rows, checksummed and verified): %.2f GB/s (%.0f%% of raw)\n",
+                o.kv_transfers, (long long)o.kv_tokens, (long long)o.kv_layers, o.kv_fp8 ? "fp8" : "bf16", kv.gbps,
+                100 * kv.gbps / raw.gbps);
   }
   return 0;
 }
@@ -269,7 +373,8 @@ int run_transfer_bench(Args& args) {
 const Registration kRegistration({
     "transfer-bench",
     "UCX bandwidth between two local processes: raw UCP tag sends against the KV transfer's UcxAgent",
-    "[--mb 1] [--seconds 3] [--window 16] [--raw-error-mode peer|none] [--json]\n\n"
+    "[--mb 1] [--seconds 3] [--window 16] [--raw-error-mode peer|none] [--json]\n"
+    "       [--kv-transfers 8] [--kv-tokens 4096] [--kv-layers 8] [--kv-fp8]\n\n"
     "  --mb MB                 message size in MiB (fractions allowed)\n"
     "  --seconds S             how long each of the two measurements sends\n"
     "  --window N              sends in flight at once\n"
@@ -278,7 +383,9 @@ const Registration kRegistration({
     "  --json                  one JSON object: message_mb, window, seconds, raw_ucx_gbps, agent_gbps,\n"
     "                          transports (the raw endpoint's), raw_error_mode, raw_ucx_bytes, agent_bytes\n\n"
     "Forks a receiving process; the parent sends to it for S seconds with raw UCP tag sends, then as\n"
-    "many seconds through UcxAgent::send.",
+    "many seconds through UcxAgent::send, then the KV phase: --kv-transfers prompts' latent rows through\n"
+    "the prefill side's exporter to the decode side's receiver (kv_gbps: bytes over first send to the\n"
+    "last row verified and written).",
     run_transfer_bench,
 });
 
