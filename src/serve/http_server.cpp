@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -33,8 +34,10 @@ constexpr size_t kReadChunk = 64 << 10;
 constexpr size_t kMaxPipelined = 256 << 10;
 constexpr double kTickS = 0.1;  // how often deadlines are checked
 // Bytes read and dropped after a final response (the rest of a refused body) before the server
-// stops being polite and closes.
-constexpr size_t kMaxLingerBytes = 4 << 20;
+// stops being polite and closes: at least this, and twice the body limit, so a client whose body
+// is a little over the limit reads its 413 instead of a reset (closing with its bytes unread
+// resets the connection, and the client may lose the response).
+constexpr size_t kMinLingerBytes = 4 << 20;
 constexpr int kReadsPerEvent = 16;
 
 const char* reason(int status) {
@@ -518,7 +521,8 @@ void Server::read_from(Conn& conn) {
     ssize_t r = ::recv(c.fd, buf, sizeof buf, 0);
     if (r > 0) {
       if (c.phase == Conn::Phase::kLingering || c.phase == Conn::Phase::kClosing) {
-        if ((c.lingered += size_t(r)) > kMaxLingerBytes) close_conn(c);  // still sending a refused body
+        if ((c.lingered += size_t(r)) > std::max(kMinLingerBytes, 2 * options_.limits.max_body_bytes))
+          close_conn(c);  // still sending a refused body
         continue;
       }
       c.in.append(buf, size_t(r));

@@ -70,6 +70,7 @@ struct Server::Reservation {
   ParsedRequest pr;
   std::shared_ptr<engine::RequestStream> stream;
   std::shared_ptr<engine::KvImport> import;
+  double done_seen = 0;  // when a sweep first found its stream finished
 };
 
 void Server::pd_routes() {
@@ -174,9 +175,16 @@ void Server::pd_reserve(Endpoint endpoint, const http::Request& req, const http:
                {"timeout_s", options_.kv_transfer_timeout_s}};
   {
     std::lock_guard lock(pd_mu_);
-    // Reservations the router never came back for: their imports timed out and their streams ended.
-    for (auto it = reservations_.begin(); it != reservations_.end();)
-      it = it->second->stream->done() ? reservations_.erase(it) : std::next(it);
+    // Reservations the router never came back for. A finished stream is not enough: a short
+    // request can be decoded whole before the router asks for its reply, which the stream keeps;
+    // one finished for a whole transfer timeout has nobody coming for it.
+    const double now = now_seconds();
+    for (auto it = reservations_.begin(); it != reservations_.end();) {
+      Reservation& r = *it->second;
+      if (r.stream->done() && r.done_seen == 0) r.done_seen = now;
+      const bool abandoned = r.done_seen > 0 && now - r.done_seen > options_.kv_transfer_timeout_s;
+      it = abandoned ? reservations_.erase(it) : std::next(it);
+    }
     reservations_[id] = res;
   }
   reply.send(json_response(200, dump(body)));

@@ -281,6 +281,33 @@ def part_tokens(bin_, model):
     for inst in (d1, d2, p1, p2):
         wait_for(lambda: kv_used(inst) == 0, 10, f"no KV blocks in use on {inst.url} after the run")
 
+    # The instances' protocol by hand: a short request decoded whole before its reply is asked
+    # for keeps its reservation (another reservation's sweep must not drop it), and an unknown
+    # transfer is a 404.
+    body = {"model": "tiny", "prompt": "Kept for later", "max_tokens": 2, "temperature": 0}
+    st, text = post(d1.url + "/pd/reserve/v1/completions", body)
+    res = json.loads(text) if st == 200 else {}
+    check(st == 200 and res.get("prompt_tokens", 0) > 0, f"a reservation ({st} {text[:200]})")
+    hdr = {"X-Dsinfer-Transfer": res.get("transfer", ""), "X-Dsinfer-Attempt": "0",
+           "X-Dsinfer-Decode-Address": res.get("transfer_address", ""), "X-Dsinfer-Kv-Layout": res.get("kv_layout", ""),
+           "X-Dsinfer-Prompt-Hash": res.get("prompt_hash", ""), "Content-Type": "application/json"}
+    req = urllib.request.Request(p1.url + "/pd/prefill/v1/completions", data=json.dumps(body).encode(), headers=hdr)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        check(r.status == 200, "the prefill by hand")
+    time.sleep(0.5)  # the decode side has finished the two tokens by now
+    post(d1.url + "/pd/reserve/v1/completions", dict(body, prompt="another"))  # sweeps
+    req = urllib.request.Request(d1.url + "/pd/decode", data=b"", headers={"X-Dsinfer-Transfer": res.get("transfer", "")})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        got = json.loads(r.read())
+    want = json.loads(post(both.url + "/v1/completions", body)[1])
+    check(got["choices"][0]["text"] == want["choices"][0]["text"], "the early-finished reply is still there, whole")
+    try:
+        urllib.request.urlopen(urllib.request.Request(d1.url + "/pd/decode", data=b"",
+                                                      headers={"X-Dsinfer-Transfer": "00000000000000ff"}), timeout=10)
+        check(False, "an unknown transfer must be refused")
+    except urllib.error.HTTPError as e:
+        check(e.code == 404, f"an unknown transfer is a 404 ({e.code})")
+
     # FP8 latent rows travel as FP8: the same requests, the same tokens as serve with an FP8 cache,
     # and 1.76x fewer bytes than the bf16 rows (tiny-v3: 352 bytes a row in bf16, 200 in FP8).
     fp8 = ["--kv-cache-dtype", "fp8"]
