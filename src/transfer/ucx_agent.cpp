@@ -265,7 +265,42 @@ struct UcxAgent::Impl {
     params.err_handler.arg = peer.get();
     *status = ucp_ep_create(worker, &params, &peer->ep);
     if (*status != UCS_OK) return nullptr;
-    return peers.emplace(key, std::move(peer)).first->second.get();
+    Peer* p = peers.emplace(key, std::move(peer)).first->second.get();
+    return handshake(p, status) ? p : nullptr;
+  }
+
+  // A new endpoint is flushed before its first message: the flush completes once UCX's connection
+  // handshake has (the receiver's reply has arrived). UCX 1.13 aborts a receiver whose reply is
+  // still queued when the sender dies (openucx/ucx#8175); with the handshake over before any data
+  // goes out, a sender dying mid-transfer is an ordinary peer failure on the receiving side. The
+  // agent thread progresses only this until then (milliseconds; a dead address fails at once).
+  bool handshake(Peer* peer, ucs_status_t* status) {
+    const std::string key = peer->key;
+    ucp_request_param_t params{};
+    ucs_status_ptr_t r = ucp_ep_flush_nbx(peer->ep, &params);
+    ucs_status_t s = UCS_OK;
+    if (UCS_PTR_IS_ERR(r)) {
+      s = UCS_PTR_STATUS(r);
+    } else if (r != nullptr) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while ((s = ucp_request_check_status(r)) == UCS_INPROGRESS && std::chrono::steady_clock::now() < deadline)
+        ucp_worker_progress(worker);
+      if (s == UCS_INPROGRESS) {
+        ucp_request_cancel(worker, r);
+        while (ucp_request_check_status(r) == UCS_INPROGRESS) ucp_worker_progress(worker);
+        s = UCS_ERR_TIMED_OUT;
+      }
+      ucp_request_free(r);
+    }
+    auto it = peers.find(key);
+    const bool alive = it != peers.end() && it->second.get() == peer;  // on_ep_error may have taken it
+    if (s == UCS_OK && alive) return true;
+    *status = s == UCS_OK ? UCS_ERR_ENDPOINT_TIMEOUT : s;
+    if (alive) {  // closed like a failed endpoint
+      closing.push_back(std::move(it->second));
+      peers.erase(it);
+    }
+    return false;
   }
 
   void post(Queued& q) {

@@ -18,8 +18,9 @@
 // (UCX_TCP_KEEPIDLE/KEEPINTVL). A peer that is alive but stopped is not a failure: sends to it wait.
 // Known UCX 1.13 defect (the assertion was removed upstream in openucx/ucx#8175): a receiver
 // whose reply to a new sender's connection request is still queued when that sender dies aborts
-// on an assertion. The request comes with a sender's first large (rendezvous) message and is
-// answered on the next progress, so the window is as long as a receiver callback running then.
+// on an assertion. The agent therefore flushes a new endpoint before its first message (the
+// flush completes once the receiver's reply has arrived), which leaves the window only for a
+// sender dying inside its own connection handshake, before any data was sent.
 #pragma once
 
 #include <cstdint>
