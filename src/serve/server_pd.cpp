@@ -114,8 +114,10 @@ json Server::pd_status() const {
   const auto m = engine_.metrics();
   json j = {{"role", pd_role_name(options_.role)},
             {"accepting", engine_.accepting()},
-            {"running", m.running},
-            {"waiting", m.waiting},
+            // The balancers' "running" is every request the instance holds (running, queued, or
+            // reserved and waiting for its KV); "waiting" the part not yet scheduled.
+            {"running", m.running + m.waiting + m.importing},
+            {"waiting", m.waiting + m.importing},
             {"importing", m.importing},
             {"prefill_tokens", m.prefill_tokens},
             {"attention_work", m.attention_work},

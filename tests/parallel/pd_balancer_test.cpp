@@ -46,8 +46,8 @@ const std::string kSnapshotDir = std::string(DSINFER_SOURCE_DIR) + "/tests/paral
 // Every snapshot a test replays; PdSnapshotFiles checks the directory holds exactly these.
 const std::vector<std::string> kPrefillSnapshots = {"prefill_long_prompt_burst", "prefill_attention_work",
                                                     "prefill_prefix_affinity", "prefill_down_and_retry",
-                                                    "prefill_bounded_prefix_memory"};
-const std::vector<std::string> kDecodeSnapshots = {"decode_kv_vs_running"};
+                                                    "prefill_bounded_prefix_memory", "recorded_prefill_tiny_v3"};
+const std::vector<std::string> kDecodeSnapshots = {"decode_kv_vs_running", "recorded_decode_tiny_v3"};
 const std::string kMalformedSnapshot = "malformed_status";
 
 json load_snapshot(const std::string& name) {

@@ -55,7 +55,13 @@ def start(bin_, args, env=None, port=0):
         out += line
         m = re.search(r"listening on (http://127\.0\.0\.1:(\d+))", line)
         if m:
-            threading.Thread(target=lambda: [None for _ in p.stdout], daemon=True).start()  # keep draining
+            p.lines = out.splitlines()
+            p.cmd = " ".join(cmd[1:4])
+
+            def drain():  # keep reading (a full pipe would block it), keep the lines for a failure
+                for text in p.stdout:
+                    p.lines.append(text.rstrip())
+            threading.Thread(target=drain, daemon=True).start()
             p.url, p.port = m.group(1), int(m.group(2))
             return p
     raise RuntimeError(f"{' '.join(cmd)} did not start: {out}")
@@ -466,6 +472,11 @@ def main():
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 pass
+    if failures:  # what the processes said, for the diagnosis
+        for p in procs:
+            print(f"--- {getattr(p, 'cmd', '?')} {getattr(p, 'url', '')} (exit {p.returncode}):")
+            for line in getattr(p, "lines", [])[-12:]:
+                print("   ", line)
     print(f"pd_test {a.part}: {len(failures)} failures in {time.time() - t0:.0f} s")
     sys.exit(1 if failures else 0)
 
