@@ -306,6 +306,8 @@ void Engine::loop() {
         wake_.wait_for(lock, std::chrono::milliseconds(50));
       imports_changed_ = false;
       incoming.swap(incoming_);
+      // Counted as waiting from here, so submit()'s queue check never sees them in neither place.
+      waiting_ += int64_t(incoming.size());
       abort_everything = std::exchange(abort_all_, false);
       stopping = stop_;
     }

@@ -53,6 +53,7 @@ void Engine::group_loop() {
         wake_.wait_for(lock, std::chrono::milliseconds(50));
       imports_changed_ = false;
       incoming.swap(incoming_);
+      waiting_ += int64_t(incoming.size());  // as Engine::loop: never in neither count
       abort_everything = std::exchange(abort_all_, false);
       stopping = stop_;
     }
