@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <sstream>
 
 namespace dsinfer::app {
 
@@ -131,6 +132,15 @@ namespace dsinfer::app {
 std::map<std::string, std::string> Args::given() const {
   std::map<std::string, std::string> out;
   for (auto& [name, value] : values_) out[name] = value ? *value : "(switch)";
+  return out;
+}
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
   return out;
 }
 

@@ -54,6 +54,9 @@ class Args {
   std::vector<std::string> positional_;
 };
 
+// Splits "a,b,,c" into its non-empty comma-separated items ({"a", "b", "c"}).
+std::vector<std::string> split_commas(const std::string& text);
+
 // Parses "5,17,301" into ids; throws on anything that is not a comma-separated integer list.
 std::vector<int32_t> parse_id_list(const std::string& text, const std::string& flag_name);
 

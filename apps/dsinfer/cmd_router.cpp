@@ -3,7 +3,6 @@
 // docs/serving.md). SIGTERM or SIGINT drains (new requests 503, in-flight ones finish, bounded by
 // --drain-timeout); a second signal exits at once.
 #include <cstdio>
-#include <sstream>
 
 #include "base/error.h"
 #include "command.h"
@@ -13,19 +12,10 @@
 namespace dsinfer::app {
 namespace {
 
-std::vector<std::string> split_urls(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 int run(Args& args) {
   router::RouterOptions o;
-  o.prefill_urls = split_urls(args.require("prefill"));
-  o.decode_urls = split_urls(args.require("decode"));
+  o.prefill_urls = split_commas(args.require("prefill"));
+  o.decode_urls = split_commas(args.require("decode"));
   o.http.host = args.get_or("host", o.http.host);
   o.http.port = int(args.get_int("port", o.http.port, 0, 65535));
   o.poll_interval_s = args.get_double("poll-interval", o.poll_interval_s, 0.01, 60);

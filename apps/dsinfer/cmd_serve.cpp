@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <cstdio>
 #include <filesystem>
-#include <sstream>
 #include <utility>
 
 #include "base/error.h"
@@ -27,15 +26,6 @@
 
 namespace dsinfer::app {
 namespace {
-
-std::vector<std::string> split_names(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 int run(Args& args) {
   std::string dir = args.require("model");
@@ -85,7 +75,7 @@ int run(Args& args) {
   so.http.limits.max_body_bytes = size_t(body_mb * (1 << 20));
   so.http.worker_threads = int(http_threads);
   so.http.max_connections = size_t(max_connections);
-  so.model_names = split_names(names);
+  so.model_names = split_commas(names);
   if (so.model_names.empty())
     so.model_names.push_back(std::filesystem::weakly_canonical(std::filesystem::path(dir)).filename().string());
 
