@@ -6,12 +6,12 @@
 #include <atomic>
 #include <cstddef>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
 #include "base/error.h"
 #include "base/hash.h"
+#include "base/hex.h"
 
 namespace dsinfer::cache {
 
@@ -31,12 +31,6 @@ struct Header {
   uint64_t body_checksum, header_checksum;
 };
 static_assert(sizeof(Header) == kDiskBlockHeaderBytes);
-
-std::string hex16(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 size_t tokens_bytes(const DiskBlockId& id) { return size_t(id.block_size) * sizeof(int32_t); }
 size_t rows_bytes(const DiskBlockId& id) { return size_t(id.num_layers * id.block_size * id.row_bytes); }
@@ -58,8 +52,8 @@ void check_matches(const DiskBlockId& id, const kernels::KvCacheView& cache, int
 }  // namespace
 
 std::string disk_block_path(const DiskBlockId& id) {
-  const std::string key = hex16(id.key);
-  return hex16(id.fingerprint) + "-" + dtype_name(id.dtype) + "-b" + std::to_string(id.block_size) + "/" +
+  const std::string key = hex64(id.key);
+  return hex64(id.fingerprint) + "-" + dtype_name(id.dtype) + "-b" + std::to_string(id.block_size) + "/" +
          key.substr(0, 2) + "/" + key + ".kvb";
 }
 

@@ -20,6 +20,7 @@
 #include <unordered_set>
 
 #include "base/error.h"
+#include "base/hex.h"
 #include "base/log.h"
 
 namespace dsinfer::transfer {
@@ -536,30 +537,9 @@ UcxAgent::~UcxAgent() {
 
 const std::vector<uint8_t>& UcxAgent::address() const { return impl_->address; }
 
-std::string UcxAgent::address_hex() const {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(impl_->address.size() * 2);
-  for (uint8_t b : impl_->address) {
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 15]);
-  }
-  return out;
-}
+std::string UcxAgent::address_hex() const { return to_hex(impl_->address); }
 
-std::vector<uint8_t> UcxAgent::parse_hex(const std::string& hex) {
-  check(!hex.empty(), "UCX address: empty");
-  check(hex.size() % 2 == 0, "UCX address: odd number of hex digits (", hex.size(), ")");
-  auto digit = [&](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    fail("UCX address: '", c, "' is not a hex digit");
-  };
-  std::vector<uint8_t> out(hex.size() / 2);
-  for (size_t i = 0; i < out.size(); ++i) out[i] = uint8_t(digit(hex[2 * i]) << 4 | digit(hex[2 * i + 1]));
-  return out;
-}
+std::vector<uint8_t> UcxAgent::parse_hex(const std::string& hex) { return bytes_from_hex(hex, "UCX address"); }
 
 void UcxAgent::send(const std::vector<uint8_t>& peer_address, uint64_t tag, std::vector<uint8_t> message,
                     SendDone done) {
