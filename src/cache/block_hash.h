@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "base/hash.h"
 
@@ -17,6 +18,19 @@ inline uint64_t block_hash(uint64_t parent, const int32_t* tokens, int64_t n, ui
   for (int64_t i = 0; i < n; ++i) h = mix64(h + 0x9e3779b97f4a7c15ull + uint64_t(uint32_t(tokens[i])));
   h = mix64(h ^ uint64_t(n));
   return h == 0 ? 1 : h;  // 0 is reserved for "no parent"
+}
+
+// The keys of the first full blocks of tokens[0, n) (at most max_blocks), each chained on the one
+// before: what the prefix index would key them by.
+inline std::vector<uint64_t> prefix_keys(const int32_t* tokens, int64_t n, int64_t block_size, uint64_t fingerprint,
+                                         int64_t max_blocks) {
+  std::vector<uint64_t> keys;
+  uint64_t parent = 0;
+  for (int64_t b = 0; (b + 1) * block_size <= n && b < max_blocks; ++b) {
+    parent = block_hash(parent, tokens + b * block_size, block_size, fingerprint);
+    keys.push_back(parent);
+  }
+  return keys;
 }
 
 }  // namespace dsinfer::cache

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/hex.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/timer.h"
@@ -37,11 +38,16 @@ http::Response passthrough(const UpstreamReply& r) {
   return out;
 }
 
+// The prompt's chained block keys; a malformed one ends the chain (the keys after it would be
+// claims about a prefix the router cannot name).
 std::vector<uint64_t> parse_keys(const json& keys) {
   std::vector<uint64_t> out;
   if (!keys.is_array()) return out;
-  for (const auto& k : keys)
-    if (k.is_string()) out.push_back(std::stoull(k.get<std::string>(), nullptr, 16));
+  for (const auto& k : keys) {
+    uint64_t key = 0;
+    if (!k.is_string() || !parse_hex64(k.get<std::string>(), key)) break;
+    out.push_back(key);
+  }
   return out;
 }
 
