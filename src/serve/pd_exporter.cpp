@@ -65,13 +65,13 @@ void KvExporter::layer_written(int64_t layer, const kernels::LatentCacheView& ca
 }
 
 void KvExporter::prefill_done(const engine::FirstToken& first) {
+  if (fault().stall) return;  // never done: the decode side's silence timeout ends it
   {
     std::lock_guard lock(mu_);
     if (finished_) return;
     compute_end_ = now_seconds();
     done_queued_ = true;
   }
-  if (fault().stall) return;
   send(encode_done({MessageKind::kDone, target_.transfer, target_.attempt}, first));
 }
 
@@ -96,7 +96,8 @@ void KvExporter::send(std::vector<uint8_t> msg) {
   }
   totals_.messages += 1;
   totals_.bytes += n;
-  agent_.send(target_.peer, target_.transfer, std::move(msg), [self = shared_from_this()](bool ok, const std::string& why) { self->sent(ok, why); });
+  agent_.send(target_.peer, target_.transfer, std::move(msg),
+              [self = shared_from_this()](bool ok, const std::string& why) { self->sent(ok, why); });
 }
 
 void KvExporter::sent(bool ok, const std::string& why) {
@@ -105,7 +106,7 @@ void KvExporter::sent(bool ok, const std::string& why) {
     std::lock_guard lock(mu_);
     --outstanding_;
     if (!ok && error_.empty()) error_ = str("sending KV to the decode instance failed: ", why);
-    if (!ok || (done_queued_ && outstanding_ == 0 && !fault().stall)) finish_locked(run);
+    if (!ok || (done_queued_ && outstanding_ == 0)) finish_locked(run);
   }
   if (run) run();
 }

@@ -136,12 +136,7 @@ void Server::routes() {
 }
 
 void Server::generate(Endpoint endpoint, const http::Request& req, const http::Reply& reply) {
-  if (!engine_.accepting()) {
-    auto r = error_response(503, "the server is shutting down", "service_unavailable_error");
-    r.headers.emplace_back("Retry-After", "5");
-    reply.send(std::move(r));
-    return;
-  }
+  if (refused_while_draining(reply)) return;
   ParsedRequest pr;
   std::shared_ptr<engine::RequestStream> stream;
   try {
@@ -155,8 +150,19 @@ void Server::generate(Endpoint endpoint, const http::Request& req, const http::R
   attach(pr, stream, reply);
 }
 
+bool Server::refused_while_draining(const http::Reply& reply) const {
+  // Checked before parsing, so a draining server spends nothing on a request it will refuse.
+  if (engine_.accepting()) return false;
+  auto r = error_response(503, "the server is shutting down", "service_unavailable_error");
+  r.headers.emplace_back("Retry-After", "5");
+  reply.send(std::move(r));
+  return true;
+}
+
 http::Response Server::refusal(const Error& e) const {
   if (auto* api = dynamic_cast<const ApiError*>(&e)) return error_response(api->status, e.what(), api->type, api->param, api->code);
+  if (auto* bad = dynamic_cast<const engine::InvalidRequest*>(&e))
+    return error_response(400, e.what(), "invalid_request_error", bad->field, bad->code);
   if (dynamic_cast<const engine::QueueFull*>(&e)) {
     // Read once: a drain starting between reads would mix a 429 status with a 503 body.
     const bool accepting = engine_.accepting();

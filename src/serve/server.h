@@ -91,6 +91,8 @@ class Server {
   void generate(Endpoint endpoint, const http::Request& req, const http::Reply& reply);
   // The reply for a request that could not be queued (bad request, queue full, shutting down).
   http::Response refusal(const Error& e) const;
+  // Answers 503 (and returns true) once the server drains.
+  bool refused_while_draining(const http::Reply& reply) const;
   // From a queued request on: its stream feeds the reply (streamed or whole); a client that
   // leaves cancels it.
   void attach(const ParsedRequest& pr, const std::shared_ptr<engine::RequestStream>& stream, const http::Reply& reply);

@@ -14,10 +14,10 @@
 // The transfer's parameters travel in X-Dsinfer-* headers: transfer id, attempt, the decode
 // instance's UCX address, its KV layout and prompt hash (checked here: an instance with another
 // model, cache dtype or tokenizer refuses instead of sending KV that means something else).
-#include <cstdio>
 #include <random>
 
 #include "base/hash.h"
+#include "base/hex.h"
 #include "base/log.h"
 #include "base/timer.h"
 #include "cache/block_hash.h"
@@ -38,19 +38,16 @@ const char* pd_role_name(PdRole r) {
 
 namespace {
 
-std::string hex64(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 // A 16-digit hex header value; throws ApiError naming the header.
 uint64_t header_hex64(const http::Request& req, const char* name) {
   const std::string* v = req.header(name);
-  if (!v || v->empty() || v->size() > 16 || v->find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
-    throw ApiError(400, str("missing or malformed ", name, " header (16 hex digits)"));
-  return std::stoull(*v, nullptr, 16);
+  uint64_t out = 0;
+  if (!v || !parse_hex64(*v, out)) throw ApiError(400, str("missing or malformed ", name, " header (16 hex digits)"));
+  return out;
 }
+
+// Prefix keys a reservation reports (the router's affinity): 4,096 blocks, 262,144 tokens.
+constexpr int64_t kMaxPrefixKeys = 4096;
 
 uint64_t prompt_hash(const std::vector<int32_t>& prompt) {
   return fingerprint_bytes(0x70726f6d7074ull, prompt.data(), prompt.size() * sizeof(int32_t));
@@ -130,12 +127,7 @@ json Server::pd_status() const {
 }
 
 void Server::pd_reserve(Endpoint endpoint, const http::Request& req, const http::Reply& reply) {
-  if (!engine_.accepting()) {
-    auto r = error_response(503, "the server is shutting down", "service_unavailable_error");
-    r.headers.emplace_back("Retry-After", "5");
-    reply.send(std::move(r));
-    return;
-  }
+  if (refused_while_draining(reply)) return;
   auto res = std::make_shared<Reservation>();
   try {
     res->pr = parse_request(endpoint, req.body, protocol_);
@@ -163,11 +155,9 @@ void Server::pd_reserve(Endpoint endpoint, const http::Request& req, const http:
   const auto& prompt = res->pr.prompt();
   const int64_t bs = engine_.model().cache_spec().block_size;
   json keys = json::array();
-  uint64_t parent = 0;
-  for (int64_t b = 0; (b + 1) * bs <= int64_t(prompt.size()) && b < 4096; ++b) {
-    parent = cache::block_hash(parent, prompt.data() + b * bs, bs, engine_.model().fingerprint());
-    keys.push_back(hex64(parent));
-  }
+  for (uint64_t k : cache::prefix_keys(prompt.data(), int64_t(prompt.size()), bs, engine_.model().fingerprint(),
+                                       kMaxPrefixKeys))
+    keys.push_back(hex64(k));
   json body = {{"transfer", hex64(id)},
                {"prompt_tokens", int64_t(prompt.size())},
                {"prompt_hash", hex64(prompt_hash(prompt))},
@@ -230,12 +220,7 @@ void Server::pd_cancel(const http::Request& req, const http::Reply& reply) {
 }
 
 void Server::pd_prefill(Endpoint endpoint, const http::Request& req, const http::Reply& reply) {
-  if (!engine_.accepting()) {
-    auto r = error_response(503, "the server is shutting down", "service_unavailable_error");
-    r.headers.emplace_back("Retry-After", "5");
-    reply.send(std::move(r));
-    return;
-  }
+  if (refused_while_draining(reply)) return;
   auto job = std::make_shared<pd::PrefillJobs::Job>();
   job->reply = reply;
   try {
@@ -245,7 +230,7 @@ void Server::pd_prefill(Endpoint endpoint, const http::Request& req, const http:
     target.attempt = attempt ? uint32_t(std::strtoul(attempt->c_str(), nullptr, 10)) : 0;
     const std::string* address = req.header("x-dsinfer-decode-address");
     if (!address) throw ApiError(400, "missing X-Dsinfer-Decode-Address header");
-    target.peer = transfer::UcxAgent::parse_hex(*address);
+    target.peer = bytes_from_hex(*address, "X-Dsinfer-Decode-Address");
     const std::string* layout = req.header("x-dsinfer-kv-layout");
     if (!layout || *layout != kv_layout_)
       throw ApiError(409, str("the decode instance's KV layout (", layout ? *layout : "none",
@@ -267,9 +252,6 @@ void Server::pd_prefill(Endpoint endpoint, const http::Request& req, const http:
     pd::PrefillJobs* jobs = prefill_jobs_.get();
     job->exporter->set_on_complete([jobs] { jobs->wake(); });
     job->stream = engine_.submit(std::move(vr), job->exporter);
-  } catch (const engine::InvalidRequest& e) {
-    reply.send(error_response(400, e.what(), "invalid_request_error", e.field, e.code));
-    return;
   } catch (const Error& e) {
     reply.send(refusal(e));
     return;
