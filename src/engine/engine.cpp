@@ -77,8 +77,7 @@ void Engine::start() {
   runner_ = std::make_unique<Runner>(*model_, pool_->view(), options_.max_batch_tokens,
                                      options_.max_running + kMaxChoices - 1);
   sampler_ = std::make_unique<Sampler>(vocab_);
-  exporter_ = std::make_unique<ExportObserver>(step_);
-  exporter_->set_cache(pool_->view());
+  exporter_ = std::make_unique<ExportObserver>(step_, pool_->view());
   step_.chunks.reserve(size_t(options_.max_running + kMaxChoices));
   failed_.reserve(step_.chunks.capacity());
   touched_.reserve(step_.chunks.capacity());
@@ -285,10 +284,7 @@ std::string Engine::group_failure() const {
 void Engine::fail_all_local(const std::string& why) {
   std::vector<Request*> all;
   for (auto& [id, r] : requests_) all.push_back(r.get());
-  for (Request* r : all) {
-    r->stream->finish(why);  // first: the stream reports this error, not a plain abort
-    abort(*r);
-  }
+  for (Request* r : all) fail_request(*r, why);
 }
 
 void Engine::loop() {
@@ -386,6 +382,11 @@ std::unique_ptr<Sequence> Engine::make_sequence(Request& r, int index) {
   s->detok = std::make_unique<tokenizer::StreamingDetokenizer>(tokenizer_);
   s->stop = StopMatcher(r.stops);
   return s;
+}
+
+void Engine::fail_request(Request& r, const std::string& why) {
+  r.stream->finish(why);  // first: the stream reports this error, not a plain abort
+  abort(r);
 }
 
 void Engine::abort(Request& r) {
@@ -500,8 +501,7 @@ void Engine::postprocess(double now) {
   touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
   for (Request* r : failed_) {
     log_warn("request ", r->id, " failed: ", r->error);
-    r->stream->finish(r->error);  // first: the stream reports this error, not a plain abort
-    abort(*r);
+    fail_request(*r, r->error);
   }
   for (Request* r : touched_) finish_request_if_done(*r);
 }
@@ -522,8 +522,7 @@ bool Engine::reserve_import(Request& r) {
     const std::string why = str("no room in the KV cache for the prompt (", need, " blocks; ", blocks_->available(),
                                 " available)");
     r.import_from->fail(why);
-    r.stream->finish(why);
-    abort(r);
+    fail_request(r, why);
     return false;
   }
   r.import_from->reserved(pool_->view(), seq.blocks);
@@ -546,8 +545,7 @@ void Engine::poll_imports(double now) {
       start_import(r, now);
     } else {
       log_warn("request ", r.id, " failed: ", im.error());
-      r.stream->finish(im.error());
-      abort(r);
+      fail_request(r, im.error());
     }
   }
 }

@@ -122,8 +122,7 @@ class Engine {
   // Tells the exports of the step's requests that a layer's rows are in the cache.
   class ExportObserver : public model::LayerObserver {
    public:
-    explicit ExportObserver(const SchedulerOutput& step) : step_(step) {}
-    void set_cache(const kernels::KvCacheView& cache) { cache_ = cache; }
+    ExportObserver(const SchedulerOutput& step, const kernels::KvCacheView& cache) : step_(step), cache_(cache) {}
     void on_layer_cached(int64_t layer) override;
 
    private:
@@ -209,6 +208,8 @@ class Engine {
   void admit(Incoming in);
   void accept(Incoming in);
   void abort(Request& r);
+  // Ends the request with an error its stream reports (not a plain abort).
+  void fail_request(Request& r, const std::string& why);
   // Samples (or takes the forced) next token of seq from its logits row and reports it with
   // `rows` logits rows ending at that row when the request returns logits.
   void process_token(Sequence& seq, const float* logits, int64_t rows, double now);

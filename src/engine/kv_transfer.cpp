@@ -64,7 +64,11 @@ void KvImport::reset_rows() {
 
 bool KvImport::begin_attempt(uint32_t attempt) {
   std::lock_guard lock(mu_);
-  if (attempt < attempt_) return false;
+  return attempt_locked(attempt);
+}
+
+bool KvImport::attempt_locked(uint32_t attempt) {
+  if (attempt < attempt_) return false;  // an older attempt's late messages: not ours any more
   if (attempt > attempt_) {
     attempt_ = attempt;
     if (state_ == State::kReserved) reset_rows();
@@ -74,48 +78,40 @@ bool KvImport::begin_attempt(uint32_t attempt) {
 
 bool KvImport::write_rows(uint32_t attempt, int64_t layer, int64_t block_index, int64_t rows, const uint8_t* data,
                           size_t bytes, std::string& why) {
-  if (!begin_attempt(attempt)) return true;  // an older attempt's late rows: not ours any more
   bool ready = false;
   {
     std::lock_guard lock(mu_);
-    if (!write_locked(attempt, layer, block_index, rows, data, bytes, why, ready)) return false;
+    if (!attempt_locked(attempt) || state_ != State::kReserved) return true;
+    last_heard_ = now_seconds();
+    const int64_t row_bytes = cache_.spec.row_bytes();
+    const int64_t blocks = int64_t(table_.size());
+    if (layer < 0 || layer >= cache_.spec.num_layers || block_index < 0 || block_index >= blocks || rows <= 0 ||
+        rows > rows_needed(block_index) || bytes != size_t(rows * row_bytes)) {
+      why = str("KV rows outside the reservation (layer ", layer, ", block ", block_index, ", ", rows, " rows of ",
+                bytes, " bytes; the reservation has ", cache_.spec.num_layers, " layers of ", blocks, " blocks for ",
+                prompt_tokens_, " tokens, ", row_bytes, " bytes a row)");
+      return false;
+    }
+    const kernels::LatentCacheView l = cache_.layer(layer);
+    uint8_t* dst = static_cast<uint8_t*>(l.base) +
+                   size_t(table_[size_t(block_index)]) * size_t(cache_.spec.block_size) * size_t(row_bytes);
+    std::memcpy(dst, data, bytes);
+    bytes_ += bytes;
+    int32_t& have = rows_have_[size_t(layer) * table_.size() + size_t(block_index)];
+    const bool was_complete = have >= rows_needed(block_index);
+    have = std::max<int32_t>(have, int32_t(rows));
+    if (!was_complete && have >= rows_needed(block_index)) --missing_;
+    ready = check_ready();
   }
   if (ready) notify();
   return true;
 }
 
-bool KvImport::write_locked(uint32_t attempt, int64_t layer, int64_t block_index, int64_t rows, const uint8_t* data,
-                            size_t bytes, std::string& why, bool& ready) {
-  if (state_ != State::kReserved || attempt != attempt_) return true;
-  last_heard_ = now_seconds();
-  const int64_t row_bytes = cache_.spec.row_bytes();
-  const int64_t blocks = int64_t(table_.size());
-  if (layer < 0 || layer >= cache_.spec.num_layers || block_index < 0 || block_index >= blocks || rows <= 0 ||
-      rows > rows_needed(block_index) || bytes != size_t(rows * row_bytes)) {
-    why = str("KV rows outside the reservation (layer ", layer, ", block ", block_index, ", ", rows, " rows of ", bytes,
-              " bytes; the reservation has ", cache_.spec.num_layers, " layers of ", blocks, " blocks for ",
-              prompt_tokens_, " tokens, ", row_bytes, " bytes a row)");
-    return false;
-  }
-  const kernels::LatentCacheView l = cache_.layer(layer);
-  uint8_t* dst = static_cast<uint8_t*>(l.base) +
-                 size_t(table_[size_t(block_index)]) * size_t(cache_.spec.block_size) * size_t(row_bytes);
-  std::memcpy(dst, data, bytes);
-  bytes_ += bytes;
-  int32_t& have = rows_have_[size_t(layer) * table_.size() + size_t(block_index)];
-  const bool was_complete = have >= rows_needed(block_index);
-  have = std::max<int32_t>(have, int32_t(rows));
-  if (!was_complete && have >= rows_needed(block_index)) --missing_;
-  ready = check_ready();
-  return true;
-}
-
 void KvImport::first_token(uint32_t attempt, const FirstToken& first) {
-  if (!begin_attempt(attempt)) return;
   bool ready = false;
   {
     std::lock_guard lock(mu_);
-    if (state_ != State::kReserved || attempt != attempt_) return;
+    if (!attempt_locked(attempt) || state_ != State::kReserved) return;
     last_heard_ = now_seconds();
     first_ = first;
     ready = check_ready();

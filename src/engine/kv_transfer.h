@@ -104,8 +104,8 @@ class KvImport {
   std::function<void()> on_change_;
 
   int64_t rows_needed(int64_t block) const;
-  bool write_locked(uint32_t attempt, int64_t layer, int64_t block_index, int64_t rows, const uint8_t* data,
-                    size_t bytes, std::string& why, bool& ready);
+  // Moves to a newer attempt (forgetting the older one's rows); false for an older attempt.
+  bool attempt_locked(uint32_t attempt);
   bool check_ready();
   void reset_rows();
   void notify();  // with mu_ released
