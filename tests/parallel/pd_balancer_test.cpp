@@ -87,6 +87,32 @@ double load_field(const InstanceLoad& load, const std::string& field) {
   return -1;
 }
 
+// What both replays do alike: every instance's recorded status, the instances down from the
+// start, and the steps that change state rather than ask for a choice (true when `step` was one).
+template <typename Balancer>
+void start_from(const json& snap, const std::string& file, const std::vector<Balancer*>& all) {
+  for (size_t i = 0; i < snap.at("instances").size(); ++i) {
+    const InstanceLoad load = status_of(snap.at("instances").at(i), file + " instances[" + std::to_string(i) + "]");
+    for (Balancer* x : all) x->report(int(i), load);
+  }
+  for (const json& down : snap.value("down", json::array()))
+    for (Balancer* x : all) x->set_up(down.get<int>(), false);
+}
+
+template <typename Balancer>
+bool apply_state_step(const json& step, const std::string& where, const std::vector<Balancer*>& all) {
+  if (step.contains("set_up")) {
+    for (Balancer* x : all) x->set_up(step.at("set_up").get<int>(), step.at("up").get<bool>());
+    return true;
+  }
+  if (step.contains("report")) {
+    const InstanceLoad load = status_of(step.at("status"), where);
+    for (Balancer* x : all) x->report(step.at("report").get<int>(), load);
+    return true;
+  }
+  return false;
+}
+
 // Replays a prefill snapshot on three balancers fed the same events: `b` (choose, then assign),
 // `combined` (choose_and_assign) and `shadow` (affinity_tolerance 0, for "if_tolerance_0").
 // Returns the number of choices checked.
@@ -108,29 +134,14 @@ int replay_prefill(const json& snap, const std::string& file) {
     const int instance = sent.at("instance").get<int>();
     for (PrefillBalancer* x : all) x->assign(instance, sent.at("prompt_tokens").get<int64_t>(), keys);
   }
-  for (int i = 0; i < n; ++i) {
-    const InstanceLoad load = status_of(snap.at("instances").at(size_t(i)),
-                                        file + " instances[" + std::to_string(i) + "]");
-    for (PrefillBalancer* x : all) x->report(i, load);
-  }
-  for (const json& down : snap.value("down", json::array())) {
-    for (PrefillBalancer* x : all) x->set_up(down.get<int>(), false);
-  }
+  start_from(snap, file, all);
 
   int checked = 0;
   const json& steps = snap.at("steps");
   for (size_t k = 0; k < steps.size(); ++k) {
     const json& step = steps[k];
     SCOPED_TRACE(file + " step " + std::to_string(k) + ": " + step.value("why", std::string("(no why)")));
-    if (step.contains("set_up")) {
-      for (PrefillBalancer* x : all) x->set_up(step.at("set_up").get<int>(), step.at("up").get<bool>());
-      continue;
-    }
-    if (step.contains("report")) {
-      const InstanceLoad load = status_of(step.at("status"), file + " step " + std::to_string(k));
-      for (PrefillBalancer* x : all) x->report(step.at("report").get<int>(), load);
-      continue;
-    }
+    if (apply_state_step(step, file + " step " + std::to_string(k), all)) continue;
     const json& request = step.at("request");
     const int64_t prompt = request.at("prompt_tokens").get<int64_t>();
     const std::vector<uint64_t> keys = prefix_keys(request);
@@ -172,28 +183,13 @@ int replay_decode(const json& snap, const std::string& file) {
   EXPECT_FALSE(snap.contains("options") || snap.contains("sent")) << "decode snapshots have no prefix memory";
   DecodeBalancer b(n), combined(n);
   const std::vector<DecodeBalancer*> all = {&b, &combined};
-  for (int i = 0; i < n; ++i) {
-    const InstanceLoad load = status_of(snap.at("instances").at(size_t(i)),
-                                        file + " instances[" + std::to_string(i) + "]");
-    for (DecodeBalancer* x : all) x->report(i, load);
-  }
-  for (const json& down : snap.value("down", json::array())) {
-    for (DecodeBalancer* x : all) x->set_up(down.get<int>(), false);
-  }
+  start_from(snap, file, all);
   int checked = 0;
   const json& steps = snap.at("steps");
   for (size_t k = 0; k < steps.size(); ++k) {
     const json& step = steps[k];
     SCOPED_TRACE(file + " step " + std::to_string(k) + ": " + step.value("why", std::string("(no why)")));
-    if (step.contains("set_up")) {
-      for (DecodeBalancer* x : all) x->set_up(step.at("set_up").get<int>(), step.at("up").get<bool>());
-      continue;
-    }
-    if (step.contains("report")) {
-      const InstanceLoad load = status_of(step.at("status"), file + " step " + std::to_string(k));
-      for (DecodeBalancer* x : all) x->report(step.at("report").get<int>(), load);
-      continue;
-    }
+    if (apply_state_step(step, file + " step " + std::to_string(k), all)) continue;
     const int64_t prompt = step.at("request").at("prompt_tokens").get<int64_t>();
     const std::vector<int> exclude = exclude_of(step);
     const int expect = step.at("expect").get<int>();
