@@ -339,7 +339,7 @@ TEST(UcxAgentTest, DestructorFailsPendingSends) {
     ++got;
     if (tag == 9) released.wait();
   });
-  Dones first, pending;
+  Dones first, pending, small;
   {
     UcxAgent a("a");
     // Connect first, with a rendezvous send so b's half of the connection exists too: UCX 1.13
@@ -355,16 +355,21 @@ TEST(UcxAgentTest, DestructorFailsPendingSends) {
     for (int i = 0; i < 4; ++i) a.send(b.address(), 2, Bytes(8 << 20, 2), pending.cb());
     std::this_thread::sleep_for(200ms);
     EXPECT_EQ(pending.ok() + pending.failed(), 0) << "sends completed without the receiver running";
-    for (int i = 0; i < 4; ++i) a.send(b.address(), 3, Bytes(100, 3), pending.cb());
+    // Small (eager) sends may still complete before the destructor runs: UCX hands them to the
+    // socket behind the announced rendezvous ones, and a busy machine gives the agent time to.
+    for (int i = 0; i < 4; ++i) a.send(b.address(), 3, Bytes(100, 3), small.cb());
   }
-  EXPECT_EQ(pending.failed(), 8);  // all of them, already when the destructor returned
+  // The rendezvous sends the receiver never took fail, already when the destructor returned;
+  // every small one has been answered either way by then.
+  EXPECT_EQ(pending.failed(), 4);
   EXPECT_EQ(pending.ok(), 0);
   EXPECT_NE(pending.first_error(), "");
+  EXPECT_EQ(small.ok() + small.failed(), 4);
   release.set_value();
   // b goes on: the messages a had announced but never delivered fail there (or arrive whole).
   EXPECT_TRUE(eventually([&] {
     AgentStats s = b.stats();
-    return s.messages_received + s.receive_errors == 6;
+    return s.messages_received + s.receive_errors >= 6;
   })) << b.stats().messages_received << " received, " << b.stats().receive_errors << " failed";
   std::printf("b after a vanished: %lu received, %lu failed\n", (unsigned long)b.stats().messages_received, (unsigned long)b.stats().receive_errors);
 }
