@@ -11,6 +11,16 @@ dsinfer_layer(kernels DEPS dsinfer_base)
 dsinfer_layer(model DEPS dsinfer_kernels)
 dsinfer_layer(tokenizer DEPS dsinfer_base PkgConfig::PCRE2)
 dsinfer_layer(cache DEPS dsinfer_kernels)  # the latent row layout (kernels/latent_cache.h)
+# liburing (Debian's liburing-dev): the disk tier's batched reads (cache/block_file_reader.h).
+# Required by the full build; a build without it (the aarch64 cross build, which has no arm64
+# liburing) reads with pread.
+pkg_check_modules(URING IMPORTED_TARGET liburing)
+if(URING_FOUND)
+  target_link_libraries(dsinfer_cache PUBLIC PkgConfig::URING)
+  target_compile_definitions(dsinfer_cache PRIVATE DSINFER_HAVE_URING=1)
+elseif(DSINFER_MPI)
+  message(FATAL_ERROR "liburing not found: install liburing-dev (scripts/setup.sh does)")
+endif()
 dsinfer_layer(plan DEPS dsinfer_model)
 # MPI (Open MPI from Debian): the communicator of expert parallelism (parallel/communicator.h).
 # Only the C API is used. The aarch64 cross build turns it off: Debian's arm64 Open MPI cannot

@@ -11,6 +11,7 @@ packages=(
   gnuplot-nox
   libopenmpi-dev openmpi-bin  # expert parallelism: mpirun launches the ranks (docs/parallel.md)
   libucx-dev  # KV transfer between prefill and decode instances (docs/serving.md)
+  liburing-dev  # the KV disk tier's reads (docs/serving.md)
   time  # /usr/bin/time -v: peak RSS figures in docs/benchmarks.md
   clang libclang-rt-14-dev llvm  # libFuzzer targets (make test-fuzz): clang, its libFuzzer, llvm-symbolizer
 )

@@ -47,6 +47,11 @@ int run(Args& args) {
   eo.max_queued = args.get_int("max-queued-requests", eo.max_queued, 1, 1 << 24);
   eo.max_model_len = args.get_int("max-model-len", eo.max_model_len, 0, int64_t(1) << 31);  // 0: the model's
   eo.prefix_caching = !args.flag("no-prefix-cache");
+  // The prefix cache's disk tier (docs/serving.md, "The disk tier").
+  eo.kv_disk_dir = args.get_or("kv-disk-dir", "");
+  eo.kv_disk_gb = args.get_double("kv-disk-gb", eo.kv_disk_gb, 0.001, 1e9);
+  eo.kv_disk_ttl_s = args.get_double("kv-disk-ttl-hours", 0, 0, 1e6) * 3600;
+  eo.kv_disk_direct_io = args.flag("kv-disk-direct-io");
   const double body_mb = args.get_double("max-body-mb", double(so.http.limits.max_body_bytes) / (1 << 20), 0.001, 4096);
   const int64_t http_threads = args.get_int("http-threads", so.http.worker_threads, 1, 256);
   const int64_t max_connections = args.get_int("max-connections", int64_t(so.http.max_connections), 1, 1000000);
@@ -112,6 +117,9 @@ int run(Args& args) {
   if (so.role != serve::PdRole::kBoth)
     std::printf("dsinfer serve: role %s (for a router: docs/serving.md), KV transfer timeout %g s\n", role.c_str(),
                 so.kv_transfer_timeout_s);
+  if (!eo.kv_disk_dir.empty())
+    std::printf("dsinfer serve: KV disk tier in %s (%g GB%s)\n", eo.kv_disk_dir.c_str(), eo.kv_disk_gb,
+                eo.kv_disk_direct_io ? ", O_DIRECT reads" : "");
   if (rank.size() > 1)
     std::printf("dsinfer serve: expert-parallel group of %d ranks (DP attention: each request runs on one rank)\n",
                 rank.size());
@@ -136,6 +144,8 @@ const Registration reg({"serve", "OpenAI/DeepSeek-compatible HTTP server with co
                         "       [--body-timeout 30] [--keep-alive-timeout 5] [--drain-timeout 30] [--precision default|fp32]\n"
                         "       [--role both|prefill|decode] [--kv-transfer-timeout 30]   (disaggregated serving behind `dsinfer router`)\n"
                         "       [--kv-cache-dtype bf16|fp8]   (fp8: FlashMLA's FP8 latent rows, ~1.76x the tokens per GB) [--no-weight-check]\n"
+                        "       [--kv-disk-dir DIR [--kv-disk-gb 10] [--kv-disk-ttl-hours 0] [--kv-disk-direct-io]]\n"
+                        "       (the prefix cache's disk tier; instances sharing DIR share blocks)\n"
                         "       [--price-input-cache-hit 0.14] [--price-input-cache-miss 0.55] [--price-output 2.19]\n"
                         "       (USD per million tokens) [--gpu-hour-usd 2] [--gpus 1]   (GET /v1/accounting, /metrics)\n" GROUP_FLAGS_USAGE,
                         run});

@@ -10,4 +10,10 @@ inline double now_seconds() {
   return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
+// Seconds since the Unix epoch: comparable with file times (st_mtim) and across processes.
+inline double now_seconds_since_epoch() {
+  using namespace std::chrono;
+  return duration<double>(system_clock::now().time_since_epoch()).count();
+}
+
 }  // namespace dsinfer

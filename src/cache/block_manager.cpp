@@ -15,6 +15,7 @@ BlockManager::BlockManager(KvPool& pool, uint64_t fingerprint, bool prefix_cachi
       tokens_(prefix_caching ? size_t(pool.num_blocks() * pool.block_size()) : 0),
       index_(prefix_caching ? pool.num_blocks() : 0) {
   check(pool_.free_blocks() == pool_.num_blocks(), "KV pool is already in use");
+  committed_.reserve(blocks_.size());
 }
 
 bool BlockManager::same_tokens(int32_t block, const int32_t* tokens) const {
@@ -47,6 +48,19 @@ void BlockManager::lru_remove(int32_t id) {
 void BlockManager::hold(Block& b) {
   if (b.ref == 0 && b.in_lru) lru_remove(int32_t(&b - blocks_.data()));
   ++b.ref;
+}
+
+int64_t BlockManager::cached_prefix_blocks(const int32_t* tokens, int64_t n, int64_t keep) const {
+  if (!prefix_caching_) return 0;
+  const int64_t bs = block_size();
+  int64_t blocks = 0;
+  uint64_t parent = 0;
+  for (int64_t start = 0; start + bs <= n - keep; start += bs, ++blocks) {
+    parent = block_hash(parent, tokens + start, bs, fingerprint_);
+    const int32_t id = index_.find(parent);
+    if (id < 0 || !same_tokens(id, tokens + start)) break;
+  }
+  return blocks;
 }
 
 int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t keep, std::vector<int32_t>& table) {
@@ -105,6 +119,34 @@ void BlockManager::unindex(int32_t id) {
   if (b.indexed) index_.erase(b.hash, id);
   b.hash = 0;
   b.indexed = false;
+}
+
+bool BlockManager::insert_loaded(uint64_t key, const int32_t* tokens, FunctionRef<void(int32_t block)> fill) {
+  check(prefix_caching_, "the disk tier needs the prefix cache");
+  if (index_.contains(key)) return true;
+  if (available() < 1) return false;
+  const int32_t id = take_one();
+  Block& b = blocks_[size_t(id)];
+  b.ref = 1;  // ours while the rows are written
+  try {
+    fill(id);
+  } catch (...) {
+    b.ref = 0;
+    pool_.give_back(id);
+    throw;
+  }
+  b.ref = 0;
+  b.hash = key;
+  b.indexed = true;
+  std::copy(tokens, tokens + block_size(), tokens_.begin() + id * block_size());
+  index_.insert(key, id);
+  lru_push_back(id);
+  return true;
+}
+
+void BlockManager::take_committed(std::vector<int32_t>& out) {
+  out.insert(out.end(), committed_.begin(), committed_.end());
+  committed_.clear();
 }
 
 bool BlockManager::allocate(int64_t count, std::vector<int32_t>& table) {
@@ -172,6 +214,7 @@ void BlockManager::commit(const int32_t* tokens, int64_t computed, const std::ve
     b.indexed = true;
     std::copy(t, t + bs, tokens_.begin() + table[size_t(i)] * bs);
     index_.insert(h, table[size_t(i)]);
+    if (record_commits_) committed_.push_back(table[size_t(i)]);
   }
 }
 

@@ -9,12 +9,16 @@
 // block by block, re-checks the stored token ids on every hash hit, and stops at the first miss.
 // A block's chained key lives on the block, and only there: a sequence's table is enough to
 // continue its chain. Free blocks come from, and go back to, the KvPool's free list.
+// The disk tier (cache/disk_tier.h) sits under the index: blocks it loads enter as cached blocks
+// (insert_loaded), blocks the index gains are reported (take_committed) so they can be written
+// through, and a block being written is pinned (one more reference) until its write is done.
 // Not thread-safe: the engine's step thread is its only user.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "base/function_ref.h"
 #include "cache/block_index.h"
 #include "cache/kv_pool.h"
 
@@ -42,6 +46,9 @@ class BlockManager {
   // tokens[0, n) is cached in whole blocks, the last block is copied into a private one and only
   // the final `keep` tokens are left to compute.
   int64_t match_prefix(const int32_t* tokens, int64_t n, int64_t keep, std::vector<int32_t>& table);
+  // Whole blocks of tokens[0, n) that match_prefix(.., keep, ..) would cover from the index now,
+  // taking nothing: where a disk lookup starts.
+  int64_t cached_prefix_blocks(const int32_t* tokens, int64_t n, int64_t keep) const;
 
   // Appends `count` fresh blocks (ref 1) to table, evicting cached blocks if needed. False and
   // nothing taken when fewer than `count` are available.
@@ -61,6 +68,22 @@ class BlockManager {
   void commit(const int32_t* tokens, int64_t computed, const std::vector<int32_t>& table);
   // The chained key of a committed block (0: not full or not committed yet).
   uint64_t key(int32_t block) const { return blocks_[size_t(block)].hash; }
+  bool indexed(int32_t block) const { return blocks_[size_t(block)].indexed; }
+  // An indexed block's token ids (block_size of them).
+  const int32_t* block_tokens(int32_t block) const { return tokens_of(block); }
+
+  // The disk tier's side. Indexes a block loaded from disk as a cached block (most recently used)
+  // under `key`, after `fill` has written its rows into the fresh block it is given. True when the
+  // key is indexed afterwards (also when it already was: nothing is loaded then); false when no
+  // block is available.
+  bool insert_loaded(uint64_t key, const int32_t* tokens, FunctionRef<void(int32_t block)> fill);
+  // Blocks indexed by commit() since the last call (when recording is on), to be written through.
+  void record_commits(bool on) { record_commits_ = on; }
+  void take_committed(std::vector<int32_t>& out);
+  // One more reference, so the block is neither evicted nor reused while its rows are read
+  // elsewhere (a write to disk); unpin() drops it.
+  void pin(int32_t block) { hold(blocks_[size_t(block)]); }
+  void unpin(int32_t block) { release_one(block); }
 
   BlockStats stats() const;
   int64_t ref_count(int32_t block) const { return blocks_[size_t(block)].ref; }
@@ -86,6 +109,8 @@ class BlockManager {
   int64_t lru_size_ = 0;
   BlockIndex index_;
   int64_t evictions_ = 0;
+  bool record_commits_ = false;
+  std::vector<int32_t> committed_;  // reserved for every block: recording allocates nothing
 
   const int32_t* tokens_of(int32_t block) const { return tokens_.data() + size_t(block) * size_t(block_size()); }
   bool same_tokens(int32_t block, const int32_t* tokens) const;

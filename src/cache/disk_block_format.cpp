@@ -84,52 +84,69 @@ std::vector<uint8_t> encode_disk_block(const DiskBlockId& id, const int32_t* tok
   return out;
 }
 
-bool load_disk_block(const uint8_t* data, size_t size, const DiskBlockId& id, const int32_t* tokens,
-                     const kernels::KvCacheView& cache, int32_t block, std::string& why) {
-  check_matches(id, cache, block);
+DiskBlockCheck verify_disk_block(const uint8_t* data, size_t size, const DiskBlockId& id, const int32_t* tokens,
+                                 std::string& why) {
   if (size < kDiskBlockHeaderBytes) {
     why = str("truncated: ", size, " bytes, shorter than the header");
-    return false;
+    return DiskBlockCheck::kBad;
   }
   Header h;
   std::memcpy(&h, data, sizeof h);
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.version != kVersion ||
       h.header_bytes != kDiskBlockHeaderBytes) {
     why = "not a dsinfer KV block file (magic or version)";
-    return false;
+    return DiskBlockCheck::kBad;
   }
   if (h.header_checksum != checksum_bytes(kHeadSeed, &h, offsetof(Header, header_checksum))) {
     why = "corrupt header (checksum)";
-    return false;
+    return DiskBlockCheck::kBad;
   }
   if (h.key != id.key || h.fingerprint != id.fingerprint) {
     why = "a block of another prefix or model";
-    return false;
+    return DiskBlockCheck::kBad;
   }
   if (h.dtype != uint32_t(id.dtype) || h.block_size != uint32_t(id.block_size) || h.num_layers != uint32_t(id.num_layers) ||
       h.row_bytes != uint32_t(id.row_bytes)) {
     why = "a block of another cache format (dtype, block size, layers or row size)";
-    return false;
+    return DiskBlockCheck::kBad;
   }
   if (size != disk_block_bytes(id)) {
     why = str(size < disk_block_bytes(id) ? "truncated: " : "too long: ", size, " bytes, expected ",
               disk_block_bytes(id));
-    return false;
+    return DiskBlockCheck::kBad;
   }
   const uint8_t* body = data + kDiskBlockHeaderBytes;
   if (h.body_checksum != checksum_bytes(kBodySeed, body, size - kDiskBlockHeaderBytes)) {
     why = "corrupt rows or tokens (checksum)";
-    return false;
+    return DiskBlockCheck::kBad;
   }
   if (std::memcmp(body, tokens, tokens_bytes(id)) != 0) {
     why = "the block holds other tokens (a key collision)";
-    return false;
+    return DiskBlockCheck::kCollision;
   }
+  return DiskBlockCheck::kGood;
+}
+
+void copy_disk_block_rows(const uint8_t* data, const DiskBlockId& id, const kernels::KvCacheView& cache, int32_t block) {
+  check_matches(id, cache, block);
+  const uint8_t* body = data + kDiskBlockHeaderBytes;
   const size_t layer_bytes = size_t(id.block_size * id.row_bytes);
   for (int64_t l = 0; l < id.num_layers; ++l)
     std::memcpy(const_cast<uint8_t*>(block_rows(cache, l, block)), body + tokens_bytes(id) + size_t(l) * layer_bytes,
                 layer_bytes);
+}
+
+bool load_disk_block(const uint8_t* data, size_t size, const DiskBlockId& id, const int32_t* tokens,
+                     const kernels::KvCacheView& cache, int32_t block, std::string& why) {
+  check_matches(id, cache, block);
+  if (verify_disk_block(data, size, id, tokens, why) != DiskBlockCheck::kGood) return false;
+  copy_disk_block_rows(data, id, cache, block);
   return true;
+}
+
+bool parse_disk_block_name(const std::string& name, uint64_t& key) {
+  if (name.size() != 16 + 4 || name.compare(16, 4, ".kvb") != 0) return false;
+  return parse_hex64(name.substr(0, 16), key) && key != 0;
 }
 
 void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes) {

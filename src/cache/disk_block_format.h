@@ -53,11 +53,28 @@ size_t disk_block_bytes(const DiskBlockId& id);
 std::vector<uint8_t> encode_disk_block(const DiskBlockId& id, const int32_t* tokens, const kernels::KvCacheView& cache,
                                        int32_t block);
 
-// Verifies `data` as the file of `id` holding `tokens` and only then copies its rows into block
-// `block` of `cache`. False, with the reason in `why` and nothing written, for a file that is
-// truncated, corrupt, of another key, model or format, or of other tokens.
+// How a file checks against the block it should hold.
+enum class DiskBlockCheck {
+  kGood,
+  kBad,        // truncated, corrupt, or another key, model or format under this name: remove it
+  kCollision,  // a sound file of another prompt whose key collides with this one: keep it, miss
+};
+
+// Verifies `data` as the file of `id` holding `tokens` (header, checksums, key, format, size,
+// token ids); `why` says what failed.
+DiskBlockCheck verify_disk_block(const uint8_t* data, size_t size, const DiskBlockId& id, const int32_t* tokens,
+                                 std::string& why);
+// Copies a verified file's rows into block `block` of `cache`.
+void copy_disk_block_rows(const uint8_t* data, const DiskBlockId& id, const kernels::KvCacheView& cache, int32_t block);
+
+// verify_disk_block, then copy_disk_block_rows only if it is good. False, with the reason in
+// `why` and nothing written, for a file that is truncated, corrupt, of another key, model or
+// format, or of other tokens.
 bool load_disk_block(const uint8_t* data, size_t size, const DiskBlockId& id, const int32_t* tokens,
                      const kernels::KvCacheView& cache, int32_t block, std::string& why);
+
+// The key a block file's name states ("<16 hex>.kvb"); false for any other name.
+bool parse_disk_block_name(const std::string& file_name, uint64_t& key);
 
 // Writes `bytes` to `path` (creating its directories) through a temporary file in the same
 // directory and a rename, so a reader never sees a partial file. Throws Error on failure (disk

@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <future>
 #include <random>
 #include <utility>
@@ -73,6 +74,23 @@ void Engine::start() {
   blocks_ = std::make_unique<cache::BlockManager>(*pool_, model_->fingerprint(), options_.prefix_caching);
   kv_capacity_tokens_ = num_blocks * pool_->block_size();
   scheduler_ = std::make_unique<Scheduler>(*blocks_, options_);
+  if (!options_.kv_disk_dir.empty()) {
+    check(options_.prefix_caching, "--kv-disk-dir needs the prefix cache (drop --no-prefix-caching)");
+    cache::DiskTierOptions disk;
+    disk.dir = options_.kv_disk_dir;
+    disk.capacity_bytes = options_.kv_disk_gb * 1e9;
+    disk.ttl_s = options_.kv_disk_ttl_s;
+    disk.direct_io = options_.kv_disk_direct_io;
+    if (const char* io = std::getenv("DSINFER_KV_DISK_IO"); io && std::string(io) == "pread")
+      disk.backend = cache::BlockIoBackend::kPread;
+    disk_ = std::make_unique<DiskPrefixLoads>(std::move(disk), *blocks_, model_->fingerprint(), pool_->view(), [this] {
+      {
+        std::lock_guard lock(mu_);
+        disk_loaded_ = true;
+      }
+      wake_.notify_all();
+    });
+  }
   // Rows: every running sequence plus the n - 1 siblings a finished prefill may fork.
   runner_ = std::make_unique<Runner>(*model_, pool_->view(), options_.max_batch_tokens,
                                      options_.max_running + kMaxChoices - 1);
@@ -106,6 +124,7 @@ void Engine::start() {
   model_->set_observer(observer);
   model_->set_dumping(true);
   metrics_.kv_blocks_total = num_blocks;
+  metrics_.kv_bytes_per_token = spec.num_layers * spec.row_bytes();
   publish_gauges();
 }
 
@@ -247,6 +266,7 @@ void Engine::publish_gauges() {
   metrics_.kv_blocks_free = b.free;
   prefill_load(metrics_.prefill_tokens, metrics_.attention_work);
   metrics_.importing = int64_t(importing_.size());
+  if (disk_) metrics_.kv_disk = disk_->metrics();
   if (!metrics_.ranks.empty()) {  // rank 0 of a group: the group's sums (per rank in `ranks`)
     metrics_.running = metrics_.waiting = metrics_.kv_blocks_used = metrics_.kv_blocks_total = 0;
     for (const RankGauges& g : metrics_.ranks) {
@@ -298,9 +318,10 @@ void Engine::loop() {
     {
       std::unique_lock lock(mu_);
       // Sleep only when there is nothing to run; a cancel or a new request wakes us.
-      if (scheduler_->idle() && incoming_.empty() && !stop_ && !abort_all_ && !imports_changed_)
+      if (scheduler_->idle() && incoming_.empty() && !stop_ && !abort_all_ && !imports_changed_ && !disk_loaded_)
         wake_.wait_for(lock, std::chrono::milliseconds(50));
       imports_changed_ = false;
+      disk_loaded_ = false;
       incoming.swap(incoming_);
       // Counted as waiting from here, so submit()'s queue check never sees them in neither place.
       waiting_ += int64_t(incoming.size());
@@ -313,7 +334,8 @@ void Engine::loop() {
       if (abort_everything || stopping || r->stream->cancelled) gone.push_back(r.get());
     for (Request* r : gone) abort(*r);
     if (!importing_.empty()) poll_imports(now_seconds());
-    waiting_ = int64_t(scheduler_->num_waiting() + importing_.size());
+    if (disk_) disk_boundary();
+    waiting_ = int64_t(scheduler_->num_waiting() + importing_.size() + (disk_ ? disk_->waiting() : 0));
     if (stopping) break;
     if (scheduler_->idle()) {
       publish_gauges();
@@ -326,10 +348,19 @@ void Engine::loop() {
       log_warn("engine step failed: ", e.what());
       fail_all_local(str("internal error: ", e.what()));
     }
-    waiting_ = int64_t(scheduler_->num_waiting());
+    waiting_ = int64_t(scheduler_->num_waiting() + (disk_ ? disk_->waiting() : 0));
     publish_gauges();
   }
   publish_gauges();
+}
+
+void Engine::disk_boundary() {
+  // Writes first: the blocks the last step committed are still indexed (nothing has been
+  // allocated since), so they are pinned before a load could evict them.
+  disk_->write_through();
+  disk_ready_.clear();
+  disk_->poll(disk_ready_);
+  for (Sequence* s : disk_ready_) scheduler_->add(s);
 }
 
 void Engine::admit(Incoming in) {
@@ -364,6 +395,7 @@ void Engine::accept(Incoming in) {
     if (reserve_import(req)) importing_.push_back(&req);
     return;
   }
+  if (disk_ && disk_->start(*first)) return;  // queued once its lookup is back (disk_boundary)
   scheduler_->add(first);  // last: if anything above throws, the scheduler never saw the request
 }
 
@@ -396,6 +428,7 @@ void Engine::abort(Request& r) {
   }
   for (auto& s : r.seqs) {
     if (s->state == SeqState::kFinished) continue;
+    if (disk_) disk_->forget(*s);
     scheduler_->remove(s.get());
     ChoiceUpdate u;
     u.index = s->index;
@@ -438,7 +471,10 @@ void Engine::step() {
   }
   for (const ScheduledChunk& c : step_.chunks) {
     Request& r = *c.seq->request;
-    if (c.seq->index == 0 && r.cached_tokens < 0) r.cached_tokens = c.seq->computed;  // the prefix hit
+    if (c.seq->index == 0 && r.cached_tokens < 0) {  // the prefix hit, and how much of it the disk gave
+      r.cached_tokens = c.seq->computed;
+      r.disk_cached_tokens = std::min(c.seq->disk_hit_tokens, c.seq->computed);
+    }
   }
   // A prefill instance's prompts leave layer by layer, while the later layers compute.
   bool exporting = false;
@@ -682,6 +718,7 @@ Usage Engine::usage_of(const Request& r) {
   Usage u;
   u.prompt_tokens = int64_t(r.prompt.size());
   u.cached_tokens = std::max<int64_t>(0, r.cached_tokens);
+  u.disk_cached_tokens = r.disk_cached_tokens;
   for (auto& s : r.seqs) u.completion_tokens += s->num_generated();
   return u;
 }
@@ -697,6 +734,7 @@ void Engine::finish_request_if_done(Request& r) {
     ++(any_length ? metrics_.requests_finished_length : metrics_.requests_finished_stop);
     metrics_.prompt_tokens += uint64_t(u.prompt_tokens);
     metrics_.cached_prompt_tokens += uint64_t(u.cached_tokens);
+    metrics_.disk_cached_prompt_tokens += uint64_t(u.disk_cached_tokens);
     metrics_.generation_tokens += uint64_t(u.completion_tokens);
     metrics_.e2e.observe(now_seconds() - r.arrival);
   }

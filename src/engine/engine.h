@@ -33,6 +33,7 @@
 #include "base/error.h"
 #include "cache/block_manager.h"
 #include "cache/kv_pool.h"
+#include "engine/disk_prefix_loads.h"
 #include "engine/engine_options.h"
 #include "engine/step_boundary_task.h"
 #include "engine/metrics.h"
@@ -140,6 +141,7 @@ class Engine {
   std::unique_ptr<cache::KvPool> pool_;
   std::unique_ptr<cache::BlockManager> blocks_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<DiskPrefixLoads> disk_;  // after blocks_: its pins are dropped before blocks_ goes
   std::unique_ptr<Runner> runner_;
   std::unique_ptr<Sampler> sampler_;
 
@@ -152,6 +154,7 @@ class Engine {
   std::atomic<int64_t> in_flight_{0}, waiting_{0};
   std::atomic<uint64_t> next_id_{1};
   bool imports_changed_ = false;  // a KvImport changed state: the step thread looks (under mu_)
+  bool disk_loaded_ = false;      // a disk lookup finished: the step thread looks (under mu_)
   mutable std::mutex metrics_mu_;
   EngineMetrics metrics_;
 
@@ -162,6 +165,7 @@ class Engine {
   std::vector<Request*> failed_, touched_;  // postprocess()'s lists, reused
   std::string piece_, text_;                // process_token's text buffers, reused
   std::vector<Request*> importing_;         // decode instance: requests waiting for their KV
+  std::vector<Sequence*> disk_ready_;       // disk lookups that came back, reused
   std::unique_ptr<ExportObserver> exporter_;
   TokenLogprob lp_;
   std::thread thread_;
@@ -229,6 +233,8 @@ class Engine {
   static Usage usage_of(const Request& r);
   std::unique_ptr<Sequence> make_sequence(Request& r, int index);
   void publish_gauges();
+  // The disk tier's step-boundary work: blocks written through, lookups that came back queued.
+  void disk_boundary();
   // Prompt tokens still to prefill over the requests here, and the sum of their squares.
   void prefill_load(int64_t& tokens, double& work) const;
 };

@@ -49,9 +49,10 @@ void Engine::group_loop() {
     {
       std::unique_lock lock(mu_);
       // Rank 0 sleeps only while the whole group is idle (the others wait in the broadcast).
-      if (root && group_idle && incoming_.empty() && !stop_ && !abort_all_ && !imports_changed_)
+      if (root && group_idle && incoming_.empty() && !stop_ && !abort_all_ && !imports_changed_ && !disk_loaded_)
         wake_.wait_for(lock, std::chrono::milliseconds(50));
       imports_changed_ = false;
+      disk_loaded_ = false;
       incoming.swap(incoming_);
       waiting_ += int64_t(incoming.size());  // as Engine::loop: never in neither count
       abort_everything = std::exchange(abort_all_, false);
@@ -60,6 +61,7 @@ void Engine::group_loop() {
     try {
       if (!exchange_control(incoming, abort_everything, stopping)) break;
       if (!importing_.empty()) poll_imports(now_seconds());  // rank 0's: before its status counts them
+      if (disk_) disk_boundary();  // each rank's own tier (they may share a directory)
       group_idle = !exchange_status();
       if (!group_idle) step();
       exchange_updates();
@@ -253,6 +255,7 @@ void Engine::relay_update(ByteReader& r) {
     else ++(rr.any_length ? metrics_.requests_finished_length : metrics_.requests_finished_stop);
     metrics_.prompt_tokens += uint64_t(usage.prompt_tokens);
     metrics_.cached_prompt_tokens += uint64_t(usage.cached_tokens);
+    metrics_.disk_cached_prompt_tokens += uint64_t(usage.disk_cached_tokens);
     metrics_.generation_tokens += uint64_t(usage.completion_tokens);
     metrics_.e2e.observe(now - rr.arrival);
   }

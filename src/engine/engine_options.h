@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace dsinfer::engine {
 
@@ -17,6 +18,12 @@ struct EngineOptions {
   int64_t max_queued = 256;        // requests waiting beyond this are refused (HTTP 429)
   int64_t max_model_len = 0;       // 0: the model's max_position_embeddings
   bool prefix_caching = true;
+  // The prefix cache's disk tier (docs/serving.md): --kv-disk-dir (empty: none), its capacity,
+  // the age past which an unused block file is removed (0: never), and O_DIRECT reads.
+  std::string kv_disk_dir;
+  double kv_disk_gb = 10;
+  double kv_disk_ttl_s = 0;
+  bool kv_disk_direct_io = false;
   // Run the largest step the limits allow once at start, so every buffer reaches its size then
   // and steady-state steps allocate nothing (tests that build many engines may turn it off).
   bool warm_up = true;

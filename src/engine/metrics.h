@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "cache/disk_tier.h"
 #include "parallel/online_eplb_metrics.h"
 
 namespace dsinfer::engine {
@@ -44,6 +45,7 @@ struct EngineMetrics {
   // Counters.
   uint64_t requests_finished_stop = 0, requests_finished_length = 0, requests_aborted = 0;
   uint64_t prompt_tokens = 0, cached_prompt_tokens = 0, generation_tokens = 0;
+  uint64_t disk_cached_prompt_tokens = 0;  // of cached_prompt_tokens, those the disk tier loaded
   uint64_t steps = 0, step_tokens = 0, preemptions = 0, prefix_evictions = 0;
   // Gauges.
   int64_t running = 0, waiting = 0;
@@ -53,6 +55,7 @@ struct EngineMetrics {
   int64_t prefill_tokens = 0;
   double attention_work = 0;
   int64_t importing = 0;
+  int64_t kv_bytes_per_token = 0;  // every layer's latent row: what one cached token holds
   // Histograms (seconds, tokens).
   Histogram ttft{{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};
   Histogram itl{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}};
@@ -62,6 +65,7 @@ struct EngineMetrics {
   // are then the group's sums.
   std::vector<RankGauges> ranks;
   std::optional<parallel::OnlineEplbMetrics> online_eplb;  // when the group rebalances its experts
+  std::optional<cache::DiskTierMetrics> kv_disk;  // when the prefix cache has a disk tier (this rank's)
 };
 
 }  // namespace dsinfer::engine

@@ -30,6 +30,7 @@ struct Sequence {
   int64_t num_prompt = 0;
   int64_t computed = 0;         // leading tokens whose KV is in the cache
   std::vector<int32_t> blocks;  // block table
+  int64_t disk_hit_tokens = 0;  // prompt tokens the disk tier loaded for this sequence
 
   uint64_t rng = 0;
   std::unique_ptr<tokenizer::StreamingDetokenizer> detok;
@@ -52,6 +53,7 @@ struct Request {
   uint64_t base_seed = 0;
   std::vector<std::unique_ptr<Sequence>> seqs;  // choice 0 first; the others join after its prefill
   int64_t cached_tokens = -1;  // prefix-cache hit of the first admission
+  int64_t disk_cached_tokens = 0;  // of which the disk tier loaded
   int finished = 0;
   bool forked = false;
   bool first_token_seen = false;

@@ -65,6 +65,45 @@ std::string escape_label(const std::string& s) {
   return out;
 }
 
+void write_disk_tier(Writer& w, const cache::DiskTierMetrics& d) {
+  w.counter("dsinfer_kv_disk_lookups_total", "Prompts looked up on disk after the RAM index missed.", double(d.lookups));
+  w.counter("dsinfer_kv_disk_lookup_blocks_total", "KV blocks asked of the disk tier.", double(d.lookup_blocks));
+  w.counter("dsinfer_kv_disk_hit_blocks_total", "KV blocks found on disk and verified.", double(d.hit_blocks));
+  w.counter("dsinfer_kv_disk_miss_blocks_total", "KV blocks asked of the disk tier and not loaded from it.",
+            double(d.lookup_blocks - d.hit_blocks));
+  w.counter("dsinfer_kv_disk_bad_blocks_total",
+            "Block files that failed verification (truncated, corrupt, foreign): removed and recomputed.",
+            double(d.bad_blocks));
+  w.counter("dsinfer_kv_disk_collisions_total", "Block files of another prompt under the same key (a miss).",
+            double(d.collisions));
+  w.counter("dsinfer_kv_disk_read_bytes_total", "Bytes of block files read and verified.", double(d.read_bytes));
+  w.counter("dsinfer_kv_disk_read_seconds_total", "Wall time of the disk tier's lookups (open, read, verify).",
+            d.read_seconds);
+  w.gauge("dsinfer_kv_disk_read_gbps", "Disk tier read throughput since start (GB/s of lookup wall time).",
+          d.read_seconds > 0 ? double(d.read_bytes) / d.read_seconds / 1e9 : 0.0);
+  w.counter("dsinfer_kv_disk_written_blocks_total", "KV blocks written through to disk.", double(d.written_blocks));
+  w.counter("dsinfer_kv_disk_written_bytes_total", "Bytes of block files written.", double(d.written_bytes));
+  w.counter("dsinfer_kv_disk_already_present_total", "Blocks not written: another writer had stored them.",
+            double(d.already_present));
+  w.counter("dsinfer_kv_disk_skipped_writes_total", "Blocks not written: the write queue was full or the tier read-only.",
+            double(d.skipped_writes));
+  w.counter("dsinfer_kv_disk_write_errors_total", "Block writes that failed (disk full, permissions).",
+            double(d.write_errors));
+  w.gauge("dsinfer_kv_disk_writable", "1 while the disk tier can write; 0 after a failed write, until a retry works.",
+          d.writable ? 1.0 : 0.0);
+  w.counter("dsinfer_kv_disk_gc_runs_total", "Directory scans (index rebuilds and garbage collections).",
+            double(d.gc_runs));
+  w.counter("dsinfer_kv_disk_gc_removed_files_total", "Block files removed as least recently used or expired.",
+            double(d.gc_removed_files));
+  w.counter("dsinfer_kv_disk_gc_removed_bytes_total", "Bytes of block files removed by the collector.",
+            double(d.gc_removed_bytes));
+  w.gauge("dsinfer_kv_disk_files", "Block files in the directory (last scan plus this instance's writes).",
+          double(d.files));
+  w.gauge("dsinfer_kv_disk_bytes", "Bytes of block files in the directory (last scan plus this instance's writes).",
+          double(d.bytes));
+  w.gauge("dsinfer_kv_disk_capacity_bytes", "The capacity the collector enforces (--kv-disk-gb).", d.capacity_bytes);
+}
+
 }  // namespace
 
 std::string render_metrics(const engine::EngineMetrics& m, const HttpCounters& http, const std::string& model_name) {
@@ -100,6 +139,21 @@ std::string render_metrics(const engine::EngineMetrics& m, const HttpCounters& h
   w.counter("dsinfer_generation_tokens_total", "Generated tokens of finished requests.", double(m.generation_tokens));
   w.gauge("dsinfer_prefix_cache_hit_rate", "Cached prompt tokens / prompt tokens since start.",
           m.prompt_tokens ? double(m.cached_prompt_tokens) / double(m.prompt_tokens) : 0.0);
+  {  // the prefix cache per tier: what RAM held, and what the disk tier loaded after RAM missed
+    const double disk = double(m.disk_cached_prompt_tokens), ram = double(m.cached_prompt_tokens) - disk;
+    w.head("dsinfer_prefix_cache_hit_tokens_total", "counter", "Prompt tokens whose KV came from each tier.");
+    w.sample("dsinfer_prefix_cache_hit_tokens_total", ram, "tier=\"ram\"");
+    w.sample("dsinfer_prefix_cache_hit_tokens_total", disk, "tier=\"disk\"");
+    w.head("dsinfer_prefix_cache_hit_bytes_total", "counter", "KV bytes (every layer) reused from each tier.");
+    w.sample("dsinfer_prefix_cache_hit_bytes_total", ram * double(m.kv_bytes_per_token), "tier=\"ram\"");
+    w.sample("dsinfer_prefix_cache_hit_bytes_total", disk * double(m.kv_bytes_per_token), "tier=\"disk\"");
+    w.head("dsinfer_prefix_cache_miss_tokens_total", "counter",
+           "Prompt tokens each tier did not hold (RAM: every token not a RAM hit; disk: of those, the ones not found there).");
+    w.sample("dsinfer_prefix_cache_miss_tokens_total", double(m.prompt_tokens) - ram, "tier=\"ram\"");
+    w.sample("dsinfer_prefix_cache_miss_tokens_total", double(m.prompt_tokens) - double(m.cached_prompt_tokens),
+             "tier=\"disk\"");
+  }
+  if (m.kv_disk) write_disk_tier(w, *m.kv_disk);
   w.counter("dsinfer_steps_total", "Forward steps run.", double(m.steps));
   w.counter("dsinfer_step_tokens_total", "Tokens fed to the model over all steps.", double(m.step_tokens));
   w.counter("dsinfer_preemptions_total", "Sequences preempted for lack of KV blocks (recomputed later).",

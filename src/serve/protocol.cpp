@@ -170,12 +170,15 @@ ParsedRequest parse_request(Endpoint endpoint, const std::string& text, const Pr
 }
 
 json usage_json(const engine::Usage& u) {
-  return {{"prompt_tokens", u.prompt_tokens},
-          {"completion_tokens", u.completion_tokens},
-          {"total_tokens", u.prompt_tokens + u.completion_tokens},
-          {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}},
-          {"prompt_cache_hit_tokens", u.cached_tokens},
-          {"prompt_cache_miss_tokens", u.prompt_tokens - u.cached_tokens}};
+  json j = {{"prompt_tokens", u.prompt_tokens},
+            {"completion_tokens", u.completion_tokens},
+            {"total_tokens", u.prompt_tokens + u.completion_tokens},
+            {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}},
+            {"prompt_cache_hit_tokens", u.cached_tokens},
+            {"prompt_cache_miss_tokens", u.prompt_tokens - u.cached_tokens}};
+  // dsinfer's own: how much of the hit the disk tier loaded (absent when none did).
+  if (u.disk_cached_tokens > 0) j["prompt_cache_hit_disk_tokens"] = u.disk_cached_tokens;
+  return j;
 }
 
 namespace {

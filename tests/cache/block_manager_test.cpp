@@ -121,6 +121,49 @@ TEST_F(Fixture, DifferentTokensOrParentsMiss) {
   bm.release(t);
 }
 
+TEST_F(Fixture, BlocksLoadedFromDiskAreCachedHitsAndCommitsAreRecordedForWriteThrough) {
+  bm.record_commits(true);
+  auto t = seq_tokens(3 * kBs + 5);
+  const auto keys = prefix_keys(t.data(), int64_t(t.size()), kBs, 42, 3);
+  EXPECT_EQ(bm.cached_prefix_blocks(t.data(), int64_t(t.size()), 1), 0);
+  // The disk gives the first two blocks: their rows are written through `fill` into fresh blocks.
+  std::vector<int32_t> filled;
+  for (int b = 0; b < 2; ++b)
+    ASSERT_TRUE(bm.insert_loaded(keys[size_t(b)], t.data() + b * kBs, [&](int32_t block) { filled.push_back(block); }));
+  ASSERT_EQ(filled.size(), 2u);
+  EXPECT_EQ(bm.stats().cached, 2);
+  EXPECT_TRUE(bm.insert_loaded(keys[0], t.data(), [&](int32_t) { ADD_FAILURE() << "already indexed: nothing loads"; }));
+  EXPECT_EQ(bm.cached_prefix_blocks(t.data(), int64_t(t.size()), 1), 2);
+  std::vector<int32_t> table;
+  EXPECT_EQ(bm.match_prefix(t.data(), int64_t(t.size()), 1, table), 2 * kBs);
+  EXPECT_EQ(table, filled);
+  std::vector<int32_t> committed;
+  bm.take_committed(committed);
+  EXPECT_TRUE(committed.empty()) << "loaded blocks are on disk already";
+  // The third block is computed and committed: recorded, once.
+  ASSERT_TRUE(bm.allocate(2, table));
+  bm.commit(t.data(), int64_t(t.size()), table);
+  bm.take_committed(committed);
+  ASSERT_EQ(committed.size(), 1u);
+  EXPECT_EQ(committed[0], table[2]);
+  EXPECT_EQ(bm.key(table[2]), keys[2]);
+  EXPECT_TRUE(std::equal(t.begin() + 2 * kBs, t.begin() + 3 * kBs, bm.block_tokens(table[2])));
+  bm.take_committed(committed);
+  EXPECT_EQ(committed.size(), 1u);
+  // Pinned while it is written: released by its sequence, it is not evictable until unpinned.
+  const int32_t written = table[2];
+  bm.pin(written);
+  bm.release(table);
+  EXPECT_EQ(bm.ref_count(written), 1);
+  std::vector<int32_t> all;
+  EXPECT_FALSE(bm.allocate(8, all)) << "the pinned block is not available";
+  bm.unpin(written);
+  EXPECT_TRUE(bm.allocate(8, all));
+  EXPECT_FALSE(bm.indexed(written)) << "evicted once unpinned";
+  // No block for a load: refused, nothing taken.
+  EXPECT_FALSE(bm.insert_loaded(keys[2], t.data() + 2 * kBs, [&](int32_t) { ADD_FAILURE(); }));
+}
+
 TEST(BlockHash, ModelFingerprintSeparatesKeys) {
   auto t = seq_tokens(kBs);
   EXPECT_NE(block_hash(0, t.data(), kBs, 1), block_hash(0, t.data(), kBs, 2));
