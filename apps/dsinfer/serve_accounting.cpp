@@ -42,6 +42,12 @@ nlohmann::json LiveAccounting::report(const engine::EngineMetrics& m, double now
         {"total", r.total_usd()}}},
       {"cost_usd", cost},
   };
+  // Where the hits came from: RAM, or the disk tier (DeepSeek's 56.3% were disk hits on 3FS).
+  // Both are billed at the hit price; the split says what the disk tier earns.
+  const double disk = double(m.disk_cached_prompt_tokens), ram = t.input_cache_hit - disk;
+  const double hit_price = config_.prices.input_cache_hit / 1e6;
+  j["input_cache_hit_by_tier"] = {{"ram", {{"tokens", ram}, {"revenue_usd", ram * hit_price}}},
+                                  {"disk", {{"tokens", disk}, {"revenue_usd", disk * hit_price}}}};
   // (revenue - cost) / cost is undefined until some cost has accrued.
   j["cost_profit_margin"] = cost > 0 ? nlohmann::json(plan::cost_profit_margin(r.total_usd(), cost)) : nlohmann::json();
   return j;

@@ -154,6 +154,7 @@ void DiskTier::read_loop() {
 }
 
 DiskLoad DiskTier::run_lookup(const LookupJob& job) {
+  if (options_.read_delay_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(options_.read_delay_s));
   const double start = now_seconds();
   std::vector<BlockFileRead> files;
   files.reserve(job.keys.size());
@@ -186,11 +187,12 @@ DiskLoad DiskTier::run_lookup(const LookupJob& job) {
         ++collisions;
       } else {
         ++bad;
-        // Removed so that the next computation of this block writes it again.
+        // Removed (and forgotten) so that the next computation of this block writes it again.
         if (f.error == 0) ::unlink(f.path.c_str());
         uint64_t seen;
         {
           std::lock_guard lock(mu_);
+          present_.erase(id.key);
           seen = m_.bad_blocks + bad;
         }
         if (seen <= kLoggedBadBlocks)

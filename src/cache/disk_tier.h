@@ -40,6 +40,7 @@ struct DiskTierOptions {
   double gc_interval_s = 60;       // rescan and collect at least this often
   double retry_after_error_s = 30; // a failed write makes the tier read-only this long
   double stale_temp_s = 600;       // a temporary file this old belongs to a writer that died
+  double read_delay_s = 0;         // each lookup waits this long first: a slow shared file system (tests)
 };
 
 struct DiskTierMetrics {

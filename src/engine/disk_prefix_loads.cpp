@@ -1,10 +1,24 @@
 #include "engine/disk_prefix_loads.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "cache/block_hash.h"
 
 namespace dsinfer::engine {
+
+cache::DiskTierOptions disk_tier_options(const EngineOptions& options) {
+  cache::DiskTierOptions disk;
+  disk.dir = options.kv_disk_dir;
+  disk.capacity_bytes = options.kv_disk_gb * 1e9;
+  disk.ttl_s = options.kv_disk_ttl_s;
+  disk.direct_io = options.kv_disk_direct_io;
+  if (const char* io = std::getenv("DSINFER_KV_DISK_IO"); io && std::string(io) == "pread")
+    disk.backend = cache::BlockIoBackend::kPread;
+  if (const char* ms = std::getenv("DSINFER_KV_DISK_READ_DELAY_MS")) disk.read_delay_s = std::atof(ms) / 1e3;
+  return disk;
+}
 
 DiskPrefixLoads::DiskPrefixLoads(cache::DiskTierOptions options, cache::BlockManager& blocks, uint64_t fingerprint,
                                  const kernels::KvCacheView& cache, std::function<void()> wake)

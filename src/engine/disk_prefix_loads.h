@@ -16,9 +16,15 @@
 
 #include "cache/block_manager.h"
 #include "cache/disk_tier.h"
+#include "engine/engine_options.h"
 #include "engine/sequence.h"
 
 namespace dsinfer::engine {
+
+// The tier's options from the engine's, and two knobs from the environment for tests and
+// benchmarks: DSINFER_KV_DISK_IO=pread (no io_uring) and DSINFER_KV_DISK_READ_DELAY_MS (every
+// lookup waits that long first, as on a slow shared file system).
+cache::DiskTierOptions disk_tier_options(const EngineOptions& options);
 
 class DiskPrefixLoads {
  public:

@@ -1,7 +1,6 @@
 #include "engine/engine.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <future>
 #include <random>
 #include <utility>
@@ -76,14 +75,7 @@ void Engine::start() {
   scheduler_ = std::make_unique<Scheduler>(*blocks_, options_);
   if (!options_.kv_disk_dir.empty()) {
     check(options_.prefix_caching, "--kv-disk-dir needs the prefix cache (drop --no-prefix-caching)");
-    cache::DiskTierOptions disk;
-    disk.dir = options_.kv_disk_dir;
-    disk.capacity_bytes = options_.kv_disk_gb * 1e9;
-    disk.ttl_s = options_.kv_disk_ttl_s;
-    disk.direct_io = options_.kv_disk_direct_io;
-    if (const char* io = std::getenv("DSINFER_KV_DISK_IO"); io && std::string(io) == "pread")
-      disk.backend = cache::BlockIoBackend::kPread;
-    disk_ = std::make_unique<DiskPrefixLoads>(std::move(disk), *blocks_, model_->fingerprint(), pool_->view(), [this] {
+    disk_ = std::make_unique<DiskPrefixLoads>(disk_tier_options(options_), *blocks_, model_->fingerprint(), pool_->view(), [this] {
       {
         std::lock_guard lock(mu_);
         disk_loaded_ = true;

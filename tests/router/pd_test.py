@@ -19,10 +19,8 @@ group:  the prefill and the decode instance are each an expert-parallel group (m
 Every process is started here and killed at the end; every wait is bounded.
 """
 import argparse
-import http.client
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -30,41 +28,8 @@ import threading
 import time
 import urllib.request
 
-procs = []
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, flush=True)
-    return cond
-
-
-def start(bin_, args, env=None, port=0):
-    cmd = [bin_] + args + ["--host", "127.0.0.1", "--port", str(port)]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         env=dict(os.environ, **(env or {})))
-    procs.append(p)
-    deadline = time.time() + 60
-    out = ""
-    while time.time() < deadline:
-        line = p.stdout.readline()
-        if not line:
-            break
-        out += line
-        m = re.search(r"listening on (http://127\.0\.0\.1:(\d+))", line)
-        if m:
-            p.lines = out.splitlines()
-            p.cmd = " ".join(cmd[1:4])
-
-            def drain():  # keep reading (a full pipe would block it), keep the lines for a failure
-                for text in p.stdout:
-                    p.lines.append(text.rstrip())
-            threading.Thread(target=drain, daemon=True).start()
-            p.url, p.port = m.group(1), int(m.group(2))
-            return p
-    raise RuntimeError(f"{' '.join(cmd)} did not start: {out}")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from e2e_util import check, failures, get, metric, post, procs, start, stop_all, stream, tiny_model, wait_for  # noqa: E402
 
 
 def serve(bin_, model, role, extra=(), env=None, port=0):
@@ -77,72 +42,6 @@ def router(bin_, prefill, decode, port=0):
                      "--decode", ",".join(d.url for d in decode), "--poll-interval", "0.05"], port=port)
     wait_for(lambda: get(r.url + "/health")[0] == 200, 10, "router healthy")
     return r
-
-
-def get(url, timeout=10):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError as e:
-        return 0, str(e)
-
-
-def post(url, body, timeout=60):
-    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    req = urllib.request.Request(url, data=data.encode() if isinstance(data, str) else data,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def stream(url, path, body, on_event=None, timeout=60):
-    """Streams one request; returns (status, events as parsed JSON or the string '[DONE]')."""
-    host, port = url[len("http://"):].split(":")
-    c = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    c.request("POST", path, json.dumps(dict(body, stream=True)), {"Content-Type": "application/json"})
-    r = c.getresponse()
-    events, buf = [], b""
-    if r.status != 200:
-        return r.status, [r.read().decode()]
-    try:
-        while True:
-            chunk = r.read1(65536)
-            if not chunk:
-                break
-            buf += chunk
-            while b"\n\n" in buf:
-                ev, buf = buf.split(b"\n\n", 1)
-                ev = ev.decode()
-                if not ev.startswith("data: "):
-                    continue
-                payload = ev[6:]
-                events.append("[DONE]" if payload == "[DONE]" else json.loads(payload))
-                if on_event:
-                    on_event(events[-1])
-    except (OSError, http.client.HTTPException) as e:
-        events.append(f"connection error: {e}")
-    return r.status, events
-
-
-def metric(url, name, labels=""):
-    _, text = get(url + "/metrics")
-    m = re.search(r"^" + re.escape(name) + (r"\{" + labels + r"[^}]*\}" if labels else r"(?:\{[^}]*\})?") +
-                  r" (\S+)$", text, re.M)
-    return float(m.group(1)) if m else None
-
-
-def wait_for(cond, timeout, what):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return check(False, f"timed out ({timeout} s) waiting for {what}")
 
 
 def kv_used(inst):
@@ -451,12 +350,73 @@ def main():
     ap.add_argument("--part", choices=["tokens", "faults", "group"], required=True)
     ap.add_argument("--mpiexec", default="mpirun")
     a = ap.parse_args()
-    model = os.path.join(a.work, "tiny-v3")
-    if not os.path.exists(os.path.join(model, "config.json")):
-        os.makedirs(a.work, exist_ok=True)
-        subprocess.run([a.dsinfer, "make-model", "--preset", "tiny-v3", "--out", model + ".tmp", "--seed", "3"],
-                       check=True, stdout=subprocess.DEVNULL)
-        os.replace(model + ".tmp", model)
+    model = tiny_model(a.dsinfer, a.work)
+    t0 = time.time()
+    st, text = post(r.url + "/v1/completions", body, timeout=60)
+    took = time.time() - t0
+    check(st >= 500 and took < 20, f"a stalled transfer ends with an error in bounded time ({st} after {took:.1f} s: "
+                                   f"{text[:200]})")
+    wait_for(lambda: kv_used(dec) == 0, 10, "the decode side's blocks freed after the stalled transfer")
+    r.kill()
+    stall.kill()
+
+    # 4. A decode instance killed mid-stream: an error event and [DONE], never a hang; restarted, it rejoins.
+    dec2 = serve(bin_, model, "decode", timeout)
+    r = router(bin_, [good], [dec2])
+    long_body = dict(body, max_tokens=3000)
+    killed = []
+
+    def on_event(ev):
+        if not killed and isinstance(ev, dict) and ev.get("choices"):
+            killed.append(True)
+            dec2.send_signal(signal.SIGKILL)
+    t0 = time.time()
+    st, events = stream(r.url, "/v1/completions", long_body, on_event=on_event, timeout=30)
+    took = time.time() - t0
+    errors = [e for e in events if isinstance(e, dict) and "error" in e]
+    check(killed and errors and events[-1] == "[DONE]" and took < 20,
+          f"a decode instance killed mid-stream ends the stream with an error event and [DONE] in {took:.1f} s "
+          f"(last events {str(events[-2:])[:300]})")
+    st, _ = post(r.url + "/v1/completions", body)
+    check(st == 503, f"with its only decode instance down the router answers 503 ({st})")
+    dec2.wait(5)
+    dec2b = serve(bin_, model, "decode", timeout, port=dec2.port)
+    wait_for(lambda: post(r.url + "/v1/completions", body)[0] == 200, 15, "the restarted decode instance rejoins")
+    st, text = post(r.url + "/v1/completions", body)
+    check(st == 200 and json.loads(text)["choices"][0]["text"] == want, "and serves the same tokens")
+    r.kill()
+
+    # 5. A router killed mid-stream: only that stream is lost; the instances free its KV; a new router
+    # on the same port serves at once.
+    r = router(bin_, [good], [dec2b])
+    port = r.port
+    cut = []
+
+    def kill_router(ev):
+        if not cut and isinstance(ev, dict) and ev.get("choices"):
+            cut.append(True)
+            r.send_signal(signal.SIGKILL)
+    st, events = stream(r.url, "/v1/completions", long_body, on_event=kill_router, timeout=30)
+    check(cut and events[-1] != "[DONE]", "the router's death cuts its stream")
+    wait_for(lambda: kv_used(dec2b) == 0 and kv_used(good) == 0, 15,
+             "the instances free the KV of the request whose router died")
+    r.wait(5)
+    r2 = router(bin_, [good], [dec2b], port=port)
+    st, text = post(r2.url + "/v1/completions", body)
+    check(st == 200 and json.loads(text)["choices"][0]["text"] == want, f"a restarted router serves ({st})")
+    # And a drained router exits 0 after its in-flight request.
+    r2.send_signal(signal.SIGTERM)
+    check(r2.wait(35) == 0, "SIGTERM drains the router and it exits 0")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dsinfer")
+    ap.add_argument("work")
+    ap.add_argument("--part", choices=["tokens", "faults", "group"], required=True)
+    ap.add_argument("--mpiexec", default="mpirun")
+    a = ap.parse_args()
+    model = tiny_model(a.dsinfer, a.work)
     t0 = time.time()
     try:
         if a.part == "group":
@@ -464,19 +424,7 @@ def main():
         else:
             {"tokens": part_tokens, "faults": part_faults}[a.part](a.dsinfer, model)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-    if failures:  # what the processes said, for the diagnosis
-        for p in procs:
-            print(f"--- {getattr(p, 'cmd', '?')} {getattr(p, 'url', '')} (exit {p.returncode}):")
-            for line in getattr(p, "lines", [])[-12:]:
-                print("   ", line)
+        stop_all()
     print(f"pd_test {a.part}: {len(failures)} failures in {time.time() - t0:.0f} s")
     sys.exit(1 if failures else 0)
 

@@ -14,3 +14,9 @@ set_tests_properties(serve_prompt_ids_vs_hf PROPERTIES LABELS serve TIMEOUT 300)
 
 # Helpers shared with other test binaries (tests/support).
 target_include_directories(serve_tests PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
+
+# The prefix cache's disk tier end to end: two servers sharing a directory, kill -9 and restart,
+# corrupt/truncated/foreign block files, a directory that cannot be written (docs/serving.md).
+add_test(NAME serve_disk_tier
+         COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/disk_tier_test.py ${DSINFER_BIN} ${DSINFER_TESTDATA}/disk_tier)
+set_tests_properties(serve_disk_tier PROPERTIES LABELS "serve;e2e" TIMEOUT 300 RUN_SERIAL TRUE)

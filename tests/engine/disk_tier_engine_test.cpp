@@ -1,0 +1,196 @@
+// The engine with the prefix cache's disk tier: a prompt computed by one engine is a disk hit for
+// the next on the same directory, with the very same output; a lookup that takes long holds up
+// no other request; a corrupt block is recomputed; a request cancelled while its lookup runs ends
+// at once.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "base/timer.h"
+#include "cache/block_hash.h"
+#include "cache/disk_block_format.h"
+#include "engine/engine.h"
+#include "test_helpers.h"
+
+namespace dsinfer::engine {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Outcome {
+  std::vector<int32_t> tokens;
+  std::vector<float> logprobs;  // the chosen token's and the top 5, per token
+  Usage usage;
+  double first_token_time = 0, finish_time = 0;
+  bool aborted = false;
+};
+
+Outcome run(RequestStream& s, double timeout_s = 60) {
+  Outcome o;
+  const double end = now_seconds() + timeout_s;
+  std::vector<ChoiceUpdate> ups;
+  bool done = false;
+  while (!done && now_seconds() < end) {
+    ups.clear();
+    done = s.wait(ups, 0.05);
+    for (auto& u : ups) {
+      if (!u.token_ids.empty() && o.first_token_time == 0) o.first_token_time = now_seconds();
+      o.tokens.insert(o.tokens.end(), u.token_ids.begin(), u.token_ids.end());
+      for (const TokenLogprob& lp : u.logprobs) {
+        o.logprobs.push_back(lp.logprob);
+        for (const auto& [id, v] : lp.top) o.logprobs.push_back(v);
+      }
+      o.aborted |= u.finish == FinishReason::kAbort;
+    }
+  }
+  EXPECT_TRUE(done) << "request did not finish in time";
+  o.finish_time = now_seconds();
+  o.usage = s.usage();
+  return o;
+}
+
+SamplingParams greedy(int64_t max_tokens) {
+  SamplingParams p;
+  p.temperature = 0;
+  p.max_tokens = max_tokens;
+  p.ignore_eos = true;
+  p.logprobs = 5;
+  return p;
+}
+
+std::vector<int32_t> prompt_of(int64_t n, int32_t salt) {
+  std::vector<int32_t> p;
+  for (int64_t i = 0; i < n; ++i) p.push_back(int32_t(100 + (i * 7919 + salt * 104729) % 120000));
+  return p;
+}
+
+struct DiskEngineTest : ::testing::Test {
+  std::string dir = dsinfer::testing::scratch_path("disk-tier-engine");
+  void SetUp() override { fs::remove_all(dir); }
+  void TearDown() override {
+    fs::remove_all(dir);
+    ::unsetenv("DSINFER_KV_DISK_READ_DELAY_MS");
+  }
+  std::unique_ptr<Engine> engine(bool fp8 = false, int64_t blocks = 32) {
+    EngineOptions opt;
+    opt.kv_blocks = blocks;
+    opt.warm_up = false;
+    opt.kv_disk_dir = dir;
+    model::ModelOptions mo;
+    mo.fp8_kv_cache = fp8;
+    auto m = model::DeepSeekModel::load(dsinfer::testing::tiny_checkpoint("tiny-v3", 3, "engine"), mo);
+    return std::make_unique<Engine>(std::move(m), dsinfer::testing::deepseek_v3_tokenizer(), opt);
+  }
+  // Block files of this directory.
+  std::vector<fs::path> files() const {
+    std::vector<fs::path> out;
+    for (const auto& e : fs::recursive_directory_iterator(dir))
+      if (e.path().extension() == ".kvb") out.push_back(e.path());
+    return out;
+  }
+};
+
+TEST_F(DiskEngineTest, APromptComputedBeforeARestartIsADiskHitWithTheSameOutput) {
+  for (bool fp8 : {false, true}) {
+    SCOPED_TRACE(fp8 ? "fp8 cache" : "bf16 cache");
+    fs::remove_all(dir);
+    const auto p = prompt_of(3 * 64 + 20, 1);
+    Outcome cold;
+    {
+      auto e = engine(fp8);
+      cold = run(*e->submit(p, greedy(6)));
+      EXPECT_EQ(cold.usage.cached_tokens, 0);
+    }  // the engine's end finishes the writes queued
+    EXPECT_EQ(files().size(), 3u) << "the prompt's three full blocks (its generated tokens fill no fourth)";
+    auto e = engine(fp8);
+    const Outcome hit = run(*e->submit(p, greedy(6)));
+    EXPECT_EQ(hit.usage.cached_tokens, 192);
+    EXPECT_EQ(hit.usage.disk_cached_tokens, 192);
+    EXPECT_EQ(hit.tokens, cold.tokens);
+    EXPECT_EQ(hit.logprobs, cold.logprobs) << "KV from disk is the KV computed, bit for bit";
+    // Now in RAM: the next hit is the RAM's.
+    const Outcome ram = run(*e->submit(p, greedy(6)));
+    EXPECT_EQ(ram.usage.cached_tokens, 192);
+    EXPECT_EQ(ram.usage.disk_cached_tokens, 0);
+    EXPECT_EQ(ram.tokens, cold.tokens);
+    const EngineMetrics m = e->metrics();
+    ASSERT_TRUE(m.kv_disk.has_value());
+    EXPECT_EQ(m.kv_disk->hit_blocks, 3u);
+    EXPECT_EQ(m.cached_prompt_tokens, 384u);
+    EXPECT_EQ(m.disk_cached_prompt_tokens, 192u);
+  }
+}
+
+TEST_F(DiskEngineTest, ASlowLookupHoldsUpNoOtherRequest) {
+  const auto p = prompt_of(2 * 64 + 10, 2);
+  { run(*engine()->submit(p, greedy(2))); }
+  ::setenv("DSINFER_KV_DISK_READ_DELAY_MS", "1500", 1);
+  auto e = engine();
+  auto slow = e->submit(p, greedy(2));
+  auto quick = e->submit(prompt_of(40, 3), greedy(2));  // no full block: no lookup
+  const Outcome q = run(*quick);
+  const Outcome s = run(*slow);
+  EXPECT_LT(q.finish_time, s.first_token_time) << "the request behind the slow lookup finished first";
+  EXPECT_EQ(s.usage.disk_cached_tokens, 128);
+}
+
+TEST_F(DiskEngineTest, ACancelDuringTheLookupEndsTheRequestAndTheEngineGoesOn) {
+  const auto p = prompt_of(2 * 64 + 10, 4);
+  Outcome cold;
+  { cold = run(*engine()->submit(p, greedy(3))); }
+  ::setenv("DSINFER_KV_DISK_READ_DELAY_MS", "500", 1);
+  auto e = engine();
+  auto s = e->submit(p, greedy(3));
+  e->cancel(s);
+  const Outcome gone = run(*s, 5);
+  EXPECT_TRUE(gone.aborted);
+  EXPECT_TRUE(gone.tokens.empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));  // its lookup comes back, unclaimed
+  const Outcome again = run(*e->submit(p, greedy(3)));
+  EXPECT_EQ(again.tokens, cold.tokens);
+  EXPECT_TRUE(dsinfer::testing::eventually([&] { return e->idle(); }));
+}
+
+TEST_F(DiskEngineTest, ACorruptBlockIsRecomputedNeverUsedAndWrittenAgain) {
+  const auto p = prompt_of(3 * 64 + 5, 5);
+  Outcome cold;
+  { cold = run(*engine()->submit(p, greedy(4))); }
+  auto e = engine();
+  // The second block's file, named by its chained key: one flipped byte in its rows.
+  const uint64_t fingerprint = e->model().fingerprint();
+  const auto keys = cache::prefix_keys(p.data(), int64_t(p.size()), 64, fingerprint, 3);
+  const fs::path second =
+      fs::path(dir) / cache::disk_block_path(cache::DiskBlockId::of(keys[1], fingerprint, e->model().cache_spec()));
+  ASSERT_TRUE(fs::exists(second));
+  {
+    std::fstream f(second, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-7, std::ios::end);
+    f.put('\x42');
+  }
+  const auto corrupt_size = fs::file_size(second);
+  const Outcome o = run(*e->submit(p, greedy(4)));
+  EXPECT_EQ(o.usage.cached_tokens, 64) << "the first block from disk; from the bad one on, computed";
+  EXPECT_EQ(o.usage.disk_cached_tokens, 64);
+  EXPECT_EQ(o.tokens, cold.tokens);
+  EXPECT_EQ(o.logprobs, cold.logprobs);
+  const EngineMetrics m = e->metrics();
+  EXPECT_EQ(m.kv_disk->bad_blocks, 1u);
+  EXPECT_EQ(m.kv_disk->hit_blocks, 1u);
+  // Recomputed, so written through again: a sound file under the same name.
+  ASSERT_TRUE(dsinfer::testing::eventually([&] { return e->metrics().kv_disk->written_blocks >= 1; }));
+  EXPECT_EQ(fs::file_size(second), corrupt_size);
+  std::ifstream in(second, std::ios::binary);
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string why;
+  EXPECT_EQ(cache::verify_disk_block(bytes.data(), bytes.size(),
+                                     cache::DiskBlockId::of(keys[1], fingerprint, e->model().cache_spec()),
+                                     p.data() + 64, why),
+            cache::DiskBlockCheck::kGood)
+      << why;
+}
+
+}  // namespace
+}  // namespace dsinfer::engine
