@@ -7,6 +7,8 @@ find_package(ZLIB REQUIRED)
 # needs): only the HTTP *client* of `dsinfer bench`; the server is serve/http_server.cpp.
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 
+# (declared first: the cache layer below reads it too)
+option(DSINFER_MPI "build the layers from parallel up (needs MPI)" ON)
 dsinfer_layer(kernels DEPS dsinfer_base)
 dsinfer_layer(model DEPS dsinfer_kernels)
 dsinfer_layer(tokenizer DEPS dsinfer_base PkgConfig::PCRE2)
@@ -26,7 +28,6 @@ dsinfer_layer(plan DEPS dsinfer_model)
 # Only the C API is used. The aarch64 cross build turns it off: Debian's arm64 Open MPI cannot
 # be installed beside the host's (the packages conflict), and that build only tests the kernel,
 # model and tokenizer layers, which do not use it; the layers from parallel up are then absent.
-option(DSINFER_MPI "build the layers from parallel up (needs MPI)" ON)
 if(NOT DSINFER_MPI)
   set(DSINFER_APP_LIBS "")
   return()

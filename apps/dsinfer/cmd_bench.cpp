@@ -38,6 +38,7 @@ struct Sample {
   bool ok = false;
   std::string error;
   int64_t input = 0, output = 0, cached = 0;
+  int64_t disk_cached = 0;  // of `cached`, what the server's disk tier loaded
   double ttft = 0, e2e = 0;
   std::vector<double> itl;
 };
@@ -88,6 +89,7 @@ Sample run_one(const Target& t, const std::vector<int32_t>& prompt, int64_t max_
       if (j.contains("usage") && j["usage"].is_object()) {
         s.output = j["usage"].value("completion_tokens", int64_t(0));
         s.cached = j["usage"]["prompt_tokens_details"].value("cached_tokens", int64_t(0));
+        s.disk_cached = j["usage"].value("prompt_cache_hit_disk_tokens", int64_t(0));
       }
       if (j.contains("error")) s.error = j["error"].value("message", "error");
       if (!j.contains("choices") || j["choices"].empty()) continue;
@@ -212,7 +214,7 @@ json run_level(const Target& t, const std::vector<Job>& jobs, int64_t concurrenc
   double dur = now_seconds() - t0;
   std::vector<double> ttft, tpot, itl, e2e;
   std::vector<double> cls_ttft[2], cls_tpot[2], cls_itl[2];  // short, long
-  int64_t in = 0, out = 0, cached = 0, ok = 0;
+  int64_t in = 0, out = 0, cached = 0, disk_cached = 0, ok = 0;
   bool mixed = false;
   json errors = json::array();
   for (size_t k = 0; k < samples.size(); ++k) {
@@ -230,6 +232,7 @@ json run_level(const Target& t, const std::vector<Job>& jobs, int64_t concurrenc
     in += s.input;
     out += s.output;
     cached += s.cached;
+    disk_cached += s.disk_cached;
     ttft.push_back(s.ttft);
     e2e.push_back(s.e2e);
     if (s.output > 1) tpot.push_back((s.e2e - s.ttft) / double(s.output - 1));
@@ -246,6 +249,7 @@ json run_level(const Target& t, const std::vector<Job>& jobs, int64_t concurrenc
             {"output_tokens_per_s", double(out) / dur},
             {"input_tokens", in},
             {"cached_input_tokens", cached},
+            {"disk_cached_input_tokens", disk_cached},
             {"output_tokens", out},
             {"ttft", dist(ttft)},
             {"tpot", dist(tpot)},
@@ -259,6 +263,63 @@ json run_level(const Target& t, const std::vector<Job>& jobs, int64_t concurrenc
                                  {"itl", dist(cls_itl[c])}};
   if (!errors.empty()) r["errors"] = errors;
   return r;
+}
+
+// Multi-turn chat: each conversation re-sends its whole history every turn, as a chat client
+// does: turn k's prompt is turn k-1's, then the reply (random tokens standing for the assistant's
+// answer as the client keeps it), then a new user message. Turn k of every conversation runs
+// before turn k+1 of any, so with many conversations a conversation's earlier turns have to
+// survive the others' traffic in the prefix cache: the hit ratio measures the cache's reach.
+std::vector<std::vector<Job>> conversation_turns(const Workload& w, int64_t conversations, int64_t turns,
+                                                 int64_t turn_len) {
+  std::mt19937_64 rng(w.seed * 7919 + 17);
+  std::vector<std::vector<int32_t>> history(static_cast<size_t>(conversations));
+  std::vector<std::vector<Job>> out(static_cast<size_t>(turns));
+  for (int64_t k = 0; k < turns; ++k)
+    for (int64_t c = 0; c < conversations; ++c) {
+      auto& h = history[size_t(c)];
+      if (k > 0) {
+        auto reply = random_tokens(rng, w.output_len);
+        h.insert(h.end(), reply.begin(), reply.end());
+      }
+      auto user = random_tokens(rng, k == 0 ? w.input_len : turn_len);
+      h.insert(h.end(), user.begin(), user.end());
+      out[size_t(k)].push_back({h, w.output_len, false});
+    }
+  return out;
+}
+
+json run_conversations(const Target& t, const Workload& w, int64_t conversations, int64_t turns, int64_t turn_len,
+                       int64_t concurrency, double timeout_s) {
+  json per_turn = json::array();
+  int64_t in = 0, cached = 0, disk = 0, failed = 0;
+  for (const auto& jobs : conversation_turns(w, conversations, turns, turn_len)) {
+    json level = run_level(t, jobs, concurrency, 0, 0, timeout_s);
+    in += level["input_tokens"].get<int64_t>();
+    cached += level["cached_input_tokens"].get<int64_t>();
+    disk += level["disk_cached_input_tokens"].get<int64_t>();
+    failed += level["failed"].get<int64_t>();
+    per_turn.push_back({{"input_tokens", level["input_tokens"]},
+                        {"cached_input_tokens", level["cached_input_tokens"]},
+                        {"disk_cached_input_tokens", level["disk_cached_input_tokens"]},
+                        {"ttft", level["ttft"]},
+                        {"failed", level["failed"]}});
+    std::fprintf(stderr, "turn %zu: %lld of %lld input tokens cached (%lld from disk), TTFT p50 %.0f ms\n",
+                 per_turn.size(), (long long)level["cached_input_tokens"].get<int64_t>(),
+                 (long long)level["input_tokens"].get<int64_t>(), (long long)level["disk_cached_input_tokens"].get<int64_t>(),
+                 level["ttft"]["p50_ms"].get<double>());
+  }
+  return {{"conversations", conversations},
+          {"turns", turns},
+          {"turn_input_len", turn_len},
+          {"concurrency", concurrency},
+          {"input_tokens", in},
+          {"cached_input_tokens", cached},
+          {"disk_cached_input_tokens", disk},
+          {"hit_ratio", in > 0 ? double(cached) / double(in) : 0},
+          {"disk_hit_ratio", in > 0 ? double(disk) / double(in) : 0},
+          {"failed", failed},
+          {"per_turn", per_turn}};
 }
 
 // TTFT of an n-token prompt computed from scratch, then again with its prefix cached.
@@ -333,6 +394,9 @@ int run(Args& args) {
   w.long_input_spread = args.get_double("long-input-len-spread", w.long_input_spread, 0, 0.99);
   int64_t pttft = args.get_int("prefix-ttft", 0);
   int64_t repeats = args.get_int("prefix-ttft-repeats", 3);
+  const int64_t conversations = args.get_int("conversations", 0, 0, 1 << 20);
+  const int64_t turns = args.get_int("turns", 4, 1, 1000);
+  const int64_t turn_len = args.get_int("turn-input-len", 64, 1, 1 << 24);
   bool skip_load = args.flag("no-load");
   double timeout_s = args.get_double("timeout", 600);
   std::string out = args.get_or("out", "");
@@ -382,6 +446,9 @@ int run(Args& args) {
     }
     report["levels"] = levels;
   }
+  if (conversations > 0)
+    report["multi_turn"] = run_conversations(t, w, conversations, turns, turn_len, int64_t(conc.empty() ? 1 : conc[0]),
+                                             timeout_s);
   if (pttft > 0) report["prefix_ttft"] = prefix_ttft(t, pttft, repeats, w.seed, timeout_s);
   std::string text = report.dump(2);
   std::printf("%s\n", text.c_str());
@@ -400,7 +467,10 @@ const Registration reg({"bench", "load generator for an OpenAI-compatible server
                         "       [--output-len-spread F] [--shared-prefix-ratio F] [--seed S] [--prefix-ttft N]\n"
                         "       [--prefix-ttft-repeats 3] [--no-load] [--timeout 600] [--out FILE.json] [--plot FILE.png]\n"
                         "       [--long-fraction F --long-input-len 3072 --long-input-len-spread 0.33]   (a mixed load: short\n"
-                        "       and long prompts, reported per class too)",
+                        "       and long prompts, reported per class too)\n"
+                        "       [--conversations N --turns 4 --turn-input-len 64]   (multi-turn chat: every turn re-sends\n"
+                        "       the history; --input-len is the first turn's, the first --concurrency value is used;\n"
+                        "       reports the prefix-cache hit ratio, per tier; add --no-load to run only this)",
                         run});
 
 }  // namespace

@@ -113,7 +113,7 @@ void BlockFileReader::read_pread(BlockFileRead& f) {
 
 void BlockFileReader::read(std::vector<BlockFileRead>& files) {
   for (BlockFileRead& f : files) {
-    f.data = PageBuffer(f.size);
+    if (f.data.capacity() < f.size) f.data = PageBuffer(f.size);
     f.got = 0;
     f.error = 0;
   }

@@ -35,7 +35,7 @@ struct BlockFileRead {
   std::string path;
   int fd = -1;      // open, owned by the reader until read() returns
   size_t size = 0;  // the file's size (fstat)
-  PageBuffer data;  // filled by read(): `size` bytes
+  PageBuffer data;  // filled by read(): `size` bytes (a buffer given with room enough is reused)
   size_t got = 0;   // bytes read
   int error = 0;    // errno of a failed read, 0 if it succeeded
 };
@@ -54,7 +54,8 @@ class BlockFileReader {
   // Opens `path` for reading (O_DIRECT when asked and the file system allows it). False, with
   // errno's reason, when the file cannot be opened (ENOENT: not on disk).
   bool open(BlockFileRead& f, int& error);
-  // Reads every opened file whole into its buffer. Each file's `got`/`error` tell how it went.
+  // Reads every opened file whole into its buffer (allocated unless the one given has room).
+  // Each file's `got`/`error` tell how it went.
   void read(std::vector<BlockFileRead>& files);
   // Closes the files (done with the batch).
   static void close(std::vector<BlockFileRead>& files);

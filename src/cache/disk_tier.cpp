@@ -93,6 +93,18 @@ void DiskTier::copy_rows(const DiskLoad& load, size_t i, int32_t block) const {
   copy_disk_block_rows(load.files[i].data(), format_, cache_, block);
 }
 
+void DiskTier::recycle(DiskLoad& load) {
+  std::lock_guard lock(mu_);
+  size_t held = 0;
+  for (const PageBuffer& b : spare_) held += b.capacity();
+  for (PageBuffer& b : load.files) {
+    if (held + b.capacity() > kSpareBytes) break;
+    held += b.capacity();
+    spare_.push_back(std::move(b));
+  }
+  load.files.clear();
+}
+
 bool DiskTier::store(uint64_t key, const int32_t* tokens, int32_t block) {
   {
     std::lock_guard lock(mu_);
@@ -169,6 +181,14 @@ DiskLoad DiskTier::run_lookup(const LookupJob& job) {
       break;
     }
     files.push_back(std::move(f));
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (BlockFileRead& f : files) {
+      if (spare_.empty()) break;
+      f.data = std::move(spare_.back());
+      spare_.pop_back();
+    }
   }
   reader_.read(files);
   DiskLoad load;

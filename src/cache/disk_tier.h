@@ -83,6 +83,9 @@ class DiskTier {
   void take_loads(std::vector<DiskLoad>& out);
   // Copies block i of a load into block `block` of the pool.
   void copy_rows(const DiskLoad& load, size_t i, int32_t block) const;
+  // Hands a load's buffers back once its rows are copied: later lookups read into them, so a
+  // steady stream of hits faults in no fresh pages.
+  void recycle(DiskLoad& load);
 
   // Queues pool block `block` (full, indexed under `key`, holding `tokens`) for writing. The
   // caller keeps the block's rows unchanged (pinned) until take_stored() hands it back. False,
@@ -124,6 +127,7 @@ class DiskTier {
   std::deque<WriteJob> writes_;
   int64_t writing_ = 0;  // queued plus the one being written
   std::vector<int32_t> stored_;
+  std::vector<PageBuffer> spare_;  // recycled buffers, at most kSpareBytes of them
   std::unordered_set<uint64_t> present_;  // keys of this format known to be on disk
   double read_only_until_ = 0;
   bool gc_requested_ = false;
@@ -137,6 +141,7 @@ class DiskTier {
   DiskLoad run_lookup(const LookupJob& job);
   void run_write(const WriteJob& job);
   std::string path_of(uint64_t key) const;
+  static constexpr size_t kSpareBytes = size_t(256) << 20;
 };
 
 }  // namespace dsinfer::cache

@@ -55,9 +55,12 @@ void DiskPrefixLoads::poll(std::vector<Sequence*>& ready) {
   if (loads_.empty()) return;
   const int64_t bs = blocks_.block_size();
   finished_.clear();
-  for (const cache::DiskLoad& load : loads_) {
+  for (cache::DiskLoad& load : loads_) {
     auto it = pending_.find(load.ticket);
-    if (it == pending_.end()) continue;  // forgotten
+    if (it == pending_.end()) {  // forgotten
+      tier_->recycle(load);
+      continue;
+    }
     const Pending p = it->second;
     pending_.erase(it);
     int64_t loaded = 0;
@@ -69,6 +72,7 @@ void DiskPrefixLoads::poll(std::vector<Sequence*>& ready) {
     }
     p.seq->disk_hit_tokens = loaded * bs;
     finished_.push_back(p);
+    tier_->recycle(load);
   }
   std::sort(finished_.begin(), finished_.end(), [](const Pending& a, const Pending& b) { return a.order < b.order; });
   for (const Pending& p : finished_) ready.push_back(p.seq);

@@ -20,3 +20,10 @@ target_include_directories(serve_tests PRIVATE ${PROJECT_SOURCE_DIR}/tests/suppo
 add_test(NAME serve_disk_tier
          COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/disk_tier_test.py ${DSINFER_BIN} ${DSINFER_TESTDATA}/disk_tier)
 set_tests_properties(serve_disk_tier PROPERTIES LABELS "serve;e2e" TIMEOUT 300 RUN_SERIAL TRUE)
+
+# The disk tier's benchmark in its smoke form (scripts/disk_kv_bench.py --quick: tiny-v3, a
+# 256-token prompt, a small multi-turn load; the figures in docs/benchmarks.md are the full run's).
+add_test(NAME serve_disk_kv_bench_smoke
+         COMMAND ${DSINFER_PYTHON} ${PROJECT_SOURCE_DIR}/scripts/disk_kv_bench.py --quick --dsinfer ${DSINFER_BIN}
+                 --work ${DSINFER_TESTDATA}/disk_kv_bench)
+set_tests_properties(serve_disk_kv_bench_smoke PROPERTIES LABELS "serve;bench" TIMEOUT 300 RUN_SERIAL TRUE)
