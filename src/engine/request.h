@@ -43,8 +43,8 @@ struct ChoiceUpdate {
 struct Usage {
   int64_t prompt_tokens = 0;
   int64_t cached_tokens = 0;       // prompt tokens whose KV came from the prefix cache
-  int64_t disk_cached_tokens = 0;  // of which the disk tier loaded (docs/serving.md)
   int64_t completion_tokens = 0;   // over all choices
+  int64_t disk_cached_tokens = 0;  // of cached_tokens, those the disk tier loaded (docs/serving.md)
 };
 
 // One pending update per choice: what the engine reports is merged into its choice's update

@@ -70,7 +70,7 @@ TEST(Wire, ChoiceUpdatesAndUsageRoundTrip) {
   u.logits = {0.5f, -1.5f, 2.0f, 3.0f};
   u.logits_rows = 2;
   u.logits_first_position = 17;
-  Usage usage{100, 64, 9};
+  Usage usage{100, 64, 9, 32};
   std::vector<uint8_t> bytes;
   ByteWriter w(bytes);
   write_update(w, u);
@@ -94,6 +94,7 @@ TEST(Wire, ChoiceUpdatesAndUsageRoundTrip) {
   EXPECT_EQ(back.prompt_tokens, 100);
   EXPECT_EQ(back.cached_tokens, 64);
   EXPECT_EQ(back.completion_tokens, 9);
+  EXPECT_EQ(back.disk_cached_tokens, 32);
 }
 
 TEST(Wire, TruncatedOrCorruptMessagesAreErrors) {

@@ -110,6 +110,10 @@ TEST(Protocol, UsageHasOpenAiAndDeepSeekFields) {
   EXPECT_EQ(j["prompt_tokens_details"]["cached_tokens"], 64);
   EXPECT_EQ(j["prompt_cache_hit_tokens"], 64);
   EXPECT_EQ(j["prompt_cache_miss_tokens"], 36);
+  EXPECT_FALSE(j.contains("prompt_cache_hit_disk_tokens")) << "only when the disk tier gave some";
+  engine::Usage d{100, 64, 10, 32};
+  EXPECT_EQ(usage_json(d)["prompt_cache_hit_disk_tokens"], 32);
+  EXPECT_EQ(usage_json(d)["prompt_cache_hit_tokens"], 64) << "disk hits are hits";
 }
 
 TEST(Protocol, ErrorBodyIsOpenAiShaped) {
