@@ -74,7 +74,7 @@ void Engine::start() {
   kv_capacity_tokens_ = num_blocks * pool_->block_size();
   scheduler_ = std::make_unique<Scheduler>(*blocks_, options_);
   if (!options_.kv_disk_dir.empty()) {
-    check(options_.prefix_caching, "--kv-disk-dir needs the prefix cache (drop --no-prefix-caching)");
+    check(options_.prefix_caching, "--kv-disk-dir needs the prefix cache (drop --no-prefix-cache)");
     disk_ = std::make_unique<DiskPrefixLoads>(disk_tier_options(options_), *blocks_, model_->fingerprint(), pool_->view(), [this] {
       {
         std::lock_guard lock(mu_);

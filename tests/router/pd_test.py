@@ -22,15 +22,13 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from e2e_util import check, failures, get, metric, post, procs, start, stop_all, stream, tiny_model, wait_for  # noqa: E402
-
+from e2e_util import check, failures, get, metric, post, start, stop_all, stream, tiny_model, wait_for  # noqa: E402
 
 def serve(bin_, model, role, extra=(), env=None, port=0):
     return start(bin_, ["serve", "--model", model, "--served-model-name", "tiny", "--role", role,
@@ -285,72 +283,6 @@ def part_faults(bin_, model):
     # 3. A stalled transfer: a bounded error, the reservation freed.
     stall = serve(bin_, model, "prefill", timeout, env={"DSINFER_PD_FAULT": "stall"})
     r = router(bin_, [stall], [dec])
-    t0 = time.time()
-    st, text = post(r.url + "/v1/completions", body, timeout=60)
-    took = time.time() - t0
-    check(st >= 500 and took < 20, f"a stalled transfer ends with an error in bounded time ({st} after {took:.1f} s: "
-                                   f"{text[:200]})")
-    wait_for(lambda: kv_used(dec) == 0, 10, "the decode side's blocks freed after the stalled transfer")
-    r.kill()
-    stall.kill()
-
-    # 4. A decode instance killed mid-stream: an error event and [DONE], never a hang; restarted, it rejoins.
-    dec2 = serve(bin_, model, "decode", timeout)
-    r = router(bin_, [good], [dec2])
-    long_body = dict(body, max_tokens=3000)
-    killed = []
-
-    def on_event(ev):
-        if not killed and isinstance(ev, dict) and ev.get("choices"):
-            killed.append(True)
-            dec2.send_signal(signal.SIGKILL)
-    t0 = time.time()
-    st, events = stream(r.url, "/v1/completions", long_body, on_event=on_event, timeout=30)
-    took = time.time() - t0
-    errors = [e for e in events if isinstance(e, dict) and "error" in e]
-    check(killed and errors and events[-1] == "[DONE]" and took < 20,
-          f"a decode instance killed mid-stream ends the stream with an error event and [DONE] in {took:.1f} s "
-          f"(last events {str(events[-2:])[:300]})")
-    st, _ = post(r.url + "/v1/completions", body)
-    check(st == 503, f"with its only decode instance down the router answers 503 ({st})")
-    dec2.wait(5)
-    dec2b = serve(bin_, model, "decode", timeout, port=dec2.port)
-    wait_for(lambda: post(r.url + "/v1/completions", body)[0] == 200, 15, "the restarted decode instance rejoins")
-    st, text = post(r.url + "/v1/completions", body)
-    check(st == 200 and json.loads(text)["choices"][0]["text"] == want, "and serves the same tokens")
-    r.kill()
-
-    # 5. A router killed mid-stream: only that stream is lost; the instances free its KV; a new router
-    # on the same port serves at once.
-    r = router(bin_, [good], [dec2b])
-    port = r.port
-    cut = []
-
-    def kill_router(ev):
-        if not cut and isinstance(ev, dict) and ev.get("choices"):
-            cut.append(True)
-            r.send_signal(signal.SIGKILL)
-    st, events = stream(r.url, "/v1/completions", long_body, on_event=kill_router, timeout=30)
-    check(cut and events[-1] != "[DONE]", "the router's death cuts its stream")
-    wait_for(lambda: kv_used(dec2b) == 0 and kv_used(good) == 0, 15,
-             "the instances free the KV of the request whose router died")
-    r.wait(5)
-    r2 = router(bin_, [good], [dec2b], port=port)
-    st, text = post(r2.url + "/v1/completions", body)
-    check(st == 200 and json.loads(text)["choices"][0]["text"] == want, f"a restarted router serves ({st})")
-    # And a drained router exits 0 after its in-flight request.
-    r2.send_signal(signal.SIGTERM)
-    check(r2.wait(35) == 0, "SIGTERM drains the router and it exits 0")
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("dsinfer")
-    ap.add_argument("work")
-    ap.add_argument("--part", choices=["tokens", "faults", "group"], required=True)
-    ap.add_argument("--mpiexec", default="mpirun")
-    a = ap.parse_args()
-    model = tiny_model(a.dsinfer, a.work)
     t0 = time.time()
     st, text = post(r.url + "/v1/completions", body, timeout=60)
     took = time.time() - t0
