@@ -141,17 +141,17 @@ std::string render_metrics(const engine::EngineMetrics& m, const HttpCounters& h
           m.prompt_tokens ? double(m.cached_prompt_tokens) / double(m.prompt_tokens) : 0.0);
   {  // the prefix cache per tier: what RAM held, and what the disk tier loaded after RAM missed
     const double disk = double(m.disk_cached_prompt_tokens), ram = double(m.cached_prompt_tokens) - disk;
-    w.head("dsinfer_prefix_cache_hit_tokens_total", "counter", "Prompt tokens whose KV came from each tier.");
-    w.sample("dsinfer_prefix_cache_hit_tokens_total", ram, "tier=\"ram\"");
-    w.sample("dsinfer_prefix_cache_hit_tokens_total", disk, "tier=\"disk\"");
-    w.head("dsinfer_prefix_cache_hit_bytes_total", "counter", "KV bytes (every layer) reused from each tier.");
-    w.sample("dsinfer_prefix_cache_hit_bytes_total", ram * double(m.kv_bytes_per_token), "tier=\"ram\"");
-    w.sample("dsinfer_prefix_cache_hit_bytes_total", disk * double(m.kv_bytes_per_token), "tier=\"disk\"");
-    w.head("dsinfer_prefix_cache_miss_tokens_total", "counter",
-           "Prompt tokens each tier did not hold (RAM: every token not a RAM hit; disk: of those, the ones not found there).");
-    w.sample("dsinfer_prefix_cache_miss_tokens_total", double(m.prompt_tokens) - ram, "tier=\"ram\"");
-    w.sample("dsinfer_prefix_cache_miss_tokens_total", double(m.prompt_tokens) - double(m.cached_prompt_tokens),
-             "tier=\"disk\"");
+    auto per_tier = [&](const char* name, const char* help, double in_ram, double on_disk) {
+      w.head(name, "counter", help);
+      w.sample(name, in_ram, "tier=\"ram\"");
+      w.sample(name, on_disk, "tier=\"disk\"");
+    };
+    per_tier("dsinfer_prefix_cache_hit_tokens_total", "Prompt tokens whose KV came from each tier.", ram, disk);
+    per_tier("dsinfer_prefix_cache_hit_bytes_total", "KV bytes (every layer) reused from each tier.",
+             ram * double(m.kv_bytes_per_token), disk * double(m.kv_bytes_per_token));
+    per_tier("dsinfer_prefix_cache_miss_tokens_total",
+             "Prompt tokens each tier did not hold (RAM: every token not a RAM hit; disk: of those, the ones not found there).",
+             double(m.prompt_tokens) - ram, double(m.prompt_tokens) - double(m.cached_prompt_tokens));
   }
   if (m.kv_disk) write_disk_tier(w, *m.kv_disk);
   w.counter("dsinfer_steps_total", "Forward steps run.", double(m.steps));

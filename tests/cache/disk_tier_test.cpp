@@ -66,14 +66,8 @@ void store_all(DiskTier& tier, const Pool& pool, uint64_t key0, int n) {
   (void)pool;
 }
 
-DiskLoad look_up(DiskTier& tier, uint64_t key0, int n) {
-  std::vector<uint64_t> keys;
-  std::vector<int32_t> tokens;
-  for (int b = 0; b < n; ++b) {
-    keys.push_back(key0 + uint64_t(b));
-    const auto t = tokens_of(b);
-    tokens.insert(tokens.end(), t.begin(), t.end());
-  }
+// One lookup of `keys` (block_size tokens each in `tokens`), waited for.
+DiskLoad look_up(DiskTier& tier, const std::vector<uint64_t>& keys, const std::vector<int32_t>& tokens) {
   const uint64_t ticket = tier.lookup(keys, tokens);
   std::vector<DiskLoad> loads;
   EXPECT_TRUE(eventually([&] {
@@ -84,6 +78,18 @@ DiskLoad look_up(DiskTier& tier, uint64_t key0, int n) {
   if (loads.empty()) return {};
   EXPECT_EQ(loads[0].ticket, ticket);
   return std::move(loads[0]);
+}
+
+// Blocks key0, key0+1, ... holding tokens_of(0), tokens_of(1), ...
+DiskLoad look_up(DiskTier& tier, uint64_t key0, int n) {
+  std::vector<uint64_t> keys;
+  std::vector<int32_t> tokens;
+  for (int b = 0; b < n; ++b) {
+    keys.push_back(key0 + uint64_t(b));
+    const auto t = tokens_of(b);
+    tokens.insert(tokens.end(), t.begin(), t.end());
+  }
+  return look_up(tier, keys, tokens);
 }
 
 TEST_P(DiskTierTest, WrittenBlocksAreFoundVerifiedAndLoadedByAnotherTierOnTheDirectory) {
@@ -140,27 +146,12 @@ TEST_P(DiskTierTest, CorruptTruncatedAndForeignFilesAreMissesAndRemovedACollisio
   EXPECT_EQ(look_up(tier, 401, 1).keys.size(), 0u);
   EXPECT_FALSE(fs::exists(path(401)));
   fs::copy_file(path(403), path(402), fs::copy_options::overwrite_existing);  // another key's file
-  std::vector<uint64_t> keys{402};
-  std::vector<int32_t> tokens = tokens_of(3);  // the foreign file's own tokens: only the key differs
-  tier.lookup(keys, tokens);
-  std::vector<DiskLoad> loads;
-  ASSERT_TRUE(eventually([&] {
-    tier.take_loads(loads);
-    return !loads.empty();
-  }));
-  EXPECT_EQ(loads[0].keys.size(), 0u);
+  // The foreign file's own tokens: only the key differs.
+  EXPECT_EQ(look_up(tier, {402}, tokens_of(3)).keys.size(), 0u);
   EXPECT_FALSE(fs::exists(path(402)));
   EXPECT_EQ(tier.metrics().bad_blocks, 3u);
   // The right key, other tokens: a 64-bit key collision. The file is sound (another prompt's).
-  tokens = tokens_of(7);
-  keys = {403};
-  tier.lookup(keys, tokens);
-  loads.clear();
-  ASSERT_TRUE(eventually([&] {
-    tier.take_loads(loads);
-    return !loads.empty();
-  }));
-  EXPECT_EQ(loads[0].keys.size(), 0u);
+  EXPECT_EQ(look_up(tier, {403}, tokens_of(7)).keys.size(), 0u);
   EXPECT_TRUE(fs::exists(path(403)));
   EXPECT_EQ(tier.metrics().collisions, 1u);
 }
@@ -207,14 +198,7 @@ TEST_P(DiskTierTest, TheCollectorRemovesTheLeastRecentlyUsedPastTheCapacityAndEx
     ts[0].tv_nsec = ts[1].tv_nsec = 0;
     ASSERT_EQ(::utimensat(AT_FDCWD, path(600 + uint64_t(k)).c_str(), ts, 0), 0);
   }
-  std::vector<uint64_t> keys{605};
-  tier.lookup(keys, tokens_of(5));
-  std::vector<DiskLoad> loads;
-  ASSERT_TRUE(eventually([&] {
-    tier.take_loads(loads);
-    return !loads.empty();
-  }));
-  ASSERT_EQ(loads[0].keys.size(), 1u);
+  ASSERT_EQ(look_up(tier, {605}, tokens_of(5)).keys.size(), 1u);
   // A seventh block passes the capacity: the collector runs by itself and goes down to 90%
   // (5.4 blocks: two go, the least recently used).
   ASSERT_TRUE(tier.store(606, tokens_of(6).data(), 6));

@@ -61,11 +61,7 @@ SamplingParams greedy(int64_t max_tokens) {
   return p;
 }
 
-std::vector<int32_t> prompt_of(int64_t n, int32_t salt) {
-  std::vector<int32_t> p;
-  for (int64_t i = 0; i < n; ++i) p.push_back(int32_t(100 + (i * 7919 + salt * 104729) % 120000));
-  return p;
-}
+using dsinfer::testing::prompt_of;
 
 struct DiskEngineTest : ::testing::Test {
   std::string dir = dsinfer::testing::scratch_path("disk-tier-engine");

@@ -58,11 +58,7 @@ Output collect(RequestStream& s, double timeout_s = 60) {
   return o;
 }
 
-std::vector<int32_t> prompt_of(int64_t n, int32_t salt) {
-  std::vector<int32_t> p;
-  for (int64_t i = 0; i < n; ++i) p.push_back(int32_t(100 + (i * 7919 + salt * 104729) % 120000));
-  return p;
-}
+using dsinfer::testing::prompt_of;
 
 // The transport reduced to a function call: every block of every layer is written into the
 // import as soon as the prefill engine reports it, from the prefill engine's thread.

@@ -28,7 +28,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from e2e_util import check, failures, get, metric, post, start, stop_all, stream, tiny_model, wait_for  # noqa: E402
+from e2e_util import check, finish, get, stop_all, metric, post, start, stream, tiny_model, wait_for  # noqa: E402
 
 def serve(bin_, model, role, extra=(), env=None, port=0):
     return start(bin_, ["serve", "--model", model, "--served-model-name", "tiny", "--role", role,
@@ -357,8 +357,7 @@ def main():
             {"tokens": part_tokens, "faults": part_faults}[a.part](a.dsinfer, model)
     finally:
         stop_all()
-    print(f"pd_test {a.part}: {len(failures)} failures in {time.time() - t0:.0f} s")
-    sys.exit(1 if failures else 0)
+    finish(f"pd_test {a.part}", t0)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from e2e_util import check, failures, get, metric, post, start, stop_all, tiny_model, wait_for  # noqa: E402
+from e2e_util import check, finish, get, stop_all, metric, post, start, tiny_model, wait_for  # noqa: E402
 
 BLOCK = 64
 
@@ -165,8 +165,7 @@ def main():
         check(st == 200, "and it stays healthy")
     finally:
         stop_all()
-    print(f"disk_tier_test: {len(failures)} failures in {time.time() - t0:.0f} s")
-    sys.exit(1 if failures else 0)
+    finish("disk_tier_test", t0)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -124,6 +125,13 @@ def tiny_model(dsinfer, work, preset="tiny-v3", seed=3):
                        check=True, stdout=subprocess.DEVNULL)
         os.replace(model + ".tmp", model)
     return model
+
+
+def finish(name, t0):
+    """Prints the verdict and exits with it: the end of every test script, after its `finally:
+    stop_all()` (an exception on the way skips this and fails the script with its traceback)."""
+    print(f"{name}: {len(failures)} failures in {time.time() - t0:.0f} s")
+    sys.exit(1 if failures else 0)
 
 
 def stop_all():

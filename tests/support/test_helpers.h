@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/timer.h"
 #include "model/presets.h"
@@ -52,6 +53,13 @@ inline const tokenizer::Tokenizer& deepseek_v3_tokenizer() {
 // would let one run delete or overwrite another's files.
 inline std::string scratch_path(const std::string& name) {
   return ::testing::TempDir() + "/dsinfer-" + name + "-" + std::to_string(::getpid());
+}
+
+// A prompt of n ordinary token ids (no specials), different for each salt: the engine tests'.
+inline std::vector<int32_t> prompt_of(int64_t n, int32_t salt) {
+  std::vector<int32_t> p;
+  for (int64_t i = 0; i < n; ++i) p.push_back(int32_t(100 + (i * 7919 + salt * 104729) % 120000));
+  return p;
 }
 
 // Polls f until it holds or timeout_s passes; returns its last value.
