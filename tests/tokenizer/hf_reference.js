@@ -1,8 +1,9 @@
 // Hugging Face's own tokenizer (npm `tokenizers`, the Rust implementation) as a filter, for the
 // exactness tests and the benchmark:
-//   node hf_reference.js encode TOKENIZER_JSON < strings.jsonl > ids.jsonl
+//   node hf_reference.js encode TOKENIZER_JSON [special] < strings.jsonl > ids.jsonl
 //   node hf_reference.js decode TOKENIZER_JSON [skip] < ids.jsonl > strings.jsonl
-// Each input line is one JSON value; each output line is one JSON value. The package is loaded
+// `special` applies the post-processor (what it adds around the text, e.g. BOS). Each input line
+// is one JSON value; each output line is one JSON value. The package is loaded
 // from $DSINFER_NPM_DIR/node_modules (the test installs it there).
 'use strict';
 const fs = require('fs');
@@ -20,7 +21,7 @@ async function main() {
   for (const line of lines) {
     const value = JSON.parse(line);
     if (mode === 'encode') {
-      const enc = await tok.encode(value, null, { addSpecialTokens: false });
+      const enc = await tok.encode(value, null, { addSpecialTokens: flag === 'special' });
       out.push(JSON.stringify(Array.from(enc.getIds())));
     } else if (mode === 'decode') {
       out.push(JSON.stringify(await tok.decode(value, flag === 'skip')));
