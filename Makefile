@@ -1,6 +1,6 @@
 # The two commands a user runs are `make serve` and `make test`; both install what they need first.
 JOBS ?= $(shell nproc)
-MODEL ?= models/default
+MODEL ?= assets/demo-model
 PRESET ?= release
 
 .PHONY: setup build test test-asan test-portable test-portable-kernels serve default-model bench clean setup-aarch64 build-aarch64 test-aarch64 build-fuzz test-fuzz fuzz

@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libpcre2-dev libcpp-httplib-dev zlib1g-dev
   python3 python3-numpy python3-torch python3-jinja2
+  libopenblas0-pthread  # torch's matrix products: Debian's torch calls the system BLAS, and the reference BLAS is 10x slower
   gnuplot-nox
   libopenmpi-dev openmpi-bin  # expert parallelism: mpirun launches the ranks (docs/parallel.md)
   libucx-dev  # KV transfer between prefill and decode instances (docs/serving.md)

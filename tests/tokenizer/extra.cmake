@@ -16,10 +16,10 @@ add_test(NAME tokenizer_cli
          COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_cli.py --dsinfer ${DSINFER_BIN} --model ${tokenizer_model})
 set_tests_properties(tokenizer_cli PROPERTIES LABELS tokenizer TIMEOUT 120)
 
-# The demo model's tokenizer (tools/train_demo/bpe.py; its files until the demo model ships them):
+# The demo model's tokenizer (tools/train_demo/bpe.py; shipped with the model in assets/demo-model):
 # npm `tokenizers`, dsinfer and bpe.py's own encoder give the same ids on a held-out sample of the
 # demo's corpus and on the tokenizer corpus; BOS per add_bos_token; the chat template renders.
 add_test(NAME tokenizer_demo_vs_hf
          COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_demo_tokenizer.py --dsinfer ${DSINFER_BIN}
-                 --model ${PROJECT_SOURCE_DIR}/tools/train_demo/tokenizer --work ${PROJECT_BINARY_DIR}/tokenizer_npm_demo)
+                 --model ${PROJECT_SOURCE_DIR}/assets/demo-model --work ${PROJECT_BINARY_DIR}/tokenizer_npm_demo)
 set_tests_properties(tokenizer_demo_vs_hf PROPERTIES LABELS tokenizer TIMEOUT 300)

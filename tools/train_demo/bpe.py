@@ -15,9 +15,9 @@ post-processor says the same for Hugging Face.
 
 Training: the unique pre-tokenized words are counted once, then each merge takes the most
 frequent pair (ties: the smaller (left bytes, right bytes)) and updates pair counts only in the
-words that hold it. Same input, byte-identical files: tools/train_demo/tokenizer/ holds the ones
-made from data.py's train.txt with the defaults (tests/tokenizer/check_demo_tokenizer.py checks
-them against Hugging Face's tokenizer).
+words that hold it. Same input, byte-identical files: assets/demo-model/ ships the ones made from
+data.py's train.txt with the defaults (tests/tokenizer/check_demo_tokenizer.py checks them against
+Hugging Face's tokenizer).
 
 From Python (the trainer): `sys.path.insert(0, "tools/train_demo"); import bpe;
 bpe.train_and_write(train_txt, 6000, DIR)` (the CLI's work), `tok = bpe.load(DIR)`,

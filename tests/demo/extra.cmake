@@ -1,0 +1,6 @@
+# The trained demo model (assets/demo-model, tools/train_demo/): dsinfer's logits and greedy tokens
+# against the model's own PyTorch trainer, BF16 and FP8 checkpoints (docs/demo_model.md).
+add_test(NAME demo_model_vs_trainer
+         COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_demo_model.py --dsinfer ${DSINFER_BIN}
+                 --model ${PROJECT_SOURCE_DIR}/assets/demo-model --text ${PROJECT_SOURCE_DIR}/tools/train_demo/heldout_sample.txt)
+set_tests_properties(demo_model_vs_trainer PROPERTIES LABELS "model;e2e" TIMEOUT 300)
