@@ -147,5 +147,5 @@ def stop_all():
     if failures:
         for p in procs:
             print(f"--- {getattr(p, 'cmd', '?')} {getattr(p, 'url', '')} (exit {p.returncode}):")
-            for line in getattr(p, "lines", [])[-12:]:
+            for line in getattr(p, "lines", [])[-40:]:
                 print("   ", line)
