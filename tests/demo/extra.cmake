@@ -3,4 +3,4 @@
 add_test(NAME demo_model_vs_trainer
          COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_demo_model.py --dsinfer ${DSINFER_BIN}
                  --model ${PROJECT_SOURCE_DIR}/assets/demo-model --text ${PROJECT_SOURCE_DIR}/tools/train_demo/heldout_sample.txt)
-set_tests_properties(demo_model_vs_trainer PROPERTIES LABELS "model;e2e" TIMEOUT 300)
+set_tests_properties(demo_model_vs_trainer PROPERTIES LABELS "demo;e2e" TIMEOUT 300)
