@@ -50,17 +50,17 @@ void BlockManager::hold(Block& b) {
   ++b.ref;
 }
 
-int64_t BlockManager::cached_prefix_blocks(const int32_t* tokens, int64_t n, int64_t keep) const {
+int32_t BlockManager::cached_block(uint64_t key, const int32_t* tokens) const {
+  const int32_t id = index_.find(key);
+  // A hash collision must never serve wrong KV.
+  return id >= 0 && same_tokens(id, tokens) ? id : -1;
+}
+
+int64_t BlockManager::cached_prefix_blocks(const uint64_t* keys, const int32_t* tokens, int64_t count) const {
   if (!prefix_caching_) return 0;
-  const int64_t bs = block_size();
-  int64_t blocks = 0;
-  uint64_t parent = 0;
-  for (int64_t start = 0; start + bs <= n - keep; start += bs, ++blocks) {
-    parent = block_hash(parent, tokens + start, bs, fingerprint_);
-    const int32_t id = index_.find(parent);
-    if (id < 0 || !same_tokens(id, tokens + start)) break;
-  }
-  return blocks;
+  int64_t b = 0;
+  while (b < count && cached_block(keys[b], tokens + b * block_size()) >= 0) ++b;
+  return b;
 }
 
 int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t keep, std::vector<int32_t>& table) {
@@ -70,10 +70,8 @@ int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t kee
   uint64_t parent = table.empty() ? 0 : key(table.back());
   for (int64_t start = int64_t(table.size()) * bs; start + bs <= n - keep; start += bs) {
     uint64_t h = block_hash(parent, tokens + start, bs, fingerprint_);
-    const int32_t id = index_.find(h);
+    const int32_t id = cached_block(h, tokens + start);
     if (id < 0) break;
-    // A hash collision must never serve wrong KV.
-    if (!same_tokens(id, tokens + start)) break;
     hold(blocks_[size_t(id)]);
     table.push_back(id);
     parent = h;
@@ -85,21 +83,17 @@ int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t kee
   // the whole block.
   const int64_t start = int64_t(table.size()) * bs;
   if (keep > 0 && keep < bs && start + bs == n) {
-    uint64_t h = block_hash(parent, tokens + start, bs, fingerprint_);
-    const int32_t src = index_.find(h);
+    const int32_t src = cached_block(block_hash(parent, tokens + start, bs, fingerprint_), tokens + start);
     if (src >= 0 && available() >= 1) {
-      Block& b = blocks_[size_t(src)];
-      if (same_tokens(src, tokens + start)) {
-        hold(b);  // so that taking a fresh block cannot evict it
-        if (available() >= 1) {
-          int32_t id = take_one();
-          blocks_[size_t(id)].ref = 1;
-          pool_.copy_block(src, id, bs - keep);
-          table.push_back(id);
-          covered += bs - keep;
-        }
-        release_one(src);
+      hold(blocks_[size_t(src)]);  // so that taking a fresh block cannot evict it
+      if (available() >= 1) {
+        int32_t id = take_one();
+        blocks_[size_t(id)].ref = 1;
+        pool_.copy_block(src, id, bs - keep);
+        table.push_back(id);
+        covered += bs - keep;
       }
+      release_one(src);
     }
   }
   return covered;

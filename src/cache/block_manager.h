@@ -46,9 +46,10 @@ class BlockManager {
   // tokens[0, n) is cached in whole blocks, the last block is copied into a private one and only
   // the final `keep` tokens are left to compute.
   int64_t match_prefix(const int32_t* tokens, int64_t n, int64_t keep, std::vector<int32_t>& table);
-  // Whole blocks of tokens[0, n) that match_prefix(.., keep, ..) would cover from the index now,
-  // taking nothing: where a disk lookup starts.
-  int64_t cached_prefix_blocks(const int32_t* tokens, int64_t n, int64_t keep) const;
+  // How many of `count` consecutive full blocks (their chained keys, cache/block_hash.h's
+  // prefix_keys, and their block_size token ids each) the index holds from the first on, taking
+  // nothing: where a disk lookup starts.
+  int64_t cached_prefix_blocks(const uint64_t* keys, const int32_t* tokens, int64_t count) const;
 
   // Appends `count` fresh blocks (ref 1) to table, evicting cached blocks if needed. False and
   // nothing taken when fewer than `count` are available.
@@ -114,6 +115,8 @@ class BlockManager {
 
   const int32_t* tokens_of(int32_t block) const { return tokens_.data() + size_t(block) * size_t(block_size()); }
   bool same_tokens(int32_t block, const int32_t* tokens) const;
+  // The indexed block under `key` holding exactly `tokens` (block_size ids), or -1.
+  int32_t cached_block(uint64_t key, const int32_t* tokens) const;
   void lru_push_back(int32_t id);
   void lru_remove(int32_t id);
 

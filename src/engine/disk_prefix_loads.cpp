@@ -39,9 +39,10 @@ bool DiskPrefixLoads::start(Sequence& seq) {
   const int32_t* tokens = seq.tokens.data();
   const int64_t n = seq.num_prompt;
   const int64_t full = n / bs;  // a full last block helps too: the prefix match copies it
-  const int64_t in_ram = blocks_.cached_prefix_blocks(tokens, n, 0);
-  if (in_ram >= full) return false;
+  if (full == 0) return false;
   std::vector<uint64_t> keys = cache::prefix_keys(tokens, n, bs, fingerprint_, full);
+  const int64_t in_ram = blocks_.cached_prefix_blocks(keys.data(), tokens, full);
+  if (in_ram >= full) return false;
   keys.erase(keys.begin(), keys.begin() + in_ram);
   std::vector<int32_t> ids(tokens + in_ram * bs, tokens + full * bs);
   const uint64_t ticket = tier_->lookup(std::move(keys), std::move(ids));

@@ -125,7 +125,7 @@ TEST_F(Fixture, BlocksLoadedFromDiskAreCachedHitsAndCommitsAreRecordedForWriteTh
   bm.record_commits(true);
   auto t = seq_tokens(3 * kBs + 5);
   const auto keys = prefix_keys(t.data(), int64_t(t.size()), kBs, 42, 3);
-  EXPECT_EQ(bm.cached_prefix_blocks(t.data(), int64_t(t.size()), 1), 0);
+  EXPECT_EQ(bm.cached_prefix_blocks(keys.data(), t.data(), 3), 0);
   // The disk gives the first two blocks: their rows are written through `fill` into fresh blocks.
   std::vector<int32_t> filled;
   for (int b = 0; b < 2; ++b)
@@ -133,7 +133,7 @@ TEST_F(Fixture, BlocksLoadedFromDiskAreCachedHitsAndCommitsAreRecordedForWriteTh
   ASSERT_EQ(filled.size(), 2u);
   EXPECT_EQ(bm.stats().cached, 2);
   EXPECT_TRUE(bm.insert_loaded(keys[0], t.data(), [&](int32_t) { ADD_FAILURE() << "already indexed: nothing loads"; }));
-  EXPECT_EQ(bm.cached_prefix_blocks(t.data(), int64_t(t.size()), 1), 2);
+  EXPECT_EQ(bm.cached_prefix_blocks(keys.data(), t.data(), 3), 2);
   std::vector<int32_t> table;
   EXPECT_EQ(bm.match_prefix(t.data(), int64_t(t.size()), 1, table), 2 * kBs);
   EXPECT_EQ(table, filled);
