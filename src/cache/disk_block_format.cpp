@@ -51,10 +51,13 @@ void check_matches(const DiskBlockId& id, const kernels::KvCacheView& cache, int
 
 }  // namespace
 
+std::string disk_format_dirname(const DiskBlockId& id) {
+  return hex64(id.fingerprint) + "-" + dtype_name(id.dtype) + "-b" + std::to_string(id.block_size);
+}
+
 std::string disk_block_path(const DiskBlockId& id) {
   const std::string key = hex64(id.key);
-  return hex64(id.fingerprint) + "-" + dtype_name(id.dtype) + "-b" + std::to_string(id.block_size) + "/" +
-         key.substr(0, 2) + "/" + key + ".kvb";
+  return disk_format_dirname(id) + "/" + key.substr(0, 2) + "/" + key + ".kvb";
 }
 
 size_t disk_block_bytes(const DiskBlockId& id) { return kDiskBlockHeaderBytes + tokens_bytes(id) + rows_bytes(id); }

@@ -44,7 +44,9 @@ struct DiskBlockId {
 
 inline constexpr size_t kDiskBlockHeaderBytes = 64;
 
-// The file's path relative to the tier's directory.
+// The directory of every block of this model and cache format (<fingerprint>-<dtype>-b<block size>),
+// and a block file's path, both relative to the tier's directory.
+std::string disk_format_dirname(const DiskBlockId& id);
 std::string disk_block_path(const DiskBlockId& id);
 // Bytes of a block file of this format.
 size_t disk_block_bytes(const DiskBlockId& id);

@@ -30,16 +30,15 @@ DiskTier::DiskTier(DiskTierOptions options, uint64_t fingerprint, const kernels:
       reader_(options_.backend, options_.direct_io) {
   check(!options_.dir.empty(), "the KV disk tier needs a directory");
   check(options_.capacity_bytes > 0, "the KV disk tier's capacity must be positive");
-  const std::string any = disk_block_path(DiskBlockId::of(1, fingerprint, cache.spec));
-  format_dir_ = options_.dir + "/" + any.substr(0, any.find('/'));
   m_.capacity_bytes = options_.capacity_bytes;
   m_.io_backend = reader_.backend_name();
+  const std::string format_dir = options_.dir + "/" + disk_format_dirname(format_);
   std::error_code ec;
-  std::filesystem::create_directories(format_dir_, ec);
+  std::filesystem::create_directories(format_dir, ec);
   if (ec) {
     // Blocks other instances wrote can still be read; nothing is written until a retry works.
     m_.writable = false;
-    m_.last_error = str("cannot create ", format_dir_, ": ", ec.message());
+    m_.last_error = str("cannot create ", format_dir, ": ", ec.message());
     read_only_until_ = now_seconds() + options_.retry_after_error_s;
     log_warn("KV disk tier: ", m_.last_error, "; serving from RAM and reading what is there");
   }
@@ -95,11 +94,9 @@ void DiskTier::copy_rows(const DiskLoad& load, size_t i, int32_t block) const {
 
 void DiskTier::recycle(DiskLoad& load) {
   std::lock_guard lock(mu_);
-  size_t held = 0;
-  for (const PageBuffer& b : spare_) held += b.capacity();
   for (PageBuffer& b : load.files) {
-    if (held + b.capacity() > kSpareBytes) break;
-    held += b.capacity();
+    if (spare_bytes_ + b.capacity() > kSpareBytes) break;
+    spare_bytes_ += b.capacity();
     spare_.push_back(std::move(b));
   }
   load.files.clear();
@@ -188,6 +185,7 @@ DiskLoad DiskTier::run_lookup(const LookupJob& job) {
       if (spare_.empty()) break;
       f.data = std::move(spare_.back());
       spare_.pop_back();
+      spare_bytes_ -= f.data.capacity();
     }
   }
   reader_.read(files);
@@ -304,7 +302,7 @@ void DiskTier::collect_garbage() {
   // Down to 90% of the capacity, so the next collection is not due at the very next write.
   const double over = double(scan.bytes) > options_.capacity_bytes ? 0.9 * options_.capacity_bytes : options_.capacity_bytes;
   const DiskGcResult gc = collect_block_garbage(scan, over, options_.ttl_s, now);
-  const std::string mine = std::filesystem::path(format_dir_).filename().string();
+  const std::string mine = disk_format_dirname(format_);
   std::unordered_set<uint64_t> present;
   for (const DiskBlockEntry& e : scan.blocks)
     if (e.format == mine) present.insert(e.key);

@@ -95,7 +95,6 @@ class DiskTier {
   void take_stored(std::vector<int32_t>& blocks);
 
   DiskTierMetrics metrics() const;
-  const std::string& format_dir() const { return format_dir_; }  // this model's subdirectory
   // Rescans the directory and collects garbage now (the gc thread's work; tests call it).
   void collect_garbage();
 
@@ -114,7 +113,6 @@ class DiskTier {
   DiskTierOptions options_;
   DiskBlockId format_;  // key 0: the format every file of this tier has
   kernels::KvCacheView cache_;
-  std::string format_dir_;
   std::function<void()> on_load_;
   BlockFileReader reader_;  // reader thread only
 
@@ -128,6 +126,7 @@ class DiskTier {
   int64_t writing_ = 0;  // queued plus the one being written
   std::vector<int32_t> stored_;
   std::vector<PageBuffer> spare_;  // recycled buffers, at most kSpareBytes of them
+  size_t spare_bytes_ = 0;
   std::unordered_set<uint64_t> present_;  // keys of this format known to be on disk
   double read_only_until_ = 0;
   bool gc_requested_ = false;
