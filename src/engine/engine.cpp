@@ -244,8 +244,16 @@ void Engine::shutdown() {
 }
 
 EngineMetrics Engine::metrics() const {
-  std::lock_guard lock(metrics_mu_);
-  return metrics_;
+  EngineMetrics m;
+  {
+    std::lock_guard lock(metrics_mu_);
+    m = metrics_;
+  }
+  // Read when asked, not published every step: the tier keeps its own counters under its own
+  // lock (thread-safe), and copying them (strings included) would cost each step an allocation.
+  // disk_ is set before the constructor returns and lives as long as the engine.
+  if (disk_) m.kv_disk = disk_->metrics();
+  return m;
 }
 
 void Engine::publish_gauges() {
@@ -258,7 +266,6 @@ void Engine::publish_gauges() {
   metrics_.kv_blocks_free = b.free;
   prefill_load(metrics_.prefill_tokens, metrics_.attention_work);
   metrics_.importing = int64_t(importing_.size());
-  if (disk_) metrics_.kv_disk = disk_->metrics();
   if (!metrics_.ranks.empty()) {  // rank 0 of a group: the group's sums (per rank in `ranks`)
     metrics_.running = metrics_.waiting = metrics_.kv_blocks_used = metrics_.kv_blocks_total = 0;
     for (const RankGauges& g : metrics_.ranks) {
