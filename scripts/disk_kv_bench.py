@@ -28,7 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support"))
-from e2e_util import check, failures, metric, post, procs, start, stop_all, tiny_model  # noqa: E402
+from e2e_util import check, failures, metric, post, start, stop_all, tiny_model, wait_for  # noqa: E402
 
 
 def drop_page_cache():
@@ -165,7 +165,8 @@ def ttft_rows(a, report, model, prompts, with_disk, hit, disk, n, repeats, prese
     rows = report["ttft"] = {}
     rows["cold"] = measure(s1, prompts, "cold (computed)", 0, 0)
     rows["ram_hit"] = measure(s1, prompts, "RAM hit", hit, 0)
-    check(wait_written(s1, repeats * (n // 64)), "every full block written through")
+    wait_for(lambda: (metric(s1.url, "dsinfer_kv_disk_written_blocks_total") or 0) >= repeats * (n // 64), 60,
+             "every full block written through")
     s2 = serve(a.dsinfer, model, with_disk)
     rows["disk_hit_second_process"] = measure(s2, prompts, "disk hit, second process", hit, hit)
     stop(s1)
@@ -214,15 +215,6 @@ def multi_turn(a, report, model, disk, q):
     check(chat["disk_on"]["hit_ratio"] >= chat["disk_off"]["hit_ratio"], "the disk tier never lowers the hit ratio")
     if not q:
         check(chat["disk_on"]["disk_hit_ratio"] > 0, "the disk tier serves hits the RAM cache lost")
-
-
-def wait_written(server, blocks, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        if (metric(server.url, "dsinfer_kv_disk_written_blocks_total") or 0) >= blocks:
-            return True
-        time.sleep(0.1)
-    return False
 
 
 if __name__ == "__main__":

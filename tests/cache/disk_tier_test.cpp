@@ -44,6 +44,11 @@ struct Dir {
   ~Dir() { fs::remove_all(path); }
 };
 
+// Where the tier on `dir` keeps block `key` of `pool`'s format.
+std::string block_file(const Dir& dir, const Pool& pool, uint64_t key) {
+  return dir.path + "/" + disk_block_path(DiskBlockId::of(key, kFingerprint, pool.spec));
+}
+
 class DiskTierTest : public ::testing::TestWithParam<BlockIoBackend> {
  protected:
   DiskTierOptions options(const std::string& dir) const {
@@ -120,7 +125,7 @@ TEST_P(DiskTierTest, ALookupStopsAtTheFirstMissingBlockOfTheChain) {
   Pool src(DType::kBF16, 5);
   DiskTier tier(options(dir.path), kFingerprint, src.view, nullptr);
   store_all(tier, src, 200, 3);
-  fs::remove(dir.path + "/" + disk_block_path(DiskBlockId::of(201, kFingerprint, src.spec)));
+  fs::remove(block_file(dir, src, 201));
   const DiskLoad load = look_up(tier, 200, 3);
   ASSERT_EQ(load.keys.size(), 1u) << "block 2 is useless without block 1";
   EXPECT_EQ(load.keys[0], 200u);
@@ -134,7 +139,7 @@ TEST_P(DiskTierTest, CorruptTruncatedAndForeignFilesAreMissesAndRemovedACollisio
   Pool src(DType::kBF16, 3);
   DiskTier tier(options(dir.path), kFingerprint, src.view, nullptr);
   store_all(tier, src, 400, 4);
-  auto path = [&](uint64_t key) { return dir.path + "/" + disk_block_path(DiskBlockId::of(key, kFingerprint, src.spec)); };
+  auto path = [&](uint64_t key) { return block_file(dir, src, key); };
   {  // a flipped byte in the rows
     std::fstream f(path(400), std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(-100, std::ios::end);
@@ -164,7 +169,7 @@ TEST_P(DiskTierTest, ARestartRebuildsTheIndexFromTheDirectory) {
     store_all(tier, src, 500, 4);
   }
   // A writer that died between write and rename leaves a temporary file; old ones are removed.
-  const std::string tmp = dir.path + "/" + disk_block_path(DiskBlockId::of(999, kFingerprint, src.spec)) + ".tmp.1.2";
+  const std::string tmp = block_file(dir, src, 999) + ".tmp.1.2";
   std::ofstream(tmp) << "partial";
   DiskTierOptions o = options(dir.path);
   o.stale_temp_s = -1;  // every temporary file counts as stale here
@@ -188,7 +193,7 @@ TEST_P(DiskTierTest, TheCollectorRemovesTheLeastRecentlyUsedPastTheCapacityAndEx
   o.capacity_bytes = double(6 * file);  // room for six blocks
   o.gc_interval_s = 3600;               // only when the writes pass the capacity, or asked
   DiskTier tier(o, kFingerprint, src.view, nullptr);
-  auto path = [&](uint64_t key) { return dir.path + "/" + disk_block_path(DiskBlockId::of(key, kFingerprint, src.spec)); };
+  auto path = [&](uint64_t key) { return block_file(dir, src, key); };
   store_all(tier, src, 600, 6);
   // Age them: block k last used k hours ago, then block 605 (the oldest) is used by a lookup.
   for (int k = 0; k < 6; ++k) {
@@ -236,7 +241,7 @@ TEST_P(DiskTierTest, ADirectoryThatCannotBeWrittenLeavesTheTierReadOnlyAndCounte
   // the write throws) turns the tier read-only; nothing is left behind.
   Dir dir2("fails");
   DiskTier tier2(options(dir2.path), kFingerprint, src.view, nullptr);
-  const std::string fan = dir2.path + "/" + disk_block_path(DiskBlockId::of(0xab00000000000001ull, kFingerprint, src.spec));
+  const std::string fan = block_file(dir2, src, 0xab00000000000001ull);
   fs::create_directories(fs::path(fan).parent_path().parent_path());
   std::ofstream(fs::path(fan).parent_path().string()) << "not a directory";
   ASSERT_TRUE(tier2.store(0xab00000000000001ull, tokens_of(0).data(), 0));

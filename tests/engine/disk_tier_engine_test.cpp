@@ -13,6 +13,7 @@
 #include "cache/block_hash.h"
 #include "cache/disk_block_format.h"
 #include "engine/engine.h"
+#include "stream_drain.h"
 #include "test_helpers.h"
 
 namespace dsinfer::engine {
@@ -30,22 +31,15 @@ struct Outcome {
 
 Outcome run(RequestStream& s, double timeout_s = 60) {
   Outcome o;
-  const double end = now_seconds() + timeout_s;
-  std::vector<ChoiceUpdate> ups;
-  bool done = false;
-  while (!done && now_seconds() < end) {
-    ups.clear();
-    done = s.wait(ups, 0.05);
-    for (auto& u : ups) {
-      if (!u.token_ids.empty() && o.first_token_time == 0) o.first_token_time = now_seconds();
-      o.tokens.insert(o.tokens.end(), u.token_ids.begin(), u.token_ids.end());
-      for (const TokenLogprob& lp : u.logprobs) {
-        o.logprobs.push_back(lp.logprob);
-        for (const auto& [id, v] : lp.top) o.logprobs.push_back(v);
-      }
-      o.aborted |= u.finish == FinishReason::kAbort;
+  const bool done = dsinfer::testing::drain_stream(s, timeout_s, [&](const ChoiceUpdate& u) {
+    if (!u.token_ids.empty() && o.first_token_time == 0) o.first_token_time = now_seconds();
+    o.tokens.insert(o.tokens.end(), u.token_ids.begin(), u.token_ids.end());
+    for (const TokenLogprob& lp : u.logprobs) {
+      o.logprobs.push_back(lp.logprob);
+      for (const auto& [id, v] : lp.top) o.logprobs.push_back(v);
     }
-  }
+    o.aborted |= u.finish == FinishReason::kAbort;
+  });
   EXPECT_TRUE(done) << "request did not finish in time";
   o.finish_time = now_seconds();
   o.usage = s.usage();

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/timer.h"
+#include "stream_drain.h"
 #include "test_helpers.h"
 
 namespace dsinfer::engine {
@@ -35,19 +36,12 @@ struct Result {
 
 Result collect(RequestStream& s, double timeout_s = 60) {
   Result r;
-  double end = now_seconds() + timeout_s;
-  std::vector<ChoiceUpdate> ups;
-  bool done = false;
-  while (!done && now_seconds() < end) {
-    ups.clear();
-    done = s.wait(ups, 0.5);
-    for (auto& u : ups) {
-      auto& t = r.tokens[u.index];
-      t.insert(t.end(), u.token_ids.begin(), u.token_ids.end());
-      r.text[u.index] += u.text;
-      if (u.finish != FinishReason::kNone) r.finish[u.index] = u.finish;
-    }
-  }
+  const bool done = dsinfer::testing::drain_stream(s, timeout_s, [&](const ChoiceUpdate& u) {
+    auto& t = r.tokens[u.index];
+    t.insert(t.end(), u.token_ids.begin(), u.token_ids.end());
+    r.text[u.index] += u.text;
+    if (u.finish != FinishReason::kNone) r.finish[u.index] = u.finish;
+  });
   EXPECT_TRUE(done) << "request did not finish in time";
   r.usage = s.usage();
   return r;

@@ -12,6 +12,7 @@
 
 #include "base/timer.h"
 #include "engine/engine.h"
+#include "stream_drain.h"
 #include "test_helpers.h"
 
 namespace dsinfer::engine {
@@ -42,17 +43,11 @@ struct Output {
 
 Output collect(RequestStream& s, double timeout_s = 60) {
   Output o;
-  const double end = now_seconds() + timeout_s;
-  std::vector<ChoiceUpdate> ups;
-  while (!o.done && now_seconds() < end) {
-    ups.clear();
-    o.done = s.wait(ups, 0.2);
-    for (auto& u : ups) {
-      auto& t = o.tokens[u.index];
-      t.insert(t.end(), u.token_ids.begin(), u.token_ids.end());
-      for (auto& lp : u.logprobs) o.logprobs[u.index].push_back(lp.logprob);
-    }
-  }
+  o.done = dsinfer::testing::drain_stream(s, timeout_s, [&](const ChoiceUpdate& u) {
+    auto& t = o.tokens[u.index];
+    t.insert(t.end(), u.token_ids.begin(), u.token_ids.end());
+    for (auto& lp : u.logprobs) o.logprobs[u.index].push_back(lp.logprob);
+  });
   o.error = s.error();
   o.usage = s.usage();
   return o;
