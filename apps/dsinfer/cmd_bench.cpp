@@ -14,7 +14,6 @@
 #include <fstream>
 #include <mutex>
 #include <random>
-#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +21,7 @@
 #include "base/error.h"
 #include "base/timer.h"
 #include "command.h"
+#include "percentile.h"
 
 namespace dsinfer::app {
 namespace {
@@ -120,14 +120,6 @@ Sample run_one(const Target& t, const std::vector<int32_t>& prompt, int64_t max_
   return s;
 }
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  double idx = p / 100.0 * double(v.size() - 1);
-  size_t lo = size_t(idx);
-  size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (idx - double(lo));
-}
 
 json dist(const std::vector<double>& v) {
   double mean = 0;
@@ -343,10 +335,7 @@ json prefix_ttft(const Target& t, int64_t n, int64_t repeats, uint64_t seed, dou
 
 std::vector<double> parse_list(const std::string& s) {
   std::vector<double> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(std::atof(item.c_str()));
+  for (const std::string& item : split_commas(s)) out.push_back(std::atof(item.c_str()));
   return out;
 }
 

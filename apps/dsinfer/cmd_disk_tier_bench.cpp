@@ -21,6 +21,7 @@
 #include "cache/disk_tier.h"
 #include "cache/kv_pool.h"
 #include "command.h"
+#include "percentile.h"
 
 namespace dsinfer::app {
 namespace {
@@ -31,11 +32,6 @@ bool drop_page_cache() {
   f << "3\n";
   f.flush();
   return bool(f);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
 }
 
 template <typename Pred>
@@ -105,9 +101,9 @@ int run(Args& args) {
         if (round > 0) gbps.push_back(file_bytes / dt / 1e9);
       }
       const std::string name = std::string(cache_state) + (backend == cache::BlockIoBackend::kUring ? "_io_uring" : "_pread");
-      out[name + "_gbps"] = median(gbps);
+      out[name + "_gbps"] = percentile(gbps, 50);
       if (!json)
-        std::printf("%-20s %6.2f GB/s (median of %lld lookups of %.1f MB)\n", name.c_str(), median(gbps), (long long)rounds,
+        std::printf("%-20s %6.2f GB/s (median of %lld lookups of %.1f MB)\n", name.c_str(), percentile(gbps, 50), (long long)rounds,
                     file_bytes / 1e6);
     }
   }
