@@ -31,7 +31,6 @@ DiskTier::DiskTier(DiskTierOptions options, uint64_t fingerprint, const kernels:
   check(!options_.dir.empty(), "the KV disk tier needs a directory");
   check(options_.capacity_bytes > 0, "the KV disk tier's capacity must be positive");
   m_.capacity_bytes = options_.capacity_bytes;
-  m_.io_backend = reader_.backend_name();
   const std::string format_dir = options_.dir + "/" + disk_format_dirname(format_);
   std::error_code ec;
   std::filesystem::create_directories(format_dir, ec);
@@ -45,7 +44,7 @@ DiskTier::DiskTier(DiskTierOptions options, uint64_t fingerprint, const kernels:
   collect_garbage();  // the index of what is on disk, rebuilt from the directory
   log_info("KV disk tier: ", options_.dir, " (", m_.files, " block files, ", double(m_.bytes) / 1e9, " GB of ",
            options_.capacity_bytes / 1e9, " GB; ", present_.size(), " of this model and cache format), reads with ",
-           m_.io_backend, options_.direct_io ? " (O_DIRECT)" : "");
+           reader_.backend_name(), options_.direct_io ? " (O_DIRECT)" : "");
   read_thread_ = std::thread([this] { read_loop(); });
   write_thread_ = std::thread([this] { write_loop(); });
   gc_thread_ = std::thread([this] { gc_loop(); });

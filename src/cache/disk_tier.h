@@ -56,7 +56,7 @@ struct DiskTierMetrics {
   int64_t files = 0, bytes = 0;  // block files in the directory (every format): last scan plus our writes since
   double capacity_bytes = 0;
   bool writable = true;
-  std::string io_backend, last_error;
+  std::string last_error;  // of the last failed write (the log has it too)
 };
 
 // The verified files of one lookup: the first `keys.size()` blocks of the chain that was asked.
