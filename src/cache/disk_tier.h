@@ -26,6 +26,7 @@
 
 #include "cache/block_file_reader.h"
 #include "cache/disk_block_format.h"
+#include "cache/disk_tier_metrics.h"
 #include "kernels/latent_cache.h"
 
 namespace dsinfer::cache {
@@ -41,22 +42,6 @@ struct DiskTierOptions {
   double retry_after_error_s = 30; // a failed write makes the tier read-only this long
   double stale_temp_s = 600;       // a temporary file this old belongs to a writer that died
   double read_delay_s = 0;         // each lookup waits this long first: a slow shared file system (tests)
-};
-
-struct DiskTierMetrics {
-  // Lookups: blocks asked for (after the RAM index missed), found and verified, and files that
-  // failed verification (removed) or held another prompt (a key collision).
-  uint64_t lookups = 0, lookup_blocks = 0, hit_blocks = 0, bad_blocks = 0, collisions = 0;
-  uint64_t read_bytes = 0;
-  double read_seconds = 0;  // wall time of the reader's batches (open, read, verify)
-  // Write-through: blocks written, found already on disk (another instance or an earlier run
-  // wrote them), skipped (queue full or the tier read-only) and failed.
-  uint64_t written_blocks = 0, written_bytes = 0, already_present = 0, skipped_writes = 0, write_errors = 0;
-  uint64_t gc_runs = 0, gc_removed_files = 0, gc_removed_bytes = 0;
-  int64_t files = 0, bytes = 0;  // block files in the directory (every format): last scan plus our writes since
-  double capacity_bytes = 0;
-  bool writable = true;
-  std::string last_error;  // of the last failed write (the log has it too)
 };
 
 // The verified files of one lookup: the first `keys.size()` blocks of the chain that was asked.

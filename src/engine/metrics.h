@@ -6,7 +6,7 @@
 #include <optional>
 #include <vector>
 
-#include "cache/disk_tier.h"
+#include "cache/disk_tier_metrics.h"
 #include "parallel/online_eplb_metrics.h"
 
 namespace dsinfer::engine {
