@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 import torch
@@ -27,13 +28,8 @@ sys.path.insert(0, os.path.join(here, "..", "..", "tools", "train_demo"))
 import bpe  # noqa: E402
 import export  # noqa: E402
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
+sys.path.insert(0, os.path.join(here, "..", "support"))
+from e2e_util import check, finish  # noqa: E402
 
 
 def dsinfer_logits(bin_, model, tokens, precision, work):
@@ -54,6 +50,7 @@ def main():
     ap.add_argument("--text", required=True)
     ap.add_argument("--tokens", type=int, default=160)
     a = ap.parse_args()
+    t0 = time.time()
     torch.set_num_threads(1)
     tok = bpe.load(a.model)
     with open(a.text, encoding="utf-8") as f:
@@ -67,11 +64,13 @@ def main():
                 ref = model(torch.tensor([tokens]), mtp=False)[0][0].double().numpy()
             got = dsinfer_logits(a.dsinfer, d, tokens, "fp32", work)
             err = rel_l2(got, ref)
+            print(f"     {sub or 'bf16'} checkpoint, {len(tokens)} held-out tokens: relative L2 {err:.2e}")
             check(err < 1e-4, f"{sub or 'bf16'} checkpoint: dsinfer fp32 logits vs the trainer's, "
                               f"{len(tokens)} held-out tokens: relative L2 {err:.2e} (< 1e-4)")
             if not sub:
                 low = dsinfer_logits(a.dsinfer, d, tokens, "default", work)
                 err = rel_l2(low, ref)
+                print(f"     default precision vs fp32: relative L2 {err:.2e}")
                 check(err < 2e-2, f"default precision vs fp32: relative L2 {err:.2e} (< 2e-2)")
 
         # Greedy continuations, dsinfer against the trainer (both stop at EOS).
@@ -98,8 +97,7 @@ def main():
                                + (f" (first difference at {first_diff}, margin {margins[first_diff]:.2e})"
                                   if first_diff is not None else ""))
             print(f"     {prompt!r} -> {tok.decode(ref_ids)!r}")
-    print(f"check_demo_model: {len(failures)} failures")
-    sys.exit(1 if failures else 0)
+    finish("check_demo_model", t0)
 
 
 if __name__ == "__main__":
