@@ -60,15 +60,14 @@ class DiskTierTest : public ::testing::TestWithParam<BlockIoBackend> {
   }
 };
 
-// Stores blocks 0..n-1 of `pool` under keys key0, key0+1, ... and waits until they are written.
-void store_all(DiskTier& tier, const Pool& pool, uint64_t key0, int n) {
+// Stores blocks 0..n-1 of the tier's pool under keys key0, key0+1, ... and waits until they are written.
+void store_all(DiskTier& tier, uint64_t key0, int n) {
   for (int b = 0; b < n; ++b) ASSERT_TRUE(tier.store(key0 + uint64_t(b), tokens_of(b).data(), b));
   std::vector<int32_t> stored;
   ASSERT_TRUE(eventually([&] {
     tier.take_stored(stored);
     return stored.size() == size_t(n);
   }));
-  (void)pool;
 }
 
 // One lookup of `keys` (block_size tokens each in `tokens`), waited for.
@@ -102,7 +101,7 @@ TEST_P(DiskTierTest, WrittenBlocksAreFoundVerifiedAndLoadedByAnotherTierOnTheDir
   Pool src(DType::kBF16, 9), dst(DType::kBF16, 0);
   std::atomic<int> woken{0};
   DiskTier writer(options(dir.path), kFingerprint, src.view, nullptr);
-  store_all(writer, src, 100, 3);
+  store_all(writer, 100, 3);
   EXPECT_EQ(writer.metrics().written_blocks, 3u);
   EXPECT_FALSE(writer.store(100, tokens_of(0).data(), 0)) << "a block known on disk is not written twice";
 
@@ -124,7 +123,7 @@ TEST_P(DiskTierTest, ALookupStopsAtTheFirstMissingBlockOfTheChain) {
   Dir dir("chain");
   Pool src(DType::kBF16, 5);
   DiskTier tier(options(dir.path), kFingerprint, src.view, nullptr);
-  store_all(tier, src, 200, 3);
+  store_all(tier, 200, 3);
   fs::remove(block_file(dir, src, 201));
   const DiskLoad load = look_up(tier, 200, 3);
   ASSERT_EQ(load.keys.size(), 1u) << "block 2 is useless without block 1";
@@ -138,7 +137,7 @@ TEST_P(DiskTierTest, CorruptTruncatedAndForeignFilesAreMissesAndRemovedACollisio
   Dir dir("bad");
   Pool src(DType::kBF16, 3);
   DiskTier tier(options(dir.path), kFingerprint, src.view, nullptr);
-  store_all(tier, src, 400, 4);
+  store_all(tier, 400, 4);
   auto path = [&](uint64_t key) { return block_file(dir, src, key); };
   {  // a flipped byte in the rows
     std::fstream f(path(400), std::ios::in | std::ios::out | std::ios::binary);
@@ -166,7 +165,7 @@ TEST_P(DiskTierTest, ARestartRebuildsTheIndexFromTheDirectory) {
   Pool src(DType::kF8E4M3, 11);
   {
     DiskTier tier(options(dir.path), kFingerprint, src.view, nullptr);
-    store_all(tier, src, 500, 4);
+    store_all(tier, 500, 4);
   }
   // A writer that died between write and rename leaves a temporary file; old ones are removed.
   const std::string tmp = block_file(dir, src, 999) + ".tmp.1.2";
@@ -194,7 +193,7 @@ TEST_P(DiskTierTest, TheCollectorRemovesTheLeastRecentlyUsedPastTheCapacityAndEx
   o.gc_interval_s = 3600;               // only when the writes pass the capacity, or asked
   DiskTier tier(o, kFingerprint, src.view, nullptr);
   auto path = [&](uint64_t key) { return block_file(dir, src, key); };
-  store_all(tier, src, 600, 6);
+  store_all(tier, 600, 6);
   // Age them: block k last used k hours ago, then block 605 (the oldest) is used by a lookup.
   for (int k = 0; k < 6; ++k) {
     const double t = now_seconds_since_epoch() - 3600.0 * (k + 1);
@@ -262,7 +261,7 @@ TEST(DiskTierDirectIo, ODirectReadsLoadTheSameBytes) {
   o.dir = dir.path;
   o.direct_io = true;
   DiskTier writer(o, kFingerprint, src.view, nullptr);
-  store_all(writer, src, 700, 2);
+  store_all(writer, 700, 2);
   DiskTier tier(o, kFingerprint, dst.view, nullptr);
   const DiskLoad load = look_up(tier, 700, 2);
   ASSERT_EQ(load.keys.size(), 2u);
