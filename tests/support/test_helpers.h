@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/timer.h"
+#include "scratch.h"
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
 #include "tokenizer/tokenizer.h"
@@ -46,13 +47,6 @@ inline const tokenizer::Tokenizer& deepseek_v3_tokenizer() {
   static const tokenizer::Tokenizer t =
       tokenizer::Tokenizer::from_dir(std::string(DSINFER_ASSETS_DIR) + "/tokenizer/deepseek-v3");
   return t;
-}
-
-// A path of this process's own under the test temp dir. ctest runs the same binary several
-// times at once (the model and engine suites once per kernel path), so a fixed scratch name
-// would let one run delete or overwrite another's files.
-inline std::string scratch_path(const std::string& name) {
-  return ::testing::TempDir() + "/dsinfer-" + name + "-" + std::to_string(::getpid());
 }
 
 // A prompt of n ordinary token ids (no specials), different for each salt: the engine tests'.

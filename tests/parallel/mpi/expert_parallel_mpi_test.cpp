@@ -26,6 +26,7 @@
 #include "parallel/expert_parallel_moe.h"
 #include "parallel/online_eplb.h"
 #include "routed_tokens.h"
+#include "scratch.h"
 
 namespace dsinfer::parallel {
 namespace {
@@ -35,7 +36,7 @@ using model::Precision;
 
 // Each rank writes its own copy (same seed, same bytes): no rank waits for another's file.
 std::string checkpoint(const std::string& preset, bool fp8) {
-  const std::string dir = ::testing::TempDir() + "/dsinfer-ep-" + preset + (fp8 ? "-fp8-" : "-") + std::to_string(::getpid());
+  const std::string dir = dsinfer::testing::scratch_path(preset + (fp8 ? "-fp8" : ""));
   if (!std::filesystem::exists(dir + "/config.json")) {
     model::RandomCheckpointOptions opt;
     opt.fp8 = fp8;
@@ -71,7 +72,7 @@ std::string redundant_placement(const model::ModelConfig& cfg, int ranks) {
     std::shuffle(row.begin(), row.end(), rng);
     rows.push_back(row);
   }
-  const std::string path = ::testing::TempDir() + "/dsinfer-ep-placement-" + std::to_string(::getpid()) + ".json";
+  const std::string path = dsinfer::testing::scratch_path("placement.json");
   std::ofstream(path) << nlohmann::json{{"phy2log", rows}}.dump();
   return path;
 }
@@ -314,7 +315,7 @@ TEST(ExpertParallel, OnlineRebalanceBySecondsPlansOnEveryRankTogether) {
 TEST(ExpertParallel, PlacementFileIsValidated) {
   const std::string dir = checkpoint("tiny-v3", false);
   const model::ModelConfig cfg = model::load_config(dir + "/config.json");
-  const std::string path = ::testing::TempDir() + "/dsinfer-ep-bad-" + std::to_string(::getpid()) + ".json";
+  const std::string path = dsinfer::testing::scratch_path("bad-placement.json");
   auto message = [&](const std::string& text) {
     std::ofstream(path) << text;
     try {
