@@ -2,7 +2,7 @@
 """The demo model's tokenizer: a byte-level BPE trained here, written as Hugging Face files that
 dsinfer (and npm/Python `tokenizers`, transformers) load.
 
-    tools/train_demo/bpe.py --train /tmp/dsinfer-train-demo/train.txt --vocab-size 6000 \\
+    tools/train_demo/bpe.py --train /tmp/dsinfer-train-demo/train.txt --vocab-size 4096 \\
         --out /tmp/dsinfer-train-demo/tokenizer
 
 DeepSeek-V3's tokenizer is the model (assets/tokenizer/deepseek-v3): the same pre-tokenizer
@@ -20,7 +20,7 @@ data.py's train.txt with the defaults (tests/tokenizer/check_demo_tokenizer.py c
 Hugging Face's tokenizer).
 
 From Python (the trainer): `sys.path.insert(0, "tools/train_demo"); import bpe;
-bpe.train_and_write(train_txt, 6000, DIR)` (the CLI's work), `tok = bpe.load(DIR)`,
+bpe.train_and_write(train_txt, 4096, DIR)` (the CLI's work), `tok = bpe.load(DIR)`,
 `tok.encode(text) -> [ids]`, `tok.decode(ids) -> str`, `tok.bos_id`, `tok.eos_id`, `tok.vocab_size()`.
 Encoding recognises the special-token strings in the text and never adds BOS itself, as
 `dsinfer tokenize` does. Character classes come from Python's unicodedata (Unicode 14 in
@@ -337,19 +337,21 @@ def load(model_dir):
     return Tokenizer(token_bytes, merges)
 
 
-def read_lines(path):
-    """The file's non-empty lines, stripped: data.py writes one paragraph per line, and the
-    trainer feeds each to the model alone, between BOS and EOS, so BPE learns from the same units
-    (no merges across a line end)."""
+def read_documents(path):
+    """The file's documents, each its paragraphs joined by newlines: data.py writes one paragraph
+    per line and an empty line after each document, and the trainer feeds the model whole
+    documents, so BPE learns from the same text (a newline after punctuation is part of the
+    punctuation's pre-token, and may be merged with it)."""
     with open(path, encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+        blocks = f.read().split("\n\n")
+    return ["\n".join(line.strip() for line in b.split("\n") if line.strip()) for b in blocks if b.strip()]
 
 
 def train_and_write(train_path, vocab_size, out_dir, model_max_length=1024, log=print):
     """Trains on the lines of train_path and writes out_dir/tokenizer.json and
     tokenizer_config.json; returns the tokenizer."""
     t0 = time.time()
-    tok = train(read_lines(train_path), vocab_size, log)
+    tok = train(read_documents(train_path), vocab_size, log)
     if log:
         log(f"trained in {time.time() - t0:.1f} s: {len(tok.merges)} merges, vocabulary {tok.vocab_size()}")
     save(tok, out_dir, model_max_length)
@@ -360,8 +362,8 @@ def train_and_write(train_path, vocab_size, out_dir, model_max_length=1024, log=
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--train", required=True, help="training text, one paragraph per line (data.py's train.txt)")
-    ap.add_argument("--vocab-size", type=int, default=6000, help="all tokens, special ones included")
+    ap.add_argument("--train", required=True, help="training text, one paragraph per line, documents separated by an empty line (data.py's train.txt)")
+    ap.add_argument("--vocab-size", type=int, default=4096, help="all tokens, special ones included")
     ap.add_argument("--out", required=True, help="folder for tokenizer.json and tokenizer_config.json")
     ap.add_argument("--model-max-length", type=int, default=1024,
                     help="tokenizer_config.json's model_max_length: the demo's max_position_embeddings")
@@ -369,10 +371,10 @@ def main():
     train_and_write(args.train, args.vocab_size, args.out, args.model_max_length)
     t0 = time.time()
     tok = load(args.out)
-    lines = read_lines(args.train)
-    n_tokens = sum(len(tok.encode(line)) for line in lines)
-    n_bytes = sum(len(line.encode()) for line in lines)
-    print(f"{args.train}: {len(lines)} lines, {n_bytes} bytes -> {n_tokens} tokens (+ BOS and EOS per line), "
+    docs = read_documents(args.train)
+    n_tokens = sum(len(tok.encode(doc)) for doc in docs)
+    n_bytes = sum(len(doc.encode()) for doc in docs)
+    print(f"{args.train}: {len(docs)} documents, {n_bytes} bytes -> {n_tokens} tokens (+ BOS and EOS per document), "
           f"{n_bytes / n_tokens:.2f} bytes per token (encoded in {time.time() - t0:.1f} s)")
 
 

@@ -9,7 +9,8 @@ tarball checked against the registry's sha512, cached in --cache, never in the r
 holds the tagged "Form C" files ca01..cr09: one sentence per line as word/TAG tokens, paragraphs
 separated by blank lines. Tags are dropped and tokens joined back into readable text: no space
 before , . ; : ? ! ) ] or a closing quote, none after an opening one, `` and '' become ".
-Output: one line per paragraph (a headline, tagged -hl, is a line of its own).
+Output: one line per paragraph (a headline, tagged -hl, is a line of its own), and an empty line
+after each file: the files are the documents the model trains on.
 
 Split: in file-name order, every tenth file (the 10th, 20th, ..., 500th: 50 files spread over all
 15 genres) is held out; the other 450 are for training. No randomness: the same files every time.
@@ -116,7 +117,7 @@ def prepare(cache=DEFAULT_CACHE):
         parts = {"train": [], "heldout": []}
         for i, m in enumerate(members):
             raw = tar.extractfile(m).read().decode("ascii")
-            parts["heldout" if i % HELDOUT_STRIDE == HELDOUT_STRIDE - 1 else "train"] += file_lines(raw)
+            parts["heldout" if i % HELDOUT_STRIDE == HELDOUT_STRIDE - 1 else "train"] += file_lines(raw) + [""]
     paths = []
     for name in ("train", "heldout"):
         path = os.path.join(cache, f"{name}.txt")
@@ -128,7 +129,8 @@ def prepare(cache=DEFAULT_CACHE):
 
 def describe(path):
     text = open(path, encoding="utf-8").read()
-    return f"{path}: {len(text.splitlines())} lines, {len(text.split())} words, {len(text.encode())} bytes"
+    return (f"{path}: {text.count(chr(10) * 2)} documents, {sum(1 for line in text.splitlines() if line)} "
+            f"paragraphs, {len(text.split())} words, {len(text.encode())} bytes")
 
 
 def main():

@@ -33,12 +33,12 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 import bpe  # noqa: E402
 import data  # noqa: E402
-from train import encode_lines  # noqa: E402
+from train import encode_documents  # noqa: E402
 
 def windows_of(tok, path, n, size):
-    """The first n windows of `size` tokens of the held-out stream (lines as BOS, text, EOS, as the
-    model trained), spread evenly over the file."""
-    ids = encode_lines(tok, path, tok.bos_id, tok.eos_id).tolist()
+    """The first n windows of `size` tokens of the held-out stream (documents as BOS, text, EOS, as
+    the model trained), spread evenly over the file."""
+    ids = encode_documents(tok, path, tok.bos_id, tok.eos_id).tolist()
     stride = max(size, (len(ids) - size) // n)
     return [ids[s: s + size] for s in range(0, len(ids) - size, stride)][:n]
 

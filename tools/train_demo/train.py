@@ -35,14 +35,14 @@ import export  # noqa: E402
 from config import CONFIG  # noqa: E402
 from model import DeepSeekV3  # noqa: E402
 
-def encode_lines(tok, path, bos, eos):
-    """Each line (a paragraph of the corpus) as BOS, its tokens, EOS: one long stream."""
+def encode_documents(tok, path, bos, eos):
+    """Each document (a Brown file: ~2,000 words) as BOS, its paragraphs joined by newlines, EOS:
+    one long stream. Whole documents, not one paragraph between BOS and EOS: trained on
+    paragraphs, the model learned to end a text after a sentence or two (Brown's press
+    paragraphs are often one sentence), and "The jury said" got "." and EOS."""
     ids = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                ids += [bos] + tok.encode(line) + [eos]
+    for text in bpe.read_documents(path):
+        ids += [bos] + tok.encode(text) + [eos]
     return torch.tensor(ids, dtype=torch.long)
 
 
@@ -122,8 +122,8 @@ def main():
     assert tok.vocab_size() <= CONFIG["vocab_size"], "the tokenizer outgrew the model's vocabulary"
     bos, eos = CONFIG["bos_token_id"], CONFIG["eos_token_id"]
     t0 = time.time()
-    train = encode_lines(tok, train_txt, bos, eos)
-    heldout = encode_lines(tok, heldout_txt, bos, eos)
+    train = encode_documents(tok, train_txt, bos, eos)
+    heldout = encode_documents(tok, heldout_txt, bos, eos)
     print(f"data: {len(train):,} train tokens, {len(heldout):,} held-out tokens ({time.time() - t0:.0f} s to encode)",
           flush=True)
 
