@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "base/npy.h"
+#include "cache/kv_pool.h"
 #include "command.h"
 #include "model/deepseek.h"
 #include "model_flags.h"
@@ -18,6 +19,32 @@
 namespace dsinfer::app {
 namespace {
 
+// --mtp-out: the MTP module's logits at positions 0..n-2 (row i predicts token i + 2 from the
+// main model's state at i and token i + 1), straight from the model: a check of the module
+// against a reference, not of decoding (which drafts with it: engine/speculative.h).
+void write_mtp_logits(const std::string& dir, model::ModelOptions opt, const std::vector<int32_t>& ids,
+                      const std::string& out) {
+  const int64_t n = int64_t(ids.size());
+  check(n >= 2, "--mtp-out needs at least two tokens");
+  opt.mtp = true;
+  auto m = model::DeepSeekModel::load(dir, opt);
+  const model::KvCacheSpec spec = m->cache_spec();
+  cache::KvPool pool(spec, (n + 63) / 64);
+  std::vector<int32_t> table(size_t((n + 63) / 64));
+  for (size_t b = 0; b < table.size(); ++b) table[b] = int32_t(b);
+  const int64_t vocab = m->config().vocab_size;
+  std::vector<float> main_logits(static_cast<size_t>(vocab)), logits(static_cast<size_t>((n - 1) * vocab));
+  model::Batch batch;
+  batch.add(ids.data(), n, 0, table.data(), model::Batch::Logits::kLast, false);
+  m->forward(batch, pool.view(), main_logits.data());
+  model::Batch mtp;
+  mtp.add(ids.data() + 1, n - 1, 0, table.data(), model::Batch::Logits::kAll, false);
+  std::vector<int64_t> rows(size_t(n - 1));
+  for (int64_t i = 0; i < n - 1; ++i) rows[size_t(i)] = i;
+  m->forward_mtp(mtp, rows.data(), pool.view(), logits.data());
+  write_npy_f32(out, logits.data(), {n - 1, vocab});
+}
+
 int run(Args& args) {
   std::string dir = args.require("model");
   std::vector<int32_t> ids = parse_id_list(args.require("tokens"), "tokens");
@@ -25,6 +52,7 @@ int run(Args& args) {
   model::ModelOptions opt = model_options(args);
   opt.attention = parse_attention_mode(args.get_or("attention", "auto"));
   int64_t step_from = args.get_int("step-from", -1, -1);
+  const std::string mtp_out = args.get_or("mtp-out", "");
   const GroupFlags group_flags_ = group_flags(args, opt);
   args.finish();
   RankContext rank(args);
@@ -33,6 +61,10 @@ int run(Args& args) {
   // Fail on an unwritable output before spending time on the model.
   if (rank.is_root()) check(bool(std::ofstream(out, std::ios::binary | std::ios::app)), "cannot write --out ", out);
 
+  if (!mtp_out.empty()) {
+    check(rank.size() == 1, "--mtp-out runs in one process");
+    write_mtp_logits(dir, opt, ids, mtp_out);
+  }
   auto m = rank.load(dir, opt, group_flags_);
   const int64_t vocab = m->config().vocab_size;
   auto tok = tokenizer::Tokenizer::from_dir(dir);
@@ -68,7 +100,8 @@ int run(Args& args) {
 
 const Registration reg({"logits", "write every position's logits for a token list to a .npy file",
                         "--model DIR --tokens 5,17,301 --out FILE.npy [--precision fp32|default] [--kv-cache-dtype bf16|fp8] [--step-from K]\n"
-                        "       [--attention auto|absorbed|non-absorbed] [--no-weight-check]\n" GROUP_FLAGS_USAGE,
+                        "       [--attention auto|absorbed|non-absorbed] [--no-weight-check] [--mtp-out FILE.npy]\n"
+                        "       (--mtp-out: also the MTP module's logits [n - 1, vocab]: row i predicts token i + 2)\n" GROUP_FLAGS_USAGE,
                         run});
 
 }  // namespace

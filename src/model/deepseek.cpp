@@ -76,12 +76,13 @@ std::unique_ptr<DeepSeekModel> DeepSeekModel::load(const std::string& dir, const
 DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOptions& options)
     : cfg_(std::move(cfg)),
       ckpt_(std::move(ckpt)),
-      weights_(ModelWeights::load(ckpt_, cfg_)),
+      weights_(ModelWeights::load(ckpt_, cfg_, options.mtp)),
       options_(options),
       local_moe_(weights_, options.precision, options.expert_activations),
       dump_(Dump::from_environment()) {
   check(!(options_.fp8_kv_cache && options_.precision == Precision::kFp32),
         "the FP8 KV cache is a serving-precision option; --precision fp32 keeps an fp32 cache");
+  check(!(options_.mtp && options_.micro_batches == 2), "multi-token prediction runs with one micro-batch");
   kernels::RopeParams rope;
   rope.dim = cfg_.qk_rope_head_dim;
   rope.theta = cfg_.rope_theta;
@@ -101,8 +102,10 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
     scan_finite(ckpt_, weights_.embed);
     ckpt_.release(weights_.embed.data, size_t(weights_.embed.bytes()));
   }
-  attention_.reserve(size_t(cfg_.num_hidden_layers));
-  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+  // The main model's layers, then the MTP module's block (weights_.layers holds it last).
+  const int64_t layers = int64_t(weights_.layers.size());
+  attention_.reserve(size_t(layers));
+  for (int64_t l = 0; l < layers; ++l) {
     const LayerWeights& lw = weights_.layers[size_t(l)];
     if (scan) scan_finite(ckpt_, lw.attn);
     if (scan && lw.is_moe && lw.moe.shared) scan_finite(ckpt_, *lw.moe.shared);
@@ -114,6 +117,11 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
     if (lw.is_moe && lw.moe.shared) release_packed(ckpt_, *lw.moe.shared);
     dense_.push_back(lw.is_moe ? PackedMlp{} : PackedMlp::pack(lw.mlp));
     if (!lw.is_moe) release_packed(ckpt_, lw.mlp);
+  }
+  if (weights_.mtp) {
+    if (scan) scan_finite(ckpt_, weights_.mtp->eh_proj);
+    mtp_proj_ = kernels::pack_matrix(weights_.mtp->eh_proj);
+    release_packed(ckpt_, weights_.mtp->eh_proj);
   }
   if (scan && weights_.lm_head.data != weights_.embed.data) scan_finite(ckpt_, weights_.lm_head);
   lm_head_ = kernels::pack_matrix(weights_.lm_head);
@@ -127,23 +135,25 @@ DeepSeekModel::DeepSeekModel(ModelConfig cfg, Checkpoint ckpt, const ModelOption
   });
   log_debug("gave back ", ckpt_.released_bytes() >> 20, " MiB of checkpoint pages after packing");
   if (weights_.skipped_mtp_tensors)
-    log_debug("skipping ", weights_.skipped_mtp_tensors, " multi-token-prediction tensors (MTP not used)");
+    log_debug("skipping ", weights_.skipped_mtp_tensors, " multi-token-prediction tensors (not used)");
 }
 
 uint64_t DeepSeekModel::fingerprint() const {
-  const uint64_t dtype = uint64_t(cache_dtype()) + 1;
-  return fingerprint_bytes(ckpt_.fingerprint(), &dtype, sizeof dtype);
+  // A block's rows hold every cache layer: with the MTP module's, they are another format.
+  const uint64_t format[2] = {uint64_t(cache_dtype()) + 1, uint64_t(cache_layers())};
+  return fingerprint_bytes(ckpt_.fingerprint(), format, has_mtp() ? sizeof format : sizeof format[0]);
 }
 
 void DeepSeekModel::set_micro_batches(int n) {
   check(n == 1 || n == 2, "micro-batches must be 1 or 2, got ", n);
+  check(n == 1 || !has_mtp(), "multi-token prediction runs with one micro-batch");
   options_.micro_batches = n;
 }
 
 void DeepSeekModel::forward(const Batch& step, const KvCacheView& cache, float* logits) {
   ProfileScope whole("forward");
   check(cache.dtype() == cache_dtype() && cache.spec.dim == cfg_.latent_dim() &&
-            cache.spec.rope_dim == cfg_.qk_rope_head_dim && cache.spec.num_layers == cfg_.num_hidden_layers,
+            cache.spec.rope_dim == cfg_.qk_rope_head_dim && cache.spec.num_layers == cache_layers(),
         "KV cache layout does not match the model (dtype, latent width or layer count)");
   // Requests were validated where they entered (engine/validated_request.h); this guards only
   // the embedding lookup's memory, for callers that build batches by hand.
@@ -157,17 +167,11 @@ void DeepSeekModel::forward(const Batch& step, const KvCacheView& cache, float* 
 
   // T new tokens in this step (prefill chunks and decode tokens of every sequence, flattened),
   // D hidden, R rows that want logits, V vocab, dr/2 rope pairs.
-  const int64_t T = int64_t(batch.tokens.size()), hidden = cfg_.hidden_size, half = cfg_.qk_rope_head_dim / 2;
+  const int64_t T = int64_t(batch.tokens.size()), hidden = cfg_.hidden_size;
   grow(x_, T * hidden);       // x [T, D]: the residual stream
   grow(h_, T * hidden);       // h [T, D]: a normalised copy, the input of a branch
   grow(branch_, T * hidden);  // branch [T, D]: attention's or the FFN's output, added to x
-  // Token positions [T] and their rope tables cos, sin [T, dr/2], shared by every layer.
-  grow(positions_, T);
-  for (const SequenceChunk& s : batch.seqs)
-    for (int64_t i = 0; i < s.num_tokens; ++i) positions_[size_t(s.first_token + i)] = int32_t(s.cached_tokens + i);
-  grow(cos_, T * half);
-  grow(sin_, T * half);
-  rope_.fill(positions_.data(), T, cos_.data(), sin_.data());
+  set_positions(batch);
 
   for (int64_t t = 0; t < T; ++t) kernels::dequant_row(weights_.embed, batch.tokens[size_t(t)], x_.data() + t * hidden);
   dump_("embed", -1, x_.data(), T, hidden);
@@ -182,13 +186,74 @@ void DeepSeekModel::forward(const Batch& step, const KvCacheView& cache, float* 
   const float eps = float(cfg_.rms_norm_eps);
   const int64_t R = int64_t(batch.logits_rows.size());
   grow(final_, R * hidden);  // final [R, D]
-  for (int64_t r = 0; r < R; ++r)
-    kernels::rmsnorm(x_.data() + batch.logits_rows[size_t(r)] * hidden, 1, hidden, hidden, weights_.final_norm.data(),
-                     eps, final_.data() + r * hidden, hidden);
+  if (has_mtp()) {
+    // The MTP module reads every row's final state (kept [T, D]); the logits rows are copies.
+    grow(kept_, T * hidden);
+    kernels::rmsnorm(x_.data(), T, hidden, hidden, weights_.final_norm.data(), eps, kept_.data(), hidden);
+    for (int64_t r = 0; r < R; ++r)
+      std::memcpy(final_.data() + r * hidden, kept_.data() + batch.logits_rows[size_t(r)] * hidden,
+                  size_t(hidden) * sizeof(float));
+  } else {
+    for (int64_t r = 0; r < R; ++r)
+      kernels::rmsnorm(x_.data() + batch.logits_rows[size_t(r)] * hidden, 1, hidden, hidden,
+                       weights_.final_norm.data(), eps, final_.data() + r * hidden, hidden);
+  }
   dump_("final_norm", -1, final_.data(), R, hidden);
   kernels::linear(final_.data(), R, hidden, lm_head_, logits, cfg_.vocab_size, activation_quant(options_.precision));
   dump_("logits", -1, logits, R, cfg_.vocab_size);
   dump_.next_step();
+}
+
+void DeepSeekModel::set_positions(const Batch& batch) {
+  // Token positions [T] and their rope tables cos, sin [T, dr/2], shared by every layer.
+  const int64_t T = int64_t(batch.tokens.size()), half = cfg_.qk_rope_head_dim / 2;
+  grow(positions_, T);
+  for (const SequenceChunk& s : batch.seqs)
+    for (int64_t i = 0; i < s.num_tokens; ++i) positions_[size_t(s.first_token + i)] = int32_t(s.cached_tokens + i);
+  grow(cos_, T * half);
+  grow(sin_, T * half);
+  rope_.fill(positions_.data(), T, cos_.data(), sin_.data());
+}
+
+void DeepSeekModel::forward_mtp(const Batch& batch, const int64_t* source_rows, const KvCacheView& cache,
+                                float* logits) {
+  ProfileScope whole("forward_mtp");
+  check(has_mtp(), "forward_mtp: the model was loaded without its MTP module");
+  check(cache.spec.num_layers == cache_layers(), "KV cache layout does not match the model (layer count)");
+  for (int32_t id : batch.tokens)
+    check(id >= 0 && id < cfg_.vocab_size, "token id ", id, " is outside the vocabulary [0, ", cfg_.vocab_size, ")");
+  const MtpWeights& m = *weights_.mtp;
+  const int64_t T = int64_t(batch.tokens.size()), D = cfg_.hidden_size, L = cfg_.num_hidden_layers;
+  const float eps = float(cfg_.rms_norm_eps);
+  const bool dumping = dump_.enabled();
+  dump_.set_active(false);  // DSINFER_DUMP names the main model's intermediates
+  // in [T, 2D] = [enorm(embed(token)) | hnorm(h)], read before this pass replaces the kept states
+  grow(mtp_in_, T * 2 * D);
+  grow(x_, T * D);
+  grow(h_, T * D);
+  grow(branch_, T * D);
+  for (int64_t t = 0; t < T; ++t) {
+    kernels::dequant_row(weights_.embed, batch.tokens[size_t(t)], x_.data() + t * D);
+    kernels::rmsnorm(x_.data() + t * D, 1, D, D, m.enorm.data(), eps, mtp_in_.data() + t * 2 * D, 2 * D);
+    kernels::rmsnorm(kept_.data() + source_rows[t] * D, 1, D, D, m.hnorm.data(), eps, mtp_in_.data() + t * 2 * D + D,
+                     2 * D);
+  }
+  // x = eh_proj(in), then the module's decoder block over the MTP layer of the cache
+  kernels::linear(mtp_in_.data(), T, 2 * D, mtp_proj_, x_.data(), D, activation_quant(options_.precision));
+  set_positions(batch);
+  MoeExecutor& executor = options_.executor ? *options_.executor : local_moe_;
+  attention_stage(L, batch, 0, cache, 0, executor);
+  ffn_stage(L, 0, T, 0, executor, /*shared_first=*/true);
+  ffn_finish(L, 0, T, 0, executor);
+  // The module's states (shared_head.norm) are kept for a chained pass; logits from the shared head.
+  grow(kept_, T * D);
+  kernels::rmsnorm(x_.data(), T, D, D, m.head_norm.data(), eps, kept_.data(), D);
+  const int64_t R = int64_t(batch.logits_rows.size());
+  grow(final_, R * D);
+  for (int64_t r = 0; r < R; ++r)
+    std::memcpy(final_.data() + r * D, kept_.data() + batch.logits_rows[size_t(r)] * D, size_t(D) * sizeof(float));
+  kernels::linear(final_.data(), R, D, lm_head_, logits, cfg_.vocab_size, activation_quant(options_.precision));
+  dump_.set_active(dumping);
 }
 
 void DeepSeekModel::run_layers(const Batch& batch, const KvCacheView& cache, MoeExecutor& ex) {
@@ -249,7 +314,9 @@ void DeepSeekModel::attention_stage(int64_t l, const Batch& part, int64_t r0, co
   // h = norm(x), the FFN's input; an MoE layer sends it to the experts now.
   kernels::rmsnorm(x, n, hidden, hidden, lw.post_attention_norm.data(), eps, h, hidden);
   dump_("ffn_norm", l, h, n, hidden);
-  if (moe_[size_t(l)]) moe_[size_t(l)]->route_and_dispatch(h, n, r0, mb, ex, options_.observer);
+  // The routing observer (EPLB's load statistics) counts the main model's layers.
+  if (moe_[size_t(l)])
+    moe_[size_t(l)]->route_and_dispatch(h, n, r0, mb, ex, l < cfg_.num_hidden_layers ? options_.observer : nullptr);
 }
 
 void DeepSeekModel::ffn_stage(int64_t l, int64_t r0, int64_t n, int mb, MoeExecutor& ex, bool shared_first) {

@@ -57,6 +57,10 @@ struct ModelOptions {
   // matrix is scanned as it is packed, while its pages are resident anyway; docs/benchmarks.md
   // has the cost. Vectors (norms, router, bias) are always checked.
   bool check_weights = true;
+  // Load the checkpoint's multi-token-prediction module (model.layers.{num_hidden_layers}) for
+  // speculative decoding: forward_mtp() runs it, and the KV cache gets one more layer, its own.
+  // One micro-batch only (a draft row reads its sequence's previous rows in the same step).
+  bool mtp = false;
 };
 
 class DeepSeekModel {
@@ -68,6 +72,16 @@ class DeepSeekModel {
   // Runs one step. logits: [batch.logits_rows.size(), vocab_size].
   void forward(const Batch& batch, const KvCacheView& cache, float* logits);
 
+  // One pass of the MTP module (options.mtp) over `batch`, after a forward(): row t is
+  // MTP(h = the kept state source_rows[t], token = batch.tokens[t]), where token t is the one after
+  // the position whose state h is, and batch positions are those of h (the V3 paper: the module at
+  // position i reads h_i and the embedding of t_{i+1}, and predicts t_{i+2}). The kept states are
+  // forward()'s final normalised hidden states, one per row of its batch, or the previous
+  // forward_mtp()'s outputs (the module chained on its own drafts); this pass's outputs replace
+  // them. Writes the MTP layer's latent rows of the cache; logits: [batch.logits_rows.size(), V].
+  void forward_mtp(const Batch& batch, const int64_t* source_rows, const KvCacheView& cache, float* logits);
+  bool has_mtp() const { return weights_.mtp.has_value(); }
+
   const ModelConfig& config() const { return cfg_; }
   // Identifies the model and the cache format its KV rows are written in (prefix-cache keys of
   // different models or cache dtypes never meet).
@@ -78,9 +92,9 @@ class DeepSeekModel {
     if (options_.precision == Precision::kFp32) return DType::kF32;
     return options_.fp8_kv_cache ? DType::kF8E4M3 : DType::kBF16;
   }
-  KvCacheSpec cache_spec() const {
-    return {cfg_.num_hidden_layers, cfg_.latent_dim(), cfg_.qk_rope_head_dim, cache_dtype()};
-  }
+  // The main model's layers, then the MTP module's when it is loaded.
+  int64_t cache_layers() const { return cfg_.num_hidden_layers + (has_mtp() ? 1 : 0); }
+  KvCacheSpec cache_spec() const { return {cache_layers(), cfg_.latent_dim(), cfg_.qk_rope_head_dim, cache_dtype()}; }
   void set_attention_mode(AttentionMode m) { options_.attention = m; }
   void set_micro_batches(int n);
   void set_observer(RoutingObserver* o) { options_.observer = o; }
@@ -112,6 +126,8 @@ class DeepSeekModel {
   // The layers, one micro-batch or two interleaved.
   void run_layers(const Batch& batch, const KvCacheView& cache, MoeExecutor& ex);
   void run_layers_overlapped(const KvCacheView& cache, MoeExecutor& ex);
+  // positions_, cos_ and sin_ for the batch's rows.
+  void set_positions(const Batch& batch);
 
   ModelConfig cfg_;
   Checkpoint ckpt_;
@@ -124,10 +140,14 @@ class DeepSeekModel {
   std::vector<std::unique_ptr<MoeLayer>> moe_;  // null for dense layers
   std::vector<PackedMlp> dense_;               // per layer; empty for MoE layers
   kernels::PackedMatrix lm_head_;
+  kernels::PackedMatrix mtp_proj_;  // the MTP module's eh_proj, when loaded
   LayerObserver* layer_observer_ = nullptr;
   Dump dump_;  // DSINFER_DUMP: named intermediates (model/dump.h)
   // Step buffers, grown to the largest step seen (the engine's warm-up) and reused.
   std::vector<float> x_, h_, branch_, cos_, sin_, final_, scratch_;
+  // With MTP: the last pass's final normalised states [rows, D] (forward_mtp reads them), and
+  // the module's input [T, 2D].
+  std::vector<float> kept_, mtp_in_;
   std::vector<int32_t> positions_;
   MicroBatchSplit split_;
 };

@@ -33,6 +33,9 @@ ModelConfig v3_base() {
   c.rms_norm_eps = 1e-6;
   c.bos_token_id = 0;
   c.eos_token_id = 1;
+  // One MTP module, as V3 ships (model.layers.{num_hidden_layers}), in every preset, so loading
+  // it and speculative decoding with it are tested on each.
+  c.num_nextn_predict_layers = 1;
   return c;
 }
 
@@ -43,8 +46,7 @@ std::vector<std::string> preset_names() { return {"tiny-v3", "tiny-v2lite", "tin
 ModelConfig preset_config(const std::string& name) {
   ModelConfig c = v3_base();
   if (name == "tiny-v3") {
-    // Dims straddle 128-wide FP8 blocks (176, 192, 320) so partial edge blocks are exercised;
-    // one MTP layer is written so loading must recognise and skip it.
+    // Dims straddle 128-wide FP8 blocks (176, 192, 320) so partial edge blocks are exercised.
     c.hidden_size = 64;
     c.num_hidden_layers = 3;
     c.first_k_dense_replace = 1;
@@ -62,7 +64,6 @@ ModelConfig preset_config(const std::string& name) {
     c.qk_nope_head_dim = 32;
     c.qk_rope_head_dim = 16;
     c.v_head_dim = 32;
-    c.num_nextn_predict_layers = 1;
   } else if (name == "tiny-v2lite") {
     // DeepSeek-V2-Lite's structure: no q LoRA, softmax greedy routing, two shared experts,
     // unnormalised weights, mscale 0.707.

@@ -24,9 +24,12 @@ namespace {
 enum class Kind { kLinear, kTable, kNorm, kRouter, kBias };
 
 struct Spec {
+  Spec(std::string n, std::vector<int64_t> s, Kind k, std::string copy = {})
+      : name(std::move(n)), shape(std::move(s)), kind(k), copy_of(std::move(copy)) {}
   std::string name;
   std::vector<int64_t> shape;
   Kind kind;
+  std::string copy_of;  // a tensor this one repeats (V3's MTP layer stores the embedding and head again)
 };
 
 uint64_t hash_name(uint64_t seed, const std::string& s) {
@@ -120,14 +123,20 @@ std::vector<Spec> tensor_specs(const ModelConfig& c) {
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layer(i, c.is_moe_layer(i));
   s.push_back({"model.norm.weight", {h}, Kind::kNorm});
   s.push_back({"lm_head.weight", {c.vocab_size, h}, Kind::kTable});
-  // MTP modules as DeepSeek-V3 stores them (model.layers.{num_hidden_layers + k}); unused by the
-  // forward pass, present so loaders must skip them.
+  // MTP modules as DeepSeek-V3 stores them (model.layers.{num_hidden_layers + k}): the projection
+  // of [enorm(embed(next token)); hnorm(h)], one full decoder block (an MoE block when the layer
+  // index says so, as V3's layer 61 is), shared_head.norm, and V3's own copies of the embedding
+  // and the LM head (which dsinfer checks and shares with the main model).
   for (int64_t k = 0; k < c.num_nextn_predict_layers; ++k) {
-    std::string p = "model.layers." + std::to_string(c.num_hidden_layers + k);
+    const int64_t i = c.num_hidden_layers + k;
+    std::string p = "model.layers." + std::to_string(i);
     s.push_back({p + ".enorm.weight", {h}, Kind::kNorm});
     s.push_back({p + ".hnorm.weight", {h}, Kind::kNorm});
     s.push_back({p + ".eh_proj.weight", {h, 2 * h}, Kind::kLinear});
+    layer(i, c.is_moe_layer(i));
     s.push_back({p + ".shared_head.norm.weight", {h}, Kind::kNorm});
+    s.push_back({p + ".embed_tokens.weight", {c.vocab_size, h}, Kind::kTable, "model.embed_tokens.weight"});
+    s.push_back({p + ".shared_head.head.weight", {c.vocab_size, h}, Kind::kTable, "lm_head.weight"});
   }
   return s;
 }
@@ -167,11 +176,12 @@ int64_t write_random_checkpoint(const ModelConfig& cfg, const std::string& dir, 
     int64_t n = 1;
     for (int64_t d : s.shape) n *= d;
     std::vector<float> v(static_cast<size_t>(n));
-    uint64_t seed = hash_name(opt.seed, s.name);
+    const std::string& source = s.copy_of.empty() ? s.name : s.copy_of;  // a copy: the same values
+    uint64_t seed = hash_name(opt.seed, source);
     switch (s.kind) {
       case Kind::kTable: {
         // Embeddings O(1); the output head scaled like a linear so logits are O(1).
-        bool head = s.name == "lm_head.weight";
+        bool head = source == "lm_head.weight";
         fill_normal(v.data(), n, seed, 0.0f, head ? 1.0f / std::sqrt(float(s.shape[1])) : 1.0f);
         add(s.name, DType::kBF16, s.shape, to_bf16_bytes(v));
         break;

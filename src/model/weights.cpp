@@ -88,12 +88,13 @@ class Loader {
 
 }  // namespace
 
-ModelWeights ModelWeights::load(const Checkpoint& ckpt, const ModelConfig& cfg) {
+ModelWeights ModelWeights::load(const Checkpoint& ckpt, const ModelConfig& cfg, bool with_mtp) {
   Loader L(ckpt, cfg);
   ModelWeights w;
   const int64_t h = cfg.hidden_size, heads = cfg.num_attention_heads;
   w.embed = L.table("model.embed_tokens.weight", cfg.vocab_size, h);
-  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
+  // One decoder block: the main model's layers, and the MTP module's block.
+  auto layer = [&](int64_t i) {
     const std::string p = "model.layers." + std::to_string(i);
     LayerWeights lw;
     lw.input_norm = L.vec(p + ".input_layernorm.weight", {h});
@@ -123,20 +124,38 @@ ModelWeights ModelWeights::load(const Checkpoint& ckpt, const ModelConfig& cfg) 
     } else {
       lw.mlp = L.mlp(p + ".mlp", cfg.intermediate_size);
     }
-    w.layers.push_back(std::move(lw));
-  }
+    return lw;
+  };
+  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) w.layers.push_back(layer(i));
   w.final_norm = L.vec("model.norm.weight", {h});
   if (cfg.tie_word_embeddings && !ckpt.find("lm_head.weight"))
     w.lm_head = w.embed;
   else
     w.lm_head = L.table("lm_head.weight", cfg.vocab_size, h);
 
-  // Multi-token-prediction layers are stored as model.layers.{num_hidden_layers + i}; recognised
-  // and left unused until MTP decoding is built.
+  // Multi-token-prediction modules are stored as model.layers.{num_hidden_layers + k}. The first
+  // is loaded when asked for (its block becomes layers[num_hidden_layers]); the rest are counted.
+  const int64_t L0 = cfg.num_hidden_layers;
+  if (with_mtp) {
+    check(cfg.num_nextn_predict_layers >= 1, "config.json has num_nextn_predict_layers = 0: the checkpoint has no "
+          "multi-token-prediction module to speculate with");
+    const std::string p = "model.layers." + std::to_string(L0);
+    MtpWeights m;
+    m.enorm = L.vec(p + ".enorm.weight", {h});
+    m.hnorm = L.vec(p + ".hnorm.weight", {h});
+    m.eh_proj = L.linear(p + ".eh_proj", h, 2 * h);
+    m.head_norm = L.vec(p + ".shared_head.norm.weight", {h});
+    // V3 stores the embedding and the LM head again in the module; the paper shares them with the
+    // main model, which is what runs. Their shapes are checked when present.
+    if (ckpt.find(p + ".embed_tokens.weight")) L.table(p + ".embed_tokens.weight", cfg.vocab_size, h);
+    if (ckpt.find(p + ".shared_head.head.weight")) L.table(p + ".shared_head.head.weight", cfg.vocab_size, h);
+    w.mtp = std::move(m);
+    w.layers.push_back(layer(L0));
+  }
   for (auto& [name, info] : ckpt.tensors())
     if (name.rfind("model.layers.", 0) == 0) {
-      int64_t layer = std::atoll(name.c_str() + 13);
-      if (layer >= cfg.num_hidden_layers) ++w.skipped_mtp_tensors;
+      int64_t layer_index = std::atoll(name.c_str() + 13);
+      if (layer_index >= L0 + (with_mtp ? 1 : 0)) ++w.skipped_mtp_tensors;
     }
   return w;
 }
@@ -145,7 +164,8 @@ double ModelWeights::bytes_per_token(const ModelConfig& cfg) const {
   auto wb = [](const WeightView& v) { return double(v.bytes() + v.scale_bytes()); };
   auto mb = [&](const MlpWeights& m) { return wb(m.gate) + wb(m.up) + wb(m.down); };
   double total = wb(lm_head);
-  for (const LayerWeights& l : layers) {
+  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {  // the main model's: MTP's step is costed apart
+    const LayerWeights& l = layers[size_t(i)];
     const AttentionWeights& a = l.attn;
     total += (a.q_a ? wb(*a.q_a) : 0) + wb(a.q) + wb(a.kv_a) + wb(a.kv_b) + wb(a.o);
     if (l.is_moe) {

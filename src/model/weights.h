@@ -46,15 +46,27 @@ struct LayerWeights {
   MoeWeights moe;  // MoE layers
 };
 
+// DeepSeek-V3's multi-token-prediction module (the V3 paper, section 2.2), stored as
+// model.layers.{num_hidden_layers}: h' = eh_proj([enorm(embed(t_{i+1})); hnorm(h_i)]) with h_i the
+// main model's final (normalised) hidden state at i, one decoder block (ModelWeights::layers'
+// last entry), shared_head.norm, then the main model's LM head predicts t_{i+2}.
+struct MtpWeights {
+  std::vector<float> enorm, hnorm, head_norm;
+  WeightView eh_proj;  // [hidden, 2 * hidden]: input [enorm(embedding) | hnorm(h)]
+};
+
 struct ModelWeights {
   WeightView embed;  // [vocab, hidden]
+  // The main model's num_hidden_layers blocks, then the MTP module's block when it is loaded.
   std::vector<LayerWeights> layers;
+  std::optional<MtpWeights> mtp;
   std::vector<float> final_norm;
   WeightView lm_head;  // [vocab, hidden]
   int64_t skipped_mtp_tensors = 0;
 
   // Throws Error naming the first tensor that is missing, mistyped or mis-shaped.
-  static ModelWeights load(const Checkpoint& ckpt, const ModelConfig& cfg);
+  // with_mtp: also the first MTP module (an error if the checkpoint has none).
+  static ModelWeights load(const Checkpoint& ckpt, const ModelConfig& cfg, bool with_mtp = false);
 
   // Bytes of weights one token reads in a decode step: attention, dense MLPs, shared experts,
   // top_k routed experts per MoE layer, the router, and lm_head (the embedding row is negligible).

@@ -6,11 +6,13 @@ the first test of dsinfer on trained weights.
 
 - dsinfer's fp32 logits over a held-out text equal the PyTorch model's on the same checkpoint
   within 1e-4 relative L2, for the BF16 checkpoint and for its FP8 copy (the trainer's forward on
-  the FP8 weights widened exactly as dsinfer widens them);
+  the FP8 weights widened exactly as dsinfer widens them), and so do the MTP module's
+  (`dsinfer logits --mtp-out`: row i predicts token i + 2);
 - greedy generation from three prompts gives the trainer's greedy tokens, up to EOS (a
   difference is allowed only where the trainer's two best logits are within 1e-3: a tie either
   may break);
-- the default precision (bf16 activations) stays within 2e-2 relative L2 of fp32.
+- the default precision (bf16 activations) stays within 2e-2 relative L2 of fp32;
+- `generate --speculative mtp` gives the same greedy tokens and reports its acceptance rate.
 """
 import argparse
 import json
@@ -32,11 +34,13 @@ sys.path.insert(0, os.path.join(here, "..", "support"))
 from e2e_util import check, finish  # noqa: E402
 
 
-def dsinfer_logits(bin_, model, tokens, precision, work):
-    out = os.path.join(work, "logits.npy")
+def dsinfer_logits(bin_, model, tokens, precision, work, mtp=False):
+    """The main model's logits [n, V], and with mtp the MTP module's [n - 1, V] too."""
+    out, mtp_out = os.path.join(work, "logits.npy"), os.path.join(work, "mtp.npy")
     subprocess.run([bin_, "logits", "--model", model, "--tokens", ",".join(map(str, tokens)), "--out", out,
-                    "--precision", precision], check=True, capture_output=True)
-    return np.load(out)
+                    "--precision", precision] + (["--mtp-out", mtp_out] if mtp else []), check=True,
+                   capture_output=True)
+    return (np.load(out), np.load(mtp_out)) if mtp else np.load(out)
 
 
 def rel_l2(a, b):
@@ -61,12 +65,15 @@ def main():
             d = os.path.join(a.model, sub)
             model, _ = export.load_checkpoint(d)
             with torch.no_grad():
-                ref = model(torch.tensor([tokens]), mtp=False)[0][0].double().numpy()
-            got = dsinfer_logits(a.dsinfer, d, tokens, "fp32", work)
-            err = rel_l2(got, ref)
-            print(f"     {sub or 'bf16'} checkpoint, {len(tokens)} held-out tokens: relative L2 {err:.2e}")
+                ref, ref_mtp = (x[0].double().numpy() for x in model(torch.tensor([tokens]), mtp=True))
+            got, got_mtp = dsinfer_logits(a.dsinfer, d, tokens, "fp32", work, mtp=True)
+            err, mtp_err = rel_l2(got, ref), rel_l2(got_mtp, ref_mtp)
+            print(f"     {sub or 'bf16'} checkpoint, {len(tokens)} held-out tokens: relative L2 {err:.2e}, "
+                  f"MTP module {mtp_err:.2e}")
             check(err < 1e-4, f"{sub or 'bf16'} checkpoint: dsinfer fp32 logits vs the trainer's, "
                               f"{len(tokens)} held-out tokens: relative L2 {err:.2e} (< 1e-4)")
+            check(mtp_err < 1e-4, f"{sub or 'bf16'} checkpoint: dsinfer's MTP module vs the trainer's, "
+                                  f"{len(tokens) - 1} rows: relative L2 {mtp_err:.2e} (< 1e-4)")
             if not sub:
                 low = dsinfer_logits(a.dsinfer, d, tokens, "default", work)
                 err = rel_l2(low, ref)
@@ -96,6 +103,14 @@ def main():
             check(same or tie, f"greedy from {prompt!r}: dsinfer {got_ids} vs trainer {ref_ids}"
                                + (f" (first difference at {first_diff}, margin {margins[first_diff]:.2e})"
                                   if first_diff is not None else ""))
+            r = subprocess.run([a.dsinfer, "generate", "--model", a.model, "--prompt", prompt, "--max-new-tokens", "16",
+                                "--temperature", "0", "--precision", "fp32", "--json", "--speculative", "mtp"],
+                               check=True, capture_output=True, text=True)
+            spec = json.loads(r.stdout.strip().splitlines()[-1])
+            check(spec["token_ids"] == got_ids and 0 <= spec.get("mtp_acceptance_rate", -1) <= 1
+                  and spec["tokens_per_step"] >= 1,
+                  f"greedy from {prompt!r} with MTP drafts: {spec['token_ids']}, acceptance "
+                  f"{spec.get('mtp_acceptance_rate')}, {spec['tokens_per_step']:.2f} tokens per step")
             print(f"     {prompt!r} -> {tok.decode(ref_ids)!r}")
     finish("check_demo_model", t0)
 
