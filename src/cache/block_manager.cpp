@@ -96,6 +96,24 @@ int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t kee
       release_one(src);
     }
   }
+  // A row of the MTP module's layer depends on the token after it (engine/mtp_drafter.h), so the
+  // last row of a hit that ends at a block boundary was written for whatever token followed it
+  // there. Its token is recomputed in a private copy of the block (or, with no block to copy
+  // into, the whole block is).
+  if (lookahead_ && covered > 0 && covered % bs == 0) {
+    const int32_t src = table.back();
+    if (available() >= 1) {
+      int32_t id = take_one();
+      blocks_[size_t(id)].ref = 1;
+      pool_.copy_block(src, id, bs - 1);
+      table.back() = id;
+      covered -= 1;
+    } else {
+      table.pop_back();
+      covered -= bs;
+    }
+    release_one(src);
+  }
   return covered;
 }
 

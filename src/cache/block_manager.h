@@ -46,6 +46,9 @@ class BlockManager {
   // tokens[0, n) is cached in whole blocks, the last block is copied into a private one and only
   // the final `keep` tokens are left to compute.
   int64_t match_prefix(const int32_t* tokens, int64_t n, int64_t keep, std::vector<int32_t>& table);
+  // The cache holds a layer whose row at a position depends on the next token too (the MTP
+  // module's): a hit ending at a block boundary leaves that block's last token to recompute.
+  void set_lookahead(bool on) { lookahead_ = on; }
   // How many of `count` consecutive full blocks (their chained keys, cache/block_hash.h's
   // prefix_keys, and their block_size token ids each) the index holds from the first on, taking
   // nothing: where a disk lookup starts.
@@ -111,6 +114,7 @@ class BlockManager {
   BlockIndex index_;
   int64_t evictions_ = 0;
   bool record_commits_ = false;
+  bool lookahead_ = false;
   std::vector<int32_t> committed_;  // reserved for every block: recording allocates nothing
 
   const int32_t* tokens_of(int32_t block) const { return tokens_.data() + size_t(block) * size_t(block_size()); }

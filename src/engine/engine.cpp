@@ -25,6 +25,10 @@ Engine::Engine(std::unique_ptr<model::DeepSeekModel> model, tokenizer::Tokenizer
         "--max-batch-tokens (", options_.max_batch_tokens, ") must be at least --max-running-requests (",
         options_.max_running, ") so every running sequence can decode each step");
   check(options_.max_queued >= 1, "--max-queued-requests must be at least 1");
+  check(options_.draft_tokens >= 0 && options_.draft_tokens <= EngineOptions::kMaxDraftTokens,
+        "--draft-tokens must be between 1 and ", EngineOptions::kMaxDraftTokens, ", got ", options_.draft_tokens);
+  check(options_.draft_tokens == 0 || !grouped(),
+        "speculative decoding with MTP does not run in an expert-parallel group yet (drop --speculative)");
   eos_id_ = tokenizer_.eos_id() >= 0 ? tokenizer_.eos_id() : int32_t(cfg.eos_token_id);
   // DeepSeek pads the model's vocabulary past the tokenizer's; padded ids have no text and are
   // never sampled (the sampler only sees the first `vocab` logits of each row).
@@ -83,12 +87,20 @@ void Engine::start() {
       wake_.notify_all();
     });
   }
-  // Rows: every running sequence plus the n - 1 siblings a finished prefill may fork.
-  runner_ = std::make_unique<Runner>(*model_, pool_->view(), options_.max_batch_tokens,
-                                     options_.max_running + kMaxChoices - 1);
+  // Rows: every running sequence plus the n - 1 siblings a finished prefill may fork, each with
+  // its drafts.
+  const int64_t rows = (options_.max_running + kMaxChoices - 1) * (1 + options_.draft_tokens);
+  runner_ = std::make_unique<Runner>(*model_, pool_->view(), options_.max_batch_tokens, rows);
+  // A cache with the MTP module's layer: a prefix hit recomputes the token at its end.
+  blocks_->set_lookahead(model_->has_mtp());
+  if (options_.draft_tokens > 0)
+    drafter_ = std::make_unique<MtpDrafter>(*model_, pool_->view(), options_.draft_tokens, vocab_,
+                                            options_.max_batch_tokens, rows);
   sampler_ = std::make_unique<Sampler>(vocab_);
   exporter_ = std::make_unique<ExportObserver>(step_, pool_->view());
   step_.chunks.reserve(size_t(options_.max_running + kMaxChoices));
+  retiring_.reserve(step_.chunks.capacity());
+  stood_.reserve(step_.chunks.capacity());
   failed_.reserve(step_.chunks.capacity());
   touched_.reserve(step_.chunks.capacity());
   piece_.reserve(512);
@@ -117,6 +129,7 @@ void Engine::start() {
   model_->set_dumping(true);
   metrics_.kv_blocks_total = num_blocks;
   metrics_.kv_bytes_per_token = spec.num_layers * spec.row_bytes();
+  metrics_.draft_tokens = options_.draft_tokens;
   publish_gauges();
 }
 
@@ -151,6 +164,7 @@ void Engine::warm_up_prefill(const kernels::KvCacheView& cache, int64_t num_bloc
   batch.add(tokens.data(), T, context, table.data(), model::Batch::Logits::kLast);
   std::vector<float> logits(size_t(model_->config().vocab_size));
   model_->forward(batch, cache, logits.data());
+  warm_up_mtp(batch, cache, logits);
 }
 
 // max_running sequences of one token each, whose contexts add up to the pool's capacity: the
@@ -174,6 +188,16 @@ void Engine::warm_up_decode(const kernels::KvCacheView& cache, int64_t num_block
   }
   std::vector<float> logits(size_t(n) * size_t(model_->config().vocab_size));
   model_->forward(batch, cache, logits.data());
+  warm_up_mtp(batch, cache, logits);
+}
+
+// The MTP module over a warm-up step's rows (garbage in, unused out), so its buffers are grown.
+void Engine::warm_up_mtp(const model::Batch& batch, const kernels::KvCacheView& cache, std::vector<float>& logits) {
+  if (!model_->has_mtp()) return;
+  std::vector<int64_t> rows(batch.tokens.size());
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = int64_t(i);
+  logits.resize(batch.logits_rows.size() * size_t(model_->config().vocab_size));
+  model_->forward_mtp(batch, rows.data(), cache, logits.data());
 }
 
 RequestLimits Engine::limits() const { return {model_->config().vocab_size, max_model_len_, kv_capacity_tokens_}; }
@@ -409,6 +433,7 @@ std::unique_ptr<Sequence> Engine::make_sequence(Request& r, int index) {
   s->num_prompt = int64_t(r.prompt.size());
   // The block table at its final size too: crossing into a new block mid-decode allocates nothing.
   s->blocks.reserve(size_t(std::min<int64_t>(int64_t(r.prompt.size()) + r.params.max_tokens, max_model_len_) / pool_->block_size() + 2));
+  s->drafts.reserve(size_t(options_.draft_tokens));
   s->rng = mix64(r.base_seed + 0x9e3779b97f4a7c15ull * uint64_t(index + 1));
   s->detok = std::make_unique<tokenizer::StreamingDetokenizer>(tokenizer_);
   s->stop = StopMatcher(r.stops);
@@ -481,12 +506,15 @@ void Engine::step() {
     exporting |= c.seq->request->export_to != nullptr && c.seq->computed < c.seq->num_prompt;
   model_->set_layer_observer(exporting ? exporter_.get() : nullptr);
   // run
+  const double t0 = now_seconds();
   runner_->run(step_);
+  const double t1 = now_seconds();
   // postprocess
   scheduler_->advance(step_);
-  postprocess(now_seconds());
+  postprocess(t1);
   {
     std::lock_guard lock(metrics_mu_);
+    metrics_.forward_seconds += t1 - t0;
     ++metrics_.steps;
     metrics_.step_tokens += uint64_t(step_.num_tokens);
     metrics_.step_tokens_hist.observe(double(step_.num_tokens));
@@ -497,6 +525,8 @@ void Engine::postprocess(double now) {
   // Requests are finished or failed after the loop: a request's later chunks may still follow.
   failed_.clear();
   touched_.clear();
+  defer_retire_ = drafter_ != nullptr;
+  stood_.assign(step_.chunks.size(), 0);
   for (size_t i = 0; i < step_.chunks.size(); ++i) {
     const ScheduledChunk& c = step_.chunks[i];
     const int64_t rows = runner_->row_count(i);
@@ -515,6 +545,11 @@ void Engine::postprocess(double now) {
         r.stream->push(std::move(u));
         continue;
       }
+      if (c.drafts > 0) {
+        stood_[i] = process_drafts(seq, first, rows, now);
+        scheduler_->verified(&seq, stood_[i]);
+        continue;
+      }
       const float* last = first + size_t(rows - 1) * size_t(model_->config().vocab_size);
       // Fork first: the siblings share the prompt's blocks, which the parent may release if its
       // first token already finishes it.
@@ -528,6 +563,15 @@ void Engine::postprocess(double now) {
       failed_.push_back(&r);
     }
   }
+  if (drafter_) {
+    try {
+      run_drafter();
+    } catch (...) {  // the step fails (Engine::loop): the sequences that finished still go
+      retire_finished();
+      throw;
+    }
+    retire_finished();
+  }
   // The requests that took a token and did not fail, listed before the failed ones are aborted
   // (which frees them).
   for (const ScheduledChunk& c : step_.chunks)
@@ -539,6 +583,61 @@ void Engine::postprocess(double now) {
     fail_request(*r, r->error);
   }
   for (Request* r : touched_) finish_request_if_done(*r);
+}
+
+void Engine::run_drafter() {
+  for (size_t i = 0; i < step_.chunks.size(); ++i) {
+    const ScheduledChunk& c = step_.chunks[i];
+    Sequence& seq = *c.seq;
+    const Request& r = *seq.request;
+    if (!r.error.empty()) continue;
+    // The rows that stand: a chunk with drafts, its first stood_[i]; any other, all of its rows
+    // (advance() has counted them in), when the token after its last one is known.
+    const int64_t n = c.drafts > 0 ? stood_[i] : c.num_tokens;
+    const int64_t from = seq.computed - n;
+    if (n == 0 || int64_t(seq.tokens.size()) <= seq.computed) continue;
+    const bool decode = c.drafts > 0 || (c.num_tokens == 1 && from >= seq.num_prompt);
+    int64_t max_drafts = 0;
+    if (seq.finish == FinishReason::kNone && !r.params.return_logits &&
+        seq.computed + 1 == int64_t(seq.tokens.size())) {
+      // No drafts past max_tokens (the step would emit them only to drop them) or the context.
+      max_drafts = std::min({int64_t(options_.draft_tokens), r.params.max_tokens - seq.num_generated() - 1,
+                             max_model_len_ - int64_t(seq.tokens.size())});
+    }
+    drafter_->add(seq, from, n, runner_->first_token(i), decode, max_drafts);
+  }
+  const double t0 = now_seconds();
+  drafter_->run();
+  {
+    std::lock_guard lock(metrics_mu_);
+    metrics_.mtp_seconds += now_seconds() - t0;
+  }
+}
+
+void Engine::retire_finished() {
+  defer_retire_ = false;
+  for (Sequence* seq : retiring_) scheduler_->remove(seq);
+  retiring_.clear();
+}
+
+int64_t Engine::process_drafts(Sequence& seq, const float* first, int64_t rows, double now) {
+  const size_t V = size_t(model_->config().vocab_size);
+  uint64_t compared = 0, accepted = 0;
+  int64_t stood = 0;
+  for (int64_t j = 0; j < rows; ++j) {
+    process_token(seq, first + size_t(j) * V, 1, now);  // samples row j; may finish the sequence
+    ++stood;
+    if (j + 1 == rows || seq.finish != FinishReason::kNone) break;
+    ++compared;
+    if (seq.tokens.back() != seq.drafts[size_t(j)]) break;
+    ++accepted;
+  }
+  std::lock_guard lock(metrics_mu_);
+  metrics_.mtp_drafted += compared;
+  metrics_.mtp_accepted += accepted;
+  ++metrics_.mtp_verify_steps;
+  metrics_.mtp_emitted += uint64_t(stood);
+  return stood;
 }
 
 void Engine::ExportObserver::on_layer_cached(int64_t layer) {
@@ -709,7 +808,8 @@ void Engine::take_token(Sequence& seq, int32_t id, const TokenLogprob* lp, doubl
 
 void Engine::finish_sequence(Sequence& seq, FinishReason reason) {
   seq.finish = reason;
-  scheduler_->remove(&seq);
+  if (defer_retire_) retiring_.push_back(&seq);  // the MTP module still writes its rows of this step
+  else scheduler_->remove(&seq);
   ++seq.request->finished;
 }
 

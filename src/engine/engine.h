@@ -37,6 +37,7 @@
 #include "engine/engine_options.h"
 #include "engine/step_boundary_task.h"
 #include "engine/metrics.h"
+#include "engine/mtp_drafter.h"
 #include "engine/request.h"
 #include "engine/runner.h"
 #include "engine/sampler.h"
@@ -144,6 +145,7 @@ class Engine {
   std::unique_ptr<DiskPrefixLoads> disk_;  // after blocks_: its pins are dropped before blocks_ goes
   std::unique_ptr<Runner> runner_;
   std::unique_ptr<Sampler> sampler_;
+  std::unique_ptr<MtpDrafter> drafter_;  // speculative decoding, when on
 
   // Shared with other threads.
   mutable std::mutex mu_;
@@ -166,6 +168,12 @@ class Engine {
   std::string piece_, text_;                // process_token's text buffers, reused
   std::vector<Request*> importing_;         // decode instance: requests waiting for their KV
   std::vector<Sequence*> disk_ready_;       // disk lookups that came back, reused
+  // With MTP: sequences that finished in postprocess keep their blocks until the module has
+  // written its rows of the step (then they are removed), and how many tokens of each chunk
+  // stood (chunks with drafts).
+  bool defer_retire_ = false;
+  std::vector<Sequence*> retiring_;
+  std::vector<int64_t> stood_;
   std::unique_ptr<ExportObserver> exporter_;
   TokenLogprob lp_;
   std::thread thread_;
@@ -206,6 +214,7 @@ class Engine {
   // Enough queries for the prefill attention's transposed-key path (kernels/attention.cpp).
   static constexpr int64_t kWarmUpChunk = 16;
   void warm_up_decode(const kernels::KvCacheView& cache, int64_t num_blocks);
+  void warm_up_mtp(const model::Batch& batch, const kernels::KvCacheView& cache, std::vector<float>& logits);
   void step();
   void postprocess(double now);
   // accept(), and a failure ends that request only (its stream gets the error).
@@ -217,6 +226,14 @@ class Engine {
   // Samples (or takes the forced) next token of seq from its logits row and reports it with
   // `rows` logits rows ending at that row when the request returns logits.
   void process_token(Sequence& seq, const float* logits, int64_t rows, double now);
+  // A chunk that fed MTP drafts (rows: one per fed token): each row sampled in order as a step
+  // without drafts would, while the draft fed at the next row equals the token sampled. Returns
+  // how many fed tokens stand (the last one and the drafts that matched).
+  int64_t process_drafts(Sequence& seq, const float* first, int64_t rows, double now);
+  // After the step's tokens: the MTP module over the rows the step made valid, and new drafts.
+  void run_drafter();
+  // Then the sequences that finished during the step give their blocks back.
+  void retire_finished();
   // The chosen token joins the sequence: text, stops, length, the stream (lp: its logprobs).
   void take_token(Sequence& seq, int32_t id, const TokenLogprob* lp, double now);
   // Decode instance: reserve blocks for an imported request; start the ones whose KV arrived,

@@ -24,6 +24,10 @@ struct EngineOptions {
   double kv_disk_gb = 10;
   double kv_disk_ttl_s = 0;
   bool kv_disk_direct_io = false;
+  // Speculative decoding with the model's MTP module (--speculative mtp --draft-tokens k): drafts
+  // per step, 0 off. The model must be loaded with its module (model::ModelOptions::mtp).
+  int draft_tokens = 0;
+  static constexpr int kMaxDraftTokens = 4;
   // Run the largest step the limits allow once at start, so every buffer reaches its size then
   // and steady-state steps allocate nothing (tests that build many engines may turn it off).
   bool warm_up = true;

@@ -47,6 +47,14 @@ struct EngineMetrics {
   uint64_t prompt_tokens = 0, cached_prompt_tokens = 0, generation_tokens = 0;
   uint64_t disk_cached_prompt_tokens = 0;  // of cached_prompt_tokens, those the disk tier loaded
   uint64_t steps = 0, step_tokens = 0, preemptions = 0, prefix_evictions = 0;
+  // Speculative decoding (engine/mtp_drafter.h): drafts compared with the token sampled at their
+  // row, those equal to it, and the sequence-steps that fed drafts. The acceptance rate is
+  // accepted / drafted; a step that fed drafts emitted 1 + its accepted ones.
+  int draft_tokens = 0;  // per step, 0: off
+  uint64_t mtp_drafted = 0, mtp_accepted = 0, mtp_verify_steps = 0, mtp_emitted = 0;
+  // Seconds in the main model's forward passes and in the MTP module's (all steps): their ratio
+  // per step is what a draft costs (docs/benchmarks.md).
+  double forward_seconds = 0, mtp_seconds = 0;
   // Gauges.
   int64_t running = 0, waiting = 0;
   int64_t kv_blocks_total = 0, kv_blocks_used = 0, kv_blocks_cached = 0, kv_blocks_free = 0;

@@ -10,21 +10,34 @@ Runner::Runner(model::DeepSeekModel& model, const kernels::KvCacheView& cache, i
   logits_.resize(size_t(max_rows) * size_t(vocab_));
   first_row_.reserve(size_t(max_rows));
   row_count_.reserve(size_t(max_rows));
+  first_token_.reserve(size_t(max_rows));
 }
 
 void Runner::run(const SchedulerOutput& step) {
   batch_.clear();
   first_row_.clear();
   row_count_.clear();
+  first_token_.clear();
   for (const auto& c : step.chunks) {
     const Sequence& s = *c.seq;
     const auto rows = s.request->params.return_logits ? model::Batch::Logits::kAll
                       : c.wants_logits                 ? model::Batch::Logits::kLast
                                                        : model::Batch::Logits::kNone;
     const size_t before = batch_.logits_rows.size();
-    // A decode step is a generated token's; a one-token prompt chunk stays a prompt chunk.
-    batch_.add(s.tokens.data() + s.computed, c.num_tokens, s.computed, s.blocks.data(), rows,
-               c.num_tokens == 1 && s.computed >= s.num_prompt);
+    first_token_.push_back(int64_t(batch_.tokens.size()));
+    if (c.drafts > 0) {
+      // The last token and its drafts, each attended as a decode step of its own (the absorbed
+      // form, over the rows before it): every row's logits are those that a step without drafts
+      // would give at that position, bit for bit.
+      const int32_t* fed[2] = {&s.tokens.back(), s.drafts.data()};
+      for (int64_t j = 0; j < c.num_tokens; ++j)
+        batch_.add(j == 0 ? fed[0] : fed[1] + (j - 1), 1, s.computed + j, s.blocks.data(), model::Batch::Logits::kLast,
+                   true);
+    } else {
+      // A decode step is a generated token's; a one-token prompt chunk stays a prompt chunk.
+      batch_.add(s.tokens.data() + s.computed, c.num_tokens, s.computed, s.blocks.data(), rows,
+                 c.num_tokens == 1 && s.computed >= s.num_prompt);
+    }
     first_row_.push_back(int64_t(before));
     row_count_.push_back(int64_t(batch_.logits_rows.size() - before));
   }

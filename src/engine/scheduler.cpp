@@ -43,6 +43,7 @@ bool Scheduler::fork(const Sequence& parent, Sequence& child, int64_t tokens) {
 void Scheduler::preempt(Sequence* seq) {
   blocks_.release(seq->blocks);
   seq->computed = 0;
+  seq->drafts.clear();  // its recompute drafts anew
   ++preemptions_;
   running_.erase(std::find(running_.begin(), running_.end(), seq));
   add_front(seq);
@@ -60,6 +61,10 @@ void Scheduler::schedule(SchedulerOutput& out) {
     if (budget == 0) break;
     if (seq->state != SeqState::kRunning) continue;  // preempted below as someone's victim
     int64_t n = std::min(seq->uncomputed(), budget);
+    if (seq->uncomputed() == 1 && !seq->drafts.empty()) {  // a decode step feeds the drafts too
+      seq->drafts.resize(size_t(std::min<int64_t>(int64_t(seq->drafts.size()), budget - 1)));
+      n = 1 + int64_t(seq->drafts.size());
+    }
     int64_t need = blocks_.blocks_for(seq->computed + n) - int64_t(seq->blocks.size());
     bool self_preempted = false;
     while (need > blocks_.available()) {
@@ -82,7 +87,8 @@ void Scheduler::schedule(SchedulerOutput& out) {
     }
     if (self_preempted) continue;
     if (need > 0) blocks_.allocate(need, seq->blocks);
-    out.chunks.push_back({seq, n, seq->computed + n == int64_t(seq->tokens.size())});
+    const int64_t drafts = n - seq->uncomputed() > 0 ? n - 1 : 0;
+    out.chunks.push_back({seq, n, drafts > 0 || seq->computed + n == int64_t(seq->tokens.size()), drafts});
     out.num_tokens += n;
     budget -= n;
   }
@@ -112,9 +118,15 @@ void Scheduler::schedule(SchedulerOutput& out) {
 
 void Scheduler::advance(const SchedulerOutput& out) {
   for (const auto& c : out.chunks) {
+    if (c.drafts > 0) continue;
     c.seq->computed += c.num_tokens;
     blocks_.commit(c.seq->tokens.data(), c.seq->computed, c.seq->blocks);
   }
+}
+
+void Scheduler::verified(Sequence* seq, int64_t fed) {
+  seq->computed += fed;
+  blocks_.commit(seq->tokens.data(), seq->computed, seq->blocks);
 }
 
 void Scheduler::remove(Sequence* seq) {

@@ -22,6 +22,9 @@ struct ScheduledChunk {
   Sequence* seq = nullptr;
   int64_t num_tokens = 0;  // tokens fed this step, from seq->computed
   bool wants_logits = false;  // the chunk ends at the sequence's last token: sample after it
+  // Of num_tokens, the MTP drafts fed after the sequence's last token. Such a chunk is not
+  // advanced with the others: how many of its tokens stand is known after sampling (verified()).
+  int64_t drafts = 0;
 };
 
 struct SchedulerOutput {
@@ -39,8 +42,11 @@ class Scheduler {
   void add_front(Sequence* seq);  // to the front (a preempted or forked sequence)
   // Fills `out` for the next step (cleared first).
   void schedule(SchedulerOutput& out);
-  // After the step: the scheduled chunks are in the cache now.
+  // After the step: the scheduled chunks are in the cache now (those without drafts).
   void advance(const SchedulerOutput& out);
+  // A chunk with drafts after sampling: its first `fed` tokens stand (the last token and the
+  // drafts equal to what was sampled); the rows after them are overwritten later.
+  void verified(Sequence* seq, int64_t fed);
   // Takes a sequence out (finished or cancelled) and releases its blocks.
   void remove(Sequence* seq);
   // Starts `child`, another choice of parent's request, from the parent's first `tokens` tokens

@@ -30,6 +30,9 @@ struct Sequence {
   int64_t num_prompt = 0;
   int64_t computed = 0;         // leading tokens whose KV is in the cache
   std::vector<int32_t> blocks;  // block table
+  // The MTP module's drafts of the tokens after the last one (engine/mtp_drafter.h), fed with it
+  // in the next step; empty without speculative decoding.
+  std::vector<int32_t> drafts;
   int64_t disk_hit_tokens = 0;  // prompt tokens the disk tier loaded for this sequence
 
   uint64_t rng = 0;

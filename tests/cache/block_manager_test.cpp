@@ -106,6 +106,35 @@ TEST_F(Fixture, MatchLeavesTokensToCompute) {
   one.release(b);
 }
 
+TEST_F(Fixture, LookaheadRecomputesTheLastTokenOfAHitEndingAtABlock) {
+  // With the MTP module's layer a row depends on the next token too: a hit that ends at a block
+  // boundary (here 2 blocks of a longer prompt that diverges after them) copies its last block
+  // without the last row, which is left to compute. Rows copied hold the original's bytes.
+  auto toks = seq_tokens(2 * kBs);
+  std::vector<int32_t> t;
+  ASSERT_TRUE(bm.allocate(2, t));
+  for (int64_t pos = 0; pos < 2 * kBs; ++pos)  // layer 1's rows: 8 floats each, numbered
+    for (int64_t c = 0; c < 8; ++c) static_cast<float*>(pool.view().layer(1).row(t.data(), pos))[c] = float(pos * 8 + c);
+  bm.commit(toks.data(), 2 * kBs, t);
+  bm.release(t);
+  auto longer = seq_tokens(3 * kBs);
+  longer[2 * kBs] = 999999;  // not the token the cached rows were written for
+  bm.set_lookahead(true);
+  std::vector<int32_t> hit;
+  EXPECT_EQ(bm.match_prefix(longer.data(), int64_t(longer.size()), 1, hit), 2 * kBs - 1);
+  ASSERT_EQ(hit.size(), 2u);
+  EXPECT_NE(bm.key(hit[0]), 0u);  // the first block shared as it is
+  EXPECT_EQ(bm.key(hit[1]), 0u);  // the second a private copy
+  const kernels::KvCacheView v = pool.view();
+  for (int64_t pos = kBs; pos < 2 * kBs - 1; ++pos)
+    EXPECT_EQ(static_cast<const float*>(v.layer(1).row(hit.data(), pos))[3], float(pos * 8 + 3)) << pos;
+  bm.release(hit);
+  // Off (no such layer): the two blocks are shared whole.
+  bm.set_lookahead(false);
+  EXPECT_EQ(bm.match_prefix(longer.data(), int64_t(longer.size()), 1, hit), 2 * kBs);
+  bm.release(hit);
+}
+
 TEST_F(Fixture, DifferentTokensOrParentsMiss) {
   auto a = seq_tokens(2 * kBs);
   std::vector<int32_t> t;

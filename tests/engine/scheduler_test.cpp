@@ -37,6 +37,50 @@ struct SchedulerFixture : ::testing::Test {
   }
 };
 
+TEST_F(SchedulerFixture, DecodeStepsFeedTheDraftsWithinTheBudgetAndCountOnlyWhatStood) {
+  Scheduler sch(bm, limits(5, 8));
+  Sequence* a = make(63);
+  Sequence* b = make(10, 1000);
+  sch.add(a);
+  SchedulerOutput out;
+  sch.schedule(out);  // a's prompt: 5 tokens of budget at a time
+  while (a->uncomputed() > 1 || a->tokens.size() == 63) {
+    finish_step(sch, out);
+    sch.schedule(out);
+  }
+  ASSERT_EQ(a->computed, 63);
+  ASSERT_EQ(out.chunks.size(), 1u);
+  finish_step(sch, out);  // its first token
+  a->drafts = {7, 8, 9};
+  sch.add(b);
+  sch.schedule(out);
+  ASSERT_EQ(out.chunks.size(), 2u);
+  EXPECT_EQ(out.chunks[0].seq, a);
+  EXPECT_EQ(out.chunks[0].num_tokens, 4);  // the last token and three drafts
+  EXPECT_EQ(out.chunks[0].drafts, 3);
+  EXPECT_TRUE(out.chunks[0].wants_logits);
+  EXPECT_EQ(a->blocks.size(), 2u) << "positions 64..67 need a second block";
+  EXPECT_EQ(out.chunks[1].num_tokens, 1);  // what the budget left for b
+  sch.advance(out);  // a chunk with drafts is not counted in here ...
+  EXPECT_EQ(a->computed, 64);
+  a->tokens.insert(a->tokens.end(), {7, 5});
+  sch.verified(a, 2);  // ... but after sampling: its last token and the draft that matched
+  EXPECT_EQ(a->computed, 66);
+  // A budget of 2 cuts the drafts to one.
+  Scheduler tight(bm, limits(2, 8));
+  Sequence* c = make(3, 2000);
+  tight.add(c);
+  tight.schedule(out);
+  finish_step(tight, out);
+  tight.schedule(out);
+  finish_step(tight, out);
+  c->drafts = {1, 2, 3};
+  tight.schedule(out);
+  ASSERT_EQ(out.chunks.size(), 1u);
+  EXPECT_EQ(out.chunks[0].num_tokens, 2);
+  EXPECT_EQ(c->drafts.size(), 1u);
+}
+
 TEST_F(SchedulerFixture, ChunksPrefillUnderTheTokenBudgetAndDecodesFirst) {
   Scheduler sch(bm, limits(100, 8));
   Sequence* a = make(150);
