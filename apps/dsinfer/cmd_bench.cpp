@@ -139,10 +139,13 @@ struct Workload {
   double long_fraction = 0;
   int64_t long_input_len = 3072;
   double long_input_spread = 0.33;
+  // The served model's vocabulary (GET /v1/models says; DeepSeek-V3's when it does not):
+  // prompts draw ordinary tokens from [vocab / 128, vocab * 3 / 4), clear of the specials.
+  int64_t vocab = 129280;
 };
 
-std::vector<int32_t> random_tokens(std::mt19937_64& rng, int64_t n) {
-  std::uniform_int_distribution<int32_t> d(1000, 100000);  // ordinary text tokens, no specials
+std::vector<int32_t> random_tokens(std::mt19937_64& rng, int64_t n, int64_t vocab) {
+  std::uniform_int_distribution<int32_t> d(int32_t(vocab / 128), int32_t(vocab * 3 / 4));
   std::vector<int32_t> v(static_cast<size_t>(n));
   for (auto& x : v) x = d(rng);
   return v;
@@ -162,7 +165,7 @@ std::vector<Job> make_jobs(const Workload& w, int64_t count, uint64_t salt) {
     int64_t hi = std::max(lo, int64_t(double(mean) * (1 + spread)));
     return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
   };
-  auto prefix = random_tokens(prefix_rng, int64_t(double(w.input_len) * w.shared_prefix));
+  auto prefix = random_tokens(prefix_rng, int64_t(double(w.input_len) * w.shared_prefix), w.vocab);
   std::vector<Job> jobs;
   // Every k-th request is long (a fixed interleaving: the same mix in every run).
   const int64_t every = w.long_fraction > 0 ? std::max<int64_t>(1, int64_t(std::lround(1 / w.long_fraction))) : 0;
@@ -171,7 +174,7 @@ std::vector<Job> make_jobs(const Workload& w, int64_t count, uint64_t salt) {
     j.is_long = every > 0 && i % every == every / 2;
     int64_t n = j.is_long ? len(w.long_input_len, w.long_input_spread) : len(w.input_len, w.input_spread);
     j.prompt.assign(prefix.begin(), prefix.begin() + std::min<int64_t>(n, int64_t(prefix.size())));
-    auto rest = random_tokens(rng, n - int64_t(j.prompt.size()));
+    auto rest = random_tokens(rng, n - int64_t(j.prompt.size()), w.vocab);
     j.prompt.insert(j.prompt.end(), rest.begin(), rest.end());
     j.output = len(w.output_len, w.output_spread);
     jobs.push_back(std::move(j));
@@ -179,11 +182,42 @@ std::vector<Job> make_jobs(const Workload& w, int64_t count, uint64_t salt) {
   return jobs;
 }
 
+// The server's speculative-decoding counters (GET /metrics), when it runs MTP: a level reports
+// its own acceptance rate and tokens per decode step from their change over the level.
+struct MtpCounters {
+  bool present = false;
+  double drafted = 0, accepted = 0, steps = 0, emitted = 0;
+};
+
+MtpCounters scrape_mtp(const Target& t) {
+  MtpCounters c;
+  httplib::Client cli(t.host, t.port);
+  cli.set_read_timeout(std::chrono::seconds(10));
+  auto res = cli.Get("/metrics");
+  if (!res || res->status != 200) return c;
+  auto value = [&](const std::string& name, double& out) {  // "name{labels} value" or "name value"
+    for (size_t at = res->body.find("\n" + name); at != std::string::npos; at = res->body.find("\n" + name, at + 1)) {
+      const char next = res->body[at + 1 + name.size()];
+      if (next != ' ' && next != '{') continue;
+      const size_t end = res->body.find('\n', at + 1);
+      const size_t space = res->body.rfind(' ', end);
+      out = std::atof(res->body.c_str() + space + 1);
+      return true;
+    }
+    return false;
+  };
+  c.present = value("dsinfer_mtp_drafted_tokens_total", c.drafted) &&
+              value("dsinfer_mtp_accepted_tokens_total", c.accepted) &&
+              value("dsinfer_mtp_verify_steps_total", c.steps) && value("dsinfer_mtp_emitted_tokens_total", c.emitted);
+  return c;
+}
+
 // Runs the jobs at a fixed concurrency (rate <= 0) or with Poisson arrivals at `rate` per second.
 json run_level(const Target& t, const std::vector<Job>& jobs, int64_t concurrency, double rate, uint64_t seed,
                double timeout_s) {
   std::vector<Sample> samples(jobs.size());
   std::atomic<size_t> next{0};
+  const MtpCounters mtp_before = scrape_mtp(t);
   double t0 = now_seconds();
   std::vector<std::thread> threads;
   if (rate <= 0) {
@@ -254,6 +288,11 @@ json run_level(const Target& t, const std::vector<Job>& jobs, int64_t concurrenc
                                  {"tpot", dist(cls_tpot[c])},
                                  {"itl", dist(cls_itl[c])}};
   if (!errors.empty()) r["errors"] = errors;
+  if (const MtpCounters after = scrape_mtp(t); mtp_before.present && after.present) {
+    const double drafted = after.drafted - mtp_before.drafted, steps = after.steps - mtp_before.steps;
+    r["mtp_acceptance_rate"] = drafted > 0 ? (after.accepted - mtp_before.accepted) / drafted : 0.0;
+    r["tokens_per_step"] = steps > 0 ? (after.emitted - mtp_before.emitted) / steps : 0.0;
+  }
   return r;
 }
 
@@ -271,10 +310,10 @@ std::vector<std::vector<Job>> conversation_turns(const Workload& w, int64_t conv
     for (int64_t c = 0; c < conversations; ++c) {
       auto& h = history[size_t(c)];
       if (k > 0) {
-        auto reply = random_tokens(rng, w.output_len);
+        auto reply = random_tokens(rng, w.output_len, w.vocab);
         h.insert(h.end(), reply.begin(), reply.end());
       }
-      auto user = random_tokens(rng, k == 0 ? w.input_len : turn_len);
+      auto user = random_tokens(rng, k == 0 ? w.input_len : turn_len, w.vocab);
       h.insert(h.end(), user.begin(), user.end());
       out[size_t(k)].push_back({h, w.output_len, false});
     }
@@ -315,12 +354,12 @@ json run_conversations(const Target& t, const Workload& w, int64_t conversations
 }
 
 // TTFT of an n-token prompt computed from scratch, then again with its prefix cached.
-json prefix_ttft(const Target& t, int64_t n, int64_t repeats, uint64_t seed, double timeout_s) {
+json prefix_ttft(const Target& t, int64_t n, int64_t repeats, uint64_t seed, int64_t vocab, double timeout_s) {
   std::mt19937_64 rng(seed ^ 0x5bd1e995);
   std::vector<double> cold, warm;
   int64_t cached = 0;
   for (int64_t i = 0; i < repeats; ++i) {
-    auto prompt = random_tokens(rng, n);
+    auto prompt = random_tokens(rng, n, vocab);
     Sample a = run_one(t, prompt, 1, timeout_s);
     Sample b = run_one(t, prompt, 1, timeout_s);
     check(a.ok && b.ok, "prefix-ttft request failed: ", a.ok ? b.error : a.error);
@@ -398,11 +437,14 @@ int run(Args& args) {
   for (double c : conc) check(c >= 1 && c == std::floor(c), "--concurrency takes positive integers");
   for (double r : rates) check(r > 0, "--request-rate takes positive rates");
 
-  if (t.model.empty()) {
+  {
     httplib::Client cli(t.host, t.port);
     auto res = cli.Get("/v1/models");
     check(res && res->status == 200, "cannot reach ", t.host, ":", t.port, "/v1/models");
-    t.model = json::parse(res->body)["data"][0]["id"].get<std::string>();
+    const json first = json::parse(res->body)["data"][0];
+    if (t.model.empty()) t.model = first["id"].get<std::string>();
+    if (first.contains("vocab_size") && first["vocab_size"].is_number_integer())
+      w.vocab = std::max<int64_t>(256, first["vocab_size"].get<int64_t>());
   }
   json report = {{"url", str("http://", t.host, ":", t.port)},
                  {"model", t.model},
@@ -430,7 +472,11 @@ int run(Args& args) {
       for (double c : conc) {
         int64_t n = num > 0 ? num : std::max<int64_t>(8, int64_t(c) * 2);
         levels.push_back(run_level(t, make_jobs(w, n, salt++), int64_t(c), 0, 0, timeout_s));
-        std::fprintf(stderr, "concurrency %d: %.1f output tok/s\n", int(c), levels.back()["output_tokens_per_s"].get<double>());
+        std::fprintf(stderr, "concurrency %d: %.1f output tok/s%s\n", int(c), levels.back()["output_tokens_per_s"].get<double>(),
+                     levels.back().contains("mtp_acceptance_rate")
+                         ? str(", MTP acceptance ", levels.back()["mtp_acceptance_rate"].get<double>(), ", ",
+                               levels.back()["tokens_per_step"].get<double>(), " tokens per step").c_str()
+                         : "");
       }
     }
     report["levels"] = levels;
@@ -438,7 +484,7 @@ int run(Args& args) {
   if (conversations > 0)
     report["multi_turn"] = run_conversations(t, w, conversations, turns, turn_len, int64_t(conc.empty() ? 1 : conc[0]),
                                              timeout_s);
-  if (pttft > 0) report["prefix_ttft"] = prefix_ttft(t, pttft, repeats, w.seed, timeout_s);
+  if (pttft > 0) report["prefix_ttft"] = prefix_ttft(t, pttft, repeats, w.seed, w.vocab, timeout_s);
   std::string text = report.dump(2);
   std::printf("%s\n", text.c_str());
   if (!out.empty()) {

@@ -15,6 +15,7 @@
 #include "parallel/expert_load_recorder.h"
 #include "group_setup.h"
 #include "one_request.h"
+#include "speculative_flags.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -32,6 +33,8 @@ int run(Args& args) {
   bool chat = args.flag("chat");
   std::string dump_load = args.get_or("dump-expert-load", "");
   model::ModelOptions opt = model_options(args);
+  const int draft_tokens = speculative_draft_tokens(args);
+  opt.mtp = draft_tokens > 0;
   const GroupFlags group_flags_ = group_flags(args, opt);
   args.finish();
   RankContext rank(args);
@@ -70,7 +73,7 @@ int run(Args& args) {
   // The server's engine with one request's room: the prompt as one prefill chunk, then one
   // token per step, sampled as a seeded request is. Limits are the engine's to check.
   const double bytes_per_token = m->weights().bytes_per_token(cfg);
-  engine::Engine eng(std::move(m), tok, one_request_options(int64_t(ids.size()), max_new), rank.group(),
+  engine::Engine eng(std::move(m), tok, one_request_options(int64_t(ids.size()), max_new, draft_tokens), rank.group(),
                      rank.boundary_task());
   if (!rank.is_root()) return serve_rank(eng);  // rank 0 submits and prints
   engine::SamplingParams params;
@@ -81,12 +84,21 @@ int run(Args& args) {
   engine::RequestResult res = engine::run_request(eng, ids, params);
   check(res.error.empty(), res.error);
   const std::vector<int32_t>& out = res.tokens[0];
-  const double prefill_tps = double(prompt_tokens) / res.first_token_s;
-  const double decode_s = res.done_s - res.first_token_s;
+  // Timed on the engine's step thread (its TTFT and end-to-end clocks, this engine's only
+  // request): a reader woken late (two cores, the step thread's workers busy) would take several
+  // tokens at once and see a decode shorter than it was.
+  const engine::EngineMetrics em = eng.metrics();
+  const double ttft_s = em.ttft.count() ? em.ttft.sum() : res.first_token_s;
+  const double prefill_tps = double(prompt_tokens) / ttft_s;
+  const double decode_s = em.e2e.count() ? em.e2e.sum() - ttft_s : res.done_s - res.first_token_s;
   const int64_t decoded = int64_t(out.size()) - 1;  // tokens produced by decode steps
   const double decode_tps = decoded > 0 && decode_s > 0 ? double(decoded) / decode_s : 0.0;
   if (recorder) recorder->write_json(dump_load);
   const std::string text = tok.decode(out, true);
+  // Speculative decoding: how often a draft equalled the token sampled at its row, and the
+  // tokens each decode step emitted (1 without drafts).
+  const double acceptance = em.mtp_drafted ? double(em.mtp_accepted) / double(em.mtp_drafted) : 0.0;
+  const double per_step = em.mtp_verify_steps ? double(em.mtp_emitted) / double(em.mtp_verify_steps) : 1.0;
   if (json_out) {
     nlohmann::json j = {{"token_ids", out},
                         {"text", text},
@@ -96,12 +108,25 @@ int run(Args& args) {
                         {"prefill_tokens_per_s", prefill_tps},
                         {"decode_tokens_per_s", decode_tps},
                         {"weight_bytes_per_token", bytes_per_token},
-                        {"decode_weight_gbps", decode_tps * bytes_per_token / 1e9}};
+                        {"decode_weight_gbps", decode_tps * bytes_per_token / 1e9},
+                        {"draft_tokens", draft_tokens},
+                        {"tokens_per_step", per_step},
+                        // per step: the main model's forward, and the MTP module's passes
+                        {"forward_ms_per_step", em.steps ? 1e3 * em.forward_seconds / double(em.steps) : 0.0},
+                        {"mtp_ms_per_step", em.steps ? 1e3 * em.mtp_seconds / double(em.steps) : 0.0}};
+    if (draft_tokens > 0) {
+      j["mtp_acceptance_rate"] = acceptance;
+      j["mtp_drafted_tokens"] = em.mtp_drafted;
+      j["mtp_accepted_tokens"] = em.mtp_accepted;
+    }
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%s\n", text.c_str());
     std::fprintf(stderr, "prefill %.1f tok/s, decode %.2f tok/s (%.1f MB weights/token, %.2f GB/s)\n", prefill_tps,
                  decode_tps, bytes_per_token / 1e6, decode_tps * bytes_per_token / 1e9);
+    if (draft_tokens > 0)
+      std::fprintf(stderr, "MTP: %.1f%% of %llu drafts accepted, %.2f tokens per decode step\n", 100 * acceptance,
+                   static_cast<unsigned long long>(em.mtp_drafted), per_step);
   }
   return 0;
 }
@@ -109,7 +134,8 @@ int run(Args& args) {
 const Registration reg({"generate", "generate tokens for one prompt",
                         "--model DIR (--prompt TEXT | --tokens IDS) [--max-new-tokens N] [--temperature T] [--seed S]\n"
                         "       [--chat] [--json] [--precision fp32|default] [--kv-cache-dtype bf16|fp8] [--dump-expert-load FILE.json]\n"
-                        "       [--no-weight-check]   (skip the NaN/Inf scan of the weights at load)\n" GROUP_FLAGS_USAGE,
+                        "       [--no-weight-check]   (skip the NaN/Inf scan of the weights at load)\n"
+                        SPECULATIVE_FLAGS_USAGE GROUP_FLAGS_USAGE,
                         run});
 
 }  // namespace

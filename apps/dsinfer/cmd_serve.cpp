@@ -20,6 +20,7 @@
 #include "model_flags.h"
 #include "serve/server.h"
 #include "serve_accounting.h"
+#include "speculative_flags.h"
 #include "stop_signals.h"
 #include "tokenizer/tokenizer.h"
 #include "transfer/ucx_agent.h"
@@ -68,6 +69,10 @@ int run(Args& args) {
     check(role == "both", "--role must be prefill, decode or both, got '", role, "'");
   so.kv_transfer_timeout_s = args.get_double("kv-transfer-timeout", so.kv_transfer_timeout_s, 0.1, 3600);
   model::ModelOptions mo = model_options(args);
+  eo.draft_tokens = speculative_draft_tokens(args);
+  mo.mtp = eo.draft_tokens > 0;
+  // A prefill instance would have to send the MTP layer's rows and its first draft too.
+  check(eo.draft_tokens == 0 || role == "both", "--speculative mtp runs with --role both only (not disaggregated yet)");
   const GroupFlags group_flags_ = group_flags(args, mo);
   AccountingConfig ac;
   ac.prices.input_cache_hit = args.get_double("price-input-cache-hit", ac.prices.input_cache_hit, 0, 1e9);
@@ -117,6 +122,9 @@ int run(Args& args) {
   if (so.role != serve::PdRole::kBoth)
     std::printf("dsinfer serve: role %s (for a router: docs/serving.md), KV transfer timeout %g s\n", role.c_str(),
                 so.kv_transfer_timeout_s);
+  if (eo.draft_tokens > 0)
+    std::printf("dsinfer serve: speculative decoding with the model's MTP module, %d draft token%s a step\n",
+                eo.draft_tokens, eo.draft_tokens == 1 ? "" : "s");
   if (!eo.kv_disk_dir.empty())
     std::printf("dsinfer serve: KV disk tier in %s (%g GB%s)\n", eo.kv_disk_dir.c_str(), eo.kv_disk_gb,
                 eo.kv_disk_direct_io ? ", O_DIRECT reads" : "");
@@ -147,7 +155,8 @@ const Registration reg({"serve", "OpenAI/DeepSeek-compatible HTTP server with co
                         "       [--kv-disk-dir DIR [--kv-disk-gb 10] [--kv-disk-ttl-hours 0] [--kv-disk-direct-io]]\n"
                         "       (the prefix cache's disk tier; instances sharing DIR share blocks)\n"
                         "       [--price-input-cache-hit 0.14] [--price-input-cache-miss 0.55] [--price-output 2.19]\n"
-                        "       (USD per million tokens) [--gpu-hour-usd 2] [--gpus 1]   (GET /v1/accounting, /metrics)\n" GROUP_FLAGS_USAGE,
+                        "       (USD per million tokens) [--gpu-hour-usd 2] [--gpus 1]   (GET /v1/accounting, /metrics)\n"
+                        SPECULATIVE_FLAGS_USAGE GROUP_FLAGS_USAGE,
                         run});
 
 }  // namespace

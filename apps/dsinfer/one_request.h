@@ -10,12 +10,14 @@
 
 namespace dsinfer::app {
 
-inline engine::EngineOptions one_request_options(int64_t prompt_tokens, int64_t new_tokens) {
+// draft_tokens: speculative decoding's drafts per step (the step and the KV hold them too).
+inline engine::EngineOptions one_request_options(int64_t prompt_tokens, int64_t new_tokens, int draft_tokens = 0) {
   engine::EngineOptions o;
   o.max_running = 1;
   o.max_queued = 1;
-  o.max_batch_tokens = std::max<int64_t>(1, prompt_tokens);
-  o.kv_blocks = (prompt_tokens + new_tokens + 63) / 64 + 1;
+  o.max_batch_tokens = std::max<int64_t>(1 + draft_tokens, prompt_tokens);
+  o.kv_blocks = (prompt_tokens + new_tokens + draft_tokens + 63) / 64 + 1;
+  o.draft_tokens = draft_tokens;
   o.prefix_caching = false;
   o.warm_up = false;
   return o;

@@ -103,7 +103,8 @@ void Server::routes() {
                       {"object", "model"},
                       {"created", int64_t(started_)},
                       {"owned_by", "dsinfer"},
-                      {"max_model_len", engine_.max_model_len()}});
+                      {"max_model_len", engine_.max_model_len()},
+                      {"vocab_size", engine_.limits().vocab_size}});
     reply.send(json_response(200, dump({{"object", "list"}, {"data", data}})));
   });
   http_.route("GET", "/health", [this](http::Request&, http::Reply reply) {

@@ -4,3 +4,11 @@ add_test(NAME demo_model_vs_trainer
          COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_demo_model.py --dsinfer ${DSINFER_BIN}
                  --model ${PROJECT_SOURCE_DIR}/assets/demo-model --text ${PROJECT_SOURCE_DIR}/tools/train_demo/heldout_sample.txt)
 set_tests_properties(demo_model_vs_trainer PROPERTIES LABELS "demo;e2e" TIMEOUT 300)
+
+# Speculative decoding's benchmark in its smoke form (scripts/mtp_bench.py --quick: two prompts,
+# a small batch): the same tokens with drafts, acceptance and cost reported (figures:
+# docs/benchmarks.md).
+add_test(NAME demo_mtp_bench_smoke
+         COMMAND ${DSINFER_PYTHON} ${PROJECT_SOURCE_DIR}/scripts/mtp_bench.py --quick --dsinfer ${DSINFER_BIN}
+                 --model ${PROJECT_SOURCE_DIR}/assets/demo-model --work ${DSINFER_TESTDATA}/mtp_bench)
+set_tests_properties(demo_mtp_bench_smoke PROPERTIES LABELS "demo;bench" TIMEOUT 300)
