@@ -28,7 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support"))
-from e2e_util import check, failures, metric, post, start, stop_all, tiny_model, wait_for  # noqa: E402
+from e2e_util import check, failures, metric, post, start, stop_all, tiny_model, wait_for, write_report  # noqa: E402
 
 
 def drop_page_cache():
@@ -150,11 +150,7 @@ def main():
     finally:
         stop_all()
         shutil.rmtree(disk, ignore_errors=True)
-    text = json.dumps(report, indent=2)
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text + "\n")
-    print(text)
+    write_report(report, a.out)
     print(f"disk_kv_bench: {len(failures)} failures")
     sys.exit(1 if failures else 0)
 

@@ -25,7 +25,7 @@ import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "tests", "support"))
-from e2e_util import check, failures, start, stop_all  # noqa: E402
+from e2e_util import check, failures, start, stop_all, write_report  # noqa: E402
 
 PROMPTS = ["The jury said", "He was a little", "It is not", "In the afternoon", "She looked at the",
            "The President of the United States", "There is no reason to believe that", "The committee will meet"]
@@ -121,11 +121,7 @@ def main():
         batch_many(a, report)
     finally:
         stop_all()
-    text = json.dumps(report, indent=2)
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text + "\n")
-    print(text)
+    write_report(report, a.out)
     print(f"mtp_bench: {len(failures)} failures in {time.time() - t0:.0f} s")
     return 1 if failures else 0
 

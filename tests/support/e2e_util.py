@@ -127,6 +127,15 @@ def tiny_model(dsinfer, work, preset="tiny-v3", seed=3):
     return model
 
 
+def write_report(report, out):
+    """A benchmark's JSON report: printed, and written to `out` when one is given."""
+    text = json.dumps(report, indent=2)
+    if out:
+        with open(out, "w") as f:
+            f.write(text + "\n")
+    print(text)
+
+
 def finish(name, t0):
     """Prints the verdict and exits with it: the end of every test script, after its `finally:
     stop_all()` (an exception on the way skips this and fails the script with its traceback)."""
