@@ -167,10 +167,12 @@ void Engine::warm_up_prefill(const kernels::KvCacheView& cache, int64_t num_bloc
   warm_up_mtp(batch, cache, logits);
 }
 
-// max_running sequences of one token each, whose contexts add up to the pool's capacity: the
-// first as long as the context allows, the others sharing the rest.
+// max_running sequences of one token each (with drafts, 1 + K rows each, every row attended as a
+// decode step of its own), whose contexts add up to the pool's capacity: the first as long as the
+// context allows, the others sharing the rest.
 void Engine::warm_up_decode(const kernels::KvCacheView& cache, int64_t num_blocks) {
-  const int64_t bs = cache.spec.block_size, n = options_.max_running;
+  const int64_t bs = cache.spec.block_size,
+                n = std::min(options_.max_running * (1 + options_.draft_tokens), options_.max_batch_tokens);
   const int64_t capacity = num_blocks * bs;
   std::vector<int64_t> context(size_t(n), 0);
   context[0] = std::max<int64_t>(0, std::min(max_model_len_, capacity) - 1);

@@ -12,6 +12,10 @@
 
 namespace dsinfer::model {
 
+// Raised whenever write_random_checkpoint writes different tensors for the same config and seed
+// (2: a full MTP module), so checkpoints cached by an older build are not taken for new ones.
+inline constexpr int kRandomCheckpointLayout = 2;
+
 struct RandomCheckpointOptions {
   bool fp8 = false;
   uint64_t seed = 0;

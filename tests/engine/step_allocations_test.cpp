@@ -16,13 +16,19 @@ namespace {
 
 std::string tiny_model() { return dsinfer::testing::tiny_checkpoint("tiny-v3", 11, "engine-alloc"); }
 
-TEST(StepAllocations, NoneInSteadyStateDecodeSteps) {
+// Without drafts, and with MTP's (two rows a sequence, and the module's passes after each step).
+class StepAllocations : public ::testing::TestWithParam<int> {};
+
+TEST_P(StepAllocations, NoneInSteadyStateDecodeSteps) {
   dsinfer::testing::AllocationWindow::exclude_this_thread();
   EngineOptions opt;
   opt.kv_blocks = 64;
   opt.max_running = 4;
   opt.max_batch_tokens = 128;
-  auto m = model::DeepSeekModel::load(tiny_model(), {});
+  opt.draft_tokens = GetParam();
+  model::ModelOptions mo;
+  mo.mtp = GetParam() > 0;
+  auto m = model::DeepSeekModel::load(tiny_model(), mo);
   auto tok = tokenizer::Tokenizer::from_dir(std::string(DSINFER_ASSETS_DIR) + "/tokenizer/deepseek-v3");
   Engine e(std::move(m), std::move(tok), opt);
 
@@ -72,6 +78,9 @@ TEST(StepAllocations, NoneInSteadyStateDecodeSteps) {
                                "(DSINFER_TRACE_ALLOCATIONS=1 prints where)";
   for (auto& s : streams) e.cancel(s);
 }
+
+INSTANTIATE_TEST_SUITE_P(Drafts, StepAllocations, ::testing::Values(0, 1),
+                         [](const auto& info) { return info.param ? "Mtp" : "Plain"; });
 
 }  // namespace
 }  // namespace dsinfer::engine

@@ -21,11 +21,13 @@
 namespace dsinfer::testing {
 
 // A random checkpoint of `preset` (tokenizer files beside it) under the test temp dir, made the
-// first time and reused; ctest runs binaries in parallel, so it is written privately and
-// published with one rename. `tag` keeps differently made checkpoints apart.
+// first time and reused (by later runs too: the name carries the generator's layout version);
+// ctest runs binaries in parallel, so it is written privately and published with one rename.
+// `tag` keeps differently made checkpoints apart.
 inline std::string tiny_checkpoint(const std::string& preset, const model::RandomCheckpointOptions& opt,
                                    const std::string& tag) {
-  std::string dir = ::testing::TempDir() + "/dsinfer-" + tag + "-" + preset;
+  std::string dir = ::testing::TempDir() + "/dsinfer-" + tag + "-" + preset + "-l" +
+                    std::to_string(model::kRandomCheckpointLayout);
   if (!std::filesystem::exists(dir + "/config.json")) {
     std::string tmp = dir + ".tmp." + std::to_string(::getpid());
     model::write_random_checkpoint(model::preset_config(preset), tmp, opt);
