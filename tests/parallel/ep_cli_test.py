@@ -144,6 +144,10 @@ def startup_refusals(a, work, model, other_model):
     # --ep-size must match the ranks started.
     r = run(mpirun(a, 2) + base + ["--model", model, "--ep-size", "4"])
     check(r.returncode != 0 and "--ep-size 4 but 2 ranks were started" in r.stderr, "--ep-size is checked against -np")
+    # Speculative decoding with MTP is one process's for now: refused on every rank, before loading.
+    r = run(mpirun(a, 2) + base + ["--model", model, "--speculative", "mtp"])
+    check(r.returncode != 0 and "--speculative mtp does not run in an expert-parallel group yet" in r.stderr,
+          "--speculative mtp is refused in a group, by name", r.stderr)
 
 
 class Server:
