@@ -100,7 +100,6 @@ void Engine::start() {
   exporter_ = std::make_unique<ExportObserver>(step_, pool_->view());
   step_.chunks.reserve(size_t(options_.max_running + kMaxChoices));
   retiring_.reserve(step_.chunks.capacity());
-  stood_.reserve(step_.chunks.capacity());
   failed_.reserve(step_.chunks.capacity());
   touched_.reserve(step_.chunks.capacity());
   piece_.reserve(512);
@@ -528,7 +527,6 @@ void Engine::postprocess(double now) {
   failed_.clear();
   touched_.clear();
   defer_retire_ = drafter_ != nullptr;
-  stood_.assign(step_.chunks.size(), 0);
   for (size_t i = 0; i < step_.chunks.size(); ++i) {
     const ScheduledChunk& c = step_.chunks[i];
     const int64_t rows = runner_->row_count(i);
@@ -548,8 +546,7 @@ void Engine::postprocess(double now) {
         continue;
       }
       if (c.drafts > 0) {
-        stood_[i] = process_drafts(seq, first, rows, now);
-        scheduler_->verified(&seq, stood_[i]);
+        scheduler_->verified(&seq, process_drafts(seq, first, rows, now));
         continue;
       }
       const float* last = first + size_t(rows - 1) * size_t(model_->config().vocab_size);
@@ -593,10 +590,9 @@ void Engine::run_drafter() {
     Sequence& seq = *c.seq;
     const Request& r = *seq.request;
     if (!r.error.empty()) continue;
-    // The rows that stand: a chunk with drafts, its first stood_[i]; any other, all of its rows
-    // (advance() has counted them in), when the token after its last one is known.
-    const int64_t n = c.drafts > 0 ? stood_[i] : c.num_tokens;
-    const int64_t from = seq.computed - n;
+    // The rows that stand: those advance() or verified() counted into the cache, when the token
+    // after the last of them is known.
+    const int64_t from = c.start, n = seq.computed - c.start;
     if (n == 0 || int64_t(seq.tokens.size()) <= seq.computed) continue;
     const bool decode = c.drafts > 0 || (c.num_tokens == 1 && from >= seq.num_prompt);
     int64_t max_drafts = 0;

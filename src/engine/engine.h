@@ -169,11 +169,9 @@ class Engine {
   std::vector<Request*> importing_;         // decode instance: requests waiting for their KV
   std::vector<Sequence*> disk_ready_;       // disk lookups that came back, reused
   // With MTP: sequences that finished in postprocess keep their blocks until the module has
-  // written its rows of the step (then they are removed), and how many tokens of each chunk
-  // stood (chunks with drafts).
+  // written its rows of the step (then they are removed).
   bool defer_retire_ = false;
   std::vector<Sequence*> retiring_;
-  std::vector<int64_t> stood_;
   std::unique_ptr<ExportObserver> exporter_;
   TokenLogprob lp_;
   std::thread thread_;

@@ -29,10 +29,9 @@ void Runner::run(const SchedulerOutput& step) {
       // The last token and its drafts, each attended as a decode step of its own (the absorbed
       // form, over the rows before it): every row's logits are those that a step without drafts
       // would give at that position, bit for bit.
-      const int32_t* fed[2] = {&s.tokens.back(), s.drafts.data()};
-      for (int64_t j = 0; j < c.num_tokens; ++j)
-        batch_.add(j == 0 ? fed[0] : fed[1] + (j - 1), 1, s.computed + j, s.blocks.data(), model::Batch::Logits::kLast,
-                   true);
+      batch_.add(&s.tokens.back(), 1, s.computed, s.blocks.data(), model::Batch::Logits::kLast, true);
+      for (int64_t j = 0; j < c.drafts; ++j)
+        batch_.add(&s.drafts[size_t(j)], 1, s.computed + 1 + j, s.blocks.data(), model::Batch::Logits::kLast, true);
     } else {
       // A decode step is a generated token's; a one-token prompt chunk stays a prompt chunk.
       batch_.add(s.tokens.data() + s.computed, c.num_tokens, s.computed, s.blocks.data(), rows,

@@ -1,6 +1,7 @@
 // The model runner: turns a scheduler step into one model::Batch (prefill chunks and decode
 // tokens mixed), runs the forward over the KV cache, and returns one logits row per chunk that
-// wants one (a chunk with MTP drafts: one per fed token). Buffers are sized once from the limits, so a step allocates nothing after warm-up.
+// wants one (a chunk with MTP drafts: one per fed token). Buffers are sized once from the
+// limits, so a step allocates nothing after warm-up.
 #pragma once
 
 #include <cstdint>

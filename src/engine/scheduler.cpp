@@ -61,9 +61,12 @@ void Scheduler::schedule(SchedulerOutput& out) {
     if (budget == 0) break;
     if (seq->state != SeqState::kRunning) continue;  // preempted below as someone's victim
     int64_t n = std::min(seq->uncomputed(), budget);
-    if (seq->uncomputed() == 1 && !seq->drafts.empty()) {  // a decode step feeds the drafts too
+    const bool wants_logits = seq->computed + n == int64_t(seq->tokens.size());
+    int64_t drafts = 0;
+    if (seq->uncomputed() == 1) {  // a decode step feeds the drafts too, as the budget allows
       seq->drafts.resize(size_t(std::min<int64_t>(int64_t(seq->drafts.size()), budget - 1)));
-      n = 1 + int64_t(seq->drafts.size());
+      drafts = int64_t(seq->drafts.size());
+      n += drafts;
     }
     int64_t need = blocks_.blocks_for(seq->computed + n) - int64_t(seq->blocks.size());
     bool self_preempted = false;
@@ -87,8 +90,7 @@ void Scheduler::schedule(SchedulerOutput& out) {
     }
     if (self_preempted) continue;
     if (need > 0) blocks_.allocate(need, seq->blocks);
-    const int64_t drafts = n - seq->uncomputed() > 0 ? n - 1 : 0;
-    out.chunks.push_back({seq, n, drafts > 0 || seq->computed + n == int64_t(seq->tokens.size()), drafts});
+    out.chunks.push_back({seq, n, wants_logits, drafts, seq->computed});
     out.num_tokens += n;
     budget -= n;
   }
@@ -110,7 +112,7 @@ void Scheduler::schedule(SchedulerOutput& out) {
     blocks_.allocate(need, seq->blocks);
     waiting_.pop_front();
     add_running(seq);
-    out.chunks.push_back({seq, n, seq->computed + n == int64_t(seq->tokens.size())});
+    out.chunks.push_back({seq, n, seq->computed + n == int64_t(seq->tokens.size()), 0, seq->computed});
     out.num_tokens += n;
     budget -= n;
   }

@@ -25,6 +25,7 @@ struct ScheduledChunk {
   // Of num_tokens, the MTP drafts fed after the sequence's last token. Such a chunk is not
   // advanced with the others: how many of its tokens stand is known after sampling (verified()).
   int64_t drafts = 0;
+  int64_t start = 0;  // seq->computed when scheduled: the position of the first token fed
 };
 
 struct SchedulerOutput {
