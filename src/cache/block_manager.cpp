@@ -87,10 +87,7 @@ int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t kee
     if (src >= 0 && available() >= 1) {
       hold(blocks_[size_t(src)]);  // so that taking a fresh block cannot evict it
       if (available() >= 1) {
-        int32_t id = take_one();
-        blocks_[size_t(id)].ref = 1;
-        pool_.copy_block(src, id, bs - keep);
-        table.push_back(id);
+        table.push_back(private_copy(src, bs - keep));
         covered += bs - keep;
       }
       release_one(src);
@@ -103,10 +100,7 @@ int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t kee
   if (lookahead_ && covered > 0 && covered % bs == 0) {
     const int32_t src = table.back();
     if (available() >= 1) {
-      int32_t id = take_one();
-      blocks_[size_t(id)].ref = 1;
-      pool_.copy_block(src, id, bs - 1);
-      table.back() = id;
+      table.back() = private_copy(src, bs - 1);
       covered -= 1;
     } else {
       table.pop_back();
@@ -115,6 +109,13 @@ int64_t BlockManager::match_prefix(const int32_t* tokens, int64_t n, int64_t kee
     release_one(src);
   }
   return covered;
+}
+
+int32_t BlockManager::private_copy(int32_t src, int64_t rows) {
+  const int32_t id = take_one();
+  blocks_[size_t(id)].ref = 1;
+  pool_.copy_block(src, id, rows);
+  return id;
 }
 
 int32_t BlockManager::take_one() {
@@ -198,12 +199,7 @@ bool BlockManager::fork(const std::vector<int32_t>& src, int64_t tokens, std::ve
     ++blocks_[size_t(src[size_t(i)])].ref;
     table.push_back(src[size_t(i)]);
   }
-  if (tail > 0) {
-    int32_t id = take_one();
-    blocks_[size_t(id)].ref = 1;
-    pool_.copy_block(src[size_t(full)], id, tail);
-    table.push_back(id);
-  }
+  if (tail > 0) table.push_back(private_copy(src[size_t(full)], tail));
   return true;
 }
 

@@ -125,6 +125,9 @@ class BlockManager {
   void lru_remove(int32_t id);
 
   int32_t take_one();
+  // A fresh block (ref 1, unindexed) holding src's first `rows` rows; a block must be available
+  // and src held, so that taking one cannot evict it.
+  int32_t private_copy(int32_t src, int64_t rows);
   void release_one(int32_t id);
   void unindex(int32_t id);
   void hold(Block& b);  // one more reference; a cached block leaves the LRU
