@@ -155,10 +155,7 @@ void DeepSeekModel::forward(const Batch& step, const KvCacheView& cache, float* 
   check(cache.dtype() == cache_dtype() && cache.spec.dim == cfg_.latent_dim() &&
             cache.spec.rope_dim == cfg_.qk_rope_head_dim && cache.spec.num_layers == cache_layers(),
         "KV cache layout does not match the model (dtype, latent width or layer count)");
-  // Requests were validated where they entered (engine/validated_request.h); this guards only
-  // the embedding lookup's memory, for callers that build batches by hand.
-  for (int32_t id : step.tokens)
-    check(id >= 0 && id < cfg_.vocab_size, "token id ", id, " is outside the vocabulary [0, ", cfg_.vocab_size, ")");
+  check_token_ids(step);
   // Two micro-batches run the step laid out again (micro-batch 0's sequences first); named
   // intermediates (DSINFER_DUMP) are written in the step's own row order, so dumping runs one.
   const bool two = options_.micro_batches == 2 && !dump_.enabled();
@@ -185,23 +182,36 @@ void DeepSeekModel::forward(const Batch& step, const KvCacheView& cache, float* 
   ProfileScope head_scope("lm_head");
   const float eps = float(cfg_.rms_norm_eps);
   const int64_t R = int64_t(batch.logits_rows.size());
-  grow(final_, R * hidden);  // final [R, D]
   if (has_mtp()) {
     // The MTP module reads every row's final state (kept [T, D]); the logits rows are copies.
     grow(kept_, T * hidden);
     kernels::rmsnorm(x_.data(), T, hidden, hidden, weights_.final_norm.data(), eps, kept_.data(), hidden);
-    for (int64_t r = 0; r < R; ++r)
-      std::memcpy(final_.data() + r * hidden, kept_.data() + batch.logits_rows[size_t(r)] * hidden,
-                  size_t(hidden) * sizeof(float));
+    head_of_kept(batch, logits);
   } else {
+    grow(final_, R * hidden);  // final [R, D]
     for (int64_t r = 0; r < R; ++r)
       kernels::rmsnorm(x_.data() + batch.logits_rows[size_t(r)] * hidden, 1, hidden, hidden,
                        weights_.final_norm.data(), eps, final_.data() + r * hidden, hidden);
+    kernels::linear(final_.data(), R, hidden, lm_head_, logits, cfg_.vocab_size, activation_quant(options_.precision));
   }
   dump_("final_norm", -1, final_.data(), R, hidden);
-  kernels::linear(final_.data(), R, hidden, lm_head_, logits, cfg_.vocab_size, activation_quant(options_.precision));
   dump_("logits", -1, logits, R, cfg_.vocab_size);
   dump_.next_step();
+}
+
+void DeepSeekModel::check_token_ids(const Batch& batch) const {
+  // Requests were validated where they entered (engine/validated_request.h); this guards only
+  // the embedding lookup's memory, for callers that build batches by hand.
+  for (int32_t id : batch.tokens)
+    check(id >= 0 && id < cfg_.vocab_size, "token id ", id, " is outside the vocabulary [0, ", cfg_.vocab_size, ")");
+}
+
+void DeepSeekModel::head_of_kept(const Batch& batch, float* logits) {
+  const int64_t R = int64_t(batch.logits_rows.size()), D = cfg_.hidden_size;
+  grow(final_, R * D);  // final [R, D]: the kept states of the rows that want logits
+  for (int64_t r = 0; r < R; ++r)
+    std::memcpy(final_.data() + r * D, kept_.data() + batch.logits_rows[size_t(r)] * D, size_t(D) * sizeof(float));
+  kernels::linear(final_.data(), R, D, lm_head_, logits, cfg_.vocab_size, activation_quant(options_.precision));
 }
 
 void DeepSeekModel::set_positions(const Batch& batch) {
@@ -220,8 +230,7 @@ void DeepSeekModel::forward_mtp(const Batch& batch, const int64_t* source_rows, 
   ProfileScope whole("forward_mtp");
   check(has_mtp(), "forward_mtp: the model was loaded without its MTP module");
   check(cache.spec.num_layers == cache_layers(), "KV cache layout does not match the model (layer count)");
-  for (int32_t id : batch.tokens)
-    check(id >= 0 && id < cfg_.vocab_size, "token id ", id, " is outside the vocabulary [0, ", cfg_.vocab_size, ")");
+  check_token_ids(batch);
   const MtpWeights& m = *weights_.mtp;
   const int64_t T = int64_t(batch.tokens.size()), D = cfg_.hidden_size, L = cfg_.num_hidden_layers;
   const float eps = float(cfg_.rms_norm_eps);
@@ -248,11 +257,7 @@ void DeepSeekModel::forward_mtp(const Batch& batch, const int64_t* source_rows, 
   // The module's states (shared_head.norm) are kept for a chained pass; logits from the shared head.
   grow(kept_, T * D);
   kernels::rmsnorm(x_.data(), T, D, D, m.head_norm.data(), eps, kept_.data(), D);
-  const int64_t R = int64_t(batch.logits_rows.size());
-  grow(final_, R * D);
-  for (int64_t r = 0; r < R; ++r)
-    std::memcpy(final_.data() + r * D, kept_.data() + batch.logits_rows[size_t(r)] * D, size_t(D) * sizeof(float));
-  kernels::linear(final_.data(), R, D, lm_head_, logits, cfg_.vocab_size, activation_quant(options_.precision));
+  head_of_kept(batch, logits);
   dump_.set_active(dumping);
 }
 

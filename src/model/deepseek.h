@@ -128,6 +128,10 @@ class DeepSeekModel {
   void run_layers_overlapped(const KvCacheView& cache, MoeExecutor& ex);
   // positions_, cos_ and sin_ for the batch's rows.
   void set_positions(const Batch& batch);
+  void check_token_ids(const Batch& batch) const;
+  // logits = lm_head(kept states of batch.logits_rows): the main model's head with MTP loaded,
+  // and the module's shared head.
+  void head_of_kept(const Batch& batch, float* logits);
 
   ModelConfig cfg_;
   Checkpoint ckpt_;
