@@ -98,8 +98,7 @@ int run(Args& args) {
   const std::string text = tok.decode(out, true);
   // Speculative decoding: how often a draft equalled the token sampled at its row, and the
   // tokens each decode step emitted (1 without drafts).
-  const double acceptance = em.mtp_drafted ? double(em.mtp_accepted) / double(em.mtp_drafted) : 0.0;
-  const double per_step = em.mtp_verify_steps ? double(em.mtp_emitted) / double(em.mtp_verify_steps) : 1.0;
+  const double acceptance = em.mtp_acceptance_rate(), per_step = em.mtp_tokens_per_step();
   if (json_out) {
     nlohmann::json j = {{"token_ids", out},
                         {"text", text},

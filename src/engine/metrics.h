@@ -52,6 +52,9 @@ struct EngineMetrics {
   // accepted / drafted; a step that fed drafts emitted 1 + its accepted ones.
   int draft_tokens = 0;  // per step, 0: off
   uint64_t mtp_drafted = 0, mtp_accepted = 0, mtp_verify_steps = 0, mtp_emitted = 0;
+  double mtp_acceptance_rate() const { return mtp_drafted ? double(mtp_accepted) / double(mtp_drafted) : 0.0; }
+  // 1 without drafts.
+  double mtp_tokens_per_step() const { return mtp_verify_steps ? double(mtp_emitted) / double(mtp_verify_steps) : 1.0; }
   // Seconds in the main model's forward passes and in the MTP module's (all steps): their ratio
   // per step is what a draft costs (docs/benchmarks.md).
   double forward_seconds = 0, mtp_seconds = 0;

@@ -164,13 +164,12 @@ std::string render_metrics(const engine::EngineMetrics& m, const HttpCounters& h
               double(m.mtp_drafted));
     w.counter("dsinfer_mtp_accepted_tokens_total", "MTP drafts equal to the token sampled at their row.",
               double(m.mtp_accepted));
-    w.gauge("dsinfer_mtp_acceptance_rate", "Accepted / drafted MTP tokens since start.",
-            m.mtp_drafted ? double(m.mtp_accepted) / double(m.mtp_drafted) : 0.0);
+    w.gauge("dsinfer_mtp_acceptance_rate", "Accepted / drafted MTP tokens since start.", m.mtp_acceptance_rate());
     w.counter("dsinfer_mtp_verify_steps_total", "Sequence decode steps that fed MTP drafts.", double(m.mtp_verify_steps));
     w.counter("dsinfer_mtp_emitted_tokens_total", "Tokens the decode steps that fed MTP drafts emitted.",
               double(m.mtp_emitted));
     w.gauge("dsinfer_mtp_tokens_per_step", "Tokens a decode step that fed drafts emitted, on average.",
-            m.mtp_verify_steps ? double(m.mtp_emitted) / double(m.mtp_verify_steps) : 0.0);
+            m.mtp_tokens_per_step());
   }
   w.counter("dsinfer_prefix_cache_evictions_total", "Cached KV blocks evicted to make room.",
             double(m.prefix_evictions));
