@@ -316,9 +316,15 @@ def phase_streams(t, n, max_tokens):
         record("concurrent streams", "first error", errors[0], False)
 
 
-def phase_final(t):
+def phase_final(t, rss_before):
     st, _ = t.get("/health")
     record("after", "/health", st, st == 200)
+    if rss_before is not None:
+        # What the whole run left behind: the KV pool and scratch are sized at start, so every
+        # buffer the attacks made the server take must have been given back.
+        rss = t.rss_mb()
+        record("after", "resident memory before the run / after it (MB)", f"{rss_before:.0f} / {rss:.0f}",
+               rss - rss_before < 100)
     start = time.time()
     while time.time() - start < 10 and (t.metric("dsinfer_http_connections_open") or 0) > 2:
         time.sleep(0.2)
@@ -394,6 +400,8 @@ def main():
     ap.add_argument("--pid", type=int, help="the running server's pid (memory readings)")
     ap.add_argument("--model", default="tiny", help="model name the running server accepts")
     ap.add_argument("--quick", action="store_true", help="the short version that runs in make test")
+    ap.add_argument("--allow-remote", action="store_true",
+                    help="let --url name a host other than this machine's loopback (attack only servers you own)")
     ap.add_argument("--json", help="write the results here too")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -413,15 +421,19 @@ def main():
         m = re.match(r"http://([^:/]+):(\d+)", a.url or "")
         if not m:
             sys.exit("give --dsinfer BIN or --url http://HOST:PORT")
+        if m.group(1) not in ("127.0.0.1", "localhost", "[::1]", "::1") and not a.allow_remote:
+            sys.exit(f"--url names {m.group(1)}, not loopback: this script floods what it targets; "
+                     "give --allow-remote to attack a server of yours on another host")
         t = Target(m.group(1), int(m.group(2)), a.model, a.pid)
     started = time.time()
     try:
-        record("before", "resident memory (MB)", f"{t.rss_mb():.0f}" if t.pid else "n/a")
+        rss_before = t.rss_mb() if t.pid else None
+        record("before", "resident memory (MB)", f"{rss_before:.0f}" if rss_before is not None else "n/a")
         phase_slow_clients(t, scale["headers"], scale["bodies"], scale["seconds"])
         phase_disconnect_storm(t, scale["storm"])
         phase_floods(t)
         phase_streams(t, scale["streams"], scale["tokens"])
-        phase_final(t)
+        phase_final(t, rss_before)
     finally:
         if proc:
             proc.send_signal(signal.SIGTERM)

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/timer.h"
+#include "edited_checkpoint.h"
 #include "stream_drain.h"
 #include "test_helpers.h"
 
@@ -211,32 +212,9 @@ TEST(Engine, MaxTokensNearTwoToTheSixtyThreeIsRefusedNotOverflowed) {
   EXPECT_EQ(r.tokens[0].size(), 3u);
 }
 
-// A copy of the tiny model whose embedding row `token` is NaN: any sequence holding that token
-// gets NaN logits, every other sequence is unaffected (batch invariance). Loaded with the
-// weight scan off, as a model whose activations overflow would behave.
-std::string model_with_nan_token(int32_t token) {
-  namespace fs = std::filesystem;
-  std::string src = tiny_model(), dst = src + "-nan-" + std::to_string(::getpid());
-  fs::remove_all(dst);
-  fs::create_directories(dst);
-  for (auto& f : fs::directory_iterator(src)) fs::copy_file(f.path(), dst / f.path().filename());
-  std::fstream f(dst + "/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
-  uint64_t n = 0;
-  f.read(reinterpret_cast<char*>(&n), 8);
-  std::string header(n, '\0');
-  f.read(header.data(), std::streamsize(n));
-  auto h = nlohmann::json::parse(header)["model.embed_tokens.weight"];
-  EXPECT_EQ(h["dtype"], "BF16");
-  const int64_t hidden = h["shape"][1].get<int64_t>();
-  std::vector<uint16_t> nan_row(size_t(hidden), 0x7fc0);
-  f.seekp(std::streamoff(8 + n + h["data_offsets"][0].get<uint64_t>() + uint64_t(token) * uint64_t(hidden) * 2));
-  f.write(reinterpret_cast<const char*>(nan_row.data()), std::streamsize(hidden * 2));
-  return dst;
-}
-
 TEST(Engine, NonFiniteLogitsFailThatRequestOnlyWithAReason) {
   const int32_t kPoison = 4242;
-  std::string dir = model_with_nan_token(kPoison);
+  std::string dir = dsinfer::testing::model_with_nan_token(tiny_model(), kPoison);
   model::ModelOptions mo;
   mo.check_weights = false;
   auto m = model::DeepSeekModel::load(dir, mo);
