@@ -27,7 +27,7 @@ int run(Args& args) {
   auto prompt = args.get("prompt");
   auto tokens = args.get("tokens");
   int64_t max_new = args.get_int("max-new-tokens", 16, 1, int64_t(1) << 31);
-  double temperature = args.get_double("temperature", 0.0, 0, 100);  // below 1e-5: greedy
+  double temperature = args.get_double("temperature", 0.0);  // the engine validates it; below 1e-5: greedy
   uint64_t seed = uint64_t(args.get_int("seed", 0));
   bool json_out = args.flag("json");
   bool chat = args.flag("chat");

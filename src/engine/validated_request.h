@@ -36,6 +36,14 @@ class ValidatedRequest {
   const SamplingParams& params() const { return params_; }
   // For Engine::submit, which takes the request over.
   std::vector<int32_t> take_prompt() && { return std::move(prompt_); }
+  // The same request asking for its first token of one choice (a disaggregated prefill's share):
+  // fewer tokens and choices than a valid request asked for are valid too, so nothing is checked.
+  ValidatedRequest first_token_only() const {
+    ValidatedRequest r = *this;
+    r.params_.n = 1;
+    r.params_.max_tokens = 1;
+    return r;
+  }
 
  private:
   friend ValidatedRequest validate_request(const RequestLimits&, std::vector<int32_t>, SamplingParams);

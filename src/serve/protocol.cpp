@@ -49,9 +49,8 @@ void parse_sampling(FieldReader& body, Endpoint ep, ParsedRequest& r, engine::Sa
     if (!s->is_number_integer()) body.fail("seed", "must be an integer, got ", shown_json(*s));
     p.seed = s->is_number_unsigned() ? s->get<uint64_t>() : uint64_t(s->get<int64_t>());
   }
+  // Their count and length are limits: validate_request checks them (the body is bounded already).
   if (const json* s = body.optional_value("stop")) {
-    if (s->is_array() && s->size() > engine::kMaxStopStrings)
-      body.fail("stop", "holds ", s->size(), " strings; at most ", engine::kMaxStopStrings, " are allowed");
     if (s->is_string()) {
       p.stop = {s->get<std::string>()};
     } else if (s->is_array()) {
@@ -59,10 +58,6 @@ void parse_sampling(FieldReader& body, Endpoint ep, ParsedRequest& r, engine::Sa
     } else {
       body.fail("stop", "must be a string or an array of strings");
     }
-    for (const auto& x : p.stop)
-      if (x.size() > engine::kMaxStopBytes)
-        body.fail("stop", "holds a string of ", x.size(), " bytes; at most ", engine::kMaxStopBytes,
-                  " bytes are allowed");
   }
   if (const json* s = body.optional_array("stop_token_ids")) p.stop_token_ids = token_array(body, *s, "stop_token_ids");
   if (ep == Endpoint::kChat) {
@@ -136,8 +131,7 @@ ParsedRequest parse_fields(Endpoint endpoint, const json& json_body, const Proto
   const engine::RequestLimits& lim = ctx.limits;
   const int64_t room = std::min(lim.max_model_len, lim.kv_capacity_tokens) - int64_t(prompt.size());
   const char* max_name = body.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-  params.max_tokens =
-      body.integer_or(max_name, endpoint == Endpoint::kChat ? std::max<int64_t>(1, room) : 16, IntRange::positive());
+  params.max_tokens = body.integer_or(max_name, endpoint == Endpoint::kChat ? std::max<int64_t>(1, room) : 16);
   // Every limit, once: the engine's own validation, its field named as this endpoint names it.
   try {
     r.request = engine::validate_request(lim, std::move(prompt), std::move(params));

@@ -241,10 +241,7 @@ void Server::pd_prefill(Endpoint endpoint, const http::Request& req, const http:
     if (prompt_hash(pr.prompt()) != want)
       throw ApiError(409, "the prefill and decode instances tokenize this request differently (different tokenizer files?)");
     // The prefill side samples the first token of choice 0 only; the decode side does the rest.
-    engine::SamplingParams params = pr.params();
-    params.n = 1;
-    params.max_tokens = 1;
-    engine::ValidatedRequest vr = engine::validate_request(engine_.limits(), pr.prompt(), params);
+    engine::ValidatedRequest vr = pr.request->first_token_only();
     const int64_t prompt = int64_t(pr.prompt().size());
     job->exporter = std::make_shared<pd::KvExporter>(*options_.kv_agent, std::move(target), prompt,
                                                      engine_.config().num_hidden_layers, export_totals_);
