@@ -8,8 +8,7 @@ namespace dsinfer::engine {
 
 Scheduler::Scheduler(cache::BlockManager& blocks, const EngineOptions& options)
     : blocks_(blocks), max_batch_tokens_(options.max_batch_tokens), max_running_(options.max_running) {
-  check(max_batch_tokens_ >= 1, "max batch tokens must be positive");
-  check(max_running_ >= 1, "max running requests must be positive");
+  // The options were checked where they entered (Engine's constructor).
   // Room for every running sequence plus the choices a prefill may fork, so steps never grow them.
   running_.reserve(size_t(max_running_ + kMaxChoices));
   order_.reserve(size_t(max_running_ + kMaxChoices));
@@ -38,6 +37,15 @@ bool Scheduler::fork(const Sequence& parent, Sequence& child, int64_t tokens) {
   child.computed = tokens;
   add_running(&child);
   return true;
+}
+
+bool Scheduler::reserve_prompt(Sequence& seq) {
+  return blocks_.allocate(blocks_.blocks_for(seq.num_prompt), seq.blocks);
+}
+
+void Scheduler::imported(Sequence& seq, int64_t computed) {
+  seq.computed = computed;
+  blocks_.commit(seq.tokens.data(), computed, seq.blocks);  // now a prefix other prompts may hit
 }
 
 void Scheduler::preempt(Sequence* seq) {

@@ -55,6 +55,11 @@ class Scheduler {
   // samples its first token from the parent's logits. False (no block for the copy): it waits
   // at the front of the queue and is recomputed later, mostly from the prefix cache.
   bool fork(const Sequence& parent, Sequence& child, int64_t tokens);
+  // Disaggregated decoding: blocks for the whole prompt of `seq`, whose KV another instance
+  // computes (false: no room). Once it has arrived, imported() marks its first `computed`
+  // positions as in the cache; add() then runs the sequence from there.
+  bool reserve_prompt(Sequence& seq);
+  void imported(Sequence& seq, int64_t computed);
 
   size_t num_waiting() const { return waiting_.size(); }
   size_t num_running() const { return running_.size(); }
