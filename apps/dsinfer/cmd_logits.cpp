@@ -21,7 +21,8 @@ namespace {
 
 // --mtp-out: the MTP module's logits at positions 0..n-2 (row i predicts token i + 2 from the
 // main model's state at i and token i + 1), straight from the model: a check of the module
-// against a reference, not of decoding (which drafts with it: engine/speculative.h).
+// against a reference, not of decoding (which drafts with it: engine/mtp_drafter.h). It is the one
+// deliberate path around the engine (docs/architecture.md, "Each limit is validated once").
 void write_mtp_logits(const std::string& dir, model::ModelOptions opt, const std::vector<int32_t>& ids,
                       const std::string& out) {
   const int64_t n = int64_t(ids.size());
@@ -29,8 +30,9 @@ void write_mtp_logits(const std::string& dir, model::ModelOptions opt, const std
   opt.mtp = true;
   auto m = model::DeepSeekModel::load(dir, opt);
   const model::KvCacheSpec spec = m->cache_spec();
-  cache::KvPool pool(spec, (n + 63) / 64);
-  std::vector<int32_t> table(size_t((n + 63) / 64));
+  const int64_t blocks = (n + spec.block_size - 1) / spec.block_size;
+  cache::KvPool pool(spec, blocks);
+  std::vector<int32_t> table(static_cast<size_t>(blocks));
   for (size_t b = 0; b < table.size(); ++b) table[b] = int32_t(b);
   const int64_t vocab = m->config().vocab_size;
   std::vector<float> main_logits(static_cast<size_t>(vocab)), logits(static_cast<size_t>((n - 1) * vocab));

@@ -51,7 +51,7 @@ int run(Args& args) {
   // The prefix cache's disk tier (docs/serving.md, "The disk tier").
   eo.kv_disk_dir = args.get_or("kv-disk-dir", "");
   eo.kv_disk_gb = args.get_double("kv-disk-gb", eo.kv_disk_gb, 0.001, 1e9);
-  eo.kv_disk_ttl_s = args.get_double("kv-disk-ttl-hours", 0, 0, 1e6) * 3600;
+  eo.kv_disk_ttl_s = args.get_double("kv-disk-ttl-hours", eo.kv_disk_ttl_s / 3600, 0, 1e6) * 3600;
   eo.kv_disk_direct_io = args.flag("kv-disk-direct-io");
   const double body_mb = args.get_double("max-body-mb", double(so.http.limits.max_body_bytes) / (1 << 20), 0.001, 4096);
   const int64_t http_threads = args.get_int("http-threads", so.http.worker_threads, 1, 256);

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "engine/engine_options.h"
+#include "kernels/latent_cache.h"
 
 namespace dsinfer::app {
 
@@ -16,7 +17,8 @@ inline engine::EngineOptions one_request_options(int64_t prompt_tokens, int64_t 
   o.max_running = 1;
   o.max_queued = 1;
   o.max_batch_tokens = std::max<int64_t>(1 + draft_tokens, prompt_tokens);
-  o.kv_blocks = (prompt_tokens + new_tokens + draft_tokens + 63) / 64 + 1;
+  const int64_t bs = kernels::kKvBlockTokens;
+  o.kv_blocks = (prompt_tokens + new_tokens + draft_tokens + bs - 1) / bs + 1;
   o.draft_tokens = draft_tokens;
   o.prefix_caching = false;
   o.warm_up = false;

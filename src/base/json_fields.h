@@ -1,6 +1,6 @@
 // FieldReader: typed, strict reads of the keys of one JSON object that came from outside
-// (config.json, tokenizer.json pieces, API request bodies, planner files). It is the one place
-// that knows how a field is read and what its error says. Every failure throws FieldError naming
+// (config.json, tokenizer.json's pre-tokenizer, API request bodies, planner files): for those,
+// the one place that knows how a field is read and what its error says. Every failure throws FieldError naming
 // the origin and the key's path, e.g.
 //   hw.json: key 'profiles[2].hbm_gb' must be a finite positive number (greater than zero), got -5
 // and an API layer turns FieldError::path() into the offending parameter. A JSON null counts as

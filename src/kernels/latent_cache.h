@@ -13,10 +13,14 @@
 
 namespace dsinfer::kernels {
 
+// Tokens per KV block, FlashMLA's page size: the paging unit of the cache, the prefix cache's
+// hashing unit and the disk tier's file.
+constexpr int64_t kKvBlockTokens = 64;
+
 struct LatentCacheView {
   void* base = nullptr;  // this layer's first block
   DType dtype = DType::kBF16;
-  int64_t block_size = 64;
+  int64_t block_size = kKvBlockTokens;
   int64_t dim = 576;
   int64_t rope_dim = 64;  // kF8E4M3 only: the trailing values kept in bf16
 
@@ -34,7 +38,7 @@ struct LatentCacheView {
 
 // Bytes of one row of `dim` values (rope_dim of them bf16 when FP8).
 inline int64_t latent_row_bytes(DType dtype, int64_t dim, int64_t rope_dim = 64) {
-  return LatentCacheView{nullptr, dtype, 64, dim, rope_dim}.row_bytes();
+  return LatentCacheView{nullptr, dtype, kKvBlockTokens, dim, rope_dim}.row_bytes();
 }
 
 // The shape of a model's whole latent cache: per layer and token one row of `dim` values (latent,
@@ -43,7 +47,7 @@ inline int64_t latent_row_bytes(DType dtype, int64_t dim, int64_t rope_dim = 64)
 struct KvCacheSpec {
   int64_t num_layers = 0, dim = 0, rope_dim = 0;
   DType dtype = DType::kBF16;
-  int64_t block_size = 64;
+  int64_t block_size = kKvBlockTokens;
 
   int64_t row_bytes() const { return latent_row_bytes(dtype, dim, rope_dim); }
   int64_t block_bytes() const { return num_layers * block_size * row_bytes(); }  // all layers

@@ -50,7 +50,7 @@ void MlaAttention::forward(const float* x, const Batch& batch, const kernels::La
   grow(s_.q, T * H * qk);
   if (w_.q_a) {
     const int64_t r = q_a_.n;
-    grow(s_.qa, T * r);
+    grow(s_.qa, T * r);  // qa [T, q_lora]: the compressed query, normalised in place
     kernels::linear(x, T, hidden, q_a_, s_.qa.data(), r, act());
     kernels::rmsnorm(s_.qa.data(), T, r, r, w_.q_a_norm.data(), eps, s_.qa.data(), r);
     kernels::linear(s_.qa.data(), T, r, q_proj_, s_.q.data(), H * qk, act());
@@ -89,12 +89,12 @@ void MlaAttention::forward(const float* x, const Batch& batch, const kernels::La
 void MlaAttention::decompress(const SequenceChunk& s, const kernels::LatentCacheView& cache, int64_t t0, int64_t n) {
   const int64_t H = cfg_.num_attention_heads, nope = cfg_.qk_nope_head_dim, rope = cfg_.qk_rope_head_dim;
   const int64_t qk = nope + rope, vd = cfg_.v_head_dim, lora = cfg_.kv_lora_rank, d = lora + rope;
-  grow(s_.ctx, n * d);
+  grow(s_.ctx, n * d);  // ctx [n, lora + rope]: context positions [t0, t0 + n) of the latent cache
   kernels::latent_cache_gather(cache, s.block_table, t0, n, s_.ctx.data());
-  grow(s_.kvb, n * H * (nope + vd));
+  grow(s_.kvb, n * H * (nope + vd));  // kvb [n, H, nope + v] = kv_b(ctx): per-head keys' nope part and values
   kernels::linear(s_.ctx.data(), n, d, kv_b_, s_.kvb.data(), H * (nope + vd), act());
-  grow(s_.k, n * H * qk);
-  grow(s_.v, n * H * vd);
+  grow(s_.k, n * H * qk);  // k [n, H, nope + rope]: kvb's nope part and the shared rope key
+  grow(s_.v, n * H * vd);  // v [n, H, v]
   for (int64_t t = 0; t < n; ++t)
     for (int64_t h = 0; h < H; ++h) {
       const float* src = s_.kvb.data() + (t * H + h) * (nope + vd);
@@ -107,9 +107,9 @@ void MlaAttention::decompress(const SequenceChunk& s, const kernels::LatentCache
 
 void MlaAttention::reserve_chunk(int64_t max_tokens) {
   const int64_t H = cfg_.num_attention_heads;
-  grow(s_.lse, H * max_tokens);
-  grow(s_.part_lse, H * max_tokens);
-  grow(s_.part, max_tokens * H * cfg_.v_head_dim);
+  grow(s_.lse, H * max_tokens);       // lse [n, H]: the running log-sum-exp of each query row
+  grow(s_.part_lse, H * max_tokens);  // part_lse [n, H]: one context tile's
+  grow(s_.part, max_tokens * H * cfg_.v_head_dim);  // part [n, H, v]: one tile's output, merged into out
 }
 
 void MlaAttention::attend_non_absorbed(const SequenceChunk& s, const kernels::LatentCacheView& cache, float* attn_out) {
@@ -126,9 +126,9 @@ void MlaAttention::attend_non_absorbed(const SequenceChunk& s, const kernels::La
   // A long context: the chunk attends causally to itself, then each tile of the cached context
   // (wholly visible to every query) is folded in through the log-sum-exps, so the decompressed
   // K and V never exceed one tile (or the chunk, which the step's token budget bounds).
-  grow(s_.lse, H * n);
-  grow(s_.part_lse, H * n);
-  grow(s_.part, n * H * vd);
+  grow(s_.lse, H * n);       // lse [n, H]
+  grow(s_.part_lse, H * n);  // part_lse [n, H]
+  grow(s_.part, n * H * vd);  // part [n, H, v]
   decompress(s, cache, s.cached_tokens, n);
   kernels::mla_prefill(q, H * qk, s_.k.data(), H * qk, s_.v.data(), H * vd, n, n, H, qk, vd, scale, out, H * vd,
                        s_.lse.data(), true);
@@ -153,7 +153,7 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
   // Fold W_UK into the queries, all heads in one masked grouped GEMM: [H, n, nope] -> [H, n, lora].
   grow(s_.heads_in, H * n * std::max(nope, lora));
   grow(s_.heads_out, H * n * std::max(lora, vd));
-  grow(s_.counts, H);
+  grow(s_.counts, H);  // counts [H]: rows per head of the masked grouped GEMM (all n)
   std::fill(s_.counts.begin(), s_.counts.begin() + H, int32_t(n));
   for (int64_t h = 0; h < H; ++h)
     for (int64_t r = 0; r < n; ++r)
@@ -172,15 +172,15 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
       std::memcpy(dst + lora, s_.q.data() + (s_.rows[size_t(r)] * H + h) * qk + nope, size_t(rope) * sizeof(float));
     }
   // Attention over the latent cache: single-token sequences in one batched call, longer ones alone.
-  grow(s_.olat, n * H * lora);
+  grow(s_.olat, n * H * lora);  // olat [n, H, lora]: attention output in the latent space
   const int64_t max_blocks = [&] {
     int64_t mb = 1;
     for (size_t i : seqs)
       mb = std::max(mb, (batch.seqs[i].cached_tokens + batch.seqs[i].num_tokens + cache.block_size - 1) / cache.block_size);
     return mb;
   }();
-  grow(s_.tables, int64_t(seqs.size()) * max_blocks);
-  grow(s_.seqlens, int64_t(seqs.size()));
+  grow(s_.tables, int64_t(seqs.size()) * max_blocks);  // tables [decodes, max_blocks]: their block tables
+  grow(s_.seqlens, int64_t(seqs.size()));             // seqlens [decodes]: context length with the new token
   int64_t row = 0, batched = 0;
   for (size_t i : seqs) {
     const SequenceChunk& s = batch.seqs[i];
@@ -198,8 +198,8 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
                         float(cfg_.softmax_scale()), true, s_.olat.data(), nullptr);
   } else {
     // Mixed step: gather the single-token rows for one batched call, run longer chunks alone.
-    std::vector<float>& q1 = s_.kvb;
-    std::vector<float>& o1 = s_.ctx;
+    std::vector<float>& q1 = s_.kvb;  // q1 [batched, H, lora + rope]: the single-token rows' queries
+    std::vector<float>& o1 = s_.ctx;  // o1 [batched, H, lora]: their outputs
     grow(q1, batched * H * d);
     grow(o1, batched * H * lora);
     int64_t b = 0;
@@ -233,7 +233,7 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
     for (int64_t r = 0; r < n; ++r)
       std::memcpy(s_.heads_out.data() + (h * n + r) * lora, s_.olat.data() + (r * H + h) * lora, size_t(lora) * sizeof(float));
   grow(s_.heads_in, H * n * vd);
-  float* vout = s_.heads_in.data();
+  float* vout = s_.heads_in.data();  // vout [H, n, v]
   {
     ProfileScope scope("attention.absorb_uv");
     heads_gemm(s_.heads_out.data(), n, lora, uv_ptr_, vout);
@@ -253,8 +253,8 @@ void MlaAttention::heads_gemm(const float* in, int64_t n, int64_t k, const std::
   }
   // Present the rows as the precision asks (one activation format for all heads); s_.kvb and s_.k
   // are free scratch at this point of the absorbed path.
-  grow(s_.kvb, H * n * k);
-  grow(s_.k, H * n * kernels::k_blocks(k));
+  grow(s_.kvb, H * n * k);                   // [H * n, k] in the activation format
+  grow(s_.k, H * n * kernels::k_blocks(k));  // [H * n, k / 128]: their scales
   bool scaled = kernels::prepare_activations(in, H * n, k, k, a_q, s_.kvb.data(), s_.k.data());
   kernels::gemm_grouped_masked(s_.kvb.data(), scaled ? s_.k.data() : nullptr, H, n, k, s_.counts.data(), w_ptrs.data(), out);
 }

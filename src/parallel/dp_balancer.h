@@ -28,12 +28,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/latent_cache.h"
 #include "parallel/prefix_memory.h"
 
 namespace dsinfer::parallel {
 
 // Tokens per KV block, as the prefix_key (hash of the first full block) and kv accounting assume.
-constexpr int64_t kDpBlockTokens = 64;
+constexpr int64_t kDpBlockTokens = kernels::kKvBlockTokens;
 
 // What the front door knows of one rank's load: its last reported status plus what it has
 // assigned since (so a burst of requests spreads before the next report arrives).
