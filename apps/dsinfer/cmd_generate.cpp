@@ -38,7 +38,6 @@ int run(Args& args) {
   const GroupFlags group_flags_ = group_flags(args, opt);
   args.finish();
   RankContext rank(args);
-  check_speculative_alone(draft_tokens, rank.size());
   check(prompt.has_value() != tokens.has_value(), "give exactly one of --prompt TEXT or --tokens IDS");
   check(!chat || prompt, "--chat needs --prompt");
 

@@ -82,7 +82,6 @@ int run(Args& args) {
   ac.gpus = args.get_double("gpus", ac.gpus, 0, 1e9);
   args.finish();
   RankContext rank(args);
-  check_speculative_alone(eo.draft_tokens, rank.size());
   so.http.limits.max_body_bytes = size_t(body_mb * (1 << 20));
   so.http.worker_threads = int(http_threads);
   so.http.max_connections = size_t(max_connections);

@@ -22,10 +22,5 @@ inline int speculative_draft_tokens(Args& args) {
   return mode == "mtp" ? int(k) : 0;
 }
 
-// Refused before any rank loads a model: the engine would refuse it after (engine.cpp).
-inline void check_speculative_alone(int draft_tokens, int ranks) {
-  check(draft_tokens == 0 || ranks == 1, "--speculative mtp does not run in an expert-parallel group yet (", ranks,
-        " ranks were started): run one process, or drop --speculative");
-}
 
 }  // namespace dsinfer::app

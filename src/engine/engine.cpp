@@ -27,8 +27,6 @@ Engine::Engine(std::unique_ptr<model::DeepSeekModel> model, tokenizer::Tokenizer
   check(options_.max_queued >= 1, "--max-queued-requests must be at least 1");
   check(options_.draft_tokens >= 0 && options_.draft_tokens <= EngineOptions::kMaxDraftTokens,
         "--draft-tokens must be between 1 and ", EngineOptions::kMaxDraftTokens, ", got ", options_.draft_tokens);
-  check(options_.draft_tokens == 0 || !grouped(),
-        "speculative decoding with MTP does not run in an expert-parallel group yet (drop --speculative)");
   eos_id_ = tokenizer_.eos_id() >= 0 ? tokenizer_.eos_id() : int32_t(cfg.eos_token_id);
   // DeepSeek pads the model's vocabulary past the tokenizer's; padded ids have no text and are
   // never sampled (the sampler only sees the first `vocab` logits of each row).
@@ -209,6 +207,15 @@ EngineMetrics Engine::metrics() const {
   // lock (thread-safe), and copying them (strings included) would cost each step an allocation.
   // disk_ is set before the constructor returns and lives as long as the engine.
   if (disk_) m.kv_disk = disk_->metrics();
+  if (!m.ranks.empty()) {  // rank 0 of a group: speculative decoding's counters are the group's
+    m.mtp_drafted = m.mtp_accepted = m.mtp_verify_steps = m.mtp_emitted = 0;
+    for (const RankGauges& g : m.ranks) {
+      m.mtp_drafted += g.mtp_drafted;
+      m.mtp_accepted += g.mtp_accepted;
+      m.mtp_verify_steps += g.mtp_verify_steps;
+      m.mtp_emitted += g.mtp_emitted;
+    }
+  }
   return m;
 }
 
@@ -415,7 +422,10 @@ void Engine::step() {
   if (step_.chunks.empty()) {
     // A rank of a group steps with the others even with nothing to run: its MoE layers take part
     // in every dispatch and combine with an empty batch.
-    if (grouped()) runner_->run(step_);
+    if (grouped()) {
+      runner_->run(step_);
+      if (drafter_) drafter_->run(true);  // and in every pass of the MTP module's MoE layer
+    }
     // Nothing fits although nothing else runs: the head of the queue can never be served.
     if (scheduler_->num_running() == 0 && scheduler_->num_waiting() > 0) {
       const char* why = "no KV blocks for the next waiting request although nothing is running";

@@ -171,6 +171,10 @@ bool Engine::exchange_status() {
     std::lock_guard lock(metrics_mu_);
     g.steps = metrics_.steps;
     g.step_tokens = metrics_.step_tokens;
+    g.mtp_drafted = metrics_.mtp_drafted;
+    g.mtp_accepted = metrics_.mtp_accepted;
+    g.mtp_verify_steps = metrics_.mtp_verify_steps;
+    g.mtp_emitted = metrics_.mtp_emitted;
   }
   if (boundary_) g.expert_rows = boundary_->expert_rows();
   std::vector<RankStatus> all(size_t(group_->size()));

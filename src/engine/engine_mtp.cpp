@@ -29,7 +29,7 @@ void Engine::run_drafter() {
     drafter_->add(seq, from, n, runner_->first_token(i), decode, max_drafts);
   }
   const double t0 = now_seconds();
-  drafter_->run();
+  drafter_->run(grouped());
   {
     std::lock_guard lock(metrics_mu_);
     metrics_.mtp_seconds += now_seconds() - t0;

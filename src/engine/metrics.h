@@ -39,6 +39,7 @@ struct RankGauges {
   int64_t prefill_tokens = 0;  // prompt tokens still to prefill
   uint64_t steps = 0, step_tokens = 0;  // forward steps, and tokens (prompt and generated) fed to them
   uint64_t expert_rows = 0;             // (token, expert) rows its routed experts computed
+  uint64_t mtp_drafted = 0, mtp_accepted = 0, mtp_verify_steps = 0, mtp_emitted = 0;  // EngineMetrics'
 };
 
 struct EngineMetrics {

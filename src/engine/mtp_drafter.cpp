@@ -38,9 +38,9 @@ void MtpDrafter::add(Sequence& seq, int64_t from, int64_t n, int64_t main_row, b
   drafting_.push_back({&seq, last, from + n - 1, max_drafts});
 }
 
-void MtpDrafter::run() {
+void MtpDrafter::run(bool lockstep) {
   // Pass 1 over every row added; then pass j drafts token j from pass j - 1's state and draft.
-  for (int pass = 1; !batch_.tokens.empty(); ++pass) {
+  for (int pass = 1; lockstep || !batch_.tokens.empty(); ++pass) {
     const size_t rows = batch_.logits_rows.size();
     if (rows * size_t(row_stride_) > logits_.size()) logits_.resize(rows * size_t(row_stride_));
     model_.forward_mtp(batch_, source_rows_.data(), cache_, logits_.data());

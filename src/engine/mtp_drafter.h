@@ -46,7 +46,9 @@ class MtpDrafter {
   // tokens after seq.tokens.back() into seq.drafts.
   void add(Sequence& seq, int64_t from, int64_t n, int64_t main_row, bool decode, int64_t max_drafts);
   // Runs the module over every row added (its KV layer written) and sets the drafts; then clears.
-  void run();
+  // lockstep (a rank of an expert-parallel group): all k passes run, empty ones included, so
+  // every rank's pass meets the others' in the module's MoE layer.
+  void run(bool lockstep = false);
   bool empty() const { return batch_.tokens.empty(); }
 
  private:

@@ -35,8 +35,9 @@ ExpertParallelMoe::ExpertParallelMoe(Communicator& comm, ExpertPlacement placeme
       shard_.first_moe_layer = int(l);
       break;
     }
-  shard_.layers.resize(size_t(cfg.num_hidden_layers));
-  shard_.weight_dtype.assign(size_t(cfg.num_hidden_layers), DType::kBF16);
+  shard_.main_layers = int(cfg.num_hidden_layers);
+  shard_.layers.resize(size_t(shard_.placement.num_layers()));  // the MTP module's too
+  shard_.weight_dtype.assign(size_t(shard_.placement.num_layers()), DType::kBF16);
 }
 
 void ExpertParallelMoe::prepare(const model::ModelWeights& weights,
@@ -85,8 +86,9 @@ void DispatchCall::begin(const model::MoeInput& in) {
   in_ = in;
   computed_ = false;
   const ExpertParallelOptions& o = s_.options;
-  if (in.layer == s_.first_moe_layer) {
-    // One agreement per step and micro-batch: every rank must take the same branch in every layer.
+  if (in.layer == s_.first_moe_layer || in.layer >= s_.main_layers) {
+    // One agreement per step and micro-batch, and per pass of the MTP module (its rows are not
+    // the step's): every rank must take the same branch in every layer.
     if (o.mode == DispatchMode::kNormal) {
       low_latency_ = false;
     } else {

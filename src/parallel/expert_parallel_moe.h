@@ -72,6 +72,7 @@ struct ExpertShard {
   ExpertParallelOptions options;
   int64_t hidden = 0;
   int first_moe_layer = -1;
+  int main_layers = 0;  // model layers from here on are the MTP module's
   std::vector<model::PackedExperts> layers;  // this rank's slots, per model layer
   std::vector<DType> weight_dtype;           // per model layer
   model::GroupedExperts experts;             // GEMM scratch (one call computes at a time)

@@ -36,6 +36,7 @@ ExpertPlacement ExpertPlacement::contiguous(const model::ModelConfig& cfg, int n
     for (int32_t e = 0; e < int32_t(n); ++e) L.phy2log.push_back(e);
     p.index_layer(L);
   }
+  p.place_mtp_layers(cfg);
   return p;
 }
 
@@ -88,7 +89,22 @@ ExpertPlacement ExpertPlacement::from_phy2log(const std::vector<std::vector<int3
     for (int e = 0; e < p.num_logical_; ++e) check(seen[size_t(e)], what, ": phy2log[", i, "] places no replica of expert ", e);
     p.index_layer(L);
   }
+  p.place_mtp_layers(cfg);
   return p;
+}
+
+void ExpertPlacement::place_mtp_layers(const model::ModelConfig& cfg) {
+  // The MTP module's block (model layer num_hidden_layers on) routes like any MoE layer, but
+  // EPLB's loads and plans cover the main model only: its slot s holds expert s mod n_routed,
+  // a placement that depends on nothing a plan changes, so a rebalance never moves its experts.
+  main_layers_ = int(cfg.num_hidden_layers);
+  layers_.resize(size_t(cfg.num_hidden_layers + cfg.num_nextn_predict_layers));
+  for (int64_t l = cfg.num_hidden_layers; l < int64_t(layers_.size()); ++l) {
+    if (!cfg.is_moe_layer(l) || slots_per_rank_ == 0) continue;
+    Layer& L = layers_[size_t(l)];
+    for (int s = 0; s < num_slots(); ++s) L.phy2log.push_back(int32_t(s % num_logical_));
+    index_layer(L);
+  }
 }
 
 ExpertPlacement ExpertPlacement::from_load(const ExpertLoad& load, const model::ModelConfig& cfg, int num_ranks,
@@ -109,7 +125,8 @@ ExpertPlacement ExpertPlacement::from_load(const ExpertLoad& load, const model::
 double ExpertPlacement::rank_max_over_mean(const ExpertLoad& load) const {
   double sum = 0;
   int layers = 0;
-  for (const Layer& L : layers_) {
+  for (int l = 0; l < main_layers_; ++l) {  // the MTP module's layers are not EPLB's
+    const Layer& L = layers_[size_t(l)];
     if (L.phy2log.empty()) continue;
     check(layers < load.num_layers && load.num_experts == num_logical_, "an expert load of ", load.num_layers, " x ",
           load.num_experts, " does not fit this placement");

@@ -43,6 +43,8 @@ class ExpertPlacement {
   double rank_max_over_mean(const ExpertLoad& load) const;
   bool operator==(const ExpertPlacement& o) const;
 
+  // Model layers placed: the main model's, then the MTP module's (place_mtp_layers).
+  int num_layers() const { return int(layers_.size()); }
   int num_ranks() const { return num_ranks_; }
   int slots_per_rank() const { return slots_per_rank_; }
   int num_slots() const { return num_ranks_ * slots_per_rank_; }
@@ -72,9 +74,11 @@ class ExpertPlacement {
     std::vector<int32_t> replicas;        // slots of each logical expert, ascending
   };
   int num_ranks_ = 1, slots_per_rank_ = 0, num_logical_ = 0;
-  std::vector<Layer> layers_;  // per model layer; dense layers empty
+  int main_layers_ = 0;        // the main model's layers; the MTP module's follow
+  std::vector<Layer> layers_;  // per model layer, the MTP module's included; dense layers empty
 
   void index_layer(Layer& L) const;
+  void place_mtp_layers(const model::ModelConfig& cfg);
 };
 
 }  // namespace dsinfer::parallel

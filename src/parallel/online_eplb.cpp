@@ -348,6 +348,9 @@ void OnlineEplb::switch_placement() {
     for (auto [to, from] : copies) slots[size_t(to)] = slots[size_t(from)].copy();
     for (model::PackedMlp& e : slots) layers[size_t(l)].add(std::move(e));
   }
+  // Layers EPLB does not place (the MTP module's) keep their experts where they are.
+  for (size_t l = 0; l < old.size(); ++l)
+    if (layers[l].empty()) layers[l] = std::move(old[l]);
   // Every rank knows the whole move list: the group's totals need no message.
   uint64_t bytes = 0;
   for (const Move& m : moves_) bytes += uint64_t(layers[size_t(m.layer)].experts[0].bytes());

@@ -8,7 +8,8 @@
    different checkpoints: every rank exits non-zero with a message naming the problem.
 3. Serving: greedy completions through `mpirun -np 2 dsinfer serve` equal one process's, sent
    concurrently they spread over both ranks (/metrics per rank), and SIGTERM to rank 0 drains
-   and stops the whole group with status 0.
+   and stops the whole group with status 0. With `--speculative mtp` (the demo model), generate
+   at -np 2 and 4 and serve at -np 2 give the tokens of one process without drafts.
 4. Faults: a rank that hangs (SIGSTOP) fails the group within --ep-timeout: the waiting client
    gets the error and every process exits; a rank that is killed ends the job in bounded time.
 """
@@ -144,10 +145,6 @@ def startup_refusals(a, work, model, other_model):
     # --ep-size must match the ranks started.
     r = run(mpirun(a, 2) + base + ["--model", model, "--ep-size", "4"])
     check(r.returncode != 0 and "--ep-size 4 but 2 ranks were started" in r.stderr, "--ep-size is checked against -np")
-    # Speculative decoding with MTP is one process's for now: refused on every rank, before loading.
-    r = run(mpirun(a, 2) + base + ["--model", model, "--speculative", "mtp"])
-    check(r.returncode != 0 and "--speculative mtp does not run in an expert-parallel group yet" in r.stderr,
-          "--speculative mtp is refused in a group, by name", r.stderr)
 
 
 class Server:
@@ -273,6 +270,60 @@ def serving(a, model):
         rc = group.p.wait(60)
         check(rc == 0 and any("dsinfer serve: stopped" in l for l in group.lines),
               f"SIGTERM to rank 0 drains and stops every rank, status 0 ({time.time() - t0:.1f} s, status {rc})")
+    finally:
+        group.stop()
+
+
+DEMO_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "assets", "demo-model")
+
+
+def speculative(a):
+    """MTP speculative decoding in a group: the module's MoE layer is expert-parallel too, every
+    rank runs each MTP pass (empty where it has no rows), and the tokens are those of one process
+    without drafts. On the trained demo model, whose drafts are mostly accepted, so the verify
+    path (accepted drafts, rolled-back rows) runs under dispatch and combine."""
+    def gen(n, extra):
+        cmd = [a.dsinfer, "generate", "--model", DEMO_MODEL, "--prompt", "The jury said that the city",
+               "--max-new-tokens", "40", "--json"] + extra
+        r = run((mpirun(a, n) if n > 1 else []) + cmd)
+        if r.returncode != 0:
+            print(r.stderr[-2000:])
+            return {}
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        out["moved"] = "online EPLB: moving" in r.stderr
+        return out
+    want = gen(1, [])["token_ids"]
+    # The last case rebalances while drafting: EPLB moves the main layers' experts, the MTP
+    # module's stay where they are (parallel/expert_placement.h).
+    for n, extra in [(2, []), (4, ["--draft-tokens", "2"]), (2, ["--draft-tokens", "3", "--ep-dispatch", "normal"]),
+                     (4, ["--expert-activations", "fp8", "--ep-dispatch", "low-latency"]),
+                     (2, ["--redundant-experts", "2", "--eplb-interval", "4"])]:
+        got = gen(n, ["--speculative", "mtp"] + extra)
+        if "--eplb-interval" in extra:
+            check(got.get("moved", False), "online EPLB moved experts while MTP drafted")
+        fp8 = "--expert-activations" in extra
+        base = gen(1, ["--expert-activations", "fp8"])["token_ids"] if fp8 else want
+        check(got.get("token_ids") == base and got.get("mtp_acceptance_rate", 0) > 0.3,
+              f"generate --speculative mtp {' '.join(extra)} under mpirun -np {n}: the tokens of one process "
+              f"without drafts (acceptance {got.get('mtp_acceptance_rate', 0):.2f}, "
+              f"{got.get('tokens_per_step', 0):.2f} tokens per step)")
+    alone = Server(a, DEMO_MODEL, 1)
+    try:
+        want = completions(alone, concurrent=False)
+    finally:
+        alone.p.send_signal(signal.SIGTERM)
+        alone.p.wait(60)
+    group = Server(a, DEMO_MODEL, 2, extra=["--speculative", "mtp"])
+    try:
+        got = completions(group)
+        check(got == want, "greedy completions through mpirun -np 2 serve --speculative mtp equal one process's "
+                           "without drafts (sent concurrently)")
+        metrics = group.get("/metrics")
+        steps = re.findall(r'dsinfer_rank_step_tokens_total\{model="tiny",rank="(\d)"\} (\S+)', metrics)
+        accepted = re.search(r'dsinfer_mtp_accepted_tokens_total\{model="tiny"\} (\S+)', metrics)
+        check(len(steps) == 2 and all(float(v) > 0 for _, v in steps) and accepted and float(accepted.group(1)) > 0,
+              f"both ranks computed, and rank 0's /metrics counts the group's accepted drafts "
+              f"({accepted.group(1) if accepted else 'none'})")
     finally:
         group.stop()
 
@@ -461,7 +512,7 @@ def main():
     ap.add_argument("--dsinfer", required=True)
     ap.add_argument("--mpiexec", required=True)
     ap.add_argument("--quick", action="store_true", help="bit-identity on tiny-v3 (BF16 and FP8) only")
-    ap.add_argument("--only", default="bits,redundancy,generate,startup,serving,faults,eplb",
+    ap.add_argument("--only", default="bits,redundancy,generate,startup,serving,speculative,faults,eplb",
                     help="comma-separated parts to run")
     ap.add_argument("--model", action="append", default=[],
                     help="check bit-identity on this checkpoint instead (e.g. bench-v3-small; FP8 if its name says fp8)")
@@ -495,6 +546,8 @@ def main():
             startup_refusals(a, work, models[0][1], other)
         if "serving" in parts:
             serving(a, models[0][1])
+        if "speculative" in parts:
+            speculative(a)
         if "faults" in parts:
             faults(a, models[0][1])
         if "eplb" in parts:
