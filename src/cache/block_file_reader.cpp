@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -40,13 +41,16 @@ struct BlockFileReader::Ring {};
 BlockFileReader::BlockFileReader(BlockIoBackend backend, bool direct_io) : backend_(backend), direct_io_(direct_io) {
   if (backend_ != BlockIoBackend::kUring) return;
 #ifndef DSINFER_HAVE_URING
-  log_warn("KV disk tier: built without liburing; reading with pread");
+  static std::atomic<bool> said{false};
+  if (!said.exchange(true)) log_warn("KV disk tier: built without liburing; reading with pread");
   backend_ = BlockIoBackend::kPread;
 #else
   auto ring = std::make_unique<Ring>();
   const int rc = io_uring_queue_init(kRingDepth, &ring->ring, 0);
   if (rc < 0) {
-    log_warn("KV disk tier: io_uring is not available here (", std::strerror(-rc), "); reading with pread");
+    static std::atomic<bool> said{false};  // every reader of every tier would say the same
+    if (!said.exchange(true))
+      log_warn("KV disk tier: io_uring is not available here (", std::strerror(-rc), "); reading with pread");
     backend_ = BlockIoBackend::kPread;
     return;
   }
@@ -64,8 +68,10 @@ bool BlockFileReader::open(BlockFileRead& f, int& error) {
   const bool direct = direct_io_ && !direct_refused_;
   f.fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
   if (f.fd < 0 && direct && errno == EINVAL) {
-    // tmpfs and some network file systems refuse O_DIRECT: read through the page cache there.
-    log_warn("KV disk tier: the file system refuses O_DIRECT; reading through the page cache");
+    // tmpfs and some network file systems refuse O_DIRECT: read through the page cache there
+    // (said once, not once per reader).
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true)) log_warn("KV disk tier: the file system refuses O_DIRECT; reading through the page cache");
     direct_refused_ = true;
     f.fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
   }

@@ -1,7 +1,7 @@
 // Reads whole block files of the disk tier in one batch: with io_uring (every read of a batch in
 // flight at once, one thread, no copy through the page cache when O_DIRECT is asked for) or, where
 // io_uring is unavailable (a container's seccomp profile often refuses it), with pread one file
-// after another. Used by the disk tier's reader thread only.
+// after another. Each of the disk tier's reader threads has its own.
 #pragma once
 
 #include <cstddef>

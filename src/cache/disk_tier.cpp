@@ -26,10 +26,12 @@ DiskTier::DiskTier(DiskTierOptions options, uint64_t fingerprint, const kernels:
     : options_(std::move(options)),
       format_(DiskBlockId::of(0, fingerprint, cache.spec)),
       cache_(cache),
-      on_load_(std::move(on_load)),
-      reader_(options_.backend, options_.direct_io) {
+      on_load_(std::move(on_load)) {
   check(!options_.dir.empty(), "the KV disk tier needs a directory");
   check(options_.capacity_bytes > 0, "the KV disk tier's capacity must be positive");
+  check(options_.reader_threads >= 1, "the KV disk tier needs at least one reader thread");
+  for (int i = 0; i < options_.reader_threads; ++i)
+    readers_.push_back(std::make_unique<BlockFileReader>(options_.backend, options_.direct_io));
   m_.capacity_bytes = options_.capacity_bytes;
   const std::string format_dir = options_.dir + "/" + disk_format_dirname(format_);
   std::error_code ec;
@@ -44,8 +46,9 @@ DiskTier::DiskTier(DiskTierOptions options, uint64_t fingerprint, const kernels:
   collect_garbage();  // the index of what is on disk, rebuilt from the directory
   log_info("KV disk tier: ", options_.dir, " (", m_.files, " block files, ", double(m_.bytes) / 1e9, " GB of ",
            options_.capacity_bytes / 1e9, " GB; ", present_.size(), " of this model and cache format), reads with ",
-           reader_.backend_name(), options_.direct_io ? " (O_DIRECT)" : "");
-  read_thread_ = std::thread([this] { read_loop(); });
+           readers_[0]->backend_name(), options_.direct_io ? " (O_DIRECT)" : "", " on ", readers_.size(), " threads");
+  probe_thread_ = std::thread([this] { probe_loop(); });
+  for (auto& r : readers_) read_threads_.emplace_back([this, reader = r.get()] { read_loop(*reader); });
   write_thread_ = std::thread([this] { write_loop(); });
   gc_thread_ = std::thread([this] { gc_loop(); });
 }
@@ -55,10 +58,12 @@ DiskTier::~DiskTier() {
     std::lock_guard lock(mu_);
     stop_ = true;
   }
+  probe_cv_.notify_all();
   read_cv_.notify_all();
   write_cv_.notify_all();
   gc_cv_.notify_all();
-  read_thread_.join();
+  probe_thread_.join();
+  for (std::thread& t : read_threads_) t.join();
   write_thread_.join();  // after the writes already queued: a graceful stop keeps them
   gc_thread_.join();
 }
@@ -77,7 +82,7 @@ uint64_t DiskTier::lookup(std::vector<uint64_t> keys, std::vector<int32_t> token
     ticket = next_ticket_++;
     lookups_.push_back({ticket, std::move(keys), std::move(tokens)});
   }
-  read_cv_.notify_one();
+  probe_cv_.notify_one();
   return ticket;
 }
 
@@ -134,19 +139,61 @@ DiskTierMetrics DiskTier::metrics() const {
   return m;
 }
 
-void DiskTier::read_loop() {
+void DiskTier::finish_lookup(DiskLoad load) {
+  {
+    std::lock_guard lock(mu_);
+    loads_.push_back(std::move(load));
+  }
+  if (on_load_) on_load_();
+}
+
+void DiskTier::probe_loop() {
+  // One stat per lookup, in the order asked: a prompt whose first block has no file (most new
+  // prompts) is answered here at once, never queued behind the readers' batches.
   for (;;) {
     LookupJob job;
     {
       std::unique_lock lock(mu_);
-      read_cv_.wait(lock, [&] { return stop_ || !lookups_.empty(); });
+      probe_cv_.wait(lock, [&] { return stop_ || !lookups_.empty(); });
       if (stop_) return;
       job = std::move(lookups_.front());
       lookups_.pop_front();
     }
+    struct stat st;
+    if (!job.keys.empty() && ::stat(path_of(job.keys[0]).c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      {
+        std::lock_guard lock(mu_);
+        reads_.push_back(std::move(job));
+      }
+      read_cv_.notify_one();
+      continue;
+    }
+    DiskLoad miss;
+    miss.ticket = job.ticket;
+    {
+      std::lock_guard lock(mu_);
+      ++m_.lookups;
+      m_.lookup_blocks += job.keys.size();
+      if (!job.keys.empty()) present_.erase(job.keys[0]);  // another instance's collector removed it
+    }
+    finish_lookup(std::move(miss));
+  }
+}
+
+void DiskTier::read_loop(BlockFileReader& reader) {
+  for (;;) {
+    LookupJob job;
+    {
+      std::unique_lock lock(mu_);
+      read_cv_.wait(lock, [&] { return stop_ || !reads_.empty(); });
+      if (stop_) return;
+      job = std::move(reads_.front());
+      reads_.pop_front();
+      if (reading_++ == 0) reading_since_ = now_seconds();
+    }
     DiskLoad load;
     try {
-      load = run_lookup(job);
+      load = run_lookup(reader, job);
     } catch (const std::exception& e) {
       // Out of memory for the buffers, most likely: this lookup misses, the tier goes on.
       log_warn("KV disk tier: a lookup failed: ", e.what());
@@ -154,29 +201,37 @@ void DiskTier::read_loop() {
     }
     load.ticket = job.ticket;
     {
+      // The time any reader was busy, not the sum of theirs: bytes over it is the tier's rate.
       std::lock_guard lock(mu_);
-      loads_.push_back(std::move(load));
+      if (--reading_ == 0) m_.read_seconds += now_seconds() - reading_since_;
     }
-    if (on_load_) on_load_();
+    finish_lookup(std::move(load));
   }
 }
 
-DiskLoad DiskTier::run_lookup(const LookupJob& job) {
-  if (options_.read_delay_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(options_.read_delay_s));
-  const double start = now_seconds();
+DiskLoad DiskTier::run_lookup(BlockFileReader& reader, const LookupJob& job) {
+  if (options_.lookup_hook) options_.lookup_hook(DiskLookupStage::kProbed);
   std::vector<BlockFileRead> files;
   files.reserve(job.keys.size());
+  std::vector<uint64_t> gone;  // keys whose files are not (or no longer) in the directory
   // Open in chain order up to the first block that is not there: a block is useless without its
   // parent, so nothing past a miss is read.
   for (uint64_t key : job.keys) {
     BlockFileRead f;
     f.path = path_of(key);
     int error = 0;
-    if (!reader_.open(f, error)) {
-      if (error != ENOENT) log_debug("KV disk tier: cannot open ", f.path, ": ", std::strerror(error));
+    if (!reader.open(f, error)) {
+      if (error == ENOENT) gone.push_back(key);
+      else log_debug("KV disk tier: cannot open ", f.path, ": ", std::strerror(error));
       break;
     }
     files.push_back(std::move(f));
+  }
+  if (!files.empty()) {
+    // An open file stays readable whoever removes it now (POSIX): what is read is what was opened.
+    if (options_.lookup_hook) options_.lookup_hook(DiskLookupStage::kOpened);
+    if (options_.read_delay_s > 0)
+      std::this_thread::sleep_for(std::chrono::duration<double>(options_.read_delay_s * double(files.size())));
   }
   {
     std::lock_guard lock(mu_);
@@ -187,7 +242,7 @@ DiskLoad DiskTier::run_lookup(const LookupJob& job) {
       spare_bytes_ -= f.data.capacity();
     }
   }
-  reader_.read(files);
+  reader.read(files);
   DiskLoad load;
   uint64_t bytes = 0, bad = 0, collisions = 0;
   for (size_t i = 0; i < files.size(); ++i) {
@@ -231,8 +286,8 @@ DiskLoad DiskTier::run_lookup(const LookupJob& job) {
   m_.bad_blocks += bad;
   m_.collisions += collisions;
   m_.read_bytes += bytes;
-  m_.read_seconds += now_seconds() - start;
   for (uint64_t k : load.keys) present_.insert(k);
+  for (uint64_t k : gone) present_.erase(k);
   return load;
 }
 

@@ -12,7 +12,7 @@ struct DiskTierMetrics {
   // failed verification (removed) or held another prompt (a key collision).
   uint64_t lookups = 0, lookup_blocks = 0, hit_blocks = 0, bad_blocks = 0, collisions = 0;
   uint64_t read_bytes = 0;
-  double read_seconds = 0;  // wall time of the reader's batches (open, read, verify)
+  double read_seconds = 0;  // wall time while any reader was busy (open, read, verify)
   // Write-through: blocks written, found already on disk (another instance or an earlier run
   // wrote them), skipped (queue full or the tier read-only) and failed.
   uint64_t written_blocks = 0, written_bytes = 0, already_present = 0, skipped_writes = 0, write_errors = 0;

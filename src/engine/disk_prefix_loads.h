@@ -22,21 +22,23 @@
 namespace dsinfer::engine {
 
 // The tier's options from the engine's, and two knobs from the environment for tests and
-// benchmarks: DSINFER_KV_DISK_IO=pread (no io_uring) and DSINFER_KV_DISK_READ_DELAY_MS (every
-// lookup waits that long first, as on a slow shared file system).
+// benchmarks: DSINFER_KV_DISK_IO=pread (no io_uring) and DSINFER_KV_DISK_READ_DELAY_MS (a lookup
+// waits that long per block file it opened before reading, as on a slow shared file system; a
+// lookup that finds no file waits for nothing).
 cache::DiskTierOptions disk_tier_options(const EngineOptions& options);
 
 class DiskPrefixLoads {
  public:
-  // `wake`: called (from the tier's reader thread) when a lookup finished, so the step loop looks.
+  // `wake`: called (from one of the tier's threads) when a lookup finished, so the step loop looks.
   DiskPrefixLoads(cache::DiskTierOptions options, cache::BlockManager& blocks, uint64_t fingerprint,
                   const kernels::KvCacheView& cache, std::function<void()> wake);
   ~DiskPrefixLoads();
 
   // True when part of seq's prompt may be on disk: it waits here until poll() hands it back.
   bool start(Sequence& seq);
-  // Sequences whose lookups finished, their blocks loaded into the RAM index, in the order they
-  // came; seq->disk_hit_tokens says how many prompt tokens the disk gave.
+  // Sequences whose lookups finished, their blocks loaded into the RAM index (lookups finish out of
+  // order: a miss or a quick hit passes a slow read; those finished together come in the order
+  // they came); seq->disk_hit_tokens says how many prompt tokens the disk gave.
   void poll(std::vector<Sequence*>& ready);
   // seq ends before its lookup came back (cancelled): its result is dropped.
   void forget(const Sequence& seq);

@@ -77,7 +77,7 @@ void write_disk_tier(Writer& w, const cache::DiskTierMetrics& d) {
   w.counter("dsinfer_kv_disk_collisions_total", "Block files of another prompt under the same key (a miss).",
             double(d.collisions));
   w.counter("dsinfer_kv_disk_read_bytes_total", "Bytes of block files read and verified.", double(d.read_bytes));
-  w.counter("dsinfer_kv_disk_read_seconds_total", "Wall time of the disk tier's lookups (open, read, verify).",
+  w.counter("dsinfer_kv_disk_read_seconds_total", "Wall time while any of the disk tier's readers was busy (open, read, verify).",
             d.read_seconds);
   w.gauge("dsinfer_kv_disk_read_gbps", "Disk tier read throughput since start (GB/s of lookup wall time).",
           d.read_seconds > 0 ? double(d.read_bytes) / d.read_seconds / 1e9 : 0.0);

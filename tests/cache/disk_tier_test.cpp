@@ -1,6 +1,7 @@
 // The disk tier on its own: write-through, lookups in chain order, verification (a bad file is a
 // miss and is removed), sharing between tiers on one directory, the index rebuilt after a
-// restart, the collector, and a directory that cannot be written. Every test runs with io_uring
+// restart, the collector, lookups that do not wait for each other, and a directory that cannot
+// be written. Every test runs with io_uring
 // and with pread.
 #include "cache/disk_tier.h"
 
@@ -11,9 +12,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "base/timer.h"
@@ -94,6 +97,60 @@ DiskLoad look_up(DiskTier& tier, uint64_t key0, int n) {
     tokens.insert(tokens.end(), t.begin(), t.end());
   }
   return look_up(tier, keys, tokens);
+}
+
+// Holds the first lookup that reaches `stage` (DiskTierOptions::lookup_hook) until released;
+// every other lookup passes.
+struct LookupGate {
+  DiskLookupStage stage;
+  std::atomic<bool> armed{true};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool arrived = false, released = false;
+  explicit LookupGate(DiskLookupStage s) : stage(s) {}
+  void pass(DiskLookupStage s) {
+    if (s != stage || !armed.exchange(false)) return;
+    std::unique_lock lock(mu);
+    arrived = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return released; });
+  }
+  bool wait_arrived() {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(10), [&] { return arrived; });
+  }
+  void release() {
+    std::lock_guard lock(mu);
+    released = true;
+    cv.notify_all();
+  }
+};
+
+// The loads of `tier` until one with `ticket` came (kept in `loads`, the others too).
+bool wait_for_load(DiskTier& tier, uint64_t ticket, std::vector<DiskLoad>& loads) {
+  return eventually([&] {
+    tier.take_loads(loads);
+    for (const DiskLoad& l : loads)
+      if (l.ticket == ticket) return true;
+    return false;
+  });
+}
+
+const DiskLoad* load_of(const std::vector<DiskLoad>& loads, uint64_t ticket) {
+  for (const DiskLoad& l : loads)
+    if (l.ticket == ticket) return &l;
+  return nullptr;
+}
+
+// Keys key0.. and their tokens, as look_up takes them.
+std::pair<std::vector<uint64_t>, std::vector<int32_t>> chain(uint64_t key0, int n) {
+  std::pair<std::vector<uint64_t>, std::vector<int32_t>> c;
+  for (int b = 0; b < n; ++b) {
+    c.first.push_back(key0 + uint64_t(b));
+    const auto t = tokens_of(b);
+    c.second.insert(c.second.end(), t.begin(), t.end());
+  }
+  return c;
 }
 
 TEST_P(DiskTierTest, WrittenBlocksAreFoundVerifiedAndLoadedByAnotherTierOnTheDirectory) {
@@ -222,6 +279,42 @@ TEST_P(DiskTierTest, TheCollectorRemovesTheLeastRecentlyUsedPastTheCapacityAndEx
   EXPECT_FALSE(fs::exists(path(602)));
   EXPECT_TRUE(fs::exists(path(605)));
   EXPECT_TRUE(fs::exists(path(606)));
+}
+
+TEST_P(DiskTierTest, ALookupHeldInItsReadHoldsUpNeitherAMissNorAnotherHit) {
+  Dir dir("concurrent");
+  Pool src(DType::kBF16, 29);
+  {
+    DiskTier writer(options(dir.path), kFingerprint, src.view, nullptr);
+    store_all(writer, 900, 3);
+  }
+  LookupGate gate(DiskLookupStage::kOpened);
+  DiskTierOptions o = options(dir.path);
+  o.lookup_hook = [&](DiskLookupStage s) { gate.pass(s); };
+  DiskTier tier(o, kFingerprint, src.view, nullptr);
+  const auto [slow_keys, slow_tokens] = chain(900, 2);
+  const uint64_t slow = tier.lookup(slow_keys, slow_tokens);
+  ASSERT_TRUE(gate.wait_arrived());
+  // While the first lookup's read cannot finish: a prompt with nothing on disk is answered (by
+  // the probe, before any reader), and a hit on another block is read by another reader.
+  std::vector<DiskLoad> loads;
+  const auto [miss_keys, miss_tokens] = chain(950, 2);
+  const uint64_t miss = tier.lookup(miss_keys, miss_tokens);
+  EXPECT_TRUE(wait_for_load(tier, miss, loads)) << "a miss waited for a read";
+  const uint64_t hit = tier.lookup({902}, tokens_of(2));
+  EXPECT_TRUE(wait_for_load(tier, hit, loads)) << "a hit waited for another lookup's read";
+  EXPECT_EQ(load_of(loads, slow), nullptr);
+  gate.release();
+  ASSERT_TRUE(wait_for_load(tier, slow, loads));
+  ASSERT_NE(load_of(loads, miss), nullptr);
+  EXPECT_EQ(load_of(loads, miss)->keys.size(), 0u);
+  ASSERT_NE(load_of(loads, hit), nullptr);
+  EXPECT_EQ(load_of(loads, hit)->keys, std::vector<uint64_t>({902}));
+  EXPECT_EQ(load_of(loads, slow)->keys, slow_keys);
+  const DiskTierMetrics m = tier.metrics();
+  EXPECT_EQ(m.lookups, 3u);
+  EXPECT_EQ(m.lookup_blocks, 5u);
+  EXPECT_EQ(m.hit_blocks, 3u);
 }
 
 TEST_P(DiskTierTest, ADirectoryThatCannotBeWrittenLeavesTheTierReadOnlyAndCounted) {

@@ -1,6 +1,7 @@
 // The engine with the prefix cache's disk tier: a prompt computed by one engine is a disk hit for
 // the next on the same directory, with the very same output; a lookup that takes long holds up
-// no other request; a corrupt block is recomputed; a request cancelled while its lookup runs ends
+// no other request (one with nothing to look up, one whose blocks are not on disk, a quicker
+// hit); a corrupt block is recomputed; a request cancelled while its lookup runs ends
 // at once.
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "base/timer.h"
 #include "cache/block_hash.h"
@@ -44,6 +46,16 @@ Outcome run(RequestStream& s, double timeout_s = 60) {
   o.finish_time = now_seconds();
   o.usage = s.usage();
   return o;
+}
+
+// Drains every stream at once, each on a thread of its own, so that a first-token time is when
+// the token came, not when the test got round to that stream.
+std::vector<Outcome> run_together(const std::vector<std::shared_ptr<RequestStream>>& streams) {
+  std::vector<Outcome> out(streams.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < streams.size(); ++i) threads.emplace_back([&, i] { out[i] = run(*streams[i]); });
+  for (std::thread& t : threads) t.join();
+  return out;
 }
 
 SamplingParams greedy(int64_t max_tokens) {
@@ -117,21 +129,73 @@ TEST_F(DiskEngineTest, APromptComputedBeforeARestartIsADiskHitWithTheSameOutput)
 TEST_F(DiskEngineTest, ASlowLookupHoldsUpNoOtherRequest) {
   const auto p = prompt_of(2 * 64 + 10, 2);
   { run(*engine()->submit(p, greedy(2))); }
-  ::setenv("DSINFER_KV_DISK_READ_DELAY_MS", "1500", 1);
+  ::setenv("DSINFER_KV_DISK_READ_DELAY_MS", "750", 1);  // per block file: 1.5 s
   auto e = engine();
   auto slow = e->submit(p, greedy(2));
   auto quick = e->submit(prompt_of(40, 3), greedy(2));  // no full block: no lookup
-  const Outcome q = run(*quick);
-  const Outcome s = run(*slow);
+  const auto both = run_together({quick, slow});
+  const Outcome& q = both[0];
+  const Outcome& s = both[1];
   EXPECT_LT(q.finish_time, s.first_token_time) << "the request behind the slow lookup finished first";
   EXPECT_EQ(s.usage.disk_cached_tokens, 128);
+}
+
+TEST_F(DiskEngineTest, APromptWhoseBlocksAreNotOnDiskIsNotHeldUpByASlowLookup) {
+  // B has full blocks, so it is looked up too, but none of them is on disk: its lookup is
+  // answered at once, not after A's read.
+  const auto a = prompt_of(2 * 64 + 10, 6);
+  const auto b = prompt_of(2 * 64 + 10, 7);
+  { run(*engine()->submit(a, greedy(2))); }
+  ASSERT_EQ(files().size(), 2u) << "A's two blocks only";
+  ::setenv("DSINFER_KV_DISK_READ_DELAY_MS", "750", 1);  // per block file: A's read takes 1.5 s
+  auto e = engine();
+  auto slow = e->submit(a, greedy(2));
+  auto miss = e->submit(b, greedy(2));
+  const auto both = run_together({slow, miss});
+  const Outcome& s = both[0];
+  const Outcome& m = both[1];
+  EXPECT_LT(m.first_token_time, s.first_token_time) << "B's lookup finds nothing: it waits for no read";
+  EXPECT_EQ(s.usage.disk_cached_tokens, 128);
+  EXPECT_EQ(m.usage.cached_tokens, 0);
+  const EngineMetrics metrics = e->metrics();
+  EXPECT_EQ(metrics.kv_disk->lookups, 2u);
+  EXPECT_EQ(metrics.kv_disk->hit_blocks, 2u);
+  EXPECT_EQ(metrics.kv_disk->bad_blocks, 0u);
+}
+
+TEST_F(DiskEngineTest, AQuickDiskHitIsNotHeldUpByASlowerOne) {
+  // Both on disk; A reads four block files, B one: lookups run concurrently, so B's hit comes
+  // back (and B starts) while A's read is still going.
+  const auto a = prompt_of(4 * 64 + 10, 8);
+  const auto b = prompt_of(64 + 10, 9);
+  Outcome a_cold, b_cold;
+  {
+    auto e = engine();
+    a_cold = run(*e->submit(a, greedy(2)));
+    b_cold = run(*e->submit(b, greedy(2)));
+  }
+  ASSERT_EQ(files().size(), 5u);
+  ::setenv("DSINFER_KV_DISK_READ_DELAY_MS", "400", 1);  // per block file: A 1.6 s, B 0.4 s
+  auto e = engine();
+  auto slow = e->submit(a, greedy(2));
+  auto quick = e->submit(b, greedy(2));
+  const auto both = run_together({slow, quick});
+  const Outcome& s = both[0];
+  const Outcome& q = both[1];
+  EXPECT_LT(q.first_token_time, s.first_token_time) << "B's one-block read passed A's four-block one";
+  EXPECT_EQ(s.usage.disk_cached_tokens, 256);
+  EXPECT_EQ(q.usage.disk_cached_tokens, 64);
+  EXPECT_EQ(s.tokens, a_cold.tokens);
+  EXPECT_EQ(q.tokens, b_cold.tokens);
+  EXPECT_EQ(s.logprobs, a_cold.logprobs);
+  EXPECT_EQ(q.logprobs, b_cold.logprobs);
 }
 
 TEST_F(DiskEngineTest, ACancelDuringTheLookupEndsTheRequestAndTheEngineGoesOn) {
   const auto p = prompt_of(2 * 64 + 10, 4);
   Outcome cold;
   { cold = run(*engine()->submit(p, greedy(3))); }
-  ::setenv("DSINFER_KV_DISK_READ_DELAY_MS", "500", 1);
+  ::setenv("DSINFER_KV_DISK_READ_DELAY_MS", "250", 1);  // per block file: 0.5 s
   auto e = engine();
   auto s = e->submit(p, greedy(3));
   e->cancel(s);
