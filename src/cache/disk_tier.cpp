@@ -259,8 +259,12 @@ DiskLoad DiskTier::run_lookup(BlockFileReader& reader, const LookupJob& job) {
         ++collisions;
       } else {
         ++bad;
-        // Removed (and forgotten) so that the next computation of this block writes it again.
-        if (f.error == 0) ::unlink(f.path.c_str());
+        // Removed (and forgotten) so that the next computation of this block writes it again;
+        // only if the name still holds the file read (another instance may have replaced it).
+        struct stat read_st, now_st;
+        if (f.error == 0 && ::fstat(f.fd, &read_st) == 0 && ::stat(f.path.c_str(), &now_st) == 0 &&
+            read_st.st_ino == now_st.st_ino && read_st.st_dev == now_st.st_dev)
+          ::unlink(f.path.c_str());
         uint64_t seen;
         {
           std::lock_guard lock(mu_);
@@ -274,6 +278,10 @@ DiskLoad DiskTier::run_lookup(BlockFileReader& reader, const LookupJob& job) {
       break;
     }
     ::futimens(f.fd, nullptr);  // used now: the collectors of every instance see it as recent
+    // Removed since it was opened (a collector): its bytes are sound and used, but it is no
+    // longer on disk, so a recomputation of the block writes it again.
+    struct stat st;
+    if (::fstat(f.fd, &st) == 0 && st.st_nlink == 0) gone.push_back(id.key);
     bytes += f.size;
     load.keys.push_back(id.key);
     load.files.push_back(std::move(f.data));

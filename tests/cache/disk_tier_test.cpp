@@ -1,7 +1,7 @@
 // The disk tier on its own: write-through, lookups in chain order, verification (a bad file is a
 // miss and is removed), sharing between tiers on one directory, the index rebuilt after a
-// restart, the collector, lookups that do not wait for each other, and a directory that cannot
-// be written. Every test runs with io_uring
+// restart, the collector (also another instance's, removing files a lookup is reading), lookups
+// that do not wait for each other, and a directory that cannot be written. Every test runs with io_uring
 // and with pread.
 #include "cache/disk_tier.h"
 
@@ -315,6 +315,64 @@ TEST_P(DiskTierTest, ALookupHeldInItsReadHoldsUpNeitherAMissNorAnotherHit) {
   EXPECT_EQ(m.lookups, 3u);
   EXPECT_EQ(m.lookup_blocks, 5u);
   EXPECT_EQ(m.hit_blocks, 3u);
+}
+
+TEST_P(DiskTierTest, AnotherInstancesCollectorRemovingFilesDuringALookupNeverGivesWrongRows) {
+  Dir dir("gc-while-reading");
+  Pool src(DType::kBF16, 23), dst(DType::kBF16, 0);
+  // Instance B collects with no room at all: each of its collections removes every block file.
+  DiskTierOptions ob = options(dir.path);
+  ob.capacity_bytes = 1;
+  ob.gc_interval_s = 3600;
+  DiskTier b(ob, kFingerprint, src.view, nullptr);
+  const int64_t file = int64_t(disk_block_bytes(DiskBlockId::of(1, kFingerprint, src.spec)));
+  const auto [keys, tokens] = chain(800, 3);
+  for (DiskLookupStage stage : {DiskLookupStage::kOpened, DiskLookupStage::kProbed}) {
+    SCOPED_TRACE(stage == DiskLookupStage::kOpened ? "removed after A opened the files" : "removed before A opened them");
+    {
+      DiskTier writer(options(dir.path), kFingerprint, src.view, nullptr);
+      store_all(writer, 800, 3);
+    }
+    LookupGate gate(stage);
+    DiskTierOptions oa = options(dir.path);
+    oa.lookup_hook = [&](DiskLookupStage s) { gate.pass(s); };
+    DiskTier a(oa, kFingerprint, dst.view, nullptr);
+    const uint64_t ticket = a.lookup(keys, tokens);
+    ASSERT_TRUE(gate.wait_arrived());
+    const uint64_t removed_before = b.metrics().gc_removed_files;
+    b.collect_garbage();
+    EXPECT_EQ(b.metrics().gc_removed_files - removed_before, 3u);
+    for (uint64_t k : keys) EXPECT_FALSE(fs::exists(block_file(dir, src, k)));
+    gate.release();
+    std::vector<DiskLoad> loads;
+    ASSERT_TRUE(wait_for_load(a, ticket, loads));
+    const DiskLoad& load = *load_of(loads, ticket);
+    if (stage == DiskLookupStage::kOpened) {
+      // POSIX: an open file outlives its name. The blocks are read whole and verified.
+      ASSERT_EQ(load.keys, keys);
+      std::fill(dst.bytes.begin(), dst.bytes.end(), 0);
+      for (size_t i = 0; i < 3; ++i) {
+        a.copy_rows(load, i, int32_t(i));
+        EXPECT_EQ(dst.block(int32_t(i)), src.block(int32_t(i))) << "block " << i;
+      }
+      EXPECT_EQ(a.metrics().read_bytes, uint64_t(3 * file));
+      // Read after their removal, so not on disk: a recomputation writes them again.
+      EXPECT_TRUE(a.store(800, tokens_of(0).data(), 0)) << "a removed block is not taken for present";
+      std::vector<int32_t> stored;
+      ASSERT_TRUE(eventually([&] {
+        a.take_stored(stored);
+        return !stored.empty();
+      }));
+      fs::remove(block_file(dir, src, 800));
+    } else {
+      EXPECT_EQ(load.keys.size(), 0u) << "found gone when opened: a clean miss";
+    }
+    EXPECT_EQ(a.metrics().bad_blocks, 0u) << "a removed file is never a bad block";
+    // Afterwards: a clean miss.
+    EXPECT_EQ(look_up(a, keys, tokens).keys.size(), 0u);
+    EXPECT_EQ(a.metrics().bad_blocks, 0u);
+    EXPECT_EQ(a.metrics().lookups, 2u);
+  }
 }
 
 TEST_P(DiskTierTest, ADirectoryThatCannotBeWrittenLeavesTheTierReadOnlyAndCounted) {
