@@ -1,13 +1,17 @@
 #include "cache/disk_block_format.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
+#include <chrono>
 #include <cstddef>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <random>
 
 #include "base/error.h"
 #include "base/hash.h"
@@ -152,15 +156,71 @@ bool parse_disk_block_name(const std::string& name, uint64_t& key) {
   return parse_hex64(name.substr(0, 16), key) && key != 0;
 }
 
-void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes) {
+namespace {
+
+// What makes a temporary file's name this writer's alone among every instance on every host
+// sharing the directory: the host's name (two hosts' pids collide), a random nonce drawn once per
+// process (two containers may share a host name and a pid), the pid, then a counter per call.
+std::string temp_name_stem() {
+  static const std::string host_and_nonce = [] {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) host[0] = 0;
+    std::string name;
+    for (const char* c = host; *c; ++c)
+      name += (std::isalnum(static_cast<unsigned char>(*c)) || *c == '-' || *c == '.') ? *c : '_';
+    if (name.empty()) name = "host";
+    uint64_t nonce = uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()) ^ uint64_t(::getpid());
+    try {
+      std::random_device rd;
+      nonce ^= (uint64_t(rd()) << 32) | uint64_t(rd());
+    } catch (const std::exception&) {
+      // No entropy source: the clock's nanoseconds and the pid will do.
+    }
+    return name + "." + hex64(mix64(nonce));
+  }();
+  return host_and_nonce + "." + std::to_string(::getpid());
+}
+
+enum class Publish { kDone, kAlreadyThere, kFailed };
+
+// Gives the temporary file its final name unless a file has it already (then the temporary
+// file is removed: the name is the content's, so the one there holds the same block, or a bad
+// file its reader removes). rename() would replace it silently; renameat2(RENAME_NOREPLACE)
+// refuses, and where the file system does not support it (NFS, some FUSE), link() refuses too.
+Publish publish_temp_file(const std::string& tmp, const std::string& path, int& err) {
+  auto unsupported = [](int e) { return e == EINVAL || e == ENOSYS || e == ENOTSUP || e == EOPNOTSUPP || e == EPERM; };
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) == 0) return Publish::kDone;
+  if (errno == EEXIST) return Publish::kAlreadyThere;
+  if (!unsupported(errno)) {
+    err = errno;
+    return Publish::kFailed;
+  }
+  if (::link(tmp.c_str(), path.c_str()) == 0) {
+    ::unlink(tmp.c_str());
+    return Publish::kDone;
+  }
+  if (errno == EEXIST) return Publish::kAlreadyThere;
+  if (!unsupported(errno)) {
+    err = errno;
+    return Publish::kFailed;
+  }
+  // Neither: a plain rename, which replaces a file there with the same bytes.
+  if (::rename(tmp.c_str(), path.c_str()) == 0) return Publish::kDone;
+  err = errno;
+  return Publish::kFailed;
+}
+
+}  // namespace
+
+bool write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes) {
   namespace fs = std::filesystem;
   const fs::path target(path);
   std::error_code ec;
   fs::create_directories(target.parent_path(), ec);
   check(!ec, "cannot create ", target.parent_path().string(), ": ", ec.message());
-  // Unique per process and call: concurrent writers never share a temporary file.
+  // Unique per host, process and call: concurrent writers never share a temporary file.
   static std::atomic<uint64_t> counter{0};
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  const std::string tmp = path + ".tmp." + temp_name_stem() + "." + std::to_string(counter++);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   check(fd >= 0, "cannot create ", tmp, ": ", std::strerror(errno));
   size_t done = 0;
@@ -175,11 +235,11 @@ void write_file_atomically(const std::string& path, const std::vector<uint8_t>& 
     done += size_t(w);
   }
   if (::close(fd) != 0 && err == 0) err = errno;
-  if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
-  if (err != 0) {
-    ::unlink(tmp.c_str());
-    fail("cannot write ", path, ": ", std::strerror(err));
-  }
+  Publish published = Publish::kFailed;
+  if (err == 0) published = publish_temp_file(tmp, path, err);
+  if (published != Publish::kDone) ::unlink(tmp.c_str());
+  if (published == Publish::kFailed) fail("cannot write ", path, ": ", std::strerror(err));
+  return published == Publish::kDone;
 }
 
 }  // namespace dsinfer::cache

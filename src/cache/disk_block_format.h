@@ -79,8 +79,11 @@ bool load_disk_block(const uint8_t* data, size_t size, const DiskBlockId& id, co
 bool parse_disk_block_name(const std::string& file_name, uint64_t& key);
 
 // Writes `bytes` to `path` (creating its directories) through a temporary file in the same
-// directory and a rename, so a reader never sees a partial file. Throws Error on failure (disk
-// full, directory not writable), with nothing left behind.
-void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes);
+// directory (named by host, process, a random nonce and a counter, so no two writers anywhere
+// share one) and a rename, so a reader never sees a partial file. False, with the temporary file
+// removed, when a file of that name appeared meanwhile (another writer's: the name is the
+// content's, so it stays and counts as already present). Throws Error on failure (disk full,
+// directory not writable), with nothing left behind.
+bool write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes);
 
 }  // namespace dsinfer::cache

@@ -329,19 +329,23 @@ void DiskTier::run_write(const WriteJob& job) {
   id.key = job.key;
   try {
     const std::vector<uint8_t> bytes = encode_disk_block(id, job.tokens.data(), cache_, job.block);
-    write_file_atomically(path, bytes);
+    const bool written = write_file_atomically(path, bytes);
     bool collect = false;
     {
       std::lock_guard lock(mu_);
       present_.insert(job.key);
-      ++m_.written_blocks;
-      m_.written_bytes += bytes.size();
-      bytes_since_scan_ += int64_t(bytes.size());
-      ++files_since_scan_;
       if (!m_.writable) {
         m_.writable = true;
         log_info("KV disk tier: writing again (", options_.dir, ")");
       }
+      if (!written) {  // another instance renamed the same block into place since the stat
+        ++m_.already_present;
+        return;
+      }
+      ++m_.written_blocks;
+      m_.written_bytes += bytes.size();
+      bytes_since_scan_ += int64_t(bytes.size());
+      ++files_since_scan_;
       collect = double(m_.bytes + bytes_since_scan_) > options_.capacity_bytes && !gc_requested_;
       gc_requested_ |= collect;
     }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -112,6 +113,24 @@ TEST_F(AtomicWrite, ConcurrentWritersOfOneBlockLeaveOneWholeFile) {
   for (auto& t : writers) t.join();
   EXPECT_EQ(read(path), bytes);
   EXPECT_EQ(files_under(dir_), 1u);  // no temporary file left behind
+}
+
+TEST_F(AtomicWrite, AFileAlreadyUnderTheNameIsKeptAndTheWriteSaysSo) {
+  const auto path = dir_ / "m" / "cd" / "block.kvb";
+  const std::vector<uint8_t> first(4096, 0x11), second(4096, 0x22);
+  EXPECT_TRUE(write_file_atomically(path.string(), first));
+  EXPECT_FALSE(write_file_atomically(path.string(), second)) << "another writer's file is there: already present";
+  EXPECT_EQ(read(path), first) << "never replaced";
+  EXPECT_EQ(files_under(dir_), 1u) << "the temporary file is removed";
+  // Of writers racing on one name, exactly one puts its file there.
+  const auto raced = dir_ / "m" / "ef" / "block.kvb";
+  std::atomic<int> written{0};
+  std::vector<std::thread> writers;
+  for (int i = 0; i < 4; ++i)
+    writers.emplace_back([&] { written += write_file_atomically(raced.string(), first) ? 1 : 0; });
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(written.load(), 1);
+  EXPECT_EQ(files_under(dir_), 2u);
 }
 
 TEST_F(AtomicWrite, AnUnwritableDirectoryIsAnErrorAndLeavesNothing) {
