@@ -572,7 +572,7 @@ void Engine::process_token(Sequence& seq, const float* logits, int64_t rows, dou
     id = sampler_->sample(logits, ctx, &lp_);
   }
   if (r.export_to && seq.index == 0 && generated == 0) {
-    FirstToken first{id, seq.rng, std::nullopt, std::max<int64_t>(0, r.cached_tokens)};
+    FirstToken first{id, seq.rng, std::nullopt, std::max<int64_t>(0, r.cached_tokens), r.disk_cached_tokens};
     if (p.logprobs >= 0) first.logprob = lp_;
     r.export_to->prefill_done(first);
   }

@@ -58,6 +58,7 @@ void Engine::start_import(Request& r, double now) {
   Sequence& seq = *r.seqs[0];
   const FirstToken first = r.import_from->first();
   r.cached_tokens = first.cached_tokens;
+  r.disk_cached_tokens = first.disk_cached_tokens;  // usage says what the prefill side's disk tier gave
   const bool recompute_last = r.params.n > 1 || r.params.return_logits || !r.params.forced_tokens.empty();
   scheduler_->imported(seq, recompute_last ? seq.num_prompt - 1 : seq.num_prompt);
   if (!recompute_last) {

@@ -30,6 +30,7 @@ struct FirstToken {
   uint64_t rng = 0;
   std::optional<TokenLogprob> logprob;
   int64_t cached_tokens = 0;
+  int64_t disk_cached_tokens = 0;  // of cached_tokens, those the prefill side's disk tier loaded
 };
 
 // A prefill request's destination. Called on the engine's step thread.

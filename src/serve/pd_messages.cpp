@@ -85,6 +85,7 @@ std::vector<uint8_t> encode_done(const MessageHead& head, const engine::FirstTok
   w.put(first.id);
   w.put(first.rng);
   w.put(first.cached_tokens);
+  w.put(first.disk_cached_tokens);
   w.put(uint8_t(first.logprob.has_value()));
   if (first.logprob) {
     w.put(first.logprob->id);
@@ -151,6 +152,7 @@ DoneMessage decode_done(const std::vector<uint8_t>& msg) {
   m.first.id = r.get<int32_t>();
   m.first.rng = r.get<uint64_t>();
   m.first.cached_tokens = r.get<int64_t>();
+  m.first.disk_cached_tokens = r.get<int64_t>();
   if (r.get<uint8_t>()) {
     engine::TokenLogprob lp;
     lp.id = r.get<int32_t>();

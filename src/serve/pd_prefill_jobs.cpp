@@ -94,6 +94,7 @@ bool PrefillJobs::settle(Job& j, double now) {
   }
   j.reply.send(json_response(200, dump({{"first_token", j.first_token},
                                         {"cached_tokens", j.stream->usage().cached_tokens},
+                                        {"disk_cached_tokens", j.stream->usage().disk_cached_tokens},
                                         {"kv_bytes", j.exporter->bytes()}})));
   return true;
 }

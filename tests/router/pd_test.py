@@ -2,7 +2,7 @@
 """Disaggregated serving end to end on loopback: `dsinfer router` in front of `dsinfer serve --role
 prefill` and `--role decode` instances on a tiny-v3 model, against `serve --role both`.
 
-    pd_test.py DSINFER_BIN WORKDIR --part tokens|faults|group [--mpiexec mpirun]
+    pd_test.py DSINFER_BIN WORKDIR --part tokens|faults|disk|group [--mpiexec mpirun]
 
 tokens: router + 1 prefill + 1 decode, and router + 2 + 2, give 32 concurrent clients (streaming and
         not, chat and completions, greedy, seeded sampling with n = 2, logprobs) exactly the tokens,
@@ -14,6 +14,8 @@ faults: a prefill instance that dies mid-transfer is retried on another; a corru
         error and frees the decode side's blocks; a decode instance killed mid-stream gives the
         client an error event and [DONE]; restarted, it rejoins; a router killed mid-stream loses
         only that stream (the instances free its KV) and a new router serves at once.
+disk:   two prefill instances on one --kv-disk-dir: a prompt prefilled by one is a disk hit on the
+        other (usage.prompt_cache_hit_disk_tokens through the router), with the same output.
 group:  the prefill and the decode instance are each an expert-parallel group (mpirun -np 2):
         the same output again.
 Every process is started here and killed at the end; every wait is bounded.
@@ -21,6 +23,7 @@ Every process is started here and killed at the end; every wait is bounded.
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -257,6 +260,45 @@ def part_group(bin_, model, mpiexec):
         wait_for(lambda: kv_used(g) == 0, 10, f"no KV blocks in use on the group at {g.url}")
 
 
+def part_disk(bin_, model, work):
+    # Two prefill instances share a disk tier (the directory is all they share). A prompt goes
+    # through prefill A (one router), then through prefill B (another router, same decode
+    # instance): B has never seen it, so its blocks come from the files A wrote.
+    kv_dir = os.path.join(work, "pd_disk_kv")
+    shutil.rmtree(kv_dir, ignore_errors=True)
+    disk = ["--kv-disk-dir", kv_dir, "--kv-disk-gb", "1"]
+    dec = serve(bin_, model, "decode")
+    pa, pb = serve(bin_, model, "prefill", disk), serve(bin_, model, "prefill", disk)
+    ra, rb = router(bin_, [pa], [dec]), router(bin_, [pb], [dec])
+    body = {"model": "tiny", "prompt": "Shared by every prefill instance: " + "the quick brown fox jumps " * 60,
+            "max_tokens": 8, "temperature": 0, "ignore_eos": True, "return_token_ids": True, "logprobs": 2}
+    st, text = post(ra.url + "/v1/completions", body)
+    check(st == 200, f"the prompt through prefill A ({st} {text[:200]})")
+    first = json.loads(text) if st == 200 else {}
+    prompt_tokens = first.get("usage", {}).get("prompt_tokens", 0)
+    full = prompt_tokens // 64 * 64
+    check(full >= 256, f"the prompt has full blocks ({prompt_tokens} tokens)")
+    check("prompt_cache_hit_disk_tokens" not in first.get("usage", {}), f"A computed it ({first.get('usage')})")
+    wait_for(lambda: (metric(pa.url, "dsinfer_kv_disk_written_blocks_total") or 0) >= full // 64, 10,
+             "prefill A wrote the prompt's blocks through to the shared directory")
+    st, text = post(rb.url + "/v1/completions", body)
+    check(st == 200, f"the prompt through prefill B ({st} {text[:200]})")
+    second = json.loads(text) if st == 200 else {}
+    usage = second.get("usage", {})
+    check(usage.get("prompt_cache_hit_disk_tokens", 0) > 0,
+          f"prefill B loaded A's blocks from disk and usage says so through the router ({usage})")
+    check(usage.get("prompt_cache_hit_tokens", 0) >= usage.get("prompt_cache_hit_disk_tokens", 0) > 0,
+          f"the disk hit is part of the cache hit ({usage})")
+    check((metric(pb.url, "dsinfer_kv_disk_hit_blocks_total") or 0) >= 1, "prefill B counts the disk hit")
+    check((metric(pa.url, "dsinfer_kv_disk_lookups_total") or 0) >= 1 and
+          (metric(pa.url, "dsinfer_kv_disk_hit_blocks_total") or 0) == 0, "prefill A looked up and found nothing")
+    want = [(c["text"], c.get("token_ids"), json.dumps(c.get("logprobs"), sort_keys=True)) for c in first.get("choices", [])]
+    got = [(c["text"], c.get("token_ids"), json.dumps(c.get("logprobs"), sort_keys=True)) for c in second.get("choices", [])]
+    check(want and got == want, f"the decode side's output is the same after the disk hit ({got[:1]} vs {want[:1]})")
+    for inst in (dec, pa, pb):
+        wait_for(lambda: kv_used(inst) == 0, 10, f"no KV blocks in use on {inst.url} after the run")
+
+
 def part_faults(bin_, model):
     both = serve(bin_, model, "both")
     timeout = ["--kv-transfer-timeout", "3"]
@@ -361,7 +403,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dsinfer")
     ap.add_argument("work")
-    ap.add_argument("--part", choices=["tokens", "faults", "group"], required=True)
+    ap.add_argument("--part", choices=["tokens", "faults", "disk", "group"], required=True)
     ap.add_argument("--mpiexec", default="mpirun")
     a = ap.parse_args()
     model = tiny_model(a.dsinfer, a.work)
@@ -369,6 +411,8 @@ def main():
     try:
         if a.part == "group":
             part_group(a.dsinfer, model, a.mpiexec)
+        elif a.part == "disk":
+            part_disk(a.dsinfer, model, a.work)
         else:
             {"tokens": part_tokens, "faults": part_faults}[a.part](a.dsinfer, model)
     finally:

@@ -78,6 +78,7 @@ TEST(PdMessages, DoneMessageRoundTripsAndRefusesCorruption) {
   f.id = 4242;
   f.rng = 0xfeedbeefcafef00dull;
   f.cached_tokens = 128;
+  f.disk_cached_tokens = 64;
   f.logprob = engine::TokenLogprob{4242, -0.5f, {{4242, -0.5f}, {17, -1.25f}}};
   const auto msg = encode_done({MessageKind::kDone, 99, 3}, f);
   const DoneMessage d = decode_done(msg);
@@ -86,6 +87,7 @@ TEST(PdMessages, DoneMessageRoundTripsAndRefusesCorruption) {
   EXPECT_EQ(d.first.id, 4242);
   EXPECT_EQ(d.first.rng, f.rng);
   EXPECT_EQ(d.first.cached_tokens, 128);
+  EXPECT_EQ(d.first.disk_cached_tokens, 64);
   ASSERT_TRUE(d.first.logprob.has_value());
   EXPECT_EQ(d.first.logprob->top, f.logprob->top);
   for (size_t i = 8; i < msg.size(); i += 5) {  // past the magic and kind
@@ -132,7 +134,7 @@ class Receiving : public ::testing::Test {
 TEST_F(Receiving, VerifiedRowsLandAndTheImportBecomesReady) {
   receiver_.on_message(kTransfer, layer(0));
   receiver_.on_message(kTransfer, layer(1));
-  receiver_.on_message(kTransfer, encode_done({MessageKind::kDone, kTransfer, 0}, {11, 22, std::nullopt, 0}));
+  receiver_.on_message(kTransfer, encode_done({MessageKind::kDone, kTransfer, 0}, {11, 22, std::nullopt, 0, 0}));
   ASSERT_EQ(import_->state(), engine::KvImport::State::kReady) << import_->error();
   const size_t rb = size_t(src_.spec.row_bytes());
   for (int l = 0; l < 2; ++l) {
