@@ -61,7 +61,7 @@ test-aarch64: setup-aarch64
 # libFuzzer targets (tests/fuzz, docs/testing.md): clang with ASan + UBSan in build-fuzz.
 # test-fuzz replays every seed corpus and fuzzes each target for FUZZ_SHORT_SECONDS; fuzz is the
 # long run, FUZZ_SECONDS per target (FUZZ_TARGETS="fuzz_config ..." picks some).
-FUZZ_SHORT_SECONDS ?= 15
+FUZZ_SHORT_SECONDS ?= 20
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?=
 
