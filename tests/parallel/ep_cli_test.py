@@ -239,13 +239,18 @@ def completions(server, concurrent=True):
     return results
 
 
-def serving(a, model):
+def one_process_completions(a, model):
+    """The completions one process serves, one request at a time: what every group must equal."""
     alone = Server(a, model, 1)
     try:
-        want = completions(alone, concurrent=False)
+        return completions(alone, concurrent=False)
     finally:
         alone.p.send_signal(signal.SIGTERM)
         alone.p.wait(60)
+
+
+def serving(a, model):
+    want = one_process_completions(a, model)
     # Two micro-batches per step (one's dispatch/combine in flight while the other computes):
     # the concurrent requests are split between them, and nothing changes.
     overlap = Server(a, model, 2, extra=["--micro-batches", "2"])
@@ -307,12 +312,7 @@ def speculative(a):
               f"generate --speculative mtp {' '.join(extra)} under mpirun -np {n}: the tokens of one process "
               f"without drafts (acceptance {got.get('mtp_acceptance_rate', 0):.2f}, "
               f"{got.get('tokens_per_step', 0):.2f} tokens per step)")
-    alone = Server(a, DEMO_MODEL, 1)
-    try:
-        want = completions(alone, concurrent=False)
-    finally:
-        alone.p.send_signal(signal.SIGTERM)
-        alone.p.wait(60)
+    want = one_process_completions(a, DEMO_MODEL)
     group = Server(a, DEMO_MODEL, 2, extra=["--speculative", "mtp"])
     try:
         got = completions(group)
@@ -349,11 +349,7 @@ def online_eplb(a, work):
     hot = os.path.join(work, "hot")
     subprocess.run([a.dsinfer, "make-model", "--preset", "tiny-v3", "--hot-experts", "2", "--out", hot], check=True,
                    capture_output=True)
-    alone = Server(a, hot, 1)
-    try:
-        want = completions(alone, concurrent=False)
-    finally:
-        alone.stop()
+    want = one_process_completions(a, hot)
     plain = Server(a, hot, 2)  # n_routed / 2 contiguous experts per rank: both hot ones on rank 1
     try:
         r0 = rank_rows(plain)
