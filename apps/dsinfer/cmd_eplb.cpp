@@ -34,8 +34,8 @@ double mean_of(const std::vector<double>& v) {
   return v.empty() ? 0 : s / double(v.size());
 }
 
-void print_json(const EplbPlan& plan, parallel::EplbPolicy policy, const std::vector<double>& before,
-                const std::vector<double>& after) {
+void print_json(const EplbShape& shape, const EplbPlan& plan, parallel::EplbPolicy policy,
+                const std::vector<double>& before, const std::vector<double>& after) {
   using nlohmann::json;
   json phy2log = json::array(), log2phy = json::array(), logcnt = json::array();
   for (int l = 0; l < plan.num_layers; ++l) {
@@ -51,8 +51,12 @@ void print_json(const EplbPlan& plan, parallel::EplbPolicy policy, const std::ve
     }
     log2phy.push_back(layer);
   }
+  // gpus and nodes: the shape it was planned for. `--eplb-placement` refuses a plan made for a
+  // different number of ranks, whose slots might still split evenly but whose balance would not hold.
   json out = {{"policy", parallel::to_string(policy)},
               {"mode", plan.hierarchical ? "hierarchical" : "global"},
+              {"gpus", shape.num_gpus},
+              {"nodes", shape.num_nodes},
               {"phy2log", phy2log},
               {"log2phy", log2phy},
               {"logcnt", logcnt},
@@ -112,7 +116,7 @@ int run_eplb(Args& args) {
   std::vector<double> before = parallel::unbalanced_max_over_mean(load, shape);
   std::vector<double> after = parallel::plan_max_over_mean(load, plan);
   if (json)
-    print_json(plan, policy, before, after);
+    print_json(shape, plan, policy, before, after);
   else
     print_table(load, shape, plan, policy, before, after);
   return 0;
@@ -129,7 +133,8 @@ const Registration kRegistration({
     "  --nodes N         nodes; P must be a multiple of N\n"
     "  --gpus P          GPUs in total\n"
     "  --policy NAME     deepseek (default: identical to DeepSeek's eplb.py) or refined (lower peak load)\n"
-    "  --json            print phy2log, log2phy, logcnt and max_over_mean as JSON instead of a table",
+    "  --json            print phy2log, log2phy, logcnt, max_over_mean and the shape (gpus, nodes) as JSON\n"
+    "                    instead of a table; `mpirun -np P dsinfer ... --eplb-placement FILE` reads it",
     run_eplb,
 });
 

@@ -44,6 +44,16 @@ ExpertPlacement ExpertPlacement::from_eplb_json(const std::string& path, const m
   const nlohmann::json j = parse_json(read_regular_file(path, "the EPLB placement"), path);
   check(j.is_object() && j.contains("phy2log") && j["phy2log"].is_array(), path,
         ": not an EPLB placement (expected the output of `dsinfer eplb --json`, with a phy2log array)");
+  // A plan records the GPUs it was made for (`dsinfer eplb --gpus P`). One made for another rank
+  // count may still split evenly (a plan for 4 over 2 ranks), but its balance was computed for P
+  // bins, so it is refused rather than silently used. A bare phy2log (written by hand) has no shape.
+  if (j.contains("gpus")) {
+    const auto& g = j["gpus"];
+    check(g.is_number_integer() && g.get<int64_t>() > 0, path, ": gpus is ", g.dump(), ", not a number of GPUs");
+    check(g.get<int64_t>() == num_ranks, path, ": the plan was made for ", g.get<int64_t>(), " GPUs (dsinfer eplb --gpus ",
+          g.get<int64_t>(), ") but ", num_ranks, " ranks were started; plan it with --gpus ", num_ranks,
+          " or start ", g.get<int64_t>(), " ranks");
+  }
   std::vector<std::vector<int32_t>> rows;
   for (size_t i = 0; i < j["phy2log"].size(); ++i) {
     const auto& row = j["phy2log"][i];

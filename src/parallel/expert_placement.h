@@ -23,8 +23,9 @@ class ExpertPlacement {
   ExpertPlacement() = default;
   // n_routed / num_ranks contiguous experts per rank (n_routed must divide evenly).
   static ExpertPlacement contiguous(const model::ModelConfig& cfg, int num_ranks);
-  // From `dsinfer eplb --json` (its phy2log: one row of physical slots per MoE layer). Throws
-  // Error naming what does not fit this model and group size.
+  // From `dsinfer eplb --json` (its phy2log: one row of physical slots per MoE layer; its gpus,
+  // when present, must equal num_ranks). Throws Error naming what does not fit this model and
+  // group size.
   static ExpertPlacement from_eplb_json(const std::string& path, const model::ModelConfig& cfg, int num_ranks);
   // One row of physical slots (logical expert ids) per MoE layer, in layer order; `what` names
   // the source in errors. An EplbPlan's phy2log is exactly this (parallel/eplb.h).

@@ -62,6 +62,8 @@ def main():
         want = max(loads) / (sum(loads) / 8)
         expect(abs(out["max_over_mean"][0] - want) < 1e-12, f"max_over_mean {out['max_over_mean'][0]} != {want}")
         expect(out["mode"] == "hierarchical" and out["policy"] == "deepseek", "mode/policy fields")
+        # The shape it was planned for: --eplb-placement refuses a plan made for another rank count.
+        expect(out.get("gpus") == 8 and out.get("nodes") == 2, f"gpus/nodes fields: {out.get('gpus')}, {out.get('nodes')}")
 
         res = run(dsinfer, "--load", readme, *shape)
         expect(res.returncode == 0, f"table failed: {res.stderr}")

@@ -338,6 +338,20 @@ TEST(ExpertParallel, PlacementFileIsValidated) {
     rows.push_back(r);
   }
   EXPECT_NE(message(nlohmann::json{{"phy2log", rows}}.dump()).find("do not split evenly over 2 ranks"), std::string::npos);
+  // A plan made for 4 GPUs splits evenly over 2 ranks too, but its balance was planned for 4: refused.
+  rows.clear();
+  for (int64_t l = cfg.first_k_dense_replace; l < cfg.num_hidden_layers; ++l) {
+    std::vector<int> r(20);
+    std::iota(r.begin(), r.end(), 0);
+    for (int i = 16; i < 20; ++i) r[size_t(i)] = i - 16;
+    rows.push_back(r);
+  }
+  EXPECT_NE(message(nlohmann::json{{"phy2log", rows}, {"gpus", 4}}.dump())
+                .find("the plan was made for 4 GPUs (dsinfer eplb --gpus 4) but 2 ranks were started"),
+            std::string::npos);
+  EXPECT_NE(message(nlohmann::json{{"phy2log", rows}, {"gpus", "4"}}.dump()).find("not a number of GPUs"), std::string::npos);
+  EXPECT_EQ(message(nlohmann::json{{"phy2log", rows}, {"gpus", 2}}.dump()), "");  // made for 2: accepted
+  EXPECT_EQ(message(nlohmann::json{{"phy2log", rows}}.dump()), "");  // no shape (by hand): accepted
   EXPECT_THROW(ExpertPlacement::contiguous(cfg, 3), Error);  // 16 experts over 3 ranks
 }
 
