@@ -2,8 +2,11 @@
 """Expert parallelism end to end, through the real binary under mpirun (docs/parallel.md).
 
 1. Bit-identical: `dsinfer logits` (a prefill chunk, then decode steps) under mpirun -np 2 and 4
-   writes exactly the bytes one process writes, for tiny-v3 (BF16 and FP8 weights), tiny-v2lite,
-   BF16 and FP8 dispatch, normal and low-latency modes; `dsinfer generate` picks the same tokens.
+   writes exactly the bytes one process writes, for tiny-v3 (BF16 and FP8 weights), tiny-v2lite
+   (BF16 weights; FP8 weights with FP8 dispatch), BF16 and FP8 dispatch, normal and low-latency
+   modes; also with an EPLB placement file (`dsinfer eplb --json`, redundant replicas) made for
+   the rank count, while a plan made for 4 GPUs is refused at -np 2; `dsinfer generate` picks the
+   same tokens at -np 2 and 4.
 2. Start-up refusals: ranks with different flags, a rank that cannot load, ranks that load
    different checkpoints: every rank exits non-zero with a message naming the problem.
 3. Serving: greedy completions through `mpirun -np 2 dsinfer serve` equal one process's, sent
@@ -61,31 +64,84 @@ def logits_bytes(a, work, model, n, extra):
 
 
 def bit_identical(a, work, models):
-    for name, model, fp8 in models:
+    """models: (name, dir, fp8 weights, fp8 dispatch only). The last runs the FP8 payload only, in
+    auto (low-latency) mode at -np 2 and normal mode at -np 4: what that checkpoint adds to the
+    others' coverage, in CI's time (parallel_mpi_tests has every mode at both sizes for it)."""
+    checks = 0
+    for name, model, fp8, fp8_only in models:
         variants = [[], ["--ep-dispatch", "normal"], ["--ep-dispatch", "low-latency"],
                     ["--micro-batches", "2", "--ep-dispatch", "normal"], ["--micro-batches", "2", "--ep-dispatch", "low-latency"]]
         if fp8:
             variants += [["--expert-activations", "fp8"], ["--expert-activations", "fp8", "--ep-dispatch", "normal"]]
-        refs = {}
-        for extra in variants:
+        sizes = {}
+        if fp8_only:
+            variants = [["--expert-activations", "fp8"], ["--expert-activations", "fp8", "--ep-dispatch", "normal"]]
+            sizes = {0: (2,), 1: (4,)}
+        refs = {"bf16": logits_bytes(a, work, model, 1, [])} if fp8_only else {}
+        for i, extra in enumerate(variants):
             key = "fp8" if "fp8" in extra else "bf16"  # the payload; the mode does not change one process
             if key not in refs:
                 refs[key] = logits_bytes(a, work, model, 1, extra)
             ref = refs[key]
-            for n in (2, 4):
+            for n in sizes.get(i, (2, 4)):
                 got = logits_bytes(a, work, model, n, extra)
+                checks += 1
                 check(ref is not None and got == ref,
                       f"{name} {' '.join(extra) or 'auto dispatch'}: -np {n} logits equal one process's bit for bit")
         if fp8:
             check(refs["bf16"] != refs["fp8"], f"{name}: FP8 dispatch changes the logits (so the FP8 cases test something)")
+    return checks
+
+
+def dump_load(a, work, model):
+    """A recorded expert load (`generate --dump-expert-load`), once per work directory."""
+    load = os.path.join(work, "load.json")
+    if not os.path.exists(load):
+        r = run([a.dsinfer, "generate", "--model", model, "--prompt", "A hot expert gets more tokens than the others",
+                 "--max-new-tokens", "40", "--dump-expert-load", load])
+        check(r.returncode == 0 and os.path.exists(load), "generate --dump-expert-load writes a load", r.stderr)
+    return load
+
+
+def eplb_placement(a, work, model):
+    """The placement file end to end: `dsinfer eplb --json` plans n_routed + N slots (N redundant
+    replicas) for --gpus N from a recorded load, and `mpirun -np N dsinfer logits --eplb-placement`
+    with it writes one process's bytes; a plan made for 4 GPUs is refused at -np 2."""
+    load = dump_load(a, work, model)
+    with open(os.path.join(model, "config.json")) as f:
+        cfg = json.load(f)
+    experts, groups = cfg["n_routed_experts"], cfg.get("n_group", 1)
+    ref = logits_bytes(a, work, model, 1, [])
+    plans = {}
+    for n in (2, 4):
+        plan = os.path.join(work, f"plan-{n}.json")
+        r = run([a.dsinfer, "eplb", "--load", load, "--replicas", str(experts + n), "--groups", str(groups),
+                 "--nodes", "1", "--gpus", str(n), "--json"])
+        ok = r.returncode == 0
+        if ok:
+            with open(plan, "w") as f:
+                f.write(r.stdout)
+            p = json.loads(r.stdout)
+            rows = p["phy2log"]
+            ok = (p.get("gpus") == n and len(rows) == len(json.loads(open(load).read())) and
+                  all(len(row) == experts + n and len(set(row)) == experts for row in rows))
+        check(ok, f"dsinfer eplb --gpus {n} --json plans {experts + n} slots per MoE layer, every expert placed, "
+                  f"{n} redundant replicas", r.stderr)
+        plans[n] = plan
+        for extra in ([], ["--ep-dispatch", "normal"]) if n == 2 else ([],):  # both modes at -np 2, auto at 4
+            got = logits_bytes(a, work, model, n, ["--eplb-placement", plan] + extra)
+            check(ref is not None and got == ref,
+                  f"-np {n} --eplb-placement (the plan for --gpus {n}) {' '.join(extra) or 'auto dispatch'}: "
+                  f"logits equal one process's bit for bit")
+    r = run(mpirun(a, 2) + [a.dsinfer, "logits", "--model", model, "--tokens", TOKENS, "--out",
+                            os.path.join(work, "x.npy"), "--eplb-placement", plans[4]])
+    check(r.returncode != 0 and "the plan was made for 4 GPUs (dsinfer eplb --gpus 4) but 2 ranks were started" in r.stderr,
+          "a plan made for --gpus 4 is refused at -np 2, saying so", r.stderr)
 
 
 def redundancy(a, work, model):
     """Redundant experts placed at start by EPLB from a recorded load: the same logits."""
-    load = os.path.join(work, "load.json")
-    r = run([a.dsinfer, "generate", "--model", model, "--prompt", "A hot expert gets more tokens than the others",
-             "--max-new-tokens", "40", "--dump-expert-load", load])
-    check(r.returncode == 0 and os.path.exists(load), "generate --dump-expert-load writes a load")
+    load = dump_load(a, work, model)
     ref = logits_bytes(a, work, model, 1, [])
     for n in (2, 4):
         for policy in ("deepseek", "refined"):
@@ -508,7 +564,7 @@ def main():
     ap.add_argument("--dsinfer", required=True)
     ap.add_argument("--mpiexec", required=True)
     ap.add_argument("--quick", action="store_true", help="bit-identity on tiny-v3 (BF16 and FP8) only")
-    ap.add_argument("--only", default="bits,redundancy,generate,startup,serving,speculative,faults,eplb",
+    ap.add_argument("--only", default="bits,redundancy,placement,generate,startup,serving,speculative,faults,eplb",
                     help="comma-separated parts to run")
     ap.add_argument("--model", action="append", default=[],
                     help="check bit-identity on this checkpoint instead (e.g. bench-v3-small; FP8 if its name says fp8)")
@@ -516,17 +572,20 @@ def main():
     a.dsinfer = os.path.abspath(a.dsinfer)  # the start-up checks run ranks in other directories
     work = tempfile.mkdtemp(prefix="dsinfer-ep-cli-")
     if a.model:  # a larger checkpoint, by hand (docs/parallel.md): bit-identity only
-        bit_identical(a, work, [(os.path.basename(os.path.normpath(m)), m, "fp8" in m) for m in a.model])
+        t0 = time.time()
+        n = bit_identical(a, work, [(os.path.basename(os.path.normpath(m)), m, "fp8" in m, False) for m in a.model])
         shutil.rmtree(work, ignore_errors=True)
+        print(f"{n} bit-identity checks in {time.time() - t0:.0f} s")
         print(f"{len(failures)} failure(s)")
         return 1 if failures else 0
     try:
         models = []
-        for preset, fp8 in [("tiny-v3", False), ("tiny-v3", True), ("tiny-v2lite", False)]:
+        for preset, fp8 in [("tiny-v3", False), ("tiny-v3", True), ("tiny-v2lite", False), ("tiny-v2lite", True)]:
             d = os.path.join(work, preset + ("-fp8" if fp8 else ""))
             subprocess.run([a.dsinfer, "make-model", "--preset", preset, "--out", d] + (["--fp8"] if fp8 else []),
                            check=True, stdout=subprocess.DEVNULL)
-            models.append((preset + (" FP8" if fp8 else ""), d, fp8))
+            # tiny-v2lite FP8 adds the FP8 payload on V2-Lite's shape (no groups, no bias, softmax gate).
+            models.append((preset + (" FP8" if fp8 else ""), d, fp8, preset == "tiny-v2lite" and fp8))
         other = os.path.join(work, "tiny-v3-seed2")
         subprocess.run([a.dsinfer, "make-model", "--preset", "tiny-v3", "--seed", "2", "--out", other], check=True,
                        stdout=subprocess.DEVNULL)
@@ -535,9 +594,13 @@ def main():
             bit_identical(a, work, models[:2] if a.quick else models)
         if "redundancy" in parts:
             redundancy(a, work, models[0][1])
+        if "placement" in parts:
+            eplb_placement(a, work, models[0][1])
         if "generate" in parts:
-            one, two = generate_tokens(a, models[0][1], 1), generate_tokens(a, models[0][1], 2)
-            check(one is not None and one == two, "generate: -np 2 picks the same tokens as one process")
+            one = generate_tokens(a, models[0][1], 1)
+            for n in (2, 4):
+                got = generate_tokens(a, models[0][1], n)
+                check(one is not None and one == got, f"generate: -np {n} picks the same tokens as one process")
         if "startup" in parts:
             startup_refusals(a, work, models[0][1], other)
         if "serving" in parts:

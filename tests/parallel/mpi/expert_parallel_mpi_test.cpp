@@ -163,6 +163,7 @@ TEST(ExpertParallel, NormalDispatchEqualsOneProcess) {
   }
   check_case({"tiny-v3", true, Precision::kDefault, ExpertActivations::kBf16, DispatchMode::kNormal});
   check_case({"tiny-v3", true, Precision::kDefault, ExpertActivations::kFp8, DispatchMode::kNormal});
+  check_case({"tiny-v2lite", true, Precision::kDefault, ExpertActivations::kFp8, DispatchMode::kNormal});
 }
 
 TEST(ExpertParallel, LowLatencyDispatchEqualsOneProcess) {
@@ -172,6 +173,7 @@ TEST(ExpertParallel, LowLatencyDispatchEqualsOneProcess) {
   }
   check_case({"tiny-v3", true, Precision::kDefault, ExpertActivations::kBf16, DispatchMode::kLowLatency, false, 32, true});
   check_case({"tiny-v3", true, Precision::kDefault, ExpertActivations::kFp8, DispatchMode::kLowLatency, false, 32, true});
+  check_case({"tiny-v2lite", true, Precision::kDefault, ExpertActivations::kFp8, DispatchMode::kLowLatency, false, 32, true});
 }
 
 TEST(ExpertParallel, RedundantReplicasEqualOneProcess) {
