@@ -9,10 +9,12 @@
    same tokens at -np 2 and 4.
 2. Start-up refusals: ranks with different flags, a rank that cannot load, ranks that load
    different checkpoints: every rank exits non-zero with a message naming the problem.
-3. Serving: greedy completions through `mpirun -np 2 dsinfer serve` equal one process's, sent
-   concurrently they spread over both ranks (/metrics per rank), and SIGTERM to rank 0 drains
-   and stops the whole group with status 0. With `--speculative mtp` (the demo model), generate
-   at -np 2 and 4 and serve at -np 2 give the tokens of one process without drafts.
+3. Serving: greedy completions through `mpirun -np 2` and `-np 4 dsinfer serve` equal one
+   process's, sent concurrently they spread over the ranks (/metrics per rank); SIGTERM to rank 0
+   while two long streams run, one on each rank, drains: new requests get 503, both streams end
+   complete (every token, the same as one process's, finish_reason length), and the group exits 0.
+   With `--speculative mtp` (the demo model), generate at -np 2 and 4 and serve at -np 2 give the
+   tokens of one process without drafts.
 4. Faults: a rank that hangs (SIGSTOP) fails the group within --ep-timeout: the waiting client
    gets the error and every process exits; a rank that is killed ends the job in bounded time.
 """
@@ -305,8 +307,114 @@ def one_process_completions(a, model):
         alone.p.wait(60)
 
 
+LONG_PROMPTS = ["Keep going", "A stream that outlives the signal"]
+LONG_TOKENS = 320  # enough decode steps that a drain started after the first ~10 is still running
+
+
+def long_request(prompt, stream):
+    return {"model": "tiny", "prompt": prompt, "max_tokens": LONG_TOKENS, "temperature": 0, "ignore_eos": True,
+            "return_token_ids": True, "stream": stream}
+
+
+def read_stream(server, prompt, result):
+    """One streamed completion: its token ids as they arrive (result["ids"]), then its finish
+    reasons, whether [DONE] came, and any error event."""
+    result["ids"], result["finish"], result["done"] = [], [], False
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+        c.request("POST", "/v1/completions", json.dumps(long_request(prompt, True)), {"Content-Type": "application/json"})
+        r = c.getresponse()
+        result["status"] = r.status
+        for raw in r:
+            line = raw.decode(errors="replace").strip()
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                result["done"] = True
+                break
+            event = json.loads(data)
+            if "error" in event:
+                result["error"] = event["error"]
+            for ch in event.get("choices", []):
+                result["ids"] += ch.get("token_ids", [])
+                if ch.get("finish_reason"):
+                    result["finish"].append(ch["finish_reason"])
+    except Exception as e:  # noqa: BLE001 (a closed connection is an outcome)
+        result["exception"] = repr(e)
+    result["ended"] = time.time()
+
+
+def per_rank(server, name):
+    return {int(r): float(v) for r, v in re.findall(name + r'\{model="tiny",rank="(\d)"\} (\S+)', server.get("/metrics"))}
+
+
+def drain_with_streams(a, group, want_long):
+    """SIGTERM to rank 0 while two long streams run, one on each rank: new requests get 503 during
+    the drain, both streams finish complete, and every rank stops with status 0, in bounded time."""
+    res = [{}, {}]
+    threads = [threading.Thread(target=read_stream, args=(group, p, r)) for p, r in zip(LONG_PROMPTS, res)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 60
+    while time.time() < deadline and min(len(r.get("ids", [])) for r in res) < 10:
+        time.sleep(0.01)
+    running = per_rank(group, "dsinfer_rank_requests_running")
+    check(running.get(0, 0) >= 1 and running.get(1, 0) >= 1,
+          f"the two long streams run one on each rank (/metrics running per rank: {running})")
+    rank0 = group.rank_pid(0)
+    check(rank0 is not None, "found rank 0's pid")
+    at_signal = [len(r.get("ids", [])) for r in res]
+    signalled = time.time()
+    os.kill(rank0, signal.SIGTERM)
+    # The drain starts on rank 0's signal thread: wait for /health to say so, then a new request.
+    draining, refused = False, None
+    while time.time() < signalled + 30 and not draining:
+        c = http.client.HTTPConnection("127.0.0.1", group.port, timeout=30)
+        c.request("GET", "/health")
+        draining = c.getresponse().status == 503
+    if draining:
+        refused = group.post("/v1/completions", {"model": "tiny", "prompt": "too late", "max_tokens": 4})
+    in_flight = [t.is_alive() for t in threads]
+    check(draining and refused is not None and refused[0] == 503 and "shutting down" in refused[1],
+          f"during the drain a new request gets 503 ({refused[0] if refused else 'no drain seen'})")
+    check(all(in_flight) and max(at_signal) < LONG_TOKENS,
+          f"... while both streams were still running (tokens at the signal: {at_signal} of {LONG_TOKENS})")
+    for t in threads:
+        t.join(120)
+    rc = group.p.wait(120)
+    took = time.time() - signalled
+    for i, r in enumerate(res):
+        check(r.get("status") == 200 and r.get("done") and r.get("finish") == ["length"] and "error" not in r
+              and "exception" not in r and len(r["ids"]) == LONG_TOKENS and r["ids"] == want_long[i],
+              f"stream {i} finished complete through the drain: {len(r.get('ids', []))} of {LONG_TOKENS} tokens, "
+              f"one process's, finish {r.get('finish')}, [DONE] {r.get('done')} "
+              f"{r.get('error') or r.get('exception') or ''}")
+    check(rc == 0 and any("dsinfer serve: stopped" in l for l in group.lines) and took < 90,
+          f"SIGTERM to rank 0 drained and stopped every rank, status {rc}, {took:.1f} s after the signal")
+
+
 def serving(a, model):
-    want = one_process_completions(a, model)
+    alone = Server(a, model, 1)
+    try:
+        want = completions(alone, concurrent=False)
+        want_long = []
+        for p in LONG_PROMPTS:
+            status, body = alone.post("/v1/completions", long_request(p, False))
+            want_long.append(json.loads(body)["choices"][0]["token_ids"] if status == 200 else body)
+    finally:
+        alone.p.send_signal(signal.SIGTERM)
+        alone.p.wait(60)
+    # Four ranks on two cores: the same completions, and every rank computed some of them.
+    four = Server(a, model, 4)
+    try:
+        got = completions(four)
+        check(got == want, "greedy completions through mpirun -np 4 serve equal one process's (sent concurrently)")
+        steps = per_rank(four, "dsinfer_rank_step_tokens_total")
+        check(len(steps) == 4 and sum(v > 0 for v in steps.values()) >= 2,
+              f"-np 4: /metrics reports each rank, and the requests spread over them: {steps}")
+    finally:
+        four.stop()
     # Two micro-batches per step (one's dispatch/combine in flight while the other computes):
     # the concurrent requests are split between them, and nothing changes.
     overlap = Server(a, model, 2, extra=["--micro-batches", "2"])
@@ -324,13 +432,7 @@ def serving(a, model):
                  re.findall(r'dsinfer_rank_step_tokens_total\{model="tiny",rank="(\d)"\} (\S+)', metrics)}
         check(len(steps) == 2 and all(v > 0 for v in steps.values()),
               f"/metrics reports each rank, and both ranks computed tokens: {steps}")
-        rank0 = group.rank_pid(0)
-        check(rank0 is not None, "found rank 0's pid")
-        t0 = time.time()
-        os.kill(rank0, signal.SIGTERM)
-        rc = group.p.wait(60)
-        check(rc == 0 and any("dsinfer serve: stopped" in l for l in group.lines),
-              f"SIGTERM to rank 0 drains and stops every rank, status 0 ({time.time() - t0:.1f} s, status {rc})")
+        drain_with_streams(a, group, want_long)
     finally:
         group.stop()
 
