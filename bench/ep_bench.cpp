@@ -2,7 +2,7 @@
 // own point-to-point latency and bandwidth between ranks 0 and 1 and this machine's limits, all
 // measured in the same run:
 //   mpirun --oversubscribe --bind-to none -np N ep_bench [--smoke] [--json] [--reps R] [--step-reps S]
-//          [--stage-costs FILE]
+//          [--tokens T1,T2,..] [--no-steps] [--stage-costs FILE]
 // Alone (no mpirun) it is a group of one: no MPI, nothing crosses a wire, only the local work.
 //
 // Sections (only rank 0 prints; --json prints one JSON line per measurement instead of tables):
@@ -16,15 +16,18 @@
 //    ~0.35 GB (FP8) instead of GBs: neither cut changes a byte of the dispatch (--smoke also cuts
 //    the layers to 2, the experts' width to 128, T to {1, 32} and the calls to 3, to run in
 //    seconds). T random tokens per rank, each routed to top_k distinct experts drawn uniformly;
-//    normal mode for every T, low latency for T <= its capacity (128); BF16 payload (BF16
-//    checkpoint) and FP8 payload (FP8 checkpoint, FP8 dispatch). One call = one MoE layer.
-//    begin() and finish() are timed separately; finish() also runs this rank's expert GEMMs, so
-//    the communication time is the time blocked in the dispatch and combine waits
-//    (DispatchStats::wait_seconds deltas). That wait includes waiting for a slower peer's GEMMs
-//    (load skew); the rank that waited least in a call is the closest to pure transfer, so its
-//    wait is printed too. Not in it: normal mode's count all-to-all, which begin() makes blocking.
-//    Bytes are DispatchStats deltas (to other ranks only); GB/s = bytes sent per rank / comm time
-//    (and / the least wait), beside MPI's p2p GB/s of section 1.
+//    normal mode for every T (1, 2, 4, .. 2048; --tokens LIST picks others), low latency for
+//    T <= its capacity (128); BF16 payload (BF16 checkpoint) and FP8 payload (FP8 checkpoint, FP8
+//    dispatch). One call = one MoE layer: begin() (encode, layout, normal mode's blocking count
+//    all-to-all, post), compute() (the dispatch wait, then this rank's expert GEMMs, the results
+//    encoded and posted back), finish() (the combine wait, the sums), each timed, and the
+//    DispatchStats::wait_seconds deltas taken between them, so dispatch and combine are apart:
+//      dispatch = begin() + the wait in compute(): from the call until this rank's tokens are in;
+//      combine  = the wait in finish(): from the results' post until every result is back.
+//    Both waits include waiting for a slower peer (its encoding; for combine its expert GEMMs),
+//    so the rank with the least of each in a call, the closest to pure transfer, is printed too.
+//    Bytes are DispatchStats deltas (to other ranks only); GB/s = bytes sent per rank / time
+//    (and / the least time), beside MPI's p2p GB/s of section 1.
 //    Every per-rank figure is the mean over ranks within one call, then the median over calls;
 //    "layer" is the slowest rank's begin + finish of each call, median over calls.
 // 3. bytes per token against plan/comm_model.cpp (DeepEP's counting), from the largest T.
@@ -81,8 +84,9 @@ using namespace dsinfer;
 namespace {
 
 struct Options {
-  bool smoke = false, json = false;
+  bool smoke = false, json = false, steps = true;
   int reps = 0, step_reps = 0;
+  std::vector<int64_t> tokens;  // section 2's tokens per rank (empty: the default sweep)
   std::string stage_costs;  // section 4's measured costs for `dsinfer simulate --stage-costs`
 };
 
@@ -95,8 +99,24 @@ Options parse(int argc, char** argv) {
     else if (a == "--reps" && i + 1 < argc) o.reps = std::max(1, std::atoi(argv[++i]));
     else if (a == "--step-reps" && i + 1 < argc) o.step_reps = std::max(1, std::atoi(argv[++i]));
     else if (a == "--stage-costs" && i + 1 < argc) o.stage_costs = argv[++i];
-    else fail("ep_bench: unknown flag ", a, " (flags: --smoke --json --reps N --step-reps N --stage-costs FILE)");
+    else if (a == "--no-steps") o.steps = false;
+    else if (a == "--tokens" && i + 1 < argc) {
+      const std::string list = argv[++i];
+      for (size_t at = 0; at <= list.size();) {
+        const size_t comma = std::min(list.find(',', at), list.size());
+        const std::string item = list.substr(at, comma - at);
+        char* end = nullptr;
+        const long v = std::strtol(item.c_str(), &end, 10);
+        check(!item.empty() && *end == '\0' && v >= 1 && v <= (1 << 16), "ep_bench: --tokens wants a list like 1,8,128, got '",
+              list, "'");
+        o.tokens.push_back(v);
+        at = comma + 1;
+      }
+    } else
+      fail("ep_bench: unknown flag ", a,
+           " (flags: --smoke --json --reps N --step-reps N --tokens T1,T2,.. --no-steps --stage-costs FILE)");
   }
+  check(o.steps || o.stage_costs.empty(), "ep_bench: --stage-costs needs the model steps (drop --no-steps)");
   if (o.reps == 0) o.reps = o.smoke ? 3 : 20;
   if (o.step_reps == 0) o.step_reps = o.smoke ? 2 : 7;
   return o;
@@ -182,11 +202,15 @@ std::vector<P2p> ping_pong(parallel::Communicator& comm, bool smoke) {
 struct MoeRow {
   std::string mode, payload;
   int64_t T = 0;
-  double begin_s = 0, finish_s = 0, layer_s = 0, wait_s = 0, wait_min_s = 0;
+  double begin_s = 0, finish_s = 0, layer_s = 0, wait_s = 0, wait_min_s = 0;  // finish_s: compute() + finish()
+  double compute_s = 0;                          // this rank's own work after begin(), waits taken out
+  double dispatch_s = 0, dispatch_min_s = 0;     // begin() + the dispatch wait; mean over ranks, and least
+  double combine_s = 0, combine_min_s = 0;       // the combine wait; mean over ranks, and least
   double dispatch_bytes = 0, combine_bytes = 0;  // per rank per layer (mean over ranks)
   // Sums over ranks per layer: for the bytes-per-token comparison.
   double group_dispatch_bytes = 0, group_combine_bytes = 0, group_copies = 0, group_tokens = 0;
-  double gbps = 0, gbps_min = 0;  // bytes per rank over the mean wait, and over the least wait
+  double gbps = 0, gbps_min = 0;  // (dispatch + combine) bytes per rank over the mean wait, and the least
+  double dispatch_gbps = 0, dispatch_gbps_min = 0, combine_gbps = 0, combine_gbps_min = 0;
 };
 
 MoeRow measure(parallel::Communicator& comm, parallel::ExpertParallelMoe& ep, const model::ModelConfig& cfg,
@@ -199,8 +223,9 @@ MoeRow measure(parallel::Communicator& comm, parallel::ExpertParallelMoe& ep, co
     tight_barrier(comm);
     ep.run(in, out.data());
   }
-  // Per call: this rank's begin, finish, wait, bytes and copies.
-  std::vector<double> b(static_cast<size_t>(reps)), f(b), wt(b), db(b), cb(b), copies(b);
+  // Per call: this rank's begin, compute + finish, waits, bytes and copies. compute() holds the
+  // dispatch wait only and finish() the combine wait only (low latency's result sends included).
+  std::vector<double> b(static_cast<size_t>(reps)), f(b), wt(b), dw(b), cw(b), db(b), cb(b), copies(b);
   for (int r = 0; r < reps; ++r) {
     tight_barrier(comm);
     const parallel::DispatchStats s0 = ep.stats();
@@ -208,20 +233,30 @@ MoeRow measure(parallel::Communicator& comm, parallel::ExpertParallelMoe& ep, co
     ep.begin(in);
     const double t1 = now_seconds();
     ep.compute(0);
+    const parallel::DispatchStats sc = ep.stats();
     ep.finish(0, out.data());
     const double t2 = now_seconds();
     const parallel::DispatchStats s1 = ep.stats();
     b[size_t(r)] = t1 - t0;
     f[size_t(r)] = t2 - t1;
     wt[size_t(r)] = s1.wait_seconds - s0.wait_seconds;
+    dw[size_t(r)] = sc.wait_seconds - s0.wait_seconds;
+    cw[size_t(r)] = s1.wait_seconds - sc.wait_seconds;
     db[size_t(r)] = double(s1.dispatch_bytes_sent - s0.dispatch_bytes_sent);
     cb[size_t(r)] = double(s1.combine_bytes_sent - s0.combine_bytes_sent);
     copies[size_t(r)] = double(s1.tokens_sent - s0.tokens_sent);
   }
-  std::vector<double> layer_s(b.size());
-  for (size_t i = 0; i < b.size(); ++i) layer_s[i] = b[i] + f[i];
+  std::vector<double> layer_s(b.size()), disp(b.size()), own(b.size());
+  for (size_t i = 0; i < b.size(); ++i) {
+    layer_s[i] = b[i] + f[i];
+    disp[i] = b[i] + dw[i];
+    own[i] = f[i] - wt[i];
+  }
   const std::vector<double> sb = allreduce(comm, b, MPI_SUM), sf = allreduce(comm, f, MPI_SUM),
                             sw = allreduce(comm, wt, MPI_SUM), minw = allreduce(comm, wt, MPI_MIN),
+                            sdisp = allreduce(comm, disp, MPI_SUM), mindisp = allreduce(comm, disp, MPI_MIN),
+                            scw = allreduce(comm, cw, MPI_SUM), mincw = allreduce(comm, cw, MPI_MIN),
+                            sown = allreduce(comm, own, MPI_SUM),
                             sdb = allreduce(comm, db, MPI_SUM), scb = allreduce(comm, cb, MPI_SUM),
                             sc = allreduce(comm, copies, MPI_SUM), maxl = allreduce(comm, layer_s, MPI_MAX);
   auto mean_median = [&](const std::vector<double>& sum) {
@@ -244,6 +279,16 @@ MoeRow measure(parallel::Communicator& comm, parallel::ExpertParallelMoe& ep, co
   row.group_tokens = double(T) * N;
   row.gbps = row.wait_s > 0 ? (row.dispatch_bytes + row.combine_bytes) / row.wait_s / 1e9 : 0;
   row.gbps_min = row.wait_min_s > 0 ? (row.dispatch_bytes + row.combine_bytes) / row.wait_min_s / 1e9 : 0;
+  row.compute_s = mean_median(sown);
+  row.dispatch_s = mean_median(sdisp);
+  row.dispatch_min_s = bench::median(mindisp);
+  row.combine_s = mean_median(scw);
+  row.combine_min_s = bench::median(mincw);
+  auto gbps = [](double bytes, double s) { return s > 0 ? bytes / s / 1e9 : 0; };
+  row.dispatch_gbps = gbps(row.dispatch_bytes, row.dispatch_s);
+  row.dispatch_gbps_min = gbps(row.dispatch_bytes, row.dispatch_min_s);
+  row.combine_gbps = gbps(row.combine_bytes, row.combine_s);
+  row.combine_gbps_min = gbps(row.combine_bytes, row.combine_min_s);
   return row;
 }
 
@@ -570,19 +615,22 @@ int run(parallel::Communicator& comm, const Options& o) {
     small.intermediate_size = 512;
   }
   const int64_t capacity = 128;
-  std::vector<int64_t> Ts = {1, 8, 32, 128, 512, 2048};
+  std::vector<int64_t> Ts;
+  for (int64_t t = 1; t <= 2048; t *= 2) Ts.push_back(t);
   if (o.smoke) Ts = {1, 32};
+  if (!o.tokens.empty()) Ts = o.tokens;
   say("\n== dispatch + combine, ExpertParallelMoe, bench-v3-small (hidden %ld, %ld experts, top-%ld) with %d rank(s), "
       "one MoE layer per call, median of %d calls%s\n",
       long(small.hidden_size), long(small.n_routed_experts), long(small.num_experts_per_tok), N, o.reps,
       o.smoke ? " (smoke: expert width cut to 128)" : "");
-  say("   T = tokens per rank; comm = time blocked in the dispatch + combine waits (DispatchStats::wait_seconds deltas), "
-      "mean over ranks;\n   min wait = the rank that waited least (the others also wait out a peer's expert GEMMs); "
-      "compute = finish - comm;\n   layer = the slowest rank's begin + finish; KB = sent to other ranks per rank per "
-      "layer; GB/s = (dispatch + combine KB) / comm, and / min wait;\n   %% p2p = that GB/s over MPI's p2p GB/s above\n");
-  say("%-11s %-7s %5s %9s %10s %10s %9s %9s %10s %11s %10s %7s %7s %6s %6s\n", "mode", "payload", "T", "begin us",
-      "finish us", "layer us", "comm us", "min wait", "compute us", "dispatch KB", "combine KB", "GB/s", "@min",
-      "% p2p", "@min");
+  say("   T = tokens per rank; layer = the slowest rank's whole call (begin + compute + finish); compute = this rank's "
+      "own work after begin\n   (expert GEMMs, encoding, sums), waits taken out, mean over ranks;\n"
+      "   dispatch = begin() (encode, layout, count exchange, post) + the dispatch wait; combine = the combine wait "
+      "(from the results' post\n   until all are back); both mean over ranks, and min = the rank with the least (the "
+      "others also wait out a slower peer, for combine its GEMMs);\n   KB = sent to other ranks per rank per layer; "
+      "GB/s = KB / time, and / min time; MPI's p2p GB/s is above\n");
+  say("%-11s %-7s %5s %10s %10s | %9s %9s %9s %7s %7s | %9s %9s %9s %7s %7s\n", "mode", "payload", "T", "layer us",
+      "compute us", "disp us", "min", "disp KB", "GB/s", "@min", "comb us", "min", "comb KB", "GB/s", "@min");
   std::vector<std::pair<BytesRow, MoeRow>> largest;
   std::vector<ModelStepRow> steps;  // section 4, printed after section 3
   for (const bool fp8 : {false, true}) {
@@ -619,20 +667,24 @@ int run(parallel::Communicator& comm, const Options& o) {
           MoeRow r = measure(comm, ep, cfg, layer, T, o.reps, o.smoke);
           r.mode = ll ? "low-latency" : "normal";
           r.payload = payload;
-          char gb[32] = "n/a", gbm[32] = "n/a", pc[32] = "n/a", pcm[32] = "n/a";
-          if (N > 1) {
-            std::snprintf(gb, sizeof gb, "%.3f", r.gbps);
-            std::snprintf(gbm, sizeof gbm, "%.3f", r.gbps_min);
-            std::snprintf(pc, sizeof pc, "%.1f", 100 * ratio(r.gbps, p2p_gbps));
-            std::snprintf(pcm, sizeof pcm, "%.1f", 100 * ratio(r.gbps_min, p2p_gbps));
-          }
-          say("%-11s %-7s %5ld %9.1f %10.1f %10.1f %9.1f %9.1f %10.1f %11.1f %10.1f %7s %7s %6s %6s\n", r.mode.c_str(),
-              payload, long(T), r.begin_s * 1e6, r.finish_s * 1e6, r.layer_s * 1e6, r.wait_s * 1e6, r.wait_min_s * 1e6,
-              (r.finish_s - r.wait_s) * 1e6, r.dispatch_bytes / 1e3, r.combine_bytes / 1e3, gb, gbm, pc, pcm);
+          auto gb = [&](double v) {
+            char t[32] = "n/a";
+            if (N > 1) std::snprintf(t, sizeof t, "%.3f", v);
+            return std::string(t);
+          };
+          say("%-11s %-7s %5ld %10.1f %10.1f | %9.1f %9.1f %9.1f %7s %7s | %9.1f %9.1f %9.1f %7s %7s\n",
+              r.mode.c_str(), payload, long(T), r.layer_s * 1e6, r.compute_s * 1e6, r.dispatch_s * 1e6,
+              r.dispatch_min_s * 1e6, r.dispatch_bytes / 1e3, gb(r.dispatch_gbps).c_str(),
+              gb(r.dispatch_gbps_min).c_str(), r.combine_s * 1e6, r.combine_min_s * 1e6, r.combine_bytes / 1e3,
+              gb(r.combine_gbps).c_str(), gb(r.combine_gbps_min).c_str());
           emit({{"section", "moe"}, {"mode", r.mode}, {"payload", payload}, {"tokens_per_rank", T}, {"reps", o.reps},
                 {"comm_time", "wait_seconds"}, {"begin_us", r.begin_s * 1e6}, {"finish_us", r.finish_s * 1e6},
                 {"layer_us", r.layer_s * 1e6}, {"comm_us", r.wait_s * 1e6}, {"comm_min_rank_us", r.wait_min_s * 1e6},
-                {"compute_us", (r.finish_s - r.wait_s) * 1e6}, {"dispatch_bytes_per_rank", r.dispatch_bytes},
+                {"compute_us", r.compute_s * 1e6}, {"dispatch_us", r.dispatch_s * 1e6},
+                {"dispatch_min_rank_us", r.dispatch_min_s * 1e6}, {"combine_us", r.combine_s * 1e6},
+                {"combine_min_rank_us", r.combine_min_s * 1e6}, {"dispatch_gbps", r.dispatch_gbps},
+                {"dispatch_min_rank_gbps", r.dispatch_gbps_min}, {"combine_gbps", r.combine_gbps},
+                {"combine_min_rank_gbps", r.combine_gbps_min}, {"dispatch_bytes_per_rank", r.dispatch_bytes},
                 {"combine_bytes_per_rank", r.combine_bytes}, {"comm_gbps", r.gbps}, {"comm_min_rank_gbps", r.gbps_min},
                 {"p2p_gbps", p2p_gbps}, {"ratio_to_p2p", ratio(r.gbps, p2p_gbps)},
                 {"min_rank_ratio_to_p2p", ratio(r.gbps_min, p2p_gbps)}});
@@ -641,7 +693,8 @@ int run(parallel::Communicator& comm, const Options& o) {
         if (N > 1) largest.emplace_back(bytes_per_token(last, cfg, N), last);
       }
     }
-    for (ModelStepRow& r : model_steps(comm, dir, fp8, o)) steps.push_back(std::move(r));
+    if (o.steps)
+      for (ModelStepRow& r : model_steps(comm, dir, fp8, o)) steps.push_back(std::move(r));
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
     say("   (%s checkpoint: written in %.1f s per rank, removed)\n", payload, written);
@@ -684,7 +737,8 @@ int run(parallel::Communicator& comm, const Options& o) {
     say("\n(one rank: nothing crosses a wire, no bytes-per-token comparison)\n");
   }
 
-  // 4. Model steps, one vs two micro-batches.
+  // 4. Model steps, one vs two micro-batches (--no-steps: sections 1-3 only).
+  if (!o.steps) return 0;
   say("\n== model steps, one vs two micro-batches: bench-v3-small cut to %ld layers (1 dense + %ld MoE), %d rank(s), "
       "ExpertParallelMoe (low latency for decode, normal for prefill), median of %d steps%s\n",
       long(small.num_hidden_layers), long(small.num_hidden_layers - 1), N, o.step_reps,
