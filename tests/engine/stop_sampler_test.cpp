@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -326,6 +327,32 @@ TEST(Sampler, TinyTemperaturesAreGreedyAndNeverOverflow) {
   uint64_t rng = 3;
   SamplingContext ctx{&p, nullptr, 0, 0, &rng};
   for (int i = 0; i < 20; ++i) EXPECT_EQ(s.sample(l.data(), ctx, nullptr), best);
+}
+
+TEST(Sampler, HugeTemperaturesSampleNearlyUniformlyAndStayInRange) {
+  // The API takes [0, 2] (OpenAI's range, engine/validated_request.cpp); the sampler itself is
+  // total for any finite temperature: 1 / 1e300 flattens every weight to ~1, and draws spread
+  // over the vocabulary, with and without ranking.
+  const int64_t n = 50;
+  auto l = make_logits(n, 7);
+  Sampler s(n);
+  for (double t : {2.0, 1e6, 1e300, 1.7e308}) {
+    for (int64_t top_k : {int64_t(0), int64_t(10)}) {
+      SamplingParams p;
+      p.temperature = t;
+      p.top_k = top_k;
+      uint64_t rng = 11;
+      SamplingContext ctx{&p, nullptr, 0, 0, &rng};
+      std::vector<int> seen(size_t(n), 0);
+      for (int i = 0; i < 2000; ++i) {
+        const int32_t id = s.sample(l.data(), ctx, nullptr);
+        ASSERT_TRUE(id >= 0 && id < n) << t;
+        ++seen[size_t(id)];
+      }
+      const int64_t distinct = std::count_if(seen.begin(), seen.end(), [](int c) { return c > 0; });
+      EXPECT_GE(distinct, top_k ? top_k : (t >= 1e6 ? n : 10)) << t << " top_k " << top_k;
+    }
+  }
 }
 
 TEST(Sampler, NonFiniteLogitsThrowInsteadOfReadingOutOfRange) {
