@@ -79,10 +79,15 @@ size_t RequestParser::feed(std::string_view data) {
             fail(400, "this is not an HTTP/1.x request line");
           break;
         case State::kHeaders:
-        case State::kTrailers:
-          if (header_bytes_ + partial.size() > limits_.max_header_bytes)
+        case State::kTrailers: {
+          // Refused only when the whole line must be: it will count at least its bytes so far
+          // (less a trailing CR, maybe half of its CRLF) plus 2. A lone CR may begin the empty line
+          // that ends the headers, which counts nothing, however full the budget is.
+          const size_t chars = partial.size() - (partial.back() == '\r');
+          if (chars > 0 && header_bytes_ + chars + 2 > limits_.max_header_bytes)
             fail(431, str("the request headers are larger than ", limits_.max_header_bytes, " bytes"));
           break;
+        }
         case State::kChunkSize:
           if (partial.size() - (partial.back() == '\r') > kMaxChunkSizeLine) fail(400, "a chunk-size line is too long");
           break;

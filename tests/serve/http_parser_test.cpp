@@ -190,6 +190,37 @@ TEST(HttpParser, ALineAtTheLimitPassesWhereverAReadSplitsItsCrlf) {
   EXPECT_TRUE(p.complete()) << p.error_message();
 }
 
+TEST(HttpParser, HeadersThatFillTheirBudgetExactlyPassWhereverAReadSplitsThem) {
+  // Found by fuzz_http_parser: headers (or trailers) that used the whole max_header_bytes, then a
+  // read ending on the CR of the empty line that ends them: the lone CR was counted as one more
+  // header byte and the request refused with 431, though the whole stream is a valid request.
+  // Every split point of both, with the budget exactly what the lines count (each line + 2).
+  const std::string headers = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n";
+  const std::string trailer = "X-Trailer: " + std::string(20, 'w');
+  const std::string req = headers + "\r\n5\r\nhello\r\n0\r\n" + trailer + "\r\n\r\n";
+  Limits l;
+  l.max_header_bytes = (7 + 2) + (26 + 2) + trailer.size() + 2;
+  for (size_t cut = 1; cut < req.size(); ++cut) {
+    RequestParser p(l);
+    std::string buf = req.substr(0, cut);
+    buf.erase(0, p.feed(buf));
+    buf += req.substr(cut);
+    p.feed(buf);
+    EXPECT_TRUE(p.complete()) << "split at " << cut << ": " << p.error_message();
+    EXPECT_EQ(p.request().body, "hello");
+  }
+  // One byte more in the trailer is over the budget, split or not.
+  const std::string over = headers + "\r\n0\r\n" + trailer + "w\r\n\r\n";
+  for (size_t cut : {over.size() / 2, over.size() - 2, over.size() - 1}) {
+    RequestParser p(l);
+    std::string buf = over.substr(0, cut);
+    buf.erase(0, p.feed(buf));
+    buf += over.substr(cut);
+    p.feed(buf);
+    EXPECT_EQ(p.error_status(), 431) << "split at " << cut;
+  }
+}
+
 TEST(HttpParser, HeadersCompleteBeforeTheBodyArrives) {
   RequestParser p({});
   p.feed("POST /a HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
