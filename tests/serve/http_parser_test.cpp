@@ -34,6 +34,15 @@ std::unique_ptr<Parsed> parse(const std::string& bytes, size_t step = 1 << 20, L
 
 const std::string kGet = "GET /v1/models?x=1 HTTP/1.1\r\nHost: a\r\nX-Thing:  v  \r\n\r\n";
 
+// Feeds `req` as a connection would in two reads split at `cut`: what the first read leaves
+// unconsumed is fed again with the rest.
+void feed_split(RequestParser& p, const std::string& req, size_t cut) {
+  std::string buf = req.substr(0, cut);
+  buf.erase(0, p.feed(buf));
+  buf += req.substr(cut);
+  p.feed(buf);
+}
+
 TEST(HttpParser, ParsesARequestWholeOrOneByteAtATime) {
   for (size_t step : {size_t(1), size_t(3), size_t(1000)}) {
     auto p = parse(kGet, step);
@@ -172,10 +181,7 @@ TEST(HttpParser, ALineAtTheLimitPassesWhereverAReadSplitsItsCrlf) {
   const std::string req = line + "\r\nHost: h\r\n\r\n";
   for (size_t cut = 1; cut < req.size(); ++cut) {
     RequestParser p(l);
-    std::string buf = req.substr(0, cut);
-    buf.erase(0, p.feed(buf));
-    buf += req.substr(cut);
-    p.feed(buf);
+    feed_split(p, req, cut);
     EXPECT_TRUE(p.complete()) << "split at " << cut << ": " << p.error_message();
   }
   // A chunk-size line of 1024 bytes, the limit.
@@ -183,10 +189,7 @@ TEST(HttpParser, ALineAtTheLimitPassesWhereverAReadSplitsItsCrlf) {
                         "\r\nabc\r\n0\r\n\r\n";
   const size_t cr = chunked.find("\r\nabc");
   RequestParser p({});
-  std::string buf = chunked.substr(0, cr + 1);  // ends on the chunk-size line's CR
-  buf.erase(0, p.feed(buf));
-  buf += chunked.substr(cr + 1);
-  p.feed(buf);
+  feed_split(p, chunked, cr + 1);  // the first read ends on the chunk-size line's CR
   EXPECT_TRUE(p.complete()) << p.error_message();
 }
 
@@ -202,10 +205,7 @@ TEST(HttpParser, HeadersThatFillTheirBudgetExactlyPassWhereverAReadSplitsThem) {
   l.max_header_bytes = (7 + 2) + (26 + 2) + trailer.size() + 2;
   for (size_t cut = 1; cut < req.size(); ++cut) {
     RequestParser p(l);
-    std::string buf = req.substr(0, cut);
-    buf.erase(0, p.feed(buf));
-    buf += req.substr(cut);
-    p.feed(buf);
+    feed_split(p, req, cut);
     EXPECT_TRUE(p.complete()) << "split at " << cut << ": " << p.error_message();
     EXPECT_EQ(p.request().body, "hello");
   }
@@ -213,10 +213,7 @@ TEST(HttpParser, HeadersThatFillTheirBudgetExactlyPassWhereverAReadSplitsThem) {
   const std::string over = headers + "\r\n0\r\n" + trailer + "w\r\n\r\n";
   for (size_t cut : {over.size() / 2, over.size() - 2, over.size() - 1}) {
     RequestParser p(l);
-    std::string buf = over.substr(0, cut);
-    buf.erase(0, p.feed(buf));
-    buf += over.substr(cut);
-    p.feed(buf);
+    feed_split(p, over, cut);
     EXPECT_EQ(p.error_status(), 431) << "split at " << cut;
   }
 }
