@@ -1,6 +1,7 @@
 // Minimal leveled logging to stderr. DSINFER_LOG=debug|info|warn|error sets the threshold.
 #pragma once
 
+#include <atomic>
 #include <string>
 
 #include "base/error.h"
@@ -22,6 +23,12 @@ void log_info(Parts&&... parts) {
 template <typename... Parts>
 void log_warn(Parts&&... parts) {
   if (log_enabled(LogLevel::kWarn)) log_line(LogLevel::kWarn, str(std::forward<Parts>(parts)...));
+}
+// Warns only the first time `said` is passed: for a condition every thread or instance would
+// otherwise report again (each call site keeps its own `static std::atomic<bool>`).
+template <typename... Parts>
+void log_warn_once(std::atomic<bool>& said, Parts&&... parts) {
+  if (!said.exchange(true)) log_warn(std::forward<Parts>(parts)...);
 }
 template <typename... Parts>
 void log_debug(Parts&&... parts) {

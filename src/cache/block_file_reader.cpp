@@ -42,15 +42,14 @@ BlockFileReader::BlockFileReader(BlockIoBackend backend, bool direct_io) : backe
   if (backend_ != BlockIoBackend::kUring) return;
 #ifndef DSINFER_HAVE_URING
   static std::atomic<bool> said{false};
-  if (!said.exchange(true)) log_warn("KV disk tier: built without liburing; reading with pread");
+  log_warn_once(said, "KV disk tier: built without liburing; reading with pread");
   backend_ = BlockIoBackend::kPread;
 #else
   auto ring = std::make_unique<Ring>();
   const int rc = io_uring_queue_init(kRingDepth, &ring->ring, 0);
   if (rc < 0) {
     static std::atomic<bool> said{false};  // every reader of every tier would say the same
-    if (!said.exchange(true))
-      log_warn("KV disk tier: io_uring is not available here (", std::strerror(-rc), "); reading with pread");
+    log_warn_once(said, "KV disk tier: io_uring is not available here (", std::strerror(-rc), "); reading with pread");
     backend_ = BlockIoBackend::kPread;
     return;
   }
@@ -71,7 +70,7 @@ bool BlockFileReader::open(BlockFileRead& f, int& error) {
     // tmpfs and some network file systems refuse O_DIRECT: read through the page cache there
     // (said once, not once per reader).
     static std::atomic<bool> said{false};
-    if (!said.exchange(true)) log_warn("KV disk tier: the file system refuses O_DIRECT; reading through the page cache");
+    log_warn_once(said, "KV disk tier: the file system refuses O_DIRECT; reading through the page cache");
     direct_refused_ = true;
     f.fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
   }

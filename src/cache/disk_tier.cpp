@@ -147,6 +147,15 @@ void DiskTier::finish_lookup(DiskLoad load) {
   if (on_load_) on_load_();
 }
 
+bool DiskTier::take_lookup(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                           std::deque<LookupJob>& queue, LookupJob& job) {
+  cv.wait(lock, [&] { return stop_ || !queue.empty(); });
+  if (stop_) return false;
+  job = std::move(queue.front());
+  queue.pop_front();
+  return true;
+}
+
 void DiskTier::probe_loop() {
   // One stat per lookup, in the order asked: a prompt whose first block has no file (most new
   // prompts) is answered here at once, never queued behind the readers' batches.
@@ -154,10 +163,7 @@ void DiskTier::probe_loop() {
     LookupJob job;
     {
       std::unique_lock lock(mu_);
-      probe_cv_.wait(lock, [&] { return stop_ || !lookups_.empty(); });
-      if (stop_) return;
-      job = std::move(lookups_.front());
-      lookups_.pop_front();
+      if (!take_lookup(lock, probe_cv_, lookups_, job)) return;
     }
     struct stat st;
     if (!job.keys.empty() && ::stat(path_of(job.keys[0]).c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
@@ -185,10 +191,7 @@ void DiskTier::read_loop(BlockFileReader& reader) {
     LookupJob job;
     {
       std::unique_lock lock(mu_);
-      read_cv_.wait(lock, [&] { return stop_ || !reads_.empty(); });
-      if (stop_) return;
-      job = std::move(reads_.front());
-      reads_.pop_front();
+      if (!take_lookup(lock, read_cv_, reads_, job)) return;
       if (reading_++ == 0) reading_since_ = now_seconds();
     }
     DiskLoad load;

@@ -138,6 +138,9 @@ class DiskTier {
 
   std::thread probe_thread_, write_thread_, gc_thread_;
   std::vector<std::thread> read_threads_;
+  // Waits (holding `lock` on mu_) for a lookup in `queue` and takes it; false once the tier stops.
+  bool take_lookup(std::unique_lock<std::mutex>& lock, std::condition_variable& cv, std::deque<LookupJob>& queue,
+                   LookupJob& job);
   void probe_loop();
   void read_loop(BlockFileReader& reader);
   void write_loop();
