@@ -50,9 +50,9 @@ ExpertPlacement ExpertPlacement::from_eplb_json(const std::string& path, const m
   if (j.contains("gpus")) {
     const auto& g = j["gpus"];
     check(g.is_number_integer() && g.get<int64_t>() > 0, path, ": gpus is ", g.dump(), ", not a number of GPUs");
-    check(g.get<int64_t>() == num_ranks, path, ": the plan was made for ", g.get<int64_t>(), " GPUs (dsinfer eplb --gpus ",
-          g.get<int64_t>(), ") but ", num_ranks, " ranks were started; plan it with --gpus ", num_ranks,
-          " or start ", g.get<int64_t>(), " ranks");
+    const int64_t gpus = g.get<int64_t>();
+    check(gpus == num_ranks, path, ": the plan was made for ", gpus, " GPUs (dsinfer eplb --gpus ", gpus, ") but ",
+          num_ranks, " ranks were started; plan it with --gpus ", num_ranks, " or start ", gpus, " ranks");
   }
   std::vector<std::vector<int32_t>> rows;
   for (size_t i = 0; i < j["phy2log"].size(); ++i) {
