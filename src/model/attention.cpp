@@ -171,63 +171,63 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
       std::memcpy(dst, s_.heads_out.data() + (h * n + r) * lora, size_t(lora) * sizeof(float));
       std::memcpy(dst + lora, s_.q.data() + (s_.rows[size_t(r)] * H + h) * qk + nope, size_t(rope) * sizeof(float));
     }
-  // Attention over the latent cache: single-token sequences in one batched call, longer ones alone.
+  // Attention over the latent cache, one call per query-group size (see QueryGroup).
   grow(s_.olat, n * H * lora);  // olat [n, H, lora]: attention output in the latent space
-  const int64_t max_blocks = [&] {
-    int64_t mb = 1;
-    for (size_t i : seqs)
-      mb = std::max(mb, (batch.seqs[i].cached_tokens + batch.seqs[i].num_tokens + cache.block_size - 1) / cache.block_size);
-    return mb;
-  }();
-  grow(s_.tables, int64_t(seqs.size()) * max_blocks);  // tables [decodes, max_blocks]: their block tables
-  grow(s_.seqlens, int64_t(seqs.size()));             // seqlens [decodes]: context length with the new token
-  int64_t row = 0, batched = 0;
+  std::vector<QueryGroup>& groups = s_.groups;
+  groups.clear();
+  int64_t max_blocks = 1, row = 0;
   for (size_t i : seqs) {
     const SequenceChunk& s = batch.seqs[i];
-    const int64_t L = s.cached_tokens + s.num_tokens;
-    if (s.num_tokens == 1) {
-      std::copy(s.block_table, s.block_table + (L + cache.block_size - 1) / cache.block_size,
-                s_.tables.begin() + batched * max_blocks);
-      s_.seqlens[size_t(batched++)] = int32_t(L);
+    const int32_t L = int32_t(s.cached_tokens + s.num_tokens);
+    QueryGroup* last = groups.empty() ? nullptr : &groups.back();
+    if (last && last->rows_of_decodes && s.decode && s.block_table == last->table && s.cached_tokens == last->len) {
+      ++last->size;  // the next row of the same sequence: a draft after its token
+      last->len = L;
+    } else {
+      groups.push_back({row, s.num_tokens, L, s.block_table, s.decode});
     }
+    max_blocks = std::max<int64_t>(max_blocks, (L + cache.block_size - 1) / cache.block_size);
+    row += s.num_tokens;
   }
-  if (batched == n) {
-    // A pure decode step (every row a single-token sequence): attend in place, no gathering.
-    ProfileScope scope("attention.mla_decode");
-    kernels::mla_decode(s_.qabs.data(), batched, 1, H, cache, s_.tables.data(), max_blocks, s_.seqlens.data(), lora,
-                        float(cfg_.softmax_scale()), true, s_.olat.data(), nullptr);
+  grow(s_.tables, int64_t(groups.size()) * max_blocks);  // tables [groups, max_blocks]: their block tables
+  grow(s_.seqlens, int64_t(groups.size()));             // seqlens [groups]: context length with the group's rows
+  const float scale = float(cfg_.softmax_scale());
+  ProfileScope scope("attention.mla_decode");
+  if (std::all_of(groups.begin(), groups.end(), [&](const QueryGroup& g) { return g.size == groups[0].size; })) {
+    // One size (a decode step, with or without the same number of drafts per sequence): the rows
+    // are already [groups, size, H, d], so they attend in place.
+    for (size_t g = 0; g < groups.size(); ++g) fill_group_table(groups[g], cache.block_size, max_blocks, g);
+    kernels::mla_decode(s_.qabs.data(), int64_t(groups.size()), groups[0].size, H, cache, s_.tables.data(), max_blocks,
+                        s_.seqlens.data(), lora, scale, true, s_.olat.data(), nullptr);
   } else {
-    // Mixed step: gather the single-token rows for one batched call, run longer chunks alone.
-    std::vector<float>& q1 = s_.kvb;  // q1 [batched, H, lora + rope]: the single-token rows' queries
-    std::vector<float>& o1 = s_.ctx;  // o1 [batched, H, lora]: their outputs
-    grow(q1, batched * H * d);
-    grow(o1, batched * H * lora);
-    int64_t b = 0;
-    for (size_t i : seqs) {
-      const int64_t nt = batch.seqs[i].num_tokens;
-      if (nt == 1) std::memcpy(q1.data() + (b++) * H * d, s_.qabs.data() + row * H * d, size_t(H * d) * sizeof(float));
-      row += nt;
-    }
-    ProfileScope scope("attention.mla_decode");
-    if (batched > 0)
-      kernels::mla_decode(q1.data(), batched, 1, H, cache, s_.tables.data(), max_blocks, s_.seqlens.data(), lora,
-                          float(cfg_.softmax_scale()), true, o1.data(), nullptr);
-    b = 0;
-    row = 0;
-    for (size_t i : seqs) {
-      const SequenceChunk& s = batch.seqs[i];
-      const int64_t nt = s.num_tokens;
-      if (nt == 1) {
-        std::memcpy(s_.olat.data() + row * H * lora, o1.data() + (b++) * H * lora, size_t(H * lora) * sizeof(float));
-      } else {
-        int32_t len = int32_t(s.cached_tokens + nt);
-        kernels::mla_decode(s_.qabs.data() + row * H * d, 1, nt, H, cache, s.block_table,
-                            (len + cache.block_size - 1) / cache.block_size, &len, lora, float(cfg_.softmax_scale()),
-                            true, s_.olat.data() + row * H * lora, nullptr);
+    // Mixed sizes: gather each size's groups for one batched call.
+    std::vector<float>& qg = s_.kvb;  // qg [groups of this size, size, H, lora + rope]: their queries
+    std::vector<float>& og = s_.ctx;  // og [groups of this size, size, H, lora]: their outputs
+    grow(qg, n * H * d);
+    grow(og, n * H * lora);
+    std::vector<bool> done(groups.size(), false);
+    for (size_t first = 0; first < groups.size(); ++first) {
+      if (done[first]) continue;
+      const int64_t size = groups[first].size;
+      int64_t b = 0;
+      for (size_t g = first; g < groups.size(); ++g) {
+        if (groups[g].size != size) continue;
+        done[g] = true;
+        fill_group_table(groups[g], cache.block_size, max_blocks, size_t(b));
+        std::memcpy(qg.data() + b * size * H * d, s_.qabs.data() + groups[g].row * H * d,
+                    size_t(size * H * d) * sizeof(float));
+        ++b;
       }
-      row += nt;
+      kernels::mla_decode(qg.data(), b, size, H, cache, s_.tables.data(), max_blocks, s_.seqlens.data(), lora, scale,
+                          true, og.data(), nullptr);
+      b = 0;
+      for (size_t g = first; g < groups.size(); ++g)
+        if (groups[g].size == size)
+          std::memcpy(s_.olat.data() + groups[g].row * H * lora, og.data() + (b++) * size * H * lora,
+                      size_t(size * H * lora) * sizeof(float));
     }
   }
+  scope.stop();
   // Unabsorb, all heads in one masked grouped GEMM: [H, n, lora] -> [H, n, v].
   for (int64_t h = 0; h < H; ++h)
     for (int64_t r = 0; r < n; ++r)
@@ -241,6 +241,11 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
   for (int64_t r = 0; r < n; ++r)
     for (int64_t h = 0; h < H; ++h)
       std::memcpy(attn_out + (s_.rows[size_t(r)] * H + h) * vd, vout + (h * n + r) * vd, size_t(vd) * sizeof(float));
+}
+
+void MlaAttention::fill_group_table(const QueryGroup& g, int64_t block_size, int64_t max_blocks, size_t slot) {
+  std::copy(g.table, g.table + (g.len + block_size - 1) / block_size, s_.tables.begin() + int64_t(slot) * max_blocks);
+  s_.seqlens[slot] = g.len;
 }
 
 void MlaAttention::heads_gemm(const float* in, int64_t n, int64_t k, const std::vector<const kernels::PackedMatrix*>& w_ptrs,

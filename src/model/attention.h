@@ -4,7 +4,7 @@
 //   k_r = rope(W_DKV · h)[kv_lora:]         the shared rope key, cached {T, rope}
 // Non-absorbed (prefill): k_nope, v = W_UK · c, W_UV · c for every context token, then causal
 // MHA (kernels::mla_prefill). Absorbed (decode): q_latent = W_UKᵀ q_nope per head, attention over
-// [c | k_r] directly (kernels::mla_decode, every single-token sequence of the batch in one call),
+// [c | k_r] directly (kernels::mla_decode, the query groups of one size in one call, QueryGroup),
 // then W_UV on the attended latent. Both compute the same function of the cached latents. The
 // per-head absorption GEMMs run as one masked grouped GEMM over all heads.
 #pragma once
@@ -23,11 +23,26 @@ namespace dsinfer::model {
 // Scratch of the attention layers, grown on demand and reused across steps. The layers of a
 // model run one after another, so they share one: per layer, a 2,048-token prefill of
 // bench-v3-small held ~3 GB of it and spent a fifth of its time faulting those pages in.
+// Rows of one sequence at consecutive positions, attended over its latent cache in one call
+// (mla_decode's s_q = size, as FlashMLA serves MTP's verify rows): a chunk of several tokens, or
+// a decode step's token with its drafts, which the runner adds as single-token chunks of their
+// own. The causal mask shows each row the keys its own decode step would see, and mla_decode
+// computes every query row on its own, so each row's output is bit-identical to a step of its
+// own (tests/kernels/mla_decode_test.cpp); the group reads the cache once instead of per row.
+struct QueryGroup {
+  int64_t row;   // its first row among the absorbed rows
+  int64_t size;  // rows
+  int32_t len;   // context length with all its rows
+  const int32_t* table;
+  bool rows_of_decodes;  // single-token decode chunks, which the next such row may extend
+};
+
 struct AttentionScratch {
   std::vector<float> q, qa, kv, attn, ctx, kvb, k, v, qabs, olat, heads_in, heads_out, part, lse, part_lse;
   std::vector<int32_t> tables, seqlens, counts;
   std::vector<int64_t> rows;
   std::vector<size_t> absorbed;  // sequences of the step attended in the absorbed form
+  std::vector<QueryGroup> groups;
 };
 
 class MlaAttention {
@@ -49,6 +64,8 @@ class MlaAttention {
  private:
   void attend_absorbed(const Batch& batch, const std::vector<size_t>& seqs, const kernels::LatentCacheView& cache,
                        float* attn_out);
+  // Group g's block table and length into slot `slot` of the scratch tables and seqlens.
+  void fill_group_table(const QueryGroup& g, int64_t block_size, int64_t max_blocks, size_t slot);
   void attend_non_absorbed(const SequenceChunk& s, const kernels::LatentCacheView& cache, float* attn_out);
   // K [n, H, qk] and V [n, H, v] of context tokens [t0, t0 + n) into k_ and v_.
   void decompress(const SequenceChunk& s, const kernels::LatentCacheView& cache, int64_t t0, int64_t n);

@@ -116,6 +116,37 @@ TEST_P(MlaDecode, SequenceResultIsBatchInvariant) {
   }
 }
 
+// A decode step's token and its drafts attend as one query group (s_q = 1 + drafts;
+// model/attention.h, QueryGroup). Speculative decoding's greedy output equals decoding without
+// drafts only if every row's result is, bit for bit, that of a decode step of its own. The
+// lengths put a group's rows on both sides of a KV block (64 tokens) and of a split (4 blocks):
+// its earlier rows then see nothing of the last block or split, which must not touch them.
+TEST_P(MlaDecode, EachRowOfAQueryGroupEqualsItsOwnDecodeStepBitForBit) {
+  const DType dt = std::get<0>(GetParam());
+  const int64_t dim = 80, rope = 16, dv = 64, h = 4;
+  for (int64_t s_q : {2L, 3L, 4L}) {
+    Batch c({int32_t(s_q), 64, 65, 66, 129, 256, 257, 258, 259, 300}, dim, rope, dt, uint32_t(s_q));
+    const int64_t B = int64_t(c.lens.size());
+    auto q = ref::randn(size_t(B * s_q * h * dim), uint32_t(20 + s_q), 0.3f);
+    std::vector<float> out(size_t(B * s_q * h * dv)), lse(size_t(B * h * s_q));
+    mla_decode(q.data(), B, s_q, h, c.view, c.table.data(), c.max_blocks, c.lens.data(), dv, 0.125f, true, out.data(),
+               lse.data());
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t i = 0; i < s_q; ++i) {
+        const int32_t own_len = c.lens[size_t(b)] - int32_t(s_q - 1 - i);
+        std::vector<float> own(size_t(h * dv)), own_lse(static_cast<size_t>(h));
+        mla_decode(q.data() + (b * s_q + i) * h * dim, 1, 1, h, c.view, c.table.data() + b * c.max_blocks,
+                   c.max_blocks, &own_len, dv, 0.125f, true, own.data(), own_lse.data());
+        const float* row = out.data() + (b * s_q + i) * h * dv;
+        ASSERT_EQ(std::memcmp(row, own.data(), own.size() * sizeof(float)), 0)
+            << "s_q " << s_q << ", length " << c.lens[size_t(b)] << ", row " << i;
+        for (int64_t hh = 0; hh < h; ++hh)
+          ASSERT_EQ(std::memcmp(&lse[size_t((b * h + hh) * s_q + i)], &own_lse[size_t(hh)], sizeof(float)), 0)
+              << "lse: s_q " << s_q << ", length " << c.lens[size_t(b)] << ", row " << i << ", head " << hh;
+      }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Caches, MlaDecode,
                          ::testing::Combine(::testing::Values(DType::kBF16, DType::kF32, DType::kF8E4M3),
                                             DSINFER_ALL_ISAS),
