@@ -44,9 +44,8 @@ void Engine::warm_up_prefill(const kernels::KvCacheView& cache, int64_t num_bloc
   warm_up_mtp(batch, cache, logits);
 }
 
-// max_running sequences of one token each (with drafts, 1 + K rows each, every row attended as a
-// decode step of its own), whose contexts add up to the pool's capacity: the first as long as the
-// context allows, the others sharing the rest.
+// max_running sequences of one token each (with drafts, 1 + K rows each), whose contexts add up
+// to the pool's capacity: the first as long as the context allows, the others sharing the rest.
 void Engine::warm_up_decode(const kernels::KvCacheView& cache, int64_t num_blocks) {
   const int64_t bs = cache.spec.block_size,
                 n = std::min(options_.max_running * (1 + options_.draft_tokens), options_.max_batch_tokens);
@@ -59,10 +58,21 @@ void Engine::warm_up_decode(const kernels::KvCacheView& cache, int64_t num_block
   int64_t cursor = 0;
   std::vector<int32_t> tokens(size_t(n), 0);
   model::Batch batch;
+  // With drafts, the rows after the first come in groups of 1 + K at consecutive positions of one
+  // sequence (a token and its drafts: one query group, model/attention.h) and the first stays
+  // alone, so the step mixes group sizes as real steps do and grows the gathering path's buffers.
+  const int64_t group = 1 + options_.draft_tokens;
+  const int32_t* group_table = nullptr;
   for (int64_t i = 0; i < n; ++i) {
+    if (options_.draft_tokens > 0 && i >= 2 && (i - 1) % group != 0) {
+      context[size_t(i)] = context[size_t(i - 1)] + 1;
+      batch.add(tokens.data() + i, 1, context[size_t(i)], group_table, model::Batch::Logits::kLast);
+      continue;
+    }
     auto& t = tables[size_t(i)];
-    t.resize(size_t((context[size_t(i)] + 1 + bs - 1) / bs));
+    t.resize(size_t((context[size_t(i)] + group + bs - 1) / bs));
     for (auto& b : t) b = int32_t(cursor++ % num_blocks);
+    group_table = t.data();
     batch.add(tokens.data() + i, 1, context[size_t(i)], t.data(), model::Batch::Logits::kLast);
   }
   std::vector<float> logits(size_t(n) * size_t(model_->config().vocab_size));

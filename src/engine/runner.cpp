@@ -26,9 +26,9 @@ void Runner::run(const SchedulerOutput& step) {
     const size_t before = batch_.logits_rows.size();
     first_token_.push_back(int64_t(batch_.tokens.size()));
     if (c.drafts > 0) {
-      // The last token and its drafts, each attended as a decode step of its own (the absorbed
-      // form, over the rows before it): every row's logits are those that a step without drafts
-      // would give at that position, bit for bit.
+      // The last token and its drafts, each a decode row of its own at consecutive positions:
+      // the attention takes them as one query group (model/attention.h), and every row's logits
+      // are those that a step without drafts would give at that position, bit for bit.
       batch_.add(&s.tokens.back(), 1, s.computed, s.blocks.data(), model::Batch::Logits::kLast, true);
       for (int64_t j = 0; j < c.drafts; ++j)
         batch_.add(&s.drafts[size_t(j)], 1, s.computed + 1 + j, s.blocks.data(), model::Batch::Logits::kLast, true);
