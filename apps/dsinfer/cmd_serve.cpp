@@ -71,8 +71,6 @@ int run(Args& args) {
   model::ModelOptions mo = model_options(args);
   eo.draft_tokens = speculative_draft_tokens(args);
   mo.mtp = eo.draft_tokens > 0;
-  // A prefill instance would have to send the MTP layer's rows and its first draft too.
-  check(eo.draft_tokens == 0 || role == "both", "--speculative mtp runs with --role both only (not disaggregated yet)");
   const GroupFlags group_flags_ = group_flags(args, mo);
   AccountingConfig ac;
   ac.prices.input_cache_hit = args.get_double("price-input-cache-hit", ac.prices.input_cache_hit, 0, 1e9);

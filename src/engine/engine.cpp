@@ -574,7 +574,9 @@ void Engine::process_token(Sequence& seq, const float* logits, int64_t rows, dou
   if (r.export_to && seq.index == 0 && generated == 0) {
     FirstToken first{id, seq.rng, std::nullopt, std::max<int64_t>(0, r.cached_tokens), r.disk_cached_tokens};
     if (p.logprobs >= 0) first.logprob = lp_;
-    r.export_to->prefill_done(first);
+    // With MTP the token waits for the module's drafts after it (export_mtp_rows).
+    if (drafter_) pending_firsts_.push_back({&seq, std::move(first)});
+    else r.export_to->prefill_done(first);
   }
   take_token(seq, id, p.logprobs >= 0 ? &lp_ : nullptr, now);
 }

@@ -173,6 +173,13 @@ class Engine {
   bool defer_retire_ = false;
   std::vector<Sequence*> retiring_;
   std::unique_ptr<ExportObserver> exporter_;
+  // Prefill instance with MTP: first tokens sampled this step, sent once the module has drafted
+  // after them and its rows of the prompt are out (engine_mtp.cpp).
+  struct PendingFirst {
+    Sequence* seq;
+    FirstToken first;
+  };
+  std::vector<PendingFirst> pending_firsts_;
   TokenLogprob lp_;
   std::thread thread_;
 
@@ -230,6 +237,11 @@ class Engine {
   int64_t process_drafts(Sequence& seq, const float* first, int64_t rows, double now);
   // After the step's tokens: the MTP module over the rows the step made valid, and new drafts.
   void run_drafter();
+  // Prefill instance with MTP, after the module's pass: its rows of the step's exported prompts,
+  // then the first tokens with their drafts.
+  void export_mtp_rows();
+  // A prefill instance's request that has just sampled the first token it hands on.
+  bool exports_first_token(const Sequence& seq) const;
   // Then the sequences that finished during the step give their blocks back.
   void retire_finished();
   // The chosen token joins the sequence: text, stops, length, the stream (lp: its logprobs).

@@ -3,6 +3,8 @@
 // KV, and continues from the prefill side's first token.
 #include "engine/engine.h"
 
+#include <algorithm>
+
 #include "base/log.h"
 
 namespace dsinfer::engine {
@@ -64,6 +66,14 @@ void Engine::start_import(Request& r, double now) {
   if (!recompute_last) {
     seq.rng = first.rng;
     take_token(seq, first.id, first.logprob ? &*first.logprob : nullptr, now);
+    // The prefill side's MTP drafts after that token: its first step verifies them, as one engine
+    // would have, within this request's limits (the prefill side ran with max_tokens 1).
+    if (drafter_ && seq.finish == FinishReason::kNone) {
+      const int64_t n = std::min({int64_t(first.drafts.size()), int64_t(options_.draft_tokens),
+                                  r.params.max_tokens - seq.num_generated() - 1,
+                                  max_model_len_ - int64_t(seq.tokens.size())});
+      seq.drafts.assign(first.drafts.begin(), first.drafts.begin() + std::max<int64_t>(0, n));
+    }
   }
   if (seq.state == SeqState::kFinished)
     finish_request_if_done(r);

@@ -25,6 +25,11 @@ void Engine::run_drafter() {
       // No drafts past max_tokens (the step would emit them only to drop them) or the context.
       max_drafts = std::min({int64_t(options_.draft_tokens), r.params.max_tokens - seq.num_generated() - 1,
                              max_model_len_ - int64_t(seq.tokens.size())});
+    } else if (exports_first_token(seq) && seq.finish == FinishReason::kLength &&
+               seq.computed + 1 == int64_t(seq.tokens.size())) {
+      // A prefill instance's request ends at its first token (max_tokens 1) but drafts for the
+      // decode instance, which trims them to the request's own limits (start_import).
+      max_drafts = std::min<int64_t>(options_.draft_tokens, max_model_len_ - int64_t(seq.tokens.size()));
     }
     drafter_->add(seq, from, n, runner_->first_token(i), decode, max_drafts);
   }
@@ -34,6 +39,30 @@ void Engine::run_drafter() {
     std::lock_guard lock(metrics_mu_);
     metrics_.mtp_seconds += now_seconds() - t0;
   }
+  export_mtp_rows();
+}
+
+bool Engine::exports_first_token(const Sequence& seq) const {
+  return seq.request->export_to && seq.index == 0 && seq.num_generated() == 1;
+}
+
+void Engine::export_mtp_rows() {
+  const int64_t layer = model_->config().num_hidden_layers;  // the module's own KV layer
+  for (const ScheduledChunk& c : step_.chunks) {
+    const Sequence& seq = *c.seq;
+    const Request& r = *seq.request;
+    if (!r.export_to || seq.index != 0 || !r.error.empty() || c.start >= seq.num_prompt) continue;
+    // run_drafter wrote the module's rows of every prompt position computed so far (the last one
+    // once the first token is known), so they leave chunk by chunk as the main layers do.
+    r.export_to->layer_written(layer, pool_->view().layer(layer), seq.blocks.data(),
+                               std::min(seq.computed, seq.num_prompt));
+  }
+  for (PendingFirst& p : pending_firsts_) {
+    if (!p.seq->request->error.empty()) continue;  // failed this step: its export is abandoned
+    p.first.drafts = p.seq->drafts;
+    p.seq->request->export_to->prefill_done(p.first);
+  }
+  pending_firsts_.clear();
 }
 
 void Engine::retire_finished() {

@@ -24,13 +24,16 @@ namespace dsinfer::engine {
 
 // What the prefill side hands on besides the KV: the token it sampled after the prompt, the
 // sequence's random state after that draw (so a sampled continuation is the one `serve --role
-// both` would draw), the token's logprobs when asked for, and the prompt's prefix-cache hit.
+// both` would draw), the token's logprobs when asked for, the prompt's prefix-cache hit, and with
+// speculative decoding the MTP module's drafts after the first token (its layer's rows travel
+// with the others, so the decode side's first step verifies them as `--role both` would).
 struct FirstToken {
   int32_t id = 0;
   uint64_t rng = 0;
   std::optional<TokenLogprob> logprob;
   int64_t cached_tokens = 0;
   int64_t disk_cached_tokens = 0;  // of cached_tokens, those the prefill side's disk tier loaded
+  std::vector<int32_t> drafts = {};  // at most EngineOptions::kMaxDraftTokens
 };
 
 // A prefill request's destination. Called on the engine's step thread.

@@ -70,12 +70,8 @@ void Scheduler::schedule(SchedulerOutput& out) {
     if (seq->state != SeqState::kRunning) continue;  // preempted below as someone's victim
     int64_t n = std::min(seq->uncomputed(), budget);
     const bool wants_logits = seq->computed + n == int64_t(seq->tokens.size());
-    int64_t drafts = 0;
-    if (seq->uncomputed() == 1) {  // a decode step feeds the drafts too, as the budget allows
-      seq->drafts.resize(size_t(std::min<int64_t>(int64_t(seq->drafts.size()), budget - 1)));
-      drafts = int64_t(seq->drafts.size());
-      n += drafts;
-    }
+    const int64_t drafts = feed_drafts(*seq, budget);
+    n += drafts;
     int64_t need = blocks_.blocks_for(seq->computed + n) - int64_t(seq->blocks.size());
     bool self_preempted = false;
     while (need > blocks_.available()) {
@@ -110,20 +106,32 @@ void Scheduler::schedule(SchedulerOutput& out) {
     if (seq->blocks.empty())
       seq->computed = blocks_.match_prefix(seq->tokens.data(), int64_t(seq->tokens.size()), 1, seq->blocks);
     int64_t n = std::min(seq->uncomputed(), budget);
+    const bool wants_logits = seq->computed + n == int64_t(seq->tokens.size());
+    // Drafts only an imported sequence brings (a prefill instance's, after its first token):
+    // new and preempted sequences have none.
+    const int64_t drafts = feed_drafts(*seq, budget);
+    n += drafts;
     int64_t need = blocks_.blocks_for(seq->computed + n) - int64_t(seq->blocks.size());
     if (need > blocks_.available()) {
       // Give the matched prefix back (it stays cached) and wait for blocks.
       blocks_.release(seq->blocks);
       seq->computed = 0;
+      seq->drafts.clear();
       break;
     }
     blocks_.allocate(need, seq->blocks);
     waiting_.pop_front();
     add_running(seq);
-    out.chunks.push_back({seq, n, seq->computed + n == int64_t(seq->tokens.size()), 0, seq->computed});
+    out.chunks.push_back({seq, n, wants_logits, drafts, seq->computed});
     out.num_tokens += n;
     budget -= n;
   }
+}
+
+int64_t Scheduler::feed_drafts(Sequence& seq, int64_t budget) {
+  if (seq.uncomputed() != 1) return 0;  // a decode step feeds the drafts too, as the budget allows
+  seq.drafts.resize(size_t(std::min<int64_t>(int64_t(seq.drafts.size()), budget - 1)));
+  return int64_t(seq.drafts.size());
 }
 
 void Scheduler::advance(const SchedulerOutput& out) {

@@ -76,6 +76,9 @@ class Scheduler {
 
   void preempt(Sequence* seq);
   void add_running(Sequence* seq);
+  // A sequence with one token to compute (a decode step) feeds its drafts with it, as many as
+  // the step's token budget leaves room for; returns how many.
+  int64_t feed_drafts(Sequence& seq, int64_t budget);
 };
 
 }  // namespace dsinfer::engine

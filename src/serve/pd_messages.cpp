@@ -6,6 +6,7 @@
 #include "base/byte_stream.h"
 #include "base/error.h"
 #include "base/hash.h"
+#include "engine/engine_options.h"
 
 namespace dsinfer::serve::pd {
 
@@ -86,6 +87,8 @@ std::vector<uint8_t> encode_done(const MessageHead& head, const engine::FirstTok
   w.put(first.rng);
   w.put(first.cached_tokens);
   w.put(first.disk_cached_tokens);
+  w.put(uint32_t(first.drafts.size()));
+  for (int32_t d : first.drafts) w.put(d);
   w.put(uint8_t(first.logprob.has_value()));
   if (first.logprob) {
     w.put(first.logprob->id);
@@ -153,6 +156,10 @@ DoneMessage decode_done(const std::vector<uint8_t>& msg) {
   m.first.rng = r.get<uint64_t>();
   m.first.cached_tokens = r.get<int64_t>();
   m.first.disk_cached_tokens = r.get<int64_t>();
+  const uint32_t drafts = r.get<uint32_t>();
+  check(drafts <= uint32_t(engine::EngineOptions::kMaxDraftTokens), "a done message carries ", drafts,
+        " drafts; at most ", engine::EngineOptions::kMaxDraftTokens, " are made");
+  for (uint32_t i = 0; i < drafts; ++i) m.first.drafts.push_back(r.get<int32_t>());
   if (r.get<uint8_t>()) {
     engine::TokenLogprob lp;
     lp.id = r.get<int32_t>();

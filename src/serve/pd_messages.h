@@ -4,7 +4,8 @@
 //                  index in the prompt, its row count and a checksum (seeded with the transfer,
 //                  attempt, layer, block and rows, so a block put in the wrong place fails too);
 //   done message:  the first token the prefill side sampled, its random state and logprobs,
-//                  and the prompt's prefix-cache hit (and how much of it came from disk);
+//                  the prompt's prefix-cache hit (and how much of it came from disk), and the
+//                  MTP module's drafts after the first token (none without --speculative);
 //                  checksummed as a whole;
 //   alive message: the head alone, a heartbeat while the prompt waits or computes (the decode
 //                  side's --kv-transfer-timeout is a bound on silence, not on queueing).

@@ -235,7 +235,8 @@ void Server::pd_prefill(Endpoint endpoint, const http::Request& req, const http:
     if (!layout || *layout != kv_layout_)
       throw ApiError(409, str("the decode instance's KV layout (", layout ? *layout : "none",
                               ") differs from this prefill instance's (", kv_layout_,
-                              "): both must serve the same model with the same --kv-cache-dtype"));
+                              "): both must serve the same model with the same --kv-cache-dtype, and both with or both "
+                              "without --speculative mtp (its module's KV layer travels too)"));
     ParsedRequest pr = parse_request(endpoint, req.body, protocol_);
     const uint64_t want = header_hex64(req, "x-dsinfer-prompt-hash");
     if (prompt_hash(pr.prompt()) != want)
@@ -244,7 +245,7 @@ void Server::pd_prefill(Endpoint endpoint, const http::Request& req, const http:
     engine::ValidatedRequest vr = pr.request->first_token_only();
     const int64_t prompt = int64_t(pr.prompt().size());
     job->exporter = std::make_shared<pd::KvExporter>(*options_.kv_agent, std::move(target), prompt,
-                                                     engine_.config().num_hidden_layers, export_totals_);
+                                                     engine_.model().cache_spec().num_layers, export_totals_);
     job->timeout_s = options_.kv_transfer_timeout_s;
     pd::PrefillJobs* jobs = prefill_jobs_.get();
     job->exporter->set_on_complete([jobs] { jobs->wake(); });

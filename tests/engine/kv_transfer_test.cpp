@@ -82,9 +82,10 @@ class LoopbackExport : public KvExport {
   uint32_t attempt_;
 };
 
-// The request through a prefill engine and a decode engine.
+// The request through a prefill engine and a decode engine; `sent` (optional) gets what the
+// prefill engine handed on with its first token.
 Output disaggregated(Engine& prefill, Engine& decode, const std::vector<int32_t>& prompt, SamplingParams params,
-                     double timeout_s = 30) {
+                     double timeout_s = 30, FirstToken* sent = nullptr) {
   auto import = std::make_shared<KvImport>(int64_t(prompt.size()), timeout_s);
   auto stream = decode.submit_import(validate_request(decode.limits(), prompt, params), import);
   EXPECT_EQ(import->wait_reserved(10), KvImport::State::kReserved) << import->error();
@@ -95,7 +96,8 @@ Output disaggregated(Engine& prefill, Engine& decode, const std::vector<int32_t>
   auto pstream = prefill.submit(validate_request(prefill.limits(), prompt, first), exporter);
   Output p = collect(*pstream);
   EXPECT_TRUE(p.error.empty()) << p.error;
-  EXPECT_EQ(exporter->layers_seen_, prefill.config().num_hidden_layers);
+  EXPECT_EQ(exporter->layers_seen_, prefill.model().cache_spec().num_layers);  // the MTP module's too, with drafts
+  if (sent) *sent = exporter->first_;
   return collect(*stream);
 }
 
@@ -125,10 +127,14 @@ class KvTransferEngines : public ::testing::Test {
     delete prefill_;
     delete decode_;
   }
+
+ public:
   static void expect_idle(Engine& e) {
     EXPECT_TRUE(dsinfer::testing::eventually([&] { return e.idle() && e.metrics().kv_blocks_used == 0; }, 10))
         << e.metrics().kv_blocks_used << " KV blocks still in use";
   }
+
+ protected:
   static Engine* both_;
   static Engine* prefill_;
   static Engine* decode_;
@@ -249,6 +255,54 @@ TEST(KvTransferRoom, AReservationThatDoesNotFitIsRefused) {
   EXPECT_FALSE(collect(*sb, 5).error.empty());
   decode->cancel(sa);
   collect(*sa, 5);
+}
+
+// Speculative decoding across the split, on the trained demo model (its MTP module drafts well
+// enough for drafts to be both accepted and rejected). The prefill engine sends the module's KV
+// layer with the others and its drafts after the first token; the decode engine's first step
+// verifies them. Its output is greedy decoding's without drafts, and since every draft then
+// comes from the same module rows, its drafts and acceptances are one engine's with drafts,
+// count for count: a module row lost or misplaced on the way would change which drafts it makes.
+TEST(KvTransferWithDrafts, TheModuleRowsAndDraftsTravelAndDecodingContinuesAsOneEngine) {
+  const std::string demo = std::string(DSINFER_ASSETS_DIR) + "/demo-model";
+  auto engine_with = [&](int drafts) {
+    model::ModelOptions mo;
+    mo.mtp = drafts > 0;
+    EngineOptions opt = small_options();
+    opt.draft_tokens = drafts;
+    return std::make_unique<Engine>(model::DeepSeekModel::load(demo, mo), tokenizer::Tokenizer::from_dir(demo), opt);
+  };
+  auto plain = engine_with(0);
+  SamplingParams p = params_of(0, 24);
+  for (int k : {1, 2}) {
+    SCOPED_TRACE(k);
+    auto both = engine_with(k), prefill = engine_with(k), decode = engine_with(k);
+    // 63 and 64 tokens: a chained draft's row past the prompt's last block, or in it.
+    for (int64_t len : {5L, 63L, 64L, 150L}) {
+      SCOPED_TRACE(len);
+      std::vector<int32_t> prompt;
+      for (int64_t i = 0; i < len; ++i) prompt.push_back(int32_t(2 + (i * 7919 + len) % 4000));
+      const Output want = together(*plain, prompt, p);
+      const EngineMetrics one_before = both->metrics(), split_before = decode->metrics();
+      const Output one = together(*both, prompt, p);
+      FirstToken sent;
+      const Output got = disaggregated(*prefill, *decode, prompt, p, 30, &sent);
+      ASSERT_TRUE(got.error.empty()) << got.error;
+      EXPECT_EQ(one.tokens, want.tokens);
+      EXPECT_EQ(got.tokens, want.tokens);
+      EXPECT_FALSE(sent.drafts.empty());
+      EXPECT_LE(sent.drafts.size(), size_t(k));
+      const EngineMetrics one_after = both->metrics(), split_after = decode->metrics();
+      EXPECT_EQ(split_after.mtp_drafted - split_before.mtp_drafted, one_after.mtp_drafted - one_before.mtp_drafted);
+      EXPECT_EQ(split_after.mtp_accepted - split_before.mtp_accepted, one_after.mtp_accepted - one_before.mtp_accepted);
+      EXPECT_GT(split_after.mtp_drafted, split_before.mtp_drafted);
+    }
+    const EngineMetrics m = decode->metrics();
+    EXPECT_GT(m.mtp_accepted, 0u);
+    EXPECT_LT(m.mtp_accepted, m.mtp_drafted);
+    KvTransferEngines::expect_idle(*decode);
+    KvTransferEngines::expect_idle(*prefill);
+  }
 }
 
 // KvImport on its own: what it accepts, in which order, and from which attempt.

@@ -2,8 +2,9 @@
 # decode instances on loopback, against `serve --role both`. tokens: 32 concurrent clients, 1+1 and
 # 2+2 instances, the same output; faults: retries, corrupt blocks, stalled transfers, a decode
 # instance and a router killed mid-stream, restarts; disk: two prefill instances sharing one
-# --kv-disk-dir, a prompt prefilled by one a disk hit on the other.
-foreach(part tokens faults disk)
+# --kv-disk-dir, a prompt prefilled by one a disk hit on the other; speculative: MTP drafts on both
+# sides of the split (the demo model), the output of serve without drafts.
+foreach(part tokens faults disk speculative)
   add_test(NAME router_pd_${part}
            COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/pd_test.py ${DSINFER_BIN} ${DSINFER_TESTDATA}/pd
                    --part ${part})

@@ -2,7 +2,7 @@
 """Disaggregated serving end to end on loopback: `dsinfer router` in front of `dsinfer serve --role
 prefill` and `--role decode` instances on a tiny-v3 model, against `serve --role both`.
 
-    pd_test.py DSINFER_BIN WORKDIR --part tokens|faults|disk|group [--mpiexec mpirun]
+    pd_test.py DSINFER_BIN WORKDIR --part tokens|faults|disk|group|speculative [--mpiexec mpirun]
 
 tokens: router + 1 prefill + 1 decode, and router + 2 + 2, give 32 concurrent clients (streaming and
         not, chat and completions, greedy, seeded sampling with n = 2, logprobs) exactly the tokens,
@@ -18,6 +18,9 @@ disk:   two prefill instances on one --kv-disk-dir: a prompt prefilled by one is
         other (usage.prompt_cache_hit_disk_tokens through the router), with the same output.
 group:  the prefill and the decode instance are each an expert-parallel group (mpirun -np 2):
         the same output again.
+speculative: both instances run --speculative mtp (the demo model): the output of serve without
+        drafts, drafts verified on the decode side; a prefill instance without the module is
+        refused by name.
 Every process is started here and killed at the end; every wait is bounded.
 """
 import argparse
@@ -299,6 +302,39 @@ def part_disk(bin_, model, work):
         wait_for(lambda: kv_used(inst) == 0, 10, f"no KV blocks in use on {inst.url} after the run")
 
 
+def part_speculative(bin_):
+    """--speculative mtp on both sides of the split, on the trained demo model (its MTP module
+    drafts well): the prefill instance sends the module's KV layer and its drafts after the first
+    token, the decode instance verifies them; clients get what serve without drafts gives."""
+    demo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "assets", "demo-model")
+    spec = ["--speculative", "mtp"]
+    both = serve(bin_, demo, "both")  # no drafts: the reference
+    dec, pre = serve(bin_, demo, "decode", spec), serve(bin_, demo, "prefill", spec)
+    r = router(bin_, [pre], [dec])
+    mix = requests_mix()[:16]
+    want = [outcome(both.url, *m) for m in mix]
+    check(all(w["status"] == 200 for w in want), "the reference requests succeed")
+    got = concurrently(lambda path, body, s: outcome(r.url, path, body, s), mix)
+    bad = [i for i in range(len(mix)) if comparable(got[i]) != comparable(want[i])]
+    for i in bad[:3]:
+        print(f"speculative request {i}: router {json.dumps(got[i])[:600]}\n  both   {json.dumps(want[i])[:600]}")
+    check(not bad, f"{len(bad)} of {len(mix)} clients got other output with drafts across the split than from "
+                   f"serve without drafts")
+    drafted = metric(dec.url, "dsinfer_mtp_drafted_tokens_total") or 0
+    accepted = metric(dec.url, "dsinfer_mtp_accepted_tokens_total") or 0
+    check(0 < accepted < drafted, f"the decode instance verified drafts, accepting some ({accepted} of {drafted})")
+    print(f"   the decode instance accepted {accepted:.0f} of {drafted:.0f} drafts")
+    check(metric(pre.url, "dsinfer_pd_kv_sent_bytes_total") > 0, "the prefill instance sent KV")
+    # A prefill instance without the module behind the same decode instance: refused, naming the flag.
+    plain = serve(bin_, demo, "prefill")
+    r2 = router(bin_, [plain], [dec])
+    st, text = post(r2.url + "/v1/completions", {"model": "tiny", "prompt": "Mismatched", "max_tokens": 4})
+    check(st != 200 and "--speculative" in text, f"a prefill instance without --speculative is refused by name "
+                                                 f"({st} {text[:300]})")
+    for inst in (dec, pre):
+        wait_for(lambda: kv_used(inst) == 0, 10, f"no KV blocks in use on {inst.url} after the run")
+
+
 def part_faults(bin_, model):
     both = serve(bin_, model, "both")
     timeout = ["--kv-transfer-timeout", "3"]
@@ -403,7 +439,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dsinfer")
     ap.add_argument("work")
-    ap.add_argument("--part", choices=["tokens", "faults", "disk", "group"], required=True)
+    ap.add_argument("--part", choices=["tokens", "faults", "disk", "group", "speculative"], required=True)
     ap.add_argument("--mpiexec", default="mpirun")
     a = ap.parse_args()
     model = tiny_model(a.dsinfer, a.work)
@@ -413,6 +449,8 @@ def main():
             part_group(a.dsinfer, model, a.mpiexec)
         elif a.part == "disk":
             part_disk(a.dsinfer, model, a.work)
+        elif a.part == "speculative":
+            part_speculative(a.dsinfer)
         else:
             {"tokens": part_tokens, "faults": part_faults}[a.part](a.dsinfer, model)
     finally:

@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "base/timer.h"
+#include "engine/engine_options.h"
 #include "serve/pd_receiver.h"
 
 namespace dsinfer::serve::pd {
@@ -80,6 +81,7 @@ TEST(PdMessages, DoneMessageRoundTripsAndRefusesCorruption) {
   f.cached_tokens = 128;
   f.disk_cached_tokens = 64;
   f.logprob = engine::TokenLogprob{4242, -0.5f, {{4242, -0.5f}, {17, -1.25f}}};
+  f.drafts = {77, 78};
   const auto msg = encode_done({MessageKind::kDone, 99, 3}, f);
   const DoneMessage d = decode_done(msg);
   EXPECT_EQ(d.head.transfer, 99u);
@@ -90,11 +92,26 @@ TEST(PdMessages, DoneMessageRoundTripsAndRefusesCorruption) {
   EXPECT_EQ(d.first.disk_cached_tokens, 64);
   ASSERT_TRUE(d.first.logprob.has_value());
   EXPECT_EQ(d.first.logprob->top, f.logprob->top);
+  EXPECT_EQ(d.first.drafts, f.drafts);
   for (size_t i = 8; i < msg.size(); i += 5) {  // past the magic and kind
     auto bad = msg;
     bad[i] ^= 0x40;
     EXPECT_THROW(decode_done(bad), dsinfer::Error) << "byte " << i;
   }
+}
+
+// More drafts than any engine makes, checksummed as if sent: refused, not read.
+TEST(PdMessages, ADoneMessageWithMoreDraftsThanAnEngineMakesIsRefused) {
+  engine::FirstToken f;
+  f.drafts.assign(size_t(engine::EngineOptions::kMaxDraftTokens) + 1, 5);
+  try {
+    decode_done(encode_done({MessageKind::kDone, 1, 0}, f));
+    ADD_FAILURE() << "accepted " << f.drafts.size() << " drafts";
+  } catch (const dsinfer::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("drafts"), std::string::npos) << e.what();
+  }
+  f.drafts.pop_back();
+  EXPECT_EQ(decode_done(encode_done({MessageKind::kDone, 1, 0}, f)).first.drafts, f.drafts);
 }
 
 TEST(PdMessages, MalformedMessagesAreErrorsNotReads) {
