@@ -467,6 +467,7 @@ void Engine::postprocess(double now) {
   // Requests are finished or failed after the loop: a request's later chunks may still follow.
   failed_.clear();
   touched_.clear();
+  pending_firsts_.clear();  // a failed step's (its requests were failed with it)
   defer_retire_ = drafter_ != nullptr;
   for (size_t i = 0; i < step_.chunks.size(); ++i) {
     const ScheduledChunk& c = step_.chunks[i];
