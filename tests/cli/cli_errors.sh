@@ -122,7 +122,6 @@ expect_error "exactly one of" "$bin" generate --model "$m"
 expect_error "--speculative must be none or mtp" "$bin" generate --model "$m" --tokens 1 --speculative eagle
 expect_error "--draft-tokens needs --speculative mtp" "$bin" generate --model "$m" --tokens 1 --draft-tokens 2
 expect_usage "--draft-tokens" "$bin" generate --model "$m" --tokens 1 --speculative mtp --draft-tokens 9
-expect_error "runs with --role both only" "$bin" serve --model "$m" --role prefill --speculative mtp
 expect_error "unknown preset" "$bin" make-model --preset huge --out "$work/x"
 expect_error "unknown command" "$bin" frobnicate
 

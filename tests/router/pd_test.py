@@ -151,6 +151,18 @@ def concurrently(fn, items):
     return results
 
 
+def same_as_reference(name, url, mix, want):
+    """Runs the mix through `url` at once and checks every client got what the reference server
+    gave that request alone; returns what they got."""
+    got = concurrently(lambda path, body, s: outcome(url, path, body, s), mix)
+    bad = [i for i in range(len(mix)) if comparable(got[i]) != comparable(want[i])]
+    for i in bad[:3]:
+        print(f"{name} request {i}: router {json.dumps(got[i])[:600]}\n  reference {json.dumps(want[i])[:600]}")
+    check(not bad, f"{name}: {len(bad)} of {len(mix)} concurrent clients got other output through the router "
+                   f"than from the reference server")
+    return got
+
+
 def part_tokens(bin_, model):
     both = serve(bin_, model, "both")
     d1, d2 = serve(bin_, model, "decode"), serve(bin_, model, "decode")
@@ -160,12 +172,7 @@ def part_tokens(bin_, model):
     check(all(w["status"] == 200 for w in want), "the reference requests succeed")
     for name, prefill, decode in (("1+1", [p1], [d1]), ("2+2", [p1, p2], [d1, d2])):
         r = router(bin_, prefill, decode)
-        got = concurrently(lambda path, body, s: outcome(r.url, path, body, s), mix)
-        bad = [i for i in range(len(mix)) if comparable(got[i]) != comparable(want[i])]
-        for i in bad[:3]:
-            print(f"{name} request {i}: router {json.dumps(got[i])[:600]}\n  both   {json.dumps(want[i])[:600]}")
-        check(not bad, f"{name}: {len(bad)} of 32 concurrent clients got other output through the router than "
-                       f"from serve --role both")
+        got = same_as_reference(name, r.url, mix, want)  # serve --role both
         check(all(g.get("done", True) for g in got), f"{name}: every stream ends with [DONE]")
         # Bad requests: serve's own errors, word for word.
         for path, body in (("/v1/completions", {"model": "tiny", "prompt": "x", "temperature": -1}),
@@ -254,11 +261,7 @@ def part_group(bin_, model, mpiexec):
     r = router(bin_, [groups[1]], [groups[0]])
     mix = requests_mix()[:12]
     want = [outcome(both.url, *m) for m in mix]
-    got = concurrently(lambda path, body, s: outcome(r.url, path, body, s), mix)
-    bad = [i for i in range(len(mix)) if comparable(got[i]) != comparable(want[i])]
-    for i in bad[:2]:
-        print(f"group request {i}: router {json.dumps(got[i])[:400]}\n  both   {json.dumps(want[i])[:400]}")
-    check(not bad, f"expert-parallel groups as instances: {len(bad)} of {len(mix)} clients got other output")
+    same_as_reference("expert-parallel groups as instances", r.url, mix, want)
     for g in groups:
         wait_for(lambda: kv_used(g) == 0, 10, f"no KV blocks in use on the group at {g.url}")
 
@@ -314,12 +317,7 @@ def part_speculative(bin_):
     mix = requests_mix()[:16]
     want = [outcome(both.url, *m) for m in mix]
     check(all(w["status"] == 200 for w in want), "the reference requests succeed")
-    got = concurrently(lambda path, body, s: outcome(r.url, path, body, s), mix)
-    bad = [i for i in range(len(mix)) if comparable(got[i]) != comparable(want[i])]
-    for i in bad[:3]:
-        print(f"speculative request {i}: router {json.dumps(got[i])[:600]}\n  both   {json.dumps(want[i])[:600]}")
-    check(not bad, f"{len(bad)} of {len(mix)} clients got other output with drafts across the split than from "
-                   f"serve without drafts")
+    same_as_reference("drafts across the split", r.url, mix, want)  # serve without drafts
     drafted = metric(dec.url, "dsinfer_mtp_drafted_tokens_total") or 0
     accepted = metric(dec.url, "dsinfer_mtp_accepted_tokens_total") or 0
     check(0 < accepted < drafted, f"the decode instance verified drafts, accepting some ({accepted} of {drafted})")
