@@ -205,14 +205,15 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
     std::vector<float>& og = s_.ctx;  // og [groups of this size, size, H, lora]: their outputs
     grow(qg, n * H * d);
     grow(og, n * H * lora);
-    std::vector<bool> done(groups.size(), false);
+    std::vector<uint8_t>& done = s_.group_done;  // done [groups]: attended already
+    done.assign(groups.size(), 0);
     for (size_t first = 0; first < groups.size(); ++first) {
       if (done[first]) continue;
       const int64_t size = groups[first].size;
       int64_t b = 0;
       for (size_t g = first; g < groups.size(); ++g) {
         if (groups[g].size != size) continue;
-        done[g] = true;
+        done[g] = 1;
         fill_group_table(groups[g], cache.block_size, max_blocks, size_t(b));
         std::memcpy(qg.data() + b * size * H * d, s_.qabs.data() + groups[g].row * H * d,
                     size_t(size * H * d) * sizeof(float));

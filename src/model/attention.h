@@ -43,6 +43,7 @@ struct AttentionScratch {
   std::vector<int64_t> rows;
   std::vector<size_t> absorbed;  // sequences of the step attended in the absorbed form
   std::vector<QueryGroup> groups;
+  std::vector<uint8_t> group_done;
 };
 
 class MlaAttention {
