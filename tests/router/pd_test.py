@@ -17,7 +17,7 @@ faults: a prefill instance that dies mid-transfer is retried on another; a corru
 disk:   two prefill instances on one --kv-disk-dir: a prompt prefilled by one is a disk hit on the
         other (usage.prompt_cache_hit_disk_tokens through the router), with the same output.
 group:  the prefill and the decode instance are each an expert-parallel group (mpirun -np 2):
-        the same output again.
+        the same output again, without and with --speculative mtp.
 speculative: both instances run --speculative mtp (the demo model): the output of serve without
         drafts, drafts verified on the decode side; a prefill instance without the module is
         refused by name.
@@ -253,17 +253,27 @@ def part_group(bin_, model, mpiexec):
            "OMPI_MCA_rmaps_base_oversubscribe": "1"}
     launch = [mpiexec, "--oversubscribe", "--bind-to", "none", "-np", "2", bin_]
     both = serve(bin_, model, "both")
-    groups = []
-    for role in ("decode", "prefill"):
-        groups.append(start(launch[0], launch[1:] + ["serve", "--model", model, "--served-model-name", "tiny", "--role",
-                                                     role, "--kv-cache-gb", "0.05", "--max-batch-tokens", "256"],
-                            env=env))
-    r = router(bin_, [groups[1]], [groups[0]])
     mix = requests_mix()[:12]
     want = [outcome(both.url, *m) for m in mix]
-    same_as_reference("expert-parallel groups as instances", r.url, mix, want)
-    for g in groups:
-        wait_for(lambda: kv_used(g) == 0, 10, f"no KV blocks in use on the group at {g.url}")
+    # Then both groups drafting with the MTP module: its MoE layer is expert-parallel too, and its
+    # KV layer and drafts cross the split from the prefill group's rank 0.
+    for name, extra in (("expert-parallel groups as instances", []),
+                        ("groups with --speculative mtp", ["--speculative", "mtp"])):
+        groups = []
+        for role in ("decode", "prefill"):
+            groups.append(start(launch[0], launch[1:] + ["serve", "--model", model, "--served-model-name", "tiny",
+                                                         "--role", role, "--kv-cache-gb", "0.05", "--max-batch-tokens",
+                                                         "256"] + extra, env=env))
+        r = router(bin_, [groups[1]], [groups[0]])
+        same_as_reference(name, r.url, mix, want)
+        if extra:
+            drafted = metric(groups[0].url, "dsinfer_mtp_drafted_tokens_total") or 0
+            check(drafted > 0, f"{name}: the decode group verified drafts ({drafted})")
+        for g in groups:
+            wait_for(lambda: kv_used(g) == 0, 10, f"{name}: no KV blocks in use on the group at {g.url}")
+        for p in [r] + groups:  # SIGTERM: mpirun hands it to its ranks, which drain and exit
+            p.terminate()
+            p.wait(30)
 
 
 def part_disk(bin_, model, work):
