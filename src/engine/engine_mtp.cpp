@@ -20,9 +20,12 @@ void Engine::run_drafter() {
     if (n == 0 || int64_t(seq.tokens.size()) <= seq.computed) continue;
     const bool decode = c.drafts > 0 || (c.num_tokens == 1 && from >= seq.num_prompt);
     int64_t max_drafts = 0;
-    if (seq.finish == FinishReason::kNone && !r.params.return_logits &&
+    if (seq.finish == FinishReason::kNone && !r.params.return_logits && seq.computed >= seq.num_prompt &&
         seq.computed + 1 == int64_t(seq.tokens.size())) {
       // No drafts past max_tokens (the step would emit them only to drop them) or the context.
+      // None either for a prompt the step's budget cut one token short: its last token must run
+      // as a prompt chunk (its logits do not depend on where the prompt was cut, and n > 1
+      // choices fork from them), not as a decode row with drafts.
       max_drafts = std::min({int64_t(options_.draft_tokens), r.params.max_tokens - seq.num_generated() - 1,
                              max_model_len_ - int64_t(seq.tokens.size())});
     } else if (exports_first_token(seq) && seq.finish == FinishReason::kLength &&

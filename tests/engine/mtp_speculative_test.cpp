@@ -237,6 +237,36 @@ TEST(MtpSpeculative, PrefixHitsRecomputeTheirLastToken) {
   EXPECT_GT(shared->metrics().mtp_accepted, 0u);
 }
 
+// A step budget that stops a prompt one token short of its end: that token still runs as a
+// prompt chunk (no drafts from the rows before it), so the logits are those of a prompt cut
+// anywhere else, and a request for several choices forks from them: each choice is what it is
+// without drafts (seeded sampling), which a fork from a later step's logits would not give.
+TEST(MtpSpeculative, APromptCutOneTokenShortEndsAsAPrompt) {
+  EngineOptions opt;
+  opt.max_batch_tokens = 16;
+  opt.max_running = 4;
+  auto plain = make_engine(0, opt), drafting = make_engine(1, opt);
+  std::vector<int32_t> prompt;
+  for (int32_t i = 0; i < 17; ++i) prompt.push_back(2 + (i * 211) % 4000);  // 16 + 1: cut one short
+  EXPECT_EQ(collect(*drafting->submit(prompt, params(12))).tokens, collect(*plain->submit(prompt, params(12))).tokens);
+  SamplingParams two = params(6, 0.8, 7);
+  two.n = 2;
+  auto choices_of = [&](Engine& e) {
+    auto stream = e.submit(prompt, two);
+    std::map<int, std::vector<int32_t>> choices;
+    const bool done = dsinfer::testing::drain_stream(*stream, 60, [&](const ChoiceUpdate& u) {
+      auto& t = choices[u.index];
+      t.insert(t.end(), u.token_ids.begin(), u.token_ids.end());
+    });
+    EXPECT_TRUE(done) << "a request for two choices did not finish";
+    EXPECT_EQ(stream->error(), "");
+    return choices;
+  };
+  const auto want = choices_of(*plain);
+  ASSERT_EQ(want.size(), 2u);
+  EXPECT_EQ(choices_of(*drafting), want);
+}
+
 TEST(MtpSpeculative, RefusesAModelWithoutItsModule) {
   model::ModelOptions mo;  // loaded without the module
   auto m = model::DeepSeekModel::load(kDemo, mo);
