@@ -46,38 +46,42 @@ void Engine::warm_up_prefill(const kernels::KvCacheView& cache, int64_t num_bloc
 
 // max_running sequences of one token each (with drafts, 1 + K rows each), whose contexts add up
 // to the pool's capacity: the first as long as the context allows, the others sharing the rest.
+// With drafts the step runs twice: every row alone (the most query groups a step can have, as
+// when no sequence drafts), then the rows after the first in groups of 1 + K at consecutive
+// positions of one sequence (a token and its drafts: one query group, model/attention.h) beside
+// the first alone, so the attention's gathering path for mixed group sizes grows its buffers too.
 void Engine::warm_up_decode(const kernels::KvCacheView& cache, int64_t num_blocks) {
   const int64_t bs = cache.spec.block_size,
                 n = std::min(options_.max_running * (1 + options_.draft_tokens), options_.max_batch_tokens);
   const int64_t capacity = num_blocks * bs;
-  std::vector<int64_t> context(size_t(n), 0);
-  context[0] = std::max<int64_t>(0, std::min(max_model_len_, capacity) - 1);
-  const int64_t rest = std::max<int64_t>(0, capacity - context[0] - n);
-  for (int64_t i = 1; i < n; ++i) context[size_t(i)] = std::min(max_model_len_ - 1, rest / std::max<int64_t>(1, n - 1));
+  std::vector<int64_t> base(size_t(n), 0);
+  base[0] = std::max<int64_t>(0, std::min(max_model_len_, capacity) - 1);
+  const int64_t rest = std::max<int64_t>(0, capacity - base[0] - n);
+  for (int64_t i = 1; i < n; ++i) base[size_t(i)] = std::min(max_model_len_ - 1, rest / std::max<int64_t>(1, n - 1));
   std::vector<std::vector<int32_t>> tables(static_cast<size_t>(n));
-  int64_t cursor = 0;
   std::vector<int32_t> tokens(size_t(n), 0);
-  model::Batch batch;
-  // With drafts, the rows after the first come in groups of 1 + K at consecutive positions of one
-  // sequence (a token and its drafts: one query group, model/attention.h) and the first stays
-  // alone, so the step mixes group sizes as real steps do and grows the gathering path's buffers.
-  const int64_t group = 1 + options_.draft_tokens;
-  const int32_t* group_table = nullptr;
-  for (int64_t i = 0; i < n; ++i) {
-    if (options_.draft_tokens > 0 && i >= 2 && (i - 1) % group != 0) {
-      context[size_t(i)] = context[size_t(i - 1)] + 1;
-      batch.add(tokens.data() + i, 1, context[size_t(i)], group_table, model::Batch::Logits::kLast);
-      continue;
-    }
-    auto& t = tables[size_t(i)];
-    t.resize(size_t((context[size_t(i)] + group + bs - 1) / bs));
-    for (auto& b : t) b = int32_t(cursor++ % num_blocks);
-    group_table = t.data();
-    batch.add(tokens.data() + i, 1, context[size_t(i)], t.data(), model::Batch::Logits::kLast);
-  }
   std::vector<float> logits(size_t(n) * size_t(model_->config().vocab_size));
-  model_->forward(batch, cache, logits.data());
-  warm_up_mtp(batch, cache, logits);
+  for (int64_t group : {int64_t(1), int64_t(1 + options_.draft_tokens)}) {
+    std::vector<int64_t> context = base;
+    int64_t cursor = 0;
+    model::Batch batch;
+    const int32_t* group_table = nullptr;
+    for (int64_t i = 0; i < n; ++i) {
+      if (group > 1 && i >= 2 && (i - 1) % group != 0) {
+        context[size_t(i)] = context[size_t(i - 1)] + 1;
+        batch.add(tokens.data() + i, 1, context[size_t(i)], group_table, model::Batch::Logits::kLast);
+        continue;
+      }
+      auto& t = tables[size_t(i)];
+      t.resize(size_t((context[size_t(i)] + group + bs - 1) / bs));
+      for (auto& b : t) b = int32_t(cursor++ % num_blocks);
+      group_table = t.data();
+      batch.add(tokens.data() + i, 1, context[size_t(i)], t.data(), model::Batch::Logits::kLast);
+    }
+    model_->forward(batch, cache, logits.data());
+    warm_up_mtp(batch, cache, logits);
+    if (options_.draft_tokens == 0) break;  // one layout only
+  }
 }
 
 // The MTP module over a warm-up step's rows (garbage in, unused out), so its buffers are grown.
