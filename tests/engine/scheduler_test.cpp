@@ -155,6 +155,30 @@ TEST_F(SchedulerFixture, PreemptsTheNewestWhenBlocksRunOutAndRecomputesIt) {
   EXPECT_EQ(young->computed + out.chunks[0].num_tokens, int64_t(young->tokens.size()));
 }
 
+// Drafts are a guess: when their rows would need a block the pool does not have, they are
+// dropped before any other sequence is preempted for them.
+TEST_F(SchedulerFixture, DraftsAreDroppedBeforeAnotherSequenceIsPreempted) {
+  Scheduler sch(bm, limits(4096, 8));
+  Sequence* old = make(4 * 64 - 1);  // its first token fills the last row of its 4th block
+  Sequence* young = make(4 * 64 - 1, 10000);
+  sch.add(old);
+  sch.add(young);
+  SchedulerOutput out;
+  sch.schedule(out);
+  ASSERT_EQ(out.chunks.size(), 2u);
+  finish_step(sch, out);
+  ASSERT_EQ(bm.available(), 0);
+  old->drafts = {7, 8};  // their rows would open a 5th block
+  sch.schedule(out);
+  EXPECT_EQ(out.preempted, 0);
+  ASSERT_EQ(out.chunks.size(), 2u);
+  EXPECT_EQ(out.chunks[0].seq, old);
+  EXPECT_EQ(out.chunks[0].num_tokens, 1);
+  EXPECT_EQ(out.chunks[0].drafts, 0);
+  EXPECT_TRUE(old->drafts.empty());
+  EXPECT_EQ(young->state, SeqState::kRunning);
+}
+
 TEST_F(SchedulerFixture, WaitingHeadThatDoesNotFitBlocksLaterOnes) {
   Scheduler sch(bm, limits(4096, 8));
   Sequence* big = make(6 * 64);
