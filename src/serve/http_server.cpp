@@ -355,8 +355,14 @@ void Server::begin_drain() {
   post([this] {
     draining_ = true;
     std::vector<uint64_t> idle;
-    for (auto& [id, c] : conns_)
-      if (c->phase == Conn::Phase::kReading && c->in.empty() && !(c->parser && c->parser->started())) idle.push_back(id);
+    for (auto& [id, c] : conns_) {
+      if (c->phase != Conn::Phase::kReading || !c->in.empty() || (c->parser && c->parser->started())) continue;
+      // Bytes the loop has not read yet are a request on its way (a client that connected just
+      // before the drain): it is answered, with 503 for new work, rather than reset.
+      char byte;
+      if (recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0) continue;
+      idle.push_back(id);
+    }
     for (uint64_t id : idle)
       if (Conn* c = find(id)) {
         ++counters_->closed_idle;
