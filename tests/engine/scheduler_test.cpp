@@ -29,6 +29,19 @@ struct SchedulerFixture : ::testing::Test {
     seqs.push_back(std::move(s));
     return seqs.back().get();
   }
+  // Two prompts of `prompt` tokens (4 blocks each: the whole pool), prefilled together in one
+  // step that samples their first tokens; the older one first.
+  std::pair<Sequence*, Sequence*> fill_pool_with_two(Scheduler& sch, int64_t prompt, SchedulerOutput& out) {
+    Sequence* old = make(prompt);
+    Sequence* young = make(prompt, 10000);
+    sch.add(old);
+    sch.add(young);
+    sch.schedule(out);
+    EXPECT_EQ(out.chunks.size(), 2u);
+    finish_step(sch, out);
+    EXPECT_EQ(bm.available(), 0);
+    return {old, young};
+  }
   // What the engine does after a step: the chunk is computed; a finished chunk samples a token.
   void finish_step(Scheduler& sch, const SchedulerOutput& out) {
     sch.advance(out);
@@ -128,15 +141,8 @@ TEST_F(SchedulerFixture, MaxRunningLimitsAdmissionFcfs) {
 
 TEST_F(SchedulerFixture, PreemptsTheNewestWhenBlocksRunOutAndRecomputesIt) {
   Scheduler sch(bm, limits(4096, 8));
-  Sequence* old = make(4 * 64);      // 4 blocks, full
-  Sequence* young = make(4 * 64, 10000);
-  sch.add(old);
-  sch.add(young);
   SchedulerOutput out;
-  sch.schedule(out);
-  ASSERT_EQ(out.chunks.size(), 2u);
-  finish_step(sch, out);
-  EXPECT_EQ(bm.available(), 0);
+  auto [old, young] = fill_pool_with_two(sch, 4 * 64, out);  // 4 blocks each, full
   // Each now needs a fifth block for its next token: the newest gives its blocks up.
   sch.schedule(out);
   EXPECT_EQ(out.preempted, 1);
@@ -159,15 +165,8 @@ TEST_F(SchedulerFixture, PreemptsTheNewestWhenBlocksRunOutAndRecomputesIt) {
 // dropped before any other sequence is preempted for them.
 TEST_F(SchedulerFixture, DraftsAreDroppedBeforeAnotherSequenceIsPreempted) {
   Scheduler sch(bm, limits(4096, 8));
-  Sequence* old = make(4 * 64 - 1);  // its first token fills the last row of its 4th block
-  Sequence* young = make(4 * 64 - 1, 10000);
-  sch.add(old);
-  sch.add(young);
   SchedulerOutput out;
-  sch.schedule(out);
-  ASSERT_EQ(out.chunks.size(), 2u);
-  finish_step(sch, out);
-  ASSERT_EQ(bm.available(), 0);
+  auto [old, young] = fill_pool_with_two(sch, 4 * 64 - 1, out);  // a first token fills a 4th block's last row
   old->drafts = {7, 8};  // their rows would open a 5th block
   sch.schedule(out);
   EXPECT_EQ(out.preempted, 0);
