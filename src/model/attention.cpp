@@ -200,32 +200,27 @@ void MlaAttention::attend_absorbed(const Batch& batch, const std::vector<size_t>
     kernels::mla_decode(s_.qabs.data(), int64_t(groups.size()), groups[0].size, H, cache, s_.tables.data(), max_blocks,
                         s_.seqlens.data(), lora, scale, true, s_.olat.data(), nullptr);
   } else {
-    // Mixed sizes: gather each size's groups for one batched call.
+    // Mixed sizes: the groups ordered by size (each keeps its row, so the order is free), each
+    // size's run gathered for one batched call.
+    std::sort(groups.begin(), groups.end(), [](const QueryGroup& a, const QueryGroup& b) {
+      return a.size != b.size ? a.size < b.size : a.row < b.row;
+    });
     std::vector<float>& qg = s_.kvb;  // qg [groups of this size, size, H, lora + rope]: their queries
     std::vector<float>& og = s_.ctx;  // og [groups of this size, size, H, lora]: their outputs
     grow(qg, n * H * d);
     grow(og, n * H * lora);
-    std::vector<uint8_t>& done = s_.group_done;  // done [groups]: attended already
-    done.assign(groups.size(), 0);
-    for (size_t first = 0; first < groups.size(); ++first) {
-      if (done[first]) continue;
+    for (size_t first = 0, end = 0; first < groups.size(); first = end) {
       const int64_t size = groups[first].size;
-      int64_t b = 0;
-      for (size_t g = first; g < groups.size(); ++g) {
-        if (groups[g].size != size) continue;
-        done[g] = 1;
-        fill_group_table(groups[g], cache.block_size, max_blocks, size_t(b));
-        std::memcpy(qg.data() + b * size * H * d, s_.qabs.data() + groups[g].row * H * d,
+      for (end = first; end < groups.size() && groups[end].size == size; ++end) {
+        fill_group_table(groups[end], cache.block_size, max_blocks, end - first);
+        std::memcpy(qg.data() + int64_t(end - first) * size * H * d, s_.qabs.data() + groups[end].row * H * d,
                     size_t(size * H * d) * sizeof(float));
-        ++b;
       }
-      kernels::mla_decode(qg.data(), b, size, H, cache, s_.tables.data(), max_blocks, s_.seqlens.data(), lora, scale,
-                          true, og.data(), nullptr);
-      b = 0;
-      for (size_t g = first; g < groups.size(); ++g)
-        if (groups[g].size == size)
-          std::memcpy(s_.olat.data() + groups[g].row * H * lora, og.data() + (b++) * size * H * lora,
-                      size_t(size * H * lora) * sizeof(float));
+      kernels::mla_decode(qg.data(), int64_t(end - first), size, H, cache, s_.tables.data(), max_blocks,
+                          s_.seqlens.data(), lora, scale, true, og.data(), nullptr);
+      for (size_t g = first; g < end; ++g)
+        std::memcpy(s_.olat.data() + groups[g].row * H * lora, og.data() + int64_t(g - first) * size * H * lora,
+                    size_t(size * H * lora) * sizeof(float));
     }
   }
   scope.stop();

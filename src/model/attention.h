@@ -20,9 +20,6 @@
 
 namespace dsinfer::model {
 
-// Scratch of the attention layers, grown on demand and reused across steps. The layers of a
-// model run one after another, so they share one: per layer, a 2,048-token prefill of
-// bench-v3-small held ~3 GB of it and spent a fifth of its time faulting those pages in.
 // Rows of one sequence at consecutive positions, attended over its latent cache in one call
 // (mla_decode's s_q = size, as FlashMLA serves MTP's verify rows): a chunk of several tokens, or
 // a decode step's token with its drafts, which the runner adds as single-token chunks of their
@@ -37,13 +34,15 @@ struct QueryGroup {
   bool rows_of_decodes;  // single-token decode chunks, which the next such row may extend
 };
 
+// Scratch of the attention layers, grown on demand and reused across steps. The layers of a
+// model run one after another, so they share one: per layer, a 2,048-token prefill of
+// bench-v3-small held ~3 GB of it and spent a fifth of its time faulting those pages in.
 struct AttentionScratch {
   std::vector<float> q, qa, kv, attn, ctx, kvb, k, v, qabs, olat, heads_in, heads_out, part, lse, part_lse;
   std::vector<int32_t> tables, seqlens, counts;
   std::vector<int64_t> rows;
   std::vector<size_t> absorbed;  // sequences of the step attended in the absorbed form
   std::vector<QueryGroup> groups;
-  std::vector<uint8_t> group_done;
 };
 
 class MlaAttention {
