@@ -70,9 +70,8 @@ void Scheduler::schedule(SchedulerOutput& out) {
     if (seq->state != SeqState::kRunning) continue;  // preempted below as someone's victim
     int64_t n = std::min(seq->uncomputed(), budget);
     const bool wants_logits = seq->computed + n == int64_t(seq->tokens.size());
-    int64_t drafts = feed_drafts(*seq, budget);
-    n += drafts;
-    int64_t need = blocks_needed(*seq, n, drafts);
+    const int64_t drafts = feed_drafts(*seq, budget, n);
+    int64_t need = blocks_.blocks_for(seq->computed + n) - int64_t(seq->blocks.size());
     bool self_preempted = false;
     while (need > blocks_.available()) {
       Sequence* victim = running_.back();  // the newest
@@ -109,9 +108,8 @@ void Scheduler::schedule(SchedulerOutput& out) {
     const bool wants_logits = seq->computed + n == int64_t(seq->tokens.size());
     // Drafts only an imported sequence brings (a prefill instance's, after its first token):
     // new and preempted sequences have none.
-    int64_t drafts = feed_drafts(*seq, budget);
-    n += drafts;
-    const int64_t need = blocks_needed(*seq, n, drafts);
+    const int64_t drafts = feed_drafts(*seq, budget, n);
+    const int64_t need = blocks_.blocks_for(seq->computed + n) - int64_t(seq->blocks.size());
     if (need > blocks_.available()) {
       // Give the matched prefix back (it stays cached) and wait for blocks.
       blocks_.release(seq->blocks);
@@ -128,21 +126,16 @@ void Scheduler::schedule(SchedulerOutput& out) {
   }
 }
 
-int64_t Scheduler::feed_drafts(Sequence& seq, int64_t budget) {
-  if (seq.uncomputed() != 1) return 0;  // a decode step feeds the drafts too, as the budget allows
+int64_t Scheduler::feed_drafts(Sequence& seq, int64_t budget, int64_t& n) {
+  if (seq.uncomputed() != 1 || seq.drafts.empty()) return 0;
   seq.drafts.resize(size_t(std::min<int64_t>(int64_t(seq.drafts.size()), budget - 1)));
-  return int64_t(seq.drafts.size());
-}
-
-int64_t Scheduler::blocks_needed(Sequence& seq, int64_t& n, int64_t& drafts) {
-  int64_t need = blocks_.blocks_for(seq.computed + n) - int64_t(seq.blocks.size());
-  if (need > blocks_.available() && drafts > 0) {
-    n -= drafts;
-    drafts = 0;
-    seq.drafts.clear();
-    need = blocks_.blocks_for(seq.computed + n) - int64_t(seq.blocks.size());
+  const int64_t k = int64_t(seq.drafts.size());
+  if (blocks_.blocks_for(seq.computed + n + k) - int64_t(seq.blocks.size()) > blocks_.available()) {
+    seq.drafts.clear();  // a guess: no one is preempted, nor an imported prompt's KV given back, for it
+    return 0;
   }
-  return need;
+  n += k;
+  return k;
 }
 
 void Scheduler::advance(const SchedulerOutput& out) {

@@ -76,13 +76,10 @@ class Scheduler {
 
   void preempt(Sequence* seq);
   void add_running(Sequence* seq);
-  // A sequence with one token to compute (a decode step) feeds its drafts with it, as many as
-  // the step's token budget leaves room for; returns how many.
-  int64_t feed_drafts(Sequence& seq, int64_t budget);
-  // Blocks the sequence needs beyond its own for a chunk of n tokens (drafts of them). When the
-  // pool is short the drafts' rows go first (n and drafts shrink, the drafts are dropped): no
-  // sequence is preempted, nor an imported prompt's KV given back, for a guess.
-  int64_t blocks_needed(Sequence& seq, int64_t& n, int64_t& drafts);
+  // A sequence with one token to compute (a decode step) feeds its drafts with it (n, the chunk's
+  // tokens, grows by them), as many as the step's token budget leaves room for, and none when
+  // their rows would need a block the pool lacks; returns how many.
+  int64_t feed_drafts(Sequence& seq, int64_t budget, int64_t& n);
 };
 
 }  // namespace dsinfer::engine
