@@ -240,8 +240,8 @@ class Engine {
   // Prefill instance with MTP, after the module's pass: its rows of the step's exported prompts,
   // then the first tokens with their drafts.
   void export_mtp_rows();
-  // A prefill instance's request that has just sampled the first token it hands on.
-  bool exports_first_token(const Sequence& seq) const;
+  // The most drafts a decoding sequence may feed next: K, cut at max_tokens and the context.
+  int64_t draft_limit(const Sequence& seq) const;
   // Then the sequences that finished during the step give their blocks back.
   void retire_finished();
   // The chosen token joins the sequence: text, stops, length, the stream (lp: its logprobs).

@@ -69,9 +69,7 @@ void Engine::start_import(Request& r, double now) {
     // The prefill side's MTP drafts after that token: its first step verifies them, as one engine
     // would have, within this request's limits (the prefill side ran with max_tokens 1).
     if (drafter_ && seq.finish == FinishReason::kNone) {
-      const int64_t n = std::min({int64_t(first.drafts.size()), int64_t(options_.draft_tokens),
-                                  r.params.max_tokens - seq.num_generated() - 1,
-                                  max_model_len_ - int64_t(seq.tokens.size())});
+      const int64_t n = std::min(int64_t(first.drafts.size()), draft_limit(seq));
       seq.drafts.assign(first.drafts.begin(), first.drafts.begin() + std::max<int64_t>(0, n));
     }
   }

@@ -19,21 +19,18 @@ void Engine::run_drafter() {
     const int64_t from = c.start, n = seq.computed - c.start;
     if (n == 0 || int64_t(seq.tokens.size()) <= seq.computed) continue;
     const bool decode = c.drafts > 0 || (c.num_tokens == 1 && from >= seq.num_prompt);
+    // Drafts only after a generated token whose row this step computed: not for a prompt the
+    // step's budget cut one token short, whose last token must run as a prompt chunk (its logits
+    // do not depend on where the prompt was cut, and n > 1 choices fork from them).
+    const bool after_token = seq.computed >= seq.num_prompt && seq.computed + 1 == int64_t(seq.tokens.size());
+    // A prefill instance's request ends at its first token (max_tokens 1) but drafts for the
+    // decode instance, which trims them to the request's own limits (start_import).
+    const bool exported_first = r.export_to && seq.index == 0 && seq.finish == FinishReason::kLength;
     int64_t max_drafts = 0;
-    if (seq.finish == FinishReason::kNone && !r.params.return_logits && seq.computed >= seq.num_prompt &&
-        seq.computed + 1 == int64_t(seq.tokens.size())) {
-      // No drafts past max_tokens (the step would emit them only to drop them) or the context.
-      // None either for a prompt the step's budget cut one token short: its last token must run
-      // as a prompt chunk (its logits do not depend on where the prompt was cut, and n > 1
-      // choices fork from them), not as a decode row with drafts.
-      max_drafts = std::min({int64_t(options_.draft_tokens), r.params.max_tokens - seq.num_generated() - 1,
-                             max_model_len_ - int64_t(seq.tokens.size())});
-    } else if (exports_first_token(seq) && seq.finish == FinishReason::kLength &&
-               seq.computed + 1 == int64_t(seq.tokens.size())) {
-      // A prefill instance's request ends at its first token (max_tokens 1) but drafts for the
-      // decode instance, which trims them to the request's own limits (start_import).
+    if (after_token && !r.params.return_logits && seq.finish == FinishReason::kNone)
+      max_drafts = draft_limit(seq);
+    else if (after_token && exported_first)
       max_drafts = std::min<int64_t>(options_.draft_tokens, max_model_len_ - int64_t(seq.tokens.size()));
-    }
     drafter_->add(seq, from, n, runner_->first_token(i), decode, max_drafts);
   }
   const double t0 = now_seconds();
@@ -45,8 +42,10 @@ void Engine::run_drafter() {
   export_mtp_rows();
 }
 
-bool Engine::exports_first_token(const Sequence& seq) const {
-  return seq.request->export_to && seq.index == 0 && seq.num_generated() == 1;
+int64_t Engine::draft_limit(const Sequence& seq) const {
+  // No drafts past max_tokens (the step would emit them only to drop them) or the context.
+  return std::min({int64_t(options_.draft_tokens), seq.request->params.max_tokens - seq.num_generated() - 1,
+                   max_model_len_ - int64_t(seq.tokens.size())});
 }
 
 void Engine::export_mtp_rows() {
