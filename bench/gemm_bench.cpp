@@ -122,22 +122,32 @@ int main(int argc, char** argv) {
       if (g_hot) copies = 1;  // --hot: weights stay in cache, the kernel's compute ceiling
       std::vector<PackedMatrix> w;
       for (size_t c = 0; c < copies; ++c) w.push_back(pack_matrix(src.view));
-      auto x = randn(size_t(k), 2);
-      std::vector<float> y(static_cast<size_t>(n));
+      auto x = randn(size_t(3 * k), 2);
+      std::vector<float> y(size_t(3 * n));
       ActQuant act = dt == DType::kF8E4M3 ? ActQuant::kFp8 : ActQuant::kBf16;
       size_t next = 0;
-      // One kernel run: a pass through every copy, timed whole like the stream read it is
-      // compared with.
-      auto gemv = [&] {
+      // One kernel run of `rows` rows: a pass through every copy, timed whole like the stream
+      // read it is compared with.
+      auto gemv_rows = [&](int64_t rows) {
         const size_t calls = std::max<size_t>(copies, 8);
         double t0 = clock_seconds();
-        for (size_t c = 0; c < calls; ++c) linear(x.data(), 1, k, w[next++ % copies], y.data(), n, act);
+        for (size_t c = 0; c < calls; ++c) linear(x.data(), rows, k, w[next++ % copies], y.data(), n, act);
         return double(calls) * w[0].bytes() / (clock_seconds() - t0) / 1e9;
       };
+      auto gemv = [&] { return gemv_rows(1); };
       gemv();  // warm up
       bench::Paired p = bench::paired_runs(reps, stream, gemv);
       std::printf("gemv %-5s n=%-5ld k=%-5ld  %7.1f us  %6.1f GB/s  = %s%% of streaming read (%.1f GB/s)\n", dtype_name(dt),
                   long(n), long(k), w[0].bytes() / p.rate / 1e3, p.rate, percent(p).c_str(), p.limit);
+      // Two and three rows (a token and its MTP drafts, or a batch of 2-3): each run's time over
+      // the one-row run beside it. From DRAM the extra rows should cost little; 1.00x is free.
+      double cost[2];
+      for (int64_t rows : {2, 3}) {
+        gemv_rows(rows);
+        const bench::Paired r = bench::paired_runs(reps, gemv, [&] { return gemv_rows(rows); });
+        cost[rows - 2] = 1 / r.ratio;
+      }
+      std::printf("     %-5s %-13s rows 2 and 3: %.2fx and %.2fx the one-row time\n", dtype_name(dt), "", cost[0], cost[1]);
     }
   }
 

@@ -202,52 +202,71 @@ inline void fold_block(__m256 acc, float s, int64_t kb, float* cperm) {
   _mm256_storeu_ps(cperm, kb == 0 ? _mm256_mul_ps(acc, vs) : _mm256_fmadd_ps(acc, vs, _mm256_loadu_ps(cperm)));
 }
 
+// One row over k rows [kb0, kend) of a block, both halves of each k row (8 accumulators, register
+// order). Alone (the GEMV's single row) it prefetches as prefetch_row; after other rows' sweeps
+// of the block it reads L1 and issues only its share of the far prefetch.
+template <int SRC, Fp8Mode MODE, bool ALONE>
+inline void one_row_sweep(const float* a, const uint8_t* block, int64_t kb0, int64_t kend, FarPrefetchShare& far,
+                          __m256* acc) {
+  constexpr size_t kRow = row_bytes<SRC>();
+  #pragma GCC unroll 8
+  for (int v = 0; v < 8; ++v) acc[v] = _mm256_setzero_ps();
+  const uint8_t* bk = block;
+  for (int64_t kk = kb0; kk < kend; ++kk, bk += kRow) {
+    if constexpr (ALONE) prefetch_row(bk, kRow);
+    else far.step();
+    const __m256 av = a_broadcast<SRC, MODE>(a[kk]);
+    __m256 w[4];
+    decode_for_gemv<SRC, MODE>(bk, 0, w);
+    #pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) acc[v] = _mm256_fmadd_ps(av, w[v], acc[v]);
+    decode_for_gemv<SRC, MODE>(bk, 1, w);
+    #pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) acc[4 + v] = _mm256_fmadd_ps(av, w[v], acc[4 + v]);
+  }
+}
+
 // The bandwidth-bound path: rows [i, i + mr) (mr <= kOnTheFlyRows) decode B straight from the
 // packed panel. One row takes both halves of each k row (8 accumulators); more rows go two at a
-// time over one half per pass of a k block (4 accumulators a row), the block then read from L1.
+// time over one half per sweep of a k block (4 accumulators a row), the block then read from L1,
+// and an odd last row takes one sweep of both halves. Every sweep carries a share of the far
+// prefetch (FarPrefetchShare), so memory streams through all of them.
 template <int SRC, Fp8Mode MODE>
 void on_the_fly(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb, const uint8_t* panel, int64_t valid,
                 float* c) {
   const int64_t K = g.b->k;
   constexpr size_t kRow = row_bytes<SRC>();
   alignas(32) float cperm[kOnTheFlyRows][kPanelCols];
+  const int64_t pairs = mr / 2;
+  const size_t sweeps = size_t(2 * pairs + mr % 2);
   for (int64_t kb0 = 0; kb0 < K; kb0 += kScaleBlock) {
     const int64_t kend = std::min(kb0 + kScaleBlock, K), kb = kb0 / kScaleBlock;
+    const size_t block_rows = size_t(kend - kb0);
     const float sbk = sb ? sb[kb] : 1.0f;
     const uint8_t* block = panel + size_t(kb0) * kRow;
+    auto row_scale = [&](int64_t r) { return (g.sa ? g.sa[(i0 + r) * g.ldsa + kb] : 1.0f) * sbk * scale_fix<SRC, MODE>(); };
     if (mr == 1) {
-      const float* a = g.a + i0 * g.lda;
+      FarPrefetchShare unused(block, block_rows, kRow, 0, 1);
       __m256 acc[8];
-      #pragma GCC unroll 8
-      for (int v = 0; v < 8; ++v) acc[v] = _mm256_setzero_ps();
-      const uint8_t* bk = block;
-      for (int64_t kk = kb0; kk < kend; ++kk, bk += kRow) {
-        prefetch_row(bk, kRow);
-        const __m256 av = a_broadcast<SRC, MODE>(a[kk]);
-        __m256 w[4];
-        decode_for_gemv<SRC, MODE>(bk, 0, w);
-        #pragma GCC unroll 4
-        for (int v = 0; v < 4; ++v) acc[v] = _mm256_fmadd_ps(av, w[v], acc[v]);
-        decode_for_gemv<SRC, MODE>(bk, 1, w);
-        #pragma GCC unroll 4
-        for (int v = 0; v < 4; ++v) acc[4 + v] = _mm256_fmadd_ps(av, w[v], acc[4 + v]);
-      }
-      const float s = (g.sa ? g.sa[i0 * g.ldsa + kb] : 1.0f) * sbk * scale_fix<SRC, MODE>();
+      one_row_sweep<SRC, MODE, true>(g.a + i0 * g.lda, block, kb0, kend, unused, acc);
+      const float s = row_scale(0);
       #pragma GCC unroll 8
       for (int v = 0; v < 8; ++v) fold_block(acc[v], s, kb, cperm[0] + 8 * v);
       continue;
     }
-    for (int64_t r0 = 0; r0 < mr; r0 += 2) {
-      const int rows = int(std::min<int64_t>(2, mr - r0));
-      const float* a0 = g.a + (i0 + r0) * g.lda;
-      const float* a1 = rows == 2 ? a0 + g.lda : a0;
+    for (int64_t pair = 0; pair < pairs; ++pair) {
+      const float* a0 = g.a + (i0 + 2 * pair) * g.lda;
+      const float* a1 = a0 + g.lda;
       for (int h = 0; h < 2; ++h) {
+        const size_t sweep = size_t(2 * pair + h);
+        FarPrefetchShare far(block, block_rows, kRow, sweep, sweeps);
         __m256 acc0[4], acc1[4];
         #pragma GCC unroll 4
         for (int v = 0; v < 4; ++v) acc0[v] = acc1[v] = _mm256_setzero_ps();
         const uint8_t* bk = block;
         for (int64_t kk = kb0; kk < kend; ++kk, bk += kRow) {
-          if (h == 0 && r0 == 0) prefetch_row(bk, kRow);
+          if (sweep == 0) prefetch_row_near(bk, kRow);
+          far.step();
           __m256 w[4];
           decode_for_gemv<SRC, MODE>(bk, h, w);
           const __m256 x0 = a_broadcast<SRC, MODE>(a0[kk]), x1 = a_broadcast<SRC, MODE>(a1[kk]);
@@ -257,12 +276,20 @@ void on_the_fly(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb, c
             acc1[v] = _mm256_fmadd_ps(x1, w[v], acc1[v]);
           }
         }
-        for (int r = 0; r < rows; ++r) {
-          const float s = (g.sa ? g.sa[(i0 + r0 + r) * g.ldsa + kb] : 1.0f) * sbk * scale_fix<SRC, MODE>();
+        for (int r = 0; r < 2; ++r) {
+          const float s = row_scale(2 * pair + r);
           #pragma GCC unroll 4
-          for (int v = 0; v < 4; ++v) fold_block(r == 0 ? acc0[v] : acc1[v], s, kb, cperm[r0 + r] + 8 * (4 * h + v));
+          for (int v = 0; v < 4; ++v) fold_block(r == 0 ? acc0[v] : acc1[v], s, kb, cperm[2 * pair + r] + 8 * (4 * h + v));
         }
       }
+    }
+    if (mr % 2) {
+      FarPrefetchShare far(block, block_rows, kRow, sweeps - 1, sweeps);
+      __m256 acc[8];
+      one_row_sweep<SRC, MODE, false>(g.a + (i0 + mr - 1) * g.lda, block, kb0, kend, far, acc);
+      const float s = row_scale(mr - 1);
+      #pragma GCC unroll 8
+      for (int v = 0; v < 8; ++v) fold_block(acc[v], s, kb, cperm[mr - 1] + 8 * v);
     }
   }
   const Layout& L = layout(gemv_layout<SRC, MODE>());

@@ -2,6 +2,7 @@
 // prefetcht1/prefetcht0 on x86-64 and prfm on aarch64).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -24,6 +25,31 @@ inline void prefetch_row(const uint8_t* row, size_t bytes) {
     __builtin_prefetch(row + kPrefetchL2Bytes + l, 0, 2);
     __builtin_prefetch(row + kPrefetchL1Bytes + l, 0, 3);
   }
+}
+
+// The far half of prefetch_row for a kernel that sweeps each block of rows several times (the
+// AVX2 GEMV with more than one row: one half of each row per sweep, the later sweeps from L1).
+// Issued by the first sweep alone, the DRAM stream stopped through the others and two rows took
+// 1.23-1.36x one row's time from DRAM (docs/benchmarks.md); so each sweep takes its contiguous
+// share of the lines prefetch_row would have fetched for the block, paced over its steps.
+struct FarPrefetchShare {
+  const uint8_t* p = nullptr;
+  const uint8_t* end = nullptr;
+  int per_step = 1;
+  // The block: `rows` rows of `row_bytes` from `block`; this is sweep `sweep` of `sweeps`.
+  FarPrefetchShare(const uint8_t* block, size_t rows, size_t row_bytes, size_t sweep, size_t sweeps) {
+    const size_t lines = (rows * row_bytes + 63) / 64, first = lines * sweep / sweeps, last = lines * (sweep + 1) / sweeps;
+    p = block + kPrefetchL2Bytes + 64 * first;
+    end = block + kPrefetchL2Bytes + 64 * last;
+    per_step = int(std::max<size_t>(1, (last - first + rows - 1) / rows));
+  }
+  void step() {
+    for (int i = 0; i < per_step && p < end; ++i, p += 64) __builtin_prefetch(p, 0, 2);
+  }
+};
+
+inline void prefetch_row_near(const uint8_t* row, size_t bytes) {
+  for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch(row + kPrefetchL1Bytes + l, 0, 3);
 }
 
 // Brings a byte range into L2 one line per step(), spread over a tile's arithmetic so the

@@ -216,7 +216,7 @@ TEST(Gemm, RowsAreBatchAndIsaInvariant) {
     for (ActQuant act : {ActQuant::kF32, ActQuant::kBf16, ActQuant::kFp8}) {
       std::vector<float> all(size_t(m * n));
       linear(x.data(), m, k, p, all.data(), n, act);
-      for (int64_t len : {1L, 2L, 3L, 5L}) {
+      for (int64_t len : {1L, 2L, 3L, 4L, 5L}) {
         for (int64_t i = 0; i + len <= m; i += 11) {
           std::vector<float> part(size_t(len * n));
           linear(x.data() + i * k, len, k, p, part.data(), n, act);
