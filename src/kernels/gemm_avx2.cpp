@@ -41,6 +41,13 @@ constexpr size_t row_bytes() {
   return SRC == kSrcFp8 ? 64 : SRC == kSrcBf16 ? 128 : 256;
 }
 
+// FarPrefetchShare steps per k row in a sweep of 2 or more: a sweep's share of a 256-byte fp32
+// row (4 lines) is 2 lines.
+template <int SRC>
+constexpr int far_steps_per_row() {
+  return row_bytes<SRC>() > 128 ? 2 : 1;
+}
+
 // Half h of a packed row -> register-order vectors 4h .. 4h + 3.
 template <int SRC>
 inline void decode_half(const uint8_t* row, int h, __m256* w) {
@@ -206,7 +213,7 @@ inline void fold_block(__m256 acc, float s, int64_t kb, float* cperm) {
 // order). Alone (the GEMV's single row) it prefetches as prefetch_row; after other rows' sweeps
 // of the block it reads L1 and issues only its share of the far prefetch.
 template <int SRC, Fp8Mode MODE, bool ALONE>
-inline void one_row_sweep(const float* a, const uint8_t* block, int64_t kb0, int64_t kend, FarPrefetchShare& far,
+inline void one_row_sweep(const float* a, const uint8_t* block, int64_t kb0, int64_t kend, FarPrefetchShare* far,
                           __m256* acc) {
   constexpr size_t kRow = row_bytes<SRC>();
   #pragma GCC unroll 8
@@ -214,7 +221,8 @@ inline void one_row_sweep(const float* a, const uint8_t* block, int64_t kb0, int
   const uint8_t* bk = block;
   for (int64_t kk = kb0; kk < kend; ++kk, bk += kRow) {
     if constexpr (ALONE) prefetch_row(bk, kRow);
-    else far.step();
+    else
+      for (int i = 0; i < far_steps_per_row<SRC>(); ++i) far->step();
     const __m256 av = a_broadcast<SRC, MODE>(a[kk]);
     __m256 w[4];
     decode_for_gemv<SRC, MODE>(bk, 0, w);
@@ -246,9 +254,8 @@ void on_the_fly(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb, c
     const uint8_t* block = panel + size_t(kb0) * kRow;
     auto row_scale = [&](int64_t r) { return (g.sa ? g.sa[(i0 + r) * g.ldsa + kb] : 1.0f) * sbk * scale_fix<SRC, MODE>(); };
     if (mr == 1) {
-      FarPrefetchShare unused(block, block_rows, kRow, 0, 1);
       __m256 acc[8];
-      one_row_sweep<SRC, MODE, true>(g.a + i0 * g.lda, block, kb0, kend, unused, acc);
+      one_row_sweep<SRC, MODE, true>(g.a + i0 * g.lda, block, kb0, kend, nullptr, acc);
       const float s = row_scale(0);
       #pragma GCC unroll 8
       for (int v = 0; v < 8; ++v) fold_block(acc[v], s, kb, cperm[0] + 8 * v);
@@ -266,7 +273,7 @@ void on_the_fly(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb, c
         const uint8_t* bk = block;
         for (int64_t kk = kb0; kk < kend; ++kk, bk += kRow) {
           if (sweep == 0) prefetch_row_near(bk, kRow);
-          far.step();
+          for (int i = 0; i < far_steps_per_row<SRC>(); ++i) far.step();
           __m256 w[4];
           decode_for_gemv<SRC, MODE>(bk, h, w);
           const __m256 x0 = a_broadcast<SRC, MODE>(a0[kk]), x1 = a_broadcast<SRC, MODE>(a1[kk]);
@@ -286,7 +293,7 @@ void on_the_fly(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb, c
     if (mr % 2) {
       FarPrefetchShare far(block, block_rows, kRow, sweeps - 1, sweeps);
       __m256 acc[8];
-      one_row_sweep<SRC, MODE, false>(g.a + (i0 + mr - 1) * g.lda, block, kb0, kend, far, acc);
+      one_row_sweep<SRC, MODE, false>(g.a + (i0 + mr - 1) * g.lda, block, kb0, kend, &far, acc);
       const float s = row_scale(mr - 1);
       #pragma GCC unroll 8
       for (int v = 0; v < 8; ++v) fold_block(acc[v], s, kb, cperm[mr - 1] + 8 * v);

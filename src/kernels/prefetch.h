@@ -2,7 +2,6 @@
 // prefetcht1/prefetcht0 on x86-64 and prfm on aarch64).
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -29,22 +28,25 @@ inline void prefetch_row(const uint8_t* row, size_t bytes) {
 
 // The far half of prefetch_row for a kernel that sweeps each block of rows several times (the
 // AVX2 GEMV with more than one row: one half of each row per sweep, the later sweeps from L1).
-// Issued by the first sweep alone, the DRAM stream stopped through the others and two rows took
-// 1.23-1.36x one row's time from DRAM (docs/benchmarks.md); so each sweep takes its contiguous
-// share of the lines prefetch_row would have fetched for the block, paced over its steps.
+// Issued by the first sweep alone, the DRAM stream stopped through the others and two BF16 rows
+// took 1.23-1.36x one row's time from DRAM (docs/benchmarks.md); so each sweep takes its
+// contiguous share of the lines prefetch_row would have fetched for the block, one line a step
+// (a row whose share is more lines steps more than once). One predictable branch a step: a
+// loop of them here cost in-cache GEMVs a third of their time.
 struct FarPrefetchShare {
   const uint8_t* p = nullptr;
   const uint8_t* end = nullptr;
-  int per_step = 1;
   // The block: `rows` rows of `row_bytes` from `block`; this is sweep `sweep` of `sweeps`.
   FarPrefetchShare(const uint8_t* block, size_t rows, size_t row_bytes, size_t sweep, size_t sweeps) {
-    const size_t lines = (rows * row_bytes + 63) / 64, first = lines * sweep / sweeps, last = lines * (sweep + 1) / sweeps;
-    p = block + kPrefetchL2Bytes + 64 * first;
-    end = block + kPrefetchL2Bytes + 64 * last;
-    per_step = int(std::max<size_t>(1, (last - first + rows - 1) / rows));
+    const size_t lines = (rows * row_bytes + 63) / 64;
+    p = block + kPrefetchL2Bytes + 64 * (lines * sweep / sweeps);
+    end = block + kPrefetchL2Bytes + 64 * (lines * (sweep + 1) / sweeps);
   }
   void step() {
-    for (int i = 0; i < per_step && p < end; ++i, p += 64) __builtin_prefetch(p, 0, 2);
+    if (p < end) {
+      __builtin_prefetch(p, 0, 2);
+      p += 64;
+    }
   }
 };
 
