@@ -16,6 +16,9 @@ with MTP").
    the acceptance and tokens per step the server counted.
 --quick: two prompts, 32 tokens, one round, a small batch: a smoke run for CI (the figures mean
 nothing on a machine doing other work).
+--model: any BF16 or FP8 checkpoint with an MTP layer; the demo model widened by zero MLP units
+(tools/train_demo/widen.py: the same function and drafts, weights read from DRAM) measures the
+regime the (1 + a) / (1 + c) bound assumes.
 """
 import argparse
 import json

@@ -12,3 +12,11 @@ add_test(NAME demo_mtp_bench_smoke
          COMMAND ${DSINFER_PYTHON} ${PROJECT_SOURCE_DIR}/scripts/mtp_bench.py --quick --dsinfer ${DSINFER_BIN}
                  --model ${PROJECT_SOURCE_DIR}/assets/demo-model --work ${DSINFER_TESTDATA}/mtp_bench)
 set_tests_properties(demo_mtp_bench_smoke PROPERTIES LABELS "demo;bench" TIMEOUT 300)
+
+# The demo model widened by zero MLP units (tools/train_demo/widen.py) is the same function:
+# bit-identical logits and the same drafts. The speculative-decoding figures measured where
+# weights stream from DRAM use such a model (docs/benchmarks.md).
+add_test(NAME demo_widened_model_same_function
+         COMMAND ${DSINFER_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_widened_model.py --dsinfer ${DSINFER_BIN}
+                 --model ${PROJECT_SOURCE_DIR}/assets/demo-model --work ${DSINFER_TESTDATA}/widened_model)
+set_tests_properties(demo_widened_model_same_function PROPERTIES LABELS "demo;e2e" TIMEOUT 120)
