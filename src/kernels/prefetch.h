@@ -29,7 +29,7 @@ inline void prefetch_row(const uint8_t* row, size_t bytes) {
 // The far half of prefetch_row for a kernel that sweeps each block of rows several times (the
 // AVX2 GEMV with more than one row: one half of each row per sweep, the later sweeps from L1).
 // Issued by the first sweep alone, the DRAM stream stopped through the others and two BF16 rows
-// took 1.23-1.36x one row's time from DRAM (docs/benchmarks.md); so each sweep takes its
+// took 1.29-1.34x one row's time from DRAM (docs/benchmarks.md); so each sweep takes its
 // contiguous share of the lines prefetch_row would have fetched for the block, one line a step
 // (a row whose share is more lines steps more than once). One predictable branch a step: a
 // loop of them here cost in-cache GEMVs a third of their time.
@@ -50,6 +50,7 @@ struct FarPrefetchShare {
   }
 };
 
+// prefetch_row's near half alone, for the sweep that reads a block's rows first.
 inline void prefetch_row_near(const uint8_t* row, size_t bytes) {
   for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch(row + kPrefetchL1Bytes + l, 0, 3);
 }
