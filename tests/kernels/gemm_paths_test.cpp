@@ -109,7 +109,7 @@ TEST(GemmPaths, EveryPathGivesTheGenericBits) {
 // decoded weights instead).
 TEST(GemmPaths, ActivationsPastTwoTo120GiveTheGenericBits) {
   expect_paths_match_generic(
-      {{63, 129}, {130, 300}}, {1, 2, 4, 7},
+      {{63, 129}, {130, 300}}, {1, 2, 3, 4, 7},
       [](std::vector<float>& a, int64_t m, int64_t lda, int64_t k) {
         a[1] = -0x1p121f;
         a[size_t((m - 1) * lda + k - 1)] = 0x1p125f;
@@ -122,7 +122,7 @@ TEST(GemmPaths, ActivationsPastTwoTo120GiveTheGenericBits) {
 // fallback; both must give the generic bits.
 TEST(GemmPaths, Fp8GemvDecodeRangeEdgesGiveTheGenericBits) {
   expect_paths_match_generic(
-      {{63, 129}, {130, 300}}, {1, 2, 4},
+      {{63, 129}, {130, 300}}, {1, 2, 3, 4},
       [](std::vector<float>& a, int64_t m, int64_t lda, int64_t k) {
         a[0] = 0x1p-30f;
         a[1] = -0x1.fffffep63f;
@@ -146,7 +146,7 @@ TEST(GemmPaths, HugeActivationScalesGiveTheGenericBits) {
   const int64_t n = 64, k = 256, kb = k_blocks(k);
   Weights w;
   const PackedMatrix p = make_packed(DType::kF8E4M3, n, k, 7, w);
-  for (int64_t m : {1L, 2L, 4L}) {
+  for (int64_t m : {1L, 2L, 3L, 4L}) {
     auto a = ref::randn(size_t(m * k), uint32_t(m));
     std::vector<float> sa(size_t(m * kb), 1.0f);
     sa[0] = 0x1p100f;       // row 0, block 0
