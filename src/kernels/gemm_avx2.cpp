@@ -41,7 +41,7 @@ constexpr size_t row_bytes() {
   return SRC == kSrcFp8 ? 64 : SRC == kSrcBf16 ? 128 : 256;
 }
 
-// FarPrefetchShare steps per k row in a sweep of 2 or more: a sweep's share of a 256-byte fp32
+// Far-prefetch steps (far_prefetch_share) per k row in a sweep of 2 or more: a sweep's share of a 256-byte fp32
 // row (4 lines) is 2 lines.
 template <int SRC>
 constexpr int far_steps_per_row() {
@@ -213,7 +213,7 @@ inline void fold_block(__m256 acc, float s, int64_t kb, float* cperm) {
 // order). Alone (the GEMV's single row) it prefetches as prefetch_row; after other rows' sweeps
 // of the block it reads L1 and issues only its share of the far prefetch.
 template <int SRC, Fp8Mode MODE, bool ALONE>
-inline void one_row_sweep(const float* a, const uint8_t* block, int64_t kb0, int64_t kend, FarPrefetchShare* far,
+inline void one_row_sweep(const float* a, const uint8_t* block, int64_t kb0, int64_t kend, PrefetchCursor* far,
                           __m256* acc) {
   constexpr size_t kRow = row_bytes<SRC>();
   #pragma GCC unroll 8
@@ -237,8 +237,8 @@ inline void one_row_sweep(const float* a, const uint8_t* block, int64_t kb0, int
 // The bandwidth-bound path: rows [i, i + mr) (mr <= kOnTheFlyRows) decode B straight from the
 // packed panel. One row takes both halves of each k row (8 accumulators); more rows go two at a
 // time over one half per sweep of a k block (4 accumulators a row), the block then read from L1,
-// and an odd last row takes one sweep of both halves. Every sweep carries a share of the far
-// prefetch (FarPrefetchShare), so memory streams through all of them.
+// and an odd last row (or the only one) takes one sweep of both halves. Every sweep carries a share
+// of the far prefetch (far_prefetch_share), so memory streams through all of them.
 template <int SRC, Fp8Mode MODE>
 void on_the_fly(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb, const uint8_t* panel, int64_t valid,
                 float* c) {
@@ -253,20 +253,12 @@ void on_the_fly(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb, c
     const float sbk = sb ? sb[kb] : 1.0f;
     const uint8_t* block = panel + size_t(kb0) * kRow;
     auto row_scale = [&](int64_t r) { return (g.sa ? g.sa[(i0 + r) * g.ldsa + kb] : 1.0f) * sbk * scale_fix<SRC, MODE>(); };
-    if (mr == 1) {
-      __m256 acc[8];
-      one_row_sweep<SRC, MODE, true>(g.a + i0 * g.lda, block, kb0, kend, nullptr, acc);
-      const float s = row_scale(0);
-      #pragma GCC unroll 8
-      for (int v = 0; v < 8; ++v) fold_block(acc[v], s, kb, cperm[0] + 8 * v);
-      continue;
-    }
     for (int64_t pair = 0; pair < pairs; ++pair) {
       const float* a0 = g.a + (i0 + 2 * pair) * g.lda;
       const float* a1 = a0 + g.lda;
       for (int h = 0; h < 2; ++h) {
         const size_t sweep = size_t(2 * pair + h);
-        FarPrefetchShare far(block, block_rows, kRow, sweep, sweeps);
+        PrefetchCursor far = far_prefetch_share(block, block_rows, kRow, sweep, sweeps);
         __m256 acc0[4], acc1[4];
         #pragma GCC unroll 4
         for (int v = 0; v < 4; ++v) acc0[v] = acc1[v] = _mm256_setzero_ps();
@@ -291,9 +283,14 @@ void on_the_fly(const GemmProblem& g, int64_t i0, int64_t mr, const float* sb, c
       }
     }
     if (mr % 2) {
-      FarPrefetchShare far(block, block_rows, kRow, sweeps - 1, sweeps);
+      const float* a = g.a + (i0 + mr - 1) * g.lda;
       __m256 acc[8];
-      one_row_sweep<SRC, MODE, false>(g.a + (i0 + mr - 1) * g.lda, block, kb0, kend, &far, acc);
+      if (pairs == 0) {
+        one_row_sweep<SRC, MODE, true>(a, block, kb0, kend, nullptr, acc);
+      } else {
+        PrefetchCursor far = far_prefetch_share(block, block_rows, kRow, sweeps - 1, sweeps);
+        one_row_sweep<SRC, MODE, false>(a, block, kb0, kend, &far, acc);
+      }
       const float s = row_scale(mr - 1);
       #pragma GCC unroll 8
       for (int v = 0; v < 8; ++v) fold_block(acc[v], s, kb, cperm[mr - 1] + 8 * v);

@@ -26,30 +26,6 @@ inline void prefetch_row(const uint8_t* row, size_t bytes) {
   }
 }
 
-// The far half of prefetch_row for a kernel that sweeps each block of rows several times (the
-// AVX2 GEMV with more than one row: one half of each row per sweep, the later sweeps from L1).
-// Issued by the first sweep alone, the DRAM stream stopped through the others and two BF16 rows
-// took 1.29-1.34x one row's time from DRAM (docs/benchmarks.md); so each sweep takes its
-// contiguous share of the lines prefetch_row would have fetched for the block, one line a step
-// (a row whose share is more lines steps more than once). One predictable branch a step: a
-// loop of them here cost in-cache GEMVs a third of their time.
-struct FarPrefetchShare {
-  const uint8_t* p = nullptr;
-  const uint8_t* end = nullptr;
-  // The block: `rows` rows of `row_bytes` from `block`; this is sweep `sweep` of `sweeps`.
-  FarPrefetchShare(const uint8_t* block, size_t rows, size_t row_bytes, size_t sweep, size_t sweeps) {
-    const size_t lines = (rows * row_bytes + 63) / 64;
-    p = block + kPrefetchL2Bytes + 64 * (lines * sweep / sweeps);
-    end = block + kPrefetchL2Bytes + 64 * (lines * (sweep + 1) / sweeps);
-  }
-  void step() {
-    if (p < end) {
-      __builtin_prefetch(p, 0, 2);
-      p += 64;
-    }
-  }
-};
-
 // prefetch_row's near half alone, for the sweep that reads a block's rows first.
 inline void prefetch_row_near(const uint8_t* row, size_t bytes) {
   for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch(row + kPrefetchL1Bytes + l, 0, 3);
@@ -67,5 +43,18 @@ struct PrefetchCursor {
     }
   }
 };
+
+// The far half of prefetch_row for a kernel that sweeps each block of rows several times (the
+// AVX2 GEMV with more than one row: one half of each row per sweep, the later sweeps from L1):
+// a cursor over sweep `sweep`'s contiguous share (of `sweeps`) of the lines prefetch_row would
+// have fetched for the block of `rows` rows of `row_bytes` at `block`. Issued by the first sweep
+// alone, the DRAM stream stopped through the others and two BF16 rows took 1.29-1.34x one row's
+// time from DRAM (docs/benchmarks.md). One line a step behind one predictable branch: a loop of
+// several per step cost in-cache GEMVs a third of their time.
+inline PrefetchCursor far_prefetch_share(const uint8_t* block, size_t rows, size_t row_bytes, size_t sweep,
+                                         size_t sweeps) {
+  const size_t lines = (rows * row_bytes + 63) / 64;
+  return {block + kPrefetchL2Bytes + 64 * (lines * sweep / sweeps), block + kPrefetchL2Bytes + 64 * (lines * (sweep + 1) / sweeps)};
+}
 
 }  // namespace dsinfer::kernels::detail
