@@ -15,9 +15,7 @@ the first test of dsinfer on trained weights.
 - `generate --speculative mtp` gives the same greedy tokens and reports its acceptance rate.
 """
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,16 +29,7 @@ import bpe  # noqa: E402
 import export  # noqa: E402
 
 sys.path.insert(0, os.path.join(here, "..", "support"))
-from e2e_util import check, finish  # noqa: E402
-
-
-def dsinfer_logits(bin_, model, tokens, precision, work, mtp=False):
-    """The main model's logits [n, V], and with mtp the MTP module's [n - 1, V] too."""
-    out, mtp_out = os.path.join(work, "logits.npy"), os.path.join(work, "mtp.npy")
-    subprocess.run([bin_, "logits", "--model", model, "--tokens", ",".join(map(str, tokens)), "--out", out,
-                    "--precision", precision] + (["--mtp-out", mtp_out] if mtp else []), check=True,
-                   capture_output=True)
-    return (np.load(out), np.load(mtp_out)) if mtp else np.load(out)
+from e2e_util import check, dsinfer_logits, finish, generate_json  # noqa: E402
 
 
 def rel_l2(a, b):
@@ -93,20 +82,14 @@ def main():
                     ref_ids.append(int(top.indices[0]))
                     margins.append(float(top.values[0] - top.values[1]))
                     seq.append(ref_ids[-1])
-            r = subprocess.run([a.dsinfer, "generate", "--model", a.model, "--prompt", prompt, "--max-new-tokens", "16",
-                                "--temperature", "0", "--precision", "fp32", "--json"], check=True,
-                               capture_output=True, text=True)
-            got_ids = json.loads(r.stdout.strip().splitlines()[-1])["token_ids"]
+            got_ids = generate_json(a.dsinfer, a.model, prompt, 16, "--precision", "fp32")["token_ids"]
             first_diff = next((i for i, (x, y) in enumerate(zip(got_ids, ref_ids)) if x != y), None)
             same = first_diff is None and len(got_ids) == len(ref_ids)
             tie = first_diff is not None and margins[first_diff] < 1e-3
             check(same or tie, f"greedy from {prompt!r}: dsinfer {got_ids} vs trainer {ref_ids}"
                                + (f" (first difference at {first_diff}, margin {margins[first_diff]:.2e})"
                                   if first_diff is not None else ""))
-            r = subprocess.run([a.dsinfer, "generate", "--model", a.model, "--prompt", prompt, "--max-new-tokens", "16",
-                                "--temperature", "0", "--precision", "fp32", "--json", "--speculative", "mtp"],
-                               check=True, capture_output=True, text=True)
-            spec = json.loads(r.stdout.strip().splitlines()[-1])
+            spec = generate_json(a.dsinfer, a.model, prompt, 16, "--precision", "fp32", "--speculative", "mtp")
             check(spec["token_ids"] == got_ids and 0 <= spec.get("mtp_acceptance_rate", -1) <= 1
                   and spec["tokens_per_step"] >= 1,
                   f"greedy from {prompt!r} with MTP drafts: {spec['token_ids']}, acceptance "

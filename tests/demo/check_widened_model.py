@@ -18,23 +18,9 @@ import numpy as np
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "support"))
-from e2e_util import check, finish  # noqa: E402
+from e2e_util import check, dsinfer_logits, finish, generate_json  # noqa: E402
 
 WIDEN = os.path.join(here, "..", "..", "tools", "train_demo", "widen.py")
-
-
-def generate(bin_, model, prompt):
-    r = subprocess.run([bin_, "generate", "--model", model, "--prompt", prompt, "--max-new-tokens", "48",
-                        "--temperature", "0", "--json", "--speculative", "mtp"], check=True, capture_output=True,
-                       text=True)
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def logits(bin_, model, tokens, precision, work):
-    out, mtp_out = os.path.join(work, "logits.npy"), os.path.join(work, "mtp.npy")
-    subprocess.run([bin_, "logits", "--model", model, "--tokens", ",".join(map(str, tokens)), "--out", out,
-                    "--mtp-out", mtp_out, "--precision", precision], check=True, capture_output=True)
-    return np.load(out), np.load(mtp_out)
 
 
 def main():
@@ -56,16 +42,16 @@ def main():
           (2 * base["intermediate_size"], 2 * base["moe_intermediate_size"], 2 * base["n_shared_experts"]),
           f"widened config: {cfg['intermediate_size']}, {cfg['moe_intermediate_size']}, {cfg['n_shared_experts']}")
 
-    first = generate(a.dsinfer, a.model, "The jury said")
+    first = generate_json(a.dsinfer, a.model, "The jury said", 48, "--speculative", "mtp")
     tokens = first["prompt_token_ids"] + first["token_ids"]
     for precision in ("fp32", "default"):
-        want, want_mtp = logits(a.dsinfer, a.model, tokens, precision, a.work)
-        got, got_mtp = logits(a.dsinfer, wide, tokens, precision, a.work)
+        want, want_mtp = dsinfer_logits(a.dsinfer, a.model, tokens, precision, a.work, mtp=True)
+        got, got_mtp = dsinfer_logits(a.dsinfer, wide, tokens, precision, a.work, mtp=True)
         check(np.array_equal(got, want) and np.array_equal(got_mtp, want_mtp),
               f"{precision}: the widened model's logits over {len(tokens)} tokens are the original's bit for bit "
               f"(largest difference {np.abs(got - want).max():.3g}, MTP {np.abs(got_mtp - want_mtp).max():.3g})")
     for prompt in ("The jury said", "It is not"):
-        want, got = generate(a.dsinfer, a.model, prompt), generate(a.dsinfer, wide, prompt)
+        want, got = (generate_json(a.dsinfer, m, prompt, 48, "--speculative", "mtp") for m in (a.model, wide))
         keys = ("token_ids", "mtp_drafted_tokens", "mtp_accepted_tokens")
         check(all(got[k] == want[k] for k in keys),
               f"{prompt!r} with drafts: widened {[got[k] for k in keys[1:]]} vs original {[want[k] for k in keys[1:]]}")

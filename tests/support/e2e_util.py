@@ -127,6 +127,25 @@ def tiny_model(dsinfer, work, preset="tiny-v3", seed=3):
     return model
 
 
+def dsinfer_logits(dsinfer, model, tokens, precision, work, mtp=False):
+    """`dsinfer logits` over token ids: the main model's logits [n, V], and with mtp the MTP
+    module's [n - 1, V] too (numpy arrays)."""
+    import numpy as np  # only the tests that compare logits need numpy
+    out, mtp_out = os.path.join(work, "logits.npy"), os.path.join(work, "mtp.npy")
+    subprocess.run([dsinfer, "logits", "--model", model, "--tokens", ",".join(map(str, tokens)), "--out", out,
+                    "--precision", precision] + (["--mtp-out", mtp_out] if mtp else []), check=True,
+                   capture_output=True)
+    return (np.load(out), np.load(mtp_out)) if mtp else np.load(out)
+
+
+def generate_json(dsinfer, model, prompt, max_new_tokens, *extra):
+    """`dsinfer generate --json` at temperature 0 (extra flags after): its JSON report."""
+    r = subprocess.run([dsinfer, "generate", "--model", model, "--prompt", prompt, "--max-new-tokens",
+                        str(max_new_tokens), "--temperature", "0", "--json", *extra], check=True,
+                       capture_output=True, text=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
 def write_report(report, out):
     """A benchmark's JSON report: printed, and written to `out` when one is given."""
     text = json.dumps(report, indent=2)
