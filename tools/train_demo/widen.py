@@ -33,7 +33,8 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 import safetensors_io as st  # noqa: E402
 
-_MLP = re.compile(r"model\.layers\.(\d+)\.mlp\.(shared_experts\.|experts\.\d+\.)?(gate_proj|up_proj|down_proj)\.weight")
+# An MLP matrix: (shared_experts | experts, or neither for a dense layer's MLP), gate/up/down.
+_MLP = re.compile(r"model\.layers\.\d+\.mlp\.(?:(shared_experts)\.|(experts)\.\d+\.)?(gate_proj|up_proj|down_proj)\.weight")
 
 
 def widen(tensors, cfg, dense, shared, routed):
@@ -42,8 +43,8 @@ def widen(tensors, cfg, dense, shared, routed):
     new["intermediate_size"] = cfg["intermediate_size"] * dense
     new["moe_intermediate_size"] = cfg["moe_intermediate_size"] * routed
     new["n_shared_experts"] = cfg["n_shared_experts"] * shared
-    width = {"dense": new["intermediate_size"], "shared_experts.": new["moe_intermediate_size"] * new["n_shared_experts"],
-             "experts.": new["moe_intermediate_size"]}
+    width = {"dense": new["intermediate_size"], "shared_experts": new["moe_intermediate_size"] * new["n_shared_experts"],
+             "experts": new["moe_intermediate_size"]}
     out = {}
     for name, (dtype, arr) in tensors.items():
         m = _MLP.fullmatch(name)
@@ -52,9 +53,7 @@ def widen(tensors, cfg, dense, shared, routed):
             continue
         if dtype != "BF16":
             sys.exit(f"widen.py: {name} is {dtype}; only BF16 checkpoints can be widened")
-        kind = m.group(2) or "dense"
-        kind = "experts." if kind.startswith("experts.") else kind
-        w = width[kind]
+        w = width[m.group(1) or m.group(2) or "dense"]
         if m.group(3) == "down_proj":  # [hidden, units]: zero columns for the new units
             padded = np.zeros((arr.shape[0], w), dtype=arr.dtype)
             padded[:, : arr.shape[1]] = arr
